@@ -1,0 +1,3 @@
+from canvasai.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Qt-free, torch-free basics shared by every layer: geometry, events, errors."""

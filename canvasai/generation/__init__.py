@@ -1,0 +1,1 @@
+"""Requests, planning geometry and the background generation service (QtCore only)."""
