@@ -1,0 +1,208 @@
+"""The classic backend: OpenCV inpainting, outpaint infill and Lanczos upscaling.
+
+No model weights, no torch. It is the default when no diffusion model is installed
+and it says so in every result's metadata: this is texture propagation from the
+surrounding pixels, not AI generation. Pixels outside the mask are never touched.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from canvasai.backends.base import JobContext
+from canvasai.core.errors import GenerationError
+from canvasai.core.geometry import Rect
+from canvasai.generation import planning
+from canvasai.generation.requests import GenerationRequest, GenerationResult, Task
+from canvasai.generation.seeds import batch_seeds
+
+NOTES = {
+    Task.INPAINT: "OpenCV inpainting, no AI model",
+    Task.OUTPAINT: "OpenCV edge extension / infill, no AI model",
+    Task.UPSCALE: "OpenCV Lanczos resize, no AI model",
+}
+METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+MAX_OUTPUT_PIXELS = 1 << 28  # 268 M pixels (16384 x 16384): beyond that, refuse
+
+
+def models_folder_hint() -> str:
+    """Where a person should put diffusion models (registry's answer when available)."""
+    try:
+        from canvasai.backends import registry  # lazy: registry may pull in heavy modules
+
+        for attr in ("default_models_dir", "models_dir", "default_models_folder"):
+            fn = getattr(registry, attr, None)
+            if callable(fn):
+                return str(fn())
+    except Exception:  # noqa: BLE001 - only a hint for a message
+        pass
+    try:
+        import platformdirs
+
+        return str(platformdirs.user_data_path("CanvasAI") / "models")
+    except Exception:  # noqa: BLE001
+        return "the CanvasAI models folder"
+
+
+def inpaint_radius(mask_area: int) -> int:
+    """Inpaint neighbourhood radius: grows with the mask (3 px for specks, up to 15 px)."""
+    return int(min(15, max(3, round(math.sqrt(max(mask_area, 1)) / 12))))
+
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image[..., :3])
+
+
+def _require_image(request: GenerationRequest) -> np.ndarray:
+    img = request.image
+    if img is None:
+        raise GenerationError(f"{request.task.value} needs an input image")
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise GenerationError("the input image must be H x W x 3 (RGB) or 4 (RGBA) uint8")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise GenerationError("the input image is empty")
+    return img
+
+
+def _as_rgba(image: np.ndarray) -> np.ndarray:
+    if image.shape[2] == 4:
+        return image
+    alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
+    return np.concatenate([image, alpha], axis=2)
+
+
+class ClassicBackend:
+    """Implements `canvasai.backends.base.Backend` with OpenCV only."""
+
+    name = "classic"
+
+    def run(self, request: GenerationRequest, ctx: JobContext) -> GenerationResult:
+        handlers = {
+            Task.INPAINT: self._inpaint,
+            Task.OUTPAINT: self._outpaint,
+            Task.UPSCALE: self._upscale,
+        }
+        handler = handlers.get(request.task)
+        if handler is None:
+            raise GenerationError(
+                f"{request.task.value} needs a diffusion model; the classic (OpenCV) backend "
+                f"can only inpaint, outpaint and upscale. Install a model in "
+                f"{models_folder_hint()} and pick it as the model."
+            )
+        ctx.check_cancelled()
+        image, meta = handler(request, ctx)
+        ctx.check_cancelled()
+        seed = 0 if request.seed is None else request.seed
+        seeds = batch_seeds(seed, request.batch_size)
+        # Deterministic: every batch item is the same picture; share the one array.
+        image.setflags(write=False)
+        metadata = {"backend": self.name, "note": NOTES[request.task], **meta}
+        return GenerationResult(images=(image,) * len(seeds), seeds=seeds, metadata=metadata)
+
+    # ------------------------------------------------------------------ tasks
+
+    def _preview(
+        self, ctx: JobContext, request: GenerationRequest, step: int, img: np.ndarray
+    ) -> None:
+        if request.previews and ctx.wants_preview():
+            ctx.preview(step, _as_rgba(img))
+
+    def _inpaint(
+        self, request: GenerationRequest, ctx: JobContext
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        image = _require_image(request)
+        mask = request.mask
+        if mask is None:
+            raise GenerationError("inpaint needs a mask")
+        mask2 = mask[..., 0] if mask.ndim == 3 else mask
+        if mask2.shape != image.shape[:2]:
+            raise GenerationError(
+                f"the mask is {mask2.shape[1]}x{mask2.shape[0]} but the image is "
+                f"{image.shape[1]}x{image.shape[0]}"
+            )
+        method = request.classic_method.lower()
+        if method not in METHODS:
+            raise GenerationError(f"unknown classic inpaint method {request.classic_method!r}")
+        binary = (mask2 > 0).astype(np.uint8) * np.uint8(255)
+        total = 3
+        ctx.progress(1, total)
+        area = int(np.count_nonzero(binary))
+        radius = inpaint_radius(area)
+        meta: dict[str, Any] = {"method": method, "radius": radius}
+        if area == 0:
+            ctx.progress(total, total)
+            return image.copy(), {**meta, "empty_mask": True}
+        # Only the neighbourhood of the mask matters to Telea/NS: crop to keep big canvases fast.
+        doc = Rect(0, 0, image.shape[1], image.shape[0])
+        ctxr = planning.inpaint_context(
+            planning.mask_bbox(binary),
+            doc,
+            padding_frac=0.1,
+            min_padding=2 * radius + 2,
+            multiple=1,
+        )
+        rows, cols = ctxr.slices()
+        crop_mask = np.ascontiguousarray(binary[rows, cols])
+        ctx.check_cancelled()
+        filled = cv2.inpaint(_rgb(image[rows, cols]), crop_mask, radius, METHODS[method])
+        ctx.progress(2, total)
+        ctx.check_cancelled()
+        out = image.copy()
+        out[rows, cols] = planning.paste_back(image[rows, cols], filled, crop_mask)
+        self._preview(ctx, request, 2, out)
+        ctx.progress(total, total)
+        return out, meta
+
+    def _outpaint(
+        self, request: GenerationRequest, ctx: JobContext
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        image = _require_image(request)
+        s = request.outpaint
+        if s is None:
+            raise GenerationError("outpaint needs margins (left/right/top/bottom)")
+        margins = (s.left, s.right, s.top, s.bottom)
+        if min(margins) < 0 or max(margins) == 0:
+            raise GenerationError("outpaint needs at least one positive margin and none negative")
+        h, w = image.shape[:2]
+        if (h + s.top + s.bottom) * (w + s.left + s.right) > MAX_OUTPUT_PIXELS:
+            raise GenerationError("the outpainted image would be too large")
+        ctx.progress(1, 2)
+        ctx.check_cancelled()
+        try:
+            canvas, _ = planning.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
+        except ValueError as e:
+            raise GenerationError(str(e)) from e
+        self._preview(ctx, request, 1, canvas)
+        ctx.progress(2, 2)
+        return canvas, {"method": f"outpaint-{s.prefill}", "margins": margins}
+
+    def _upscale(
+        self, request: GenerationRequest, ctx: JobContext
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        image = _require_image(request)
+        s = request.upscale
+        scale = 2 if s is None else int(s.scale)
+        sharpen = 0.0 if s is None else float(s.sharpen)
+        if scale not in (2, 4):
+            raise GenerationError(f"upscale factor must be 2 or 4, not {scale}")
+        h, w = image.shape[:2]
+        if h * w * scale * scale > MAX_OUTPUT_PIXELS:
+            raise GenerationError(
+                f"upscaling {w}x{h} by {scale}x would exceed {MAX_OUTPUT_PIXELS:,} pixels"
+            )
+        total = 2 if sharpen > 0 else 1
+        ctx.check_cancelled()
+        out = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4)
+        ctx.progress(1, total)
+        if sharpen > 0:
+            ctx.check_cancelled()
+            rgb = np.ascontiguousarray(out[..., :3])
+            blurred = cv2.GaussianBlur(rgb, (0, 0), sigmaX=1.0 * scale / 2)
+            out[..., :3] = cv2.addWeighted(rgb, 1.0 + sharpen, blurred, -sharpen, 0)
+            ctx.progress(2, total)
+        self._preview(ctx, request, total, out)
+        return out, {"method": "lanczos", "scale": scale, "sharpen": sharpen}

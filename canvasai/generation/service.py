@@ -1,0 +1,316 @@
+"""`GenerationService`: a job queue on one background QThread, talking to the GUI by signals.
+
+Threading model
+- The service object itself stays on the thread that created it (the GUI thread) and
+  owns a QThread plus a private worker QObject moved onto that thread. Every signal
+  of the service is emitted on the service's own thread, after a queued hop, so any
+  slot, lambda or function connected to it runs on the GUI thread.
+- `submit`, `cancel` and `cancel_all` are thread-safe and never block.
+- Jobs run one at a time in FIFO order. Backends are created by the backend factory
+  on the worker thread, so torch/diffusers are never imported by building the service
+  or by importing `canvasai.generation`.
+
+Seeds: a request without a seed gets a random one; batch item i uses seed + i
+(see `canvasai.generation.seeds`); the result reports them.
+
+Previews: `JobContext.wants_preview()` is False while the previous frame has not been
+delivered to the GUI yet or less than `preview_interval` seconds have passed, so a
+busy GUI never makes the worker queue frames; the worker skips the decode instead.
+
+Cancellation: a cancelled queued job is removed and reported `cancelled` at once; it
+never starts. A running job sees the flag at its next `ctx.check_cancelled()` (once per
+denoising step) and ends with `cancelled`, never `finished`, even if the backend
+returns a result after the flag was set.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+from canvasai.core.errors import CanvasAIError, JobCancelled
+from canvasai.generation.requests import GenerationRequest
+from canvasai.generation.runner import BackendFactory, default_backend_factory, describe_error
+from canvasai.generation.runner import execute as execute_job
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREVIEW_INTERVAL = 1.0 / 30.0
+
+
+@dataclass(eq=False)
+class _Job:
+    id: int
+    request: GenerationRequest
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class _ServiceContext:
+    """The `JobContext` a backend gets when run by the service (worker thread)."""
+
+    def __init__(self, service: GenerationService, job: _Job) -> None:
+        self.job_id = job.id
+        self._service = service
+        self._job = job
+        self._previews = job.request.previews
+
+    def check_cancelled(self) -> None:
+        if self._job.cancel.is_set():
+            raise JobCancelled("cancelled")
+
+    def progress(self, step: int, total: int) -> None:
+        self._service._post("progress", self.job_id, int(step), int(total))
+
+    def wants_preview(self) -> bool:
+        return self._previews and self._service._preview_slot_free()
+
+    def preview(self, step: int, rgba: np.ndarray) -> None:
+        if self._previews:
+            self._service._offer_preview(self.job_id, int(step), rgba)
+
+    def note(self, message: str) -> None:
+        self._service._post("note", self.job_id, str(message))
+
+
+class _Worker(QObject):
+    """Lives on the service's QThread; runs queued jobs one per wake-up."""
+
+    def __init__(self, service: GenerationService, factory: BackendFactory | None, settings: Any):
+        super().__init__()
+        self._service = service
+        self._factory_arg = factory
+        self._settings = settings
+        self._factory: BackendFactory | None = None
+        self._backends: dict[int, Any] = {}
+
+    def _get_backend(self, request: GenerationRequest) -> Any:
+        if self._factory is None:
+            self._factory = self._factory_arg or default_backend_factory(self._settings)
+        backend = self._factory(request)
+        self._backends.setdefault(id(backend), backend)
+        return backend
+
+    @Slot()
+    def run_next(self) -> None:
+        job = self._service._take_next()
+        if job is None:
+            return
+        svc = self._service
+        try:
+            if job.cancel.is_set():
+                svc._post("cancelled", job.id)
+                return
+            svc._post("started", job.id)
+            ctx = _ServiceContext(svc, job)
+            try:
+                _, result = execute_job(job.request, ctx, self._get_backend)
+            except JobCancelled:
+                svc._post("cancelled", job.id)
+                return
+            except Exception as e:  # noqa: BLE001 - a job failure must not kill the worker
+                if job.cancel.is_set():
+                    svc._post("cancelled", job.id)
+                    return
+                if not isinstance(e, CanvasAIError):
+                    log.exception("generation job %d failed", job.id)
+                svc._post("failed", job.id, describe_error(e))
+                return
+            if job.cancel.is_set():
+                svc._post("cancelled", job.id)
+            else:
+                svc._post("finished", job.id, result)
+        finally:
+            svc._job_done(job)
+
+    @Slot()
+    def release(self) -> None:
+        """Drop (and close, if they can) the backends, on the thread that made them."""
+        for backend in self._backends.values():
+            close = getattr(backend, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # noqa: BLE001
+                    log.exception("closing backend %r failed", backend)
+        self._backends.clear()
+        self._factory = None
+
+
+class GenerationService(QObject):
+    """Runs `GenerationRequest`s on a background thread; see the module docstring."""
+
+    queued = Signal(int)
+    started = Signal(int)
+    progress = Signal(int, int, int)  # job_id, step, total
+    preview = Signal(int, int, object)  # job_id, step, H x W x 4 uint8
+    finished = Signal(int, object)  # job_id, GenerationResult
+    failed = Signal(int, str)  # job_id, message
+    cancelled = Signal(int)
+    note = Signal(int, str)
+
+    _event = Signal(object)  # (signal name, args), posted from any thread
+    _wake = Signal()
+    _release = Signal()
+
+    def __init__(
+        self,
+        backend_factory: BackendFactory | None = None,
+        *,
+        settings: Any = None,
+        preview_interval: float = DEFAULT_PREVIEW_INTERVAL,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.preview_interval = float(preview_interval)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._running: _Job | None = None
+        self._closed = False
+        self._frame: tuple[int, int, np.ndarray] | None = None
+        self._frame_pending = False
+        self._last_frame_time = -float("inf")
+
+        self._thread = QThread()
+        self._thread.setObjectName("canvasai-generation")
+        self._worker = _Worker(self, backend_factory, settings)
+        self._worker.moveToThread(self._thread)
+        self._wake.connect(self._worker.run_next, Qt.ConnectionType.QueuedConnection)
+        self._release.connect(self._worker.release, Qt.ConnectionType.QueuedConnection)
+        self._event.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._thread.start()
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._on_about_to_quit)
+
+    # ------------------------------------------------------------------ public API
+
+    def submit(self, request: GenerationRequest) -> int:
+        """Queue `request`; returns its job id at once (ids start at 1 and increase)."""
+        if not isinstance(request, GenerationRequest):
+            raise TypeError("submit() needs a GenerationRequest")
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the generation service has been shut down")
+            job = _Job(next(self._ids), request)
+            self._queue.append(job)
+            # Post 'queued' before waking the worker so it is delivered before 'started'.
+            self._post("queued", job.id)
+            self._wake.emit()
+        return job.id
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a queued or running job. Returns False if it is unknown or already over."""
+        with self._lock:
+            if self._running is not None and self._running.id == job_id:
+                self._running.cancel.set()
+                return True
+            for job in self._queue:
+                if job.id == job_id:
+                    self._queue.remove(job)
+                    job.cancel.set()
+                    self._post("cancelled", job.id)
+                    return True
+        return False
+
+    def cancel_all(self) -> None:
+        """Cancel the running job and drop every queued one (each gets `cancelled`)."""
+        with self._lock:
+            dropped = list(self._queue)
+            self._queue.clear()
+            for job in dropped:
+                job.cancel.set()
+                self._post("cancelled", job.id)
+            if self._running is not None:
+                self._running.cancel.set()
+
+    def pending_jobs(self) -> list[int]:
+        """Ids of the running job (first, if any) and the queued ones, in order."""
+        with self._lock:
+            ids = [self._running.id] if self._running is not None else []
+            return ids + [j.id for j in self._queue]
+
+    def is_busy(self) -> bool:
+        with self._lock:
+            return self._running is not None or bool(self._queue)
+
+    def shutdown(self, wait_ms: int = 5000) -> bool:
+        """Cancel everything, release the backends and stop the thread.
+
+        Returns True if the thread stopped within `wait_ms` (a backend stuck in one long
+        native call can outlast it). Submitting afterwards raises RuntimeError.
+        """
+        with self._lock:
+            already = self._closed
+            self._closed = True
+        if already:
+            return self._thread.wait(max(0, int(wait_ms)))
+        self.cancel_all()
+        self._release.emit()
+        self._thread.quit()
+        return self._thread.wait(max(0, int(wait_ms)))
+
+    # ------------------------------------------------------------------ worker side
+
+    def _post(self, name: str, *args: Any) -> None:
+        self._event.emit((name, args))
+
+    def _take_next(self) -> _Job | None:
+        with self._lock:
+            if not self._queue:
+                return None
+            self._running = self._queue.popleft()
+            return self._running
+
+    def _job_done(self, job: _Job) -> None:
+        with self._lock:
+            if self._running is job:
+                self._running = None
+
+    def _preview_slot_free(self) -> bool:
+        with self._lock:
+            return (
+                not self._frame_pending
+                and time.monotonic() - self._last_frame_time >= self.preview_interval
+            )
+
+    def _offer_preview(self, job_id: int, step: int, rgba: np.ndarray) -> None:
+        """Keep the latest frame; post a delivery only if none is pending already."""
+        frame = np.array(rgba, dtype=np.uint8, copy=True)  # the backend may reuse its buffer
+        frame.setflags(write=False)
+        with self._lock:
+            self._frame = (job_id, step, frame)
+            self._last_frame_time = time.monotonic()
+            if self._frame_pending:
+                return
+            self._frame_pending = True
+        self._post("preview")
+
+    # ------------------------------------------------------------------ GUI side
+
+    @Slot(object)
+    def _deliver(self, event: tuple[str, tuple[Any, ...]]) -> None:
+        name, args = event
+        if name == "preview":
+            with self._lock:
+                frame, self._frame = self._frame, None
+            try:
+                if frame is not None:
+                    self.preview.emit(*frame)
+            finally:
+                with self._lock:
+                    self._frame_pending = False
+            return
+        getattr(self, name).emit(*args)
+
+    @Slot()
+    def _on_about_to_quit(self) -> None:
+        self.shutdown(2000)
