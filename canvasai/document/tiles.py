@@ -1,0 +1,181 @@
+"""Sparse tiled pixel storage.
+
+A surface is a dict of fixed-size tiles keyed by tile index. A tile never
+written is not allocated and reads as the surface's fill value, so memory grows
+with the painted area, not with the canvas area (a filled background layer costs
+nothing until it is painted on).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from canvasai.core.geometry import Rect
+
+TILE_SIZE = 64
+TileKey = tuple[int, int]
+
+
+class TiledSurface:
+    """An unbounded plane of uint8 pixels with `channels` channels, stored in tiles.
+
+    RGBA surfaces hold straight (non-premultiplied) colour; 1-channel surfaces hold
+    coverage (masks, selections) where 255 = fully selected.
+    """
+
+    def __init__(self, channels: int = 4, fill: Iterable[int] | int = 0,
+                 tile_size: int = TILE_SIZE) -> None:
+        self.channels = channels
+        self.tile_size = tile_size
+        fill_arr = np.zeros(channels, np.uint8)
+        fill_arr[:] = np.asarray(fill, np.uint8) if not isinstance(fill, int) else fill
+        self.fill = fill_arr
+        self._tiles: dict[TileKey, np.ndarray] = {}
+        self._fill_tile: np.ndarray | None = None
+
+    # -- tile level ---------------------------------------------------------------
+    @property
+    def is_blank(self) -> bool:
+        return not self._tiles and not self.fill.any()
+
+    def fill_tile(self) -> np.ndarray:
+        """A read-only tile of the fill value (shared)."""
+        if self._fill_tile is None:
+            t = np.empty((self.tile_size, self.tile_size, self.channels), np.uint8)
+            t[:] = self.fill
+            t.setflags(write=False)
+            self._fill_tile = t
+        return self._fill_tile
+
+    def has_tile(self, key: TileKey) -> bool:
+        return key in self._tiles
+
+    def tile(self, key: TileKey) -> np.ndarray | None:
+        """The allocated tile, or None where the surface is just its fill value."""
+        return self._tiles.get(key)
+
+    def tile_or_fill(self, key: TileKey) -> np.ndarray:
+        t = self._tiles.get(key)
+        return t if t is not None else self.fill_tile()
+
+    def writable_tile(self, key: TileKey) -> np.ndarray:
+        """The tile at `key`, allocating it (from the fill value) if needed."""
+        t = self._tiles.get(key)
+        if t is None:
+            t = self.fill_tile().copy()
+            self._tiles[key] = t
+        return t
+
+    def tile_keys(self) -> list[TileKey]:
+        return list(self._tiles)
+
+    def set_tile(self, key: TileKey, data: np.ndarray | None) -> None:
+        """Put `data` (owned by the surface from now on) at `key`; None frees the tile."""
+        if data is None:
+            self._tiles.pop(key, None)
+        else:
+            self._tiles[key] = data
+
+    def take_tiles(self, keys: Iterable[TileKey]) -> dict[TileKey, np.ndarray | None]:
+        """Copies of the given tiles (None for unallocated): the 'before' state for undo."""
+        return {k: (None if (t := self._tiles.get(k)) is None else t.copy()) for k in keys}
+
+    def swap_tiles(self, tiles: dict[TileKey, np.ndarray | None]) -> dict[TileKey, np.ndarray | None]:
+        """Install `tiles` and return what they replaced, without copying.
+
+        Undo and redo are the same swap, so an undo entry holds one copy of the
+        touched tiles, never two.
+        """
+        old: dict[TileKey, np.ndarray | None] = {}
+        for k, t in tiles.items():
+            old[k] = self._tiles.get(k)
+            self.set_tile(k, t)
+        return old
+
+    def key_rect(self, key: TileKey) -> Rect:
+        t = self.tile_size
+        return Rect(key[0] * t, key[1] * t, t, t)
+
+    def keys_in(self, rect: Rect) -> Iterator[TileKey]:
+        return rect.tiles(self.tile_size)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self._tiles.values())
+
+    # -- pixel level --------------------------------------------------------------
+    def read(self, rect: Rect) -> np.ndarray:
+        """A new (h, w, channels) array with the pixels of `rect`."""
+        out = np.empty((rect.h, rect.w, self.channels), np.uint8)
+        if rect.is_empty():
+            return out
+        ts = self.tile_size
+        for key in rect.tiles(ts):
+            tr = self.key_rect(key)
+            part = tr.intersect(rect)
+            src = self._tiles.get(key)
+            dst = out[part.y - rect.y:part.y1 - rect.y, part.x - rect.x:part.x1 - rect.x]
+            if src is None:
+                dst[:] = self.fill
+            else:
+                dst[:] = src[part.y - tr.y:part.y1 - tr.y, part.x - tr.x:part.x1 - tr.x]
+        return out
+
+    def write(self, x: int, y: int, pixels: np.ndarray) -> Rect:
+        """Copy `pixels` (h, w, channels) with its top-left at (x, y). Returns the rect."""
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        h, w = pixels.shape[:2]
+        rect = Rect(x, y, w, h)
+        for key in rect.tiles(self.tile_size):
+            tr = self.key_rect(key)
+            part = tr.intersect(rect)
+            src = pixels[part.y - y:part.y1 - y, part.x - x:part.x1 - x]
+            if tr == part and not src.any() and not self.fill.any():
+                self._tiles.pop(key, None)  # a fully cleared tile costs nothing
+                continue
+            t = self.writable_tile(key)
+            t[part.y - tr.y:part.y1 - tr.y, part.x - tr.x:part.x1 - tr.x] = src
+        return rect
+
+    def clear(self, rect: Rect | None = None) -> None:
+        """Reset `rect` (or everything) to transparent / unselected, freeing whole tiles."""
+        if rect is None:
+            self._tiles.clear()
+            self.fill = np.zeros(self.channels, np.uint8)
+            self._fill_tile = None
+            return
+        zeros = np.zeros((rect.h, rect.w, self.channels), np.uint8)
+        self.write(rect.x, rect.y, zeros)
+
+    def bounds(self) -> Rect:
+        """Tight bounds of the non-zero pixels in allocated tiles (alpha for RGBA)."""
+        x0 = y0 = 1 << 60
+        x1 = y1 = -(1 << 60)
+        for key, t in self._tiles.items():
+            a = t[:, :, -1]
+            rows = np.flatnonzero(a.any(axis=1))
+            if rows.size == 0:
+                continue
+            cols = np.flatnonzero(a.any(axis=0))
+            tr = self.key_rect(key)
+            x0 = min(x0, tr.x + int(cols[0]))
+            x1 = max(x1, tr.x + int(cols[-1]) + 1)
+            y0 = min(y0, tr.y + int(rows[0]))
+            y1 = max(y1, tr.y + int(rows[-1]) + 1)
+        if x1 < x0:
+            return Rect(0, 0, 0, 0)
+        return Rect.from_bounds(x0, y0, x1, y1)
+
+    def copy(self) -> TiledSurface:
+        s = TiledSurface(self.channels, self.fill, self.tile_size)
+        s._tiles = {k: t.copy() for k, t in self._tiles.items()}
+        return s
+
+    def prune(self) -> None:
+        """Free tiles that equal the fill value."""
+        fill = self.fill
+        for k in [k for k, t in self._tiles.items() if (t == fill).all()]:
+            del self._tiles[k]
