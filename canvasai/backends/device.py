@@ -1,0 +1,121 @@
+"""Pick the compute device and dtype for diffusion: cuda, then mps, then cpu.
+
+torch is imported inside the functions so that importing this module stays cheap
+(the window must appear before any model library is loaded).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+#: Environment override, e.g. ``CANVASAI_DEVICE=cpu`` to force the CPU on a GPU machine.
+DEVICE_ENV = "CANVASAI_DEVICE"
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where a pipeline runs: a torch device name and the dtype its weights use."""
+
+    device: str  # "cuda", "mps" or "cpu"
+    dtype: Any  # a torch.dtype
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device != "cpu"
+
+    def describe(self) -> str:
+        return f"{self.device} ({str(self.dtype).removeprefix('torch.')})"
+
+
+def _cuda_ok(torch: Any) -> bool:
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # broken driver installs raise instead of returning False
+        return False
+
+
+def _mps_ok(torch: Any) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    try:
+        return bool(backend is not None and backend.is_available())
+    except Exception:
+        return False
+
+
+def gpu_dtype(torch: Any, device: str) -> Any:
+    """Half precision on a GPU: bf16 where the card supports it well, else fp16.
+
+    fp16 SD/SDXL VAEs overflow to NaN on some checkpoints; bf16 has fp32's range,
+    so prefer it on CUDA cards that have native bf16 (Ampere and newer). MPS
+    bf16 support is patchy across macOS versions: fp16 there.
+    """
+    if device == "cuda":
+        try:
+            if torch.cuda.is_bf16_supported():
+                return torch.bfloat16
+        except Exception:
+            pass
+        return torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def choose_device(preferred: str | None = None) -> DeviceChoice:
+    """The best available device, or `preferred` ("cuda"/"mps"/"cpu") when it is usable.
+
+    ``CANVASAI_DEVICE`` overrides the automatic choice when `preferred` is None.
+    """
+    import torch
+
+    wanted = (preferred or os.environ.get(DEVICE_ENV) or "").strip().lower() or None
+    available = []
+    if _cuda_ok(torch):
+        available.append("cuda")
+    if _mps_ok(torch):
+        available.append("mps")
+    available.append("cpu")
+    device = wanted if wanted in available else available[0]
+    return DeviceChoice(device=device, dtype=gpu_dtype(torch, device))
+
+
+def free_memory(device: str | None = None) -> None:
+    """Drop Python garbage and the allocator caches so an out-of-memory retry has room."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device in (None, "cuda") and _cuda_ok(torch):
+        torch.cuda.empty_cache()
+        try:
+            torch.cuda.ipc_collect()
+        except Exception:
+            pass
+    if device in (None, "mps") and _mps_ok(torch):
+        try:
+            torch.mps.empty_cache()
+        except Exception:
+            pass
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's OOM error and the RuntimeError texts CUDA/MPS/CPU allocators raise."""
+    try:
+        import torch
+
+        oom_type = getattr(torch, "OutOfMemoryError", None)
+        if oom_type is not None and isinstance(exc, oom_type):
+            return True
+    except ImportError:
+        pass
+    if isinstance(exc, (RuntimeError, MemoryError)):
+        text = str(exc).lower()
+        return (
+            isinstance(exc, MemoryError)
+            or "out of memory" in text
+            or "can't allocate memory" in text
+        )
+    return False

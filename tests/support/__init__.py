@@ -1,0 +1,1 @@
+"""Test support: tiny random-weight models and pytest fixtures (no downloads)."""
