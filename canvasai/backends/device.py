@@ -6,6 +6,7 @@ torch is imported inside the functions so that importing this module stays cheap
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -90,15 +91,11 @@ def free_memory(device: str | None = None) -> None:
     gc.collect()
     if device in (None, "cuda") and _cuda_ok(torch):
         torch.cuda.empty_cache()
-        try:
+        with contextlib.suppress(Exception):
             torch.cuda.ipc_collect()
-        except Exception:
-            pass
     if device in (None, "mps") and _mps_ok(torch):
-        try:
+        with contextlib.suppress(Exception):
             torch.mps.empty_cache()
-        except Exception:
-            pass
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -15,6 +15,7 @@ This module imports neither torch nor diffusers (except for an allowed pickle).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -261,10 +262,8 @@ def _folder_size(folder: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(folder):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += (Path(root) / f).stat().st_size
-            except OSError:
-                pass
     return total
 
 
@@ -534,9 +533,12 @@ class ModelRegistry:
                     continue
             for e in sorted(snap.iterdir()):
                 name = f"{repo}/{e.stem if e.is_file() else e.name}"
-                if e.is_dir() and (
-                    (e / "config.json").is_file() or (e / "model_index.json").is_file()
-                ) or e.is_file() and e.suffix.lower() in PICKLE_SUFFIXES | {".safetensors"}:
+                if (
+                    e.is_dir()
+                    and ((e / "config.json").is_file() or (e / "model_index.json").is_file())
+                    or e.is_file()
+                    and e.suffix.lower() in PICKLE_SUFFIXES | {".safetensors"}
+                ):
                     info = self._inspect(e, name)
                 else:
                     info = None
