@@ -12,6 +12,8 @@ copies the original bytes wherever alpha is exactly ``0.0``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,6 +23,23 @@ from canvasai.core.geometry import Rect
 SD1_NATIVE = 512
 SDXL_NATIVE = 1024
 PREFILLS = ("edge", "infill", "blur", "solid")
+
+# How a generated region is blended back: `GenerationRequest.options` keys and defaults.
+# Backends that composite and the CLI's final paste-back read the same values, so the
+# guarantee "bit-identical beyond grow + feather" holds end to end.
+GROW_OPTION = "mask_grow"
+FEATHER_OPTION = "mask_feather"
+DEFAULT_GROW_PX = 4
+DEFAULT_FEATHER_PX = 8
+
+
+def blend_params(options: Mapping[str, Any]) -> tuple[int, int]:
+    """(grow_px, feather_px) from a request's options, with the defaults above."""
+    grow = int(options.get(GROW_OPTION, DEFAULT_GROW_PX))
+    feather = int(options.get(FEATHER_OPTION, DEFAULT_FEATHER_PX))
+    if grow < 0 or feather < 0:
+        raise ValueError("mask grow and feather must not be negative")
+    return grow, feather
 
 
 # --------------------------------------------------------------------------- geometry
