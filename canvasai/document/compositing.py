@@ -157,7 +157,11 @@ class Compositor:
 
     # -- compositing --------------------------------------------------------------------
     def composite(self, rect: Rect) -> np.ndarray:
-        """Premultiplied float32 RGBA of the visible stack inside `rect` (clamped to the doc)."""
+        """Premultiplied float32 RGBA of the visible stack inside `rect` (clamped to the doc).
+
+        Gathers the below-projection for the rect, blends the active layer once, then
+        the above group (or each layer above when they don't group).
+        """
         rect = rect.intersect(self.doc.rect)
         out = np.empty((rect.h, rect.w, 4), np.float32)
         if rect.is_empty():
@@ -168,27 +172,33 @@ class Compositor:
         active = doc.layers[a] if 0 <= a < len(doc.layers) else None
         above_layers = [la for la in doc.layers[a + 1:] if la.visible]
         groupable = self._above_is_groupable()
+        parts = []
         for key in rect.tiles(ts):
             tr = Rect(key[0] * ts, key[1] * ts, ts, ts)
             part = tr.intersect(rect)
             ys, xs = slice(part.y - tr.y, part.y1 - tr.y), slice(part.x - tr.x, part.x1 - tr.x)
-            dst = out[part.y - rect.y:part.y1 - rect.y, part.x - rect.x:part.x1 - rect.x]
-            dst[:] = self._below_tile(key, ts)[ys, xs]
-            if active is not None and active.visible and not _layer_is_blank_at(active, key):
-                composite_layer(dst, active.surface.tile_or_fill(key)[ys, xs], active.opacity,
-                                active.blend_mode)
-            if not above_layers:
-                continue
-            if groupable:
-                above = self._above_tile(key, ts)[ys, xs]
-                if above[..., 3].any():
-                    dst *= 1.0 - above[..., 3:4]
-                    dst += above
-            else:
-                for layer in above_layers:
-                    if not _layer_is_blank_at(layer, key):
-                        composite_layer(dst, layer.surface.tile_or_fill(key)[ys, xs],
-                                        layer.opacity, layer.blend_mode)
+            oys = slice(part.y - rect.y, part.y1 - rect.y)
+            oxs = slice(part.x - rect.x, part.x1 - rect.x)
+            out[oys, oxs] = self._below_tile(key, ts)[ys, xs]
+            parts.append((key, ys, xs, oys, oxs))
+        if active is not None and active.visible and any(
+            not _layer_is_blank_at(active, p[0]) for p in parts
+        ):
+            composite_layer(out, active.surface.read(rect), active.opacity, active.blend_mode)
+        if not above_layers:
+            return out
+        if groupable:
+            above = np.empty_like(out)
+            for key, ys, xs, oys, oxs in parts:
+                above[oys, oxs] = self._above_tile(key, ts)[ys, xs]
+            if above[..., 3].any():
+                out *= 1.0 - above[..., 3:4]
+                out += above
+        else:
+            for layer in above_layers:
+                if any(not _layer_is_blank_at(layer, p[0]) for p in parts):
+                    composite_layer(out, layer.surface.read(rect), layer.opacity,
+                                    layer.blend_mode)
         return out
 
     def display(self, rect: Rect) -> np.ndarray:

@@ -76,7 +76,12 @@ class Stroke:
 
     def dab(self, cx: float, cy: float, radius: float, hardness: float = 1.0,
             flow: float = 1.0) -> Rect:
-        """Stamp one dab; returns the rect of pixels that may have changed."""
+        """Stamp one dab; returns the rect of pixels that may have changed.
+
+        Coverage and 'before' pixels are gathered from the touched tiles into one
+        array, blended once, and scattered back: a few numpy calls per dab rather
+        than per tile.
+        """
         rect = dab_rect(cx, cy, radius).intersect(self.bounds)
         if rect.is_empty():
             return rect
@@ -85,47 +90,63 @@ class Stroke:
             alpha *= np.float32(flow)
         surf = self.surface
         ts = surf.tile_size
+        cov = np.empty((rect.h, rect.w), np.float32)
+        base = np.empty((rect.h, rect.w, surf.channels), np.uint8)
+        clip = None if self.clip is None else np.empty((rect.h, rect.w), np.uint8)
+        parts = []
         for key in rect.tiles(ts):
             tr = surf.key_rect(key)
             part = tr.intersect(rect)
             ys, xs = slice(part.y - tr.y, part.y1 - tr.y), slice(part.x - tr.x, part.x1 - tr.x)
-            a_part = alpha[part.y - rect.y:part.y1 - rect.y, part.x - rect.x:part.x1 - rect.x]
-            cov = self._coverage.get(key)
-            if cov is None:
+            oys = slice(part.y - rect.y, part.y1 - rect.y)
+            oxs = slice(part.x - rect.x, part.x1 - rect.x)
+            tile_cov = self._coverage.get(key)
+            if tile_cov is None:
                 self.before[key] = None if (t := surf.tile(key)) is None else t.copy()
-                cov = self._coverage[key] = np.zeros((ts, ts), np.float32)
-            cov_part = cov[ys, xs]
-            np.maximum(cov_part, a_part, out=cov_part)
-            self._render(key, ys, xs, cov_part)
+                tile_cov = self._coverage[key] = np.zeros((ts, ts), np.float32)
+            c = tile_cov[ys, xs]
+            np.maximum(c, alpha[oys, oxs], out=c)
+            cov[oys, oxs] = c
+            b = self.before[key]
+            base[oys, oxs] = (b if b is not None else surf.fill_tile())[ys, xs]
+            if clip is not None:
+                clip[oys, oxs] = self.clip.tile_or_fill(key)[ys, xs, 0]
+            parts.append((key, ys, xs, oys, oxs))
+        out = self._blend(base, cov, clip)
+        for key, ys, xs, oys, oxs in parts:
+            surf.writable_tile(key)[ys, xs] = out[oys, oxs]
         self.rect = self.rect.union(rect)
         return rect
 
-    def _render(self, key: TileKey, ys: slice, xs: slice, cov: np.ndarray) -> None:
-        surf = self.surface
-        base_tile = self.before[key]
-        base = (base_tile if base_tile is not None else surf.fill_tile())[ys, xs]
+    def _blend(self, base: np.ndarray, cov: np.ndarray, clip: np.ndarray | None) -> np.ndarray:
         eff = cov * np.float32(self.opacity)
-        if self.clip is not None:
-            eff = eff * (self.clip.tile_or_fill(key)[ys, xs, 0].astype(np.float32) / 255.0)
-        dst = surf.writable_tile(key)[ys, xs]
-        if surf.channels == 1:
+        if clip is not None:
+            eff *= clip.astype(np.float32) * np.float32(1 / 255.0)
+        if self.surface.channels == 1:
             b = base[..., 0].astype(np.float32)
-            out = b * (1 - eff) if self.erase else b + (255.0 - b) * eff
-            dst[..., 0] = (out + 0.5).astype(np.uint8)
-            return
-        b = base.astype(np.float32) * np.float32(1 / 255.0)
-        ba = b[..., 3]
+            res = b * (1 - eff) if self.erase else b + (255.0 - b) * eff
+            res += 0.5
+            return res.astype(np.uint8)[..., None]
+        ba = base[..., 3].astype(np.float32) * np.float32(1 / 255.0)
         if self.erase:
-            dst[..., :3] = base[..., :3]
-            dst[..., 3] = (ba * (1 - eff) * 255.0 + 0.5).astype(np.uint8)
-            return
-        oa = eff + ba * (1 - eff)
-        e = eff[..., None]
-        rgb = self.color * e + b[..., :3] * (ba * (1 - eff))[..., None]
+            out = base.copy()
+            out[..., 3] = (ba * (1 - eff) * 255.0 + 0.5).astype(np.uint8)
+            return out
+        keep = ba * (1 - eff)  # weight of the old colour
+        oa = eff + keep
         with np.errstate(divide="ignore", invalid="ignore"):
-            rgb = np.where(oa[..., None] > 0, rgb / oa[..., None], 0.0)
-        dst[..., :3] = (rgb * 255.0 + 0.5).astype(np.uint8)
-        dst[..., 3] = (oa * 255.0 + 0.5).astype(np.uint8)
+            inv = np.where(oa > 0, 1.0 / oa, 0.0).astype(np.float32)
+        w_new = (eff * inv)[..., None]
+        w_old = (keep * inv)[..., None]
+        rgb = base[..., :3] * w_old
+        rgb += (self.color * 255.0) * w_new
+        rgb += 0.5
+        out = np.empty_like(base)
+        out[..., :3] = rgb
+        out[..., 3] = oa * 255.0 + 0.5
+        untouched = eff == 0  # keep those bytes exactly (even hidden colour of alpha-0 pixels)
+        out[untouched] = base[untouched]
+        return out
 
     def finish(self) -> dict[TileKey, np.ndarray | None]:
         """End the stroke: drop coverage buffers, free tiles erased to nothing, return 'before'."""

@@ -1,0 +1,11 @@
+"""Suite-wide settings: no screen, no network, no user data touched."""
+
+import os
+import tempfile
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("CANVASAI_NO_PROMPTS", "1")
+# Never read or write the person's real data folder from tests.
+os.environ.setdefault("CANVASAI_DATA_DIR", tempfile.mkdtemp(prefix="canvasai-test-data-"))
