@@ -27,9 +27,10 @@ PREFILLS = ("edge", "infill", "blur", "solid")
 # How a generated region is blended back: `GenerationRequest.options` keys and defaults.
 # Backends that composite and the CLI's final paste-back read the same values, so the
 # guarantee "bit-identical beyond grow + feather" holds end to end.
-GROW_OPTION = "mask_grow"
-FEATHER_OPTION = "mask_feather"
-DEFAULT_GROW_PX = 4
+# (Same keys and defaults as canvasai.backends.diffusion.inpaint.)
+GROW_OPTION = "grow_px"
+FEATHER_OPTION = "feather_px"
+DEFAULT_GROW_PX = 0
 DEFAULT_FEATHER_PX = 8
 
 

@@ -6,6 +6,8 @@ Threading model
   of the service is emitted on the service's own thread, after a queued hop, so any
   slot, lambda or function connected to it runs on the GUI thread.
 - `submit`, `cancel` and `cancel_all` are thread-safe and never block.
+- A service lives until `shutdown()` (called automatically when the QCoreApplication
+  is about to quit, and at interpreter exit).
 - Jobs run one at a time in FIFO order. Backends are created by the backend factory
   on the worker thread, so torch/diffusers are never imported by building the service
   or by importing `canvasai.generation`.
@@ -25,6 +27,7 @@ returns a result after the flag was set.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import itertools
 import logging
@@ -44,6 +47,16 @@ from canvasai.generation.runner import execute as execute_job
 log = logging.getLogger(__name__)
 
 DEFAULT_PREVIEW_INTERVAL = 1.0 / 30.0
+
+# Services stay referenced until shut down: a QThread destroyed while running aborts the
+# process, so a service must not be garbage-collected from under its own thread.
+_ALIVE: set[GenerationService] = set()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for svc in list(_ALIVE):
+        svc.shutdown(2000)
 
 
 @dataclass(eq=False)
@@ -187,6 +200,7 @@ class GenerationService(QObject):
         self._release.connect(self._worker.release, Qt.ConnectionType.QueuedConnection)
         self._event.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._thread.start()
+        _ALIVE.add(self)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self._on_about_to_quit)
@@ -252,11 +266,17 @@ class GenerationService(QObject):
             already = self._closed
             self._closed = True
         if already:
-            return self._thread.wait(max(0, int(wait_ms)))
+            stopped = self._thread.wait(max(0, int(wait_ms)))
+            if stopped:
+                _ALIVE.discard(self)
+            return stopped
         self.cancel_all()
         self._release.emit()
         self._thread.quit()
-        return self._thread.wait(max(0, int(wait_ms)))
+        stopped = self._thread.wait(max(0, int(wait_ms)))
+        if stopped:
+            _ALIVE.discard(self)
+        return stopped
 
     # ------------------------------------------------------------------ worker side
 

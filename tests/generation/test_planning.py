@@ -161,3 +161,10 @@ def test_outpaint_canvas_rejects_bad_arguments():
         planning.outpaint_canvas(img, left=-1)
     with pytest.raises(ValueError):
         planning.outpaint_canvas(img, left=1, prefill="magic")
+
+
+def test_blend_params_defaults_and_validation():
+    assert planning.blend_params({}) == (planning.DEFAULT_GROW_PX, planning.DEFAULT_FEATHER_PX)
+    assert planning.blend_params({planning.GROW_OPTION: 3, planning.FEATHER_OPTION: 5}) == (3, 5)
+    with pytest.raises(ValueError):
+        planning.blend_params({planning.FEATHER_OPTION: -1})
