@@ -1,0 +1,627 @@
+"""OpenRaster (.ora) project files: writing, and reading as untrusted input.
+
+Layout written (OpenRaster 0.0.5):
+
+    mimetype                    "image/openraster", first member, stored
+    stack.xml                   <image w h><stack><layer .../>...</stack></image>, top layer first
+    data/layerNNN.png           one PNG per layer, cropped to its painted bounds
+    mergedimage.png             the flattened image, full size
+    Thumbnails/thumbnail.png    the flattened image, at most 256 px per side
+    canvasai/document.json      CanvasAI extras (other programs ignore the folder)
+    canvasai/mask.png, canvasai/selection.png, canvasai/blobs/*
+
+Layers whose unpainted area is not transparent (a white Background is a fill
+value, no tiles) are written full size so other programs see the same image.
+
+Reading never extracts to disk: the archive is read into memory and only the
+members that stack.xml and the extras refer to are inflated, each through
+`_ArchiveReader`, which checks names, per-member and total sizes against the
+zip directory first and again while inflating. stack.xml is parsed only after
+refusing DTDs and entity declarations. Unknown elements and attributes are
+ignored; nested <stack> groups are flattened (a group's visibility and opacity
+are folded into its layers; its own blend mode is not applied).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import time
+import xml.etree.ElementTree as ET
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from canvasai.core.errors import FileFormatError, InvalidDocumentError
+from canvasai.core.geometry import Rect
+from canvasai.document.atomic import atomic_writer
+from canvasai.document.blend import BlendMode
+from canvasai.document.compositing import composite_layers
+from canvasai.document.document import MAX_SIDE, Document, validate_size
+from canvasai.document.image_io import (
+    MAX_IMAGE_PIXELS,
+    decode_image,
+    document_from_layers,
+    peek_image_size,
+    read_file_limited,
+)
+from canvasai.document.layer import Layer
+from canvasai.document.ora_extras import EXTRAS_DIR, Packer, encode_png, unpack
+from canvasai.document.tiles import TiledSurface
+
+log = logging.getLogger(__name__)
+
+MIMETYPE = b"image/openraster"
+EXTRAS_JSON = "canvasai/document.json"
+EXTRAS_FORMAT = "canvasai-ora-extras"
+EXTRAS_VERSION = 1
+THUMBNAIL_SIDE = 256
+# zlib level for layer PNGs: 1 is ~3-4x faster than Pillow's default 6 and
+# only ~10-20% larger on painted content (see benchmarks/files.py).
+DEFAULT_COMPRESS_LEVEL = 1
+
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
+
+
+@dataclass(frozen=True)
+class OraLimits:
+    """Caps applied while reading. Defaults fit any real document CanvasAI can hold."""
+
+    max_file_bytes: int = 4 << 30
+    max_members: int = 20_000
+    max_member_bytes: int = 1 << 30
+    max_total_bytes: int = 6 << 30
+    max_xml_bytes: int = 16 << 20
+    max_json_bytes: int = 256 << 20
+    max_layers: int = 2_000
+    max_layer_pixels: int = MAX_IMAGE_PIXELS
+    max_total_pixels: int = 1 << 32
+
+
+DEFAULT_LIMITS = OraLimits()
+
+
+# -- writing ---------------------------------------------------------------------------
+def _fmt_float(v: float) -> str:
+    return format(round(float(v), 6), "g")
+
+
+def _layer_rect(layer: Layer, doc_rect: Rect) -> Rect:
+    if layer.surface.fill[-1] != 0:
+        return doc_rect
+    return layer.surface.bounds().intersect(doc_rect)
+
+
+def _zinfo(name: str, compress: bool) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _surface_member(
+    surface: TiledSurface | None, doc_rect: Rect, name: str, compress_level: int
+) -> tuple[dict[str, Any] | None, bytes | None]:
+    if surface is None:
+        return None, None
+    rect = doc_rect if surface.fill[-1] else surface.bounds().intersect(doc_rect)
+    if rect.is_empty():
+        return {"src": None, "x": 0, "y": 0}, None
+    pixels = surface.read(rect)[:, :, 0]
+    return {"src": name, "x": rect.x, "y": rect.y}, encode_png(pixels, compress_level)
+
+
+def write_ora(
+    doc: Document,
+    fh: BinaryIO,
+    progress: Progress | None = None,
+    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+) -> None:
+    """Write `doc` as OpenRaster into a binary file object (not necessarily seekable)."""
+    layers = list(doc.layers)
+    total = len(layers) + 3
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    doc_rect = doc.rect
+    packer = Packer(compress_level=compress_level)
+    with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
+        zf.writestr(_zinfo("mimetype", compress=False), MIMETYPE)
+        image = ET.Element(
+            "image",
+            {
+                "version": "0.0.5",
+                "w": str(doc.width),
+                "h": str(doc.height),
+                "xres": "72",
+                "yres": "72",
+            },
+        )
+        stack = ET.SubElement(image, "stack")
+        extras_layers = []
+        entries = []
+        for i, layer in enumerate(layers):
+            src = f"data/layer{i:03d}.png"
+            rect = _layer_rect(layer, doc_rect)
+            if rect.is_empty():
+                rect = Rect(0, 0, 1, 1)
+                pixels = np.zeros((1, 1, 4), np.uint8)
+            else:
+                pixels = layer.surface.read(rect)
+            zf.writestr(_zinfo(src, compress=False), encode_png(pixels, compress_level))
+            del pixels
+            attrs = {
+                "name": layer.name,
+                "src": src,
+                "x": str(rect.x),
+                "y": str(rect.y),
+                "opacity": _fmt_float(layer.opacity),
+                "visibility": "visible" if layer.visible else "hidden",
+                "composite-op": BlendMode(layer.blend_mode).value,
+            }
+            if layer.locked:
+                attrs["edit-locked"] = "true"
+            if i == doc.active_index:
+                attrs["selected"] = "true"
+            entries.append(attrs)
+            extras_layers.append(
+                {
+                    "src": src,
+                    "name": layer.name,
+                    "locked": layer.locked,
+                    "is_sketch": layer.is_sketch,
+                    "generation": packer.pack(layer.generation) if layer.generation else None,
+                }
+            )
+            step()
+        for attrs in reversed(entries):  # stack.xml lists the top layer first
+            ET.SubElement(stack, "layer", attrs)
+        zf.writestr(
+            _zinfo("stack.xml", compress=True),
+            ET.tostring(image, encoding="UTF-8", xml_declaration=True),
+        )
+
+        merged = composite_layers(layers, doc_rect)
+        zf.writestr(_zinfo("mergedimage.png", compress=False), encode_png(merged, compress_level))
+        step()
+        thumb = Image.fromarray(merged, "RGBA")
+        del merged
+        thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        thumb.save(buf, "PNG")
+        zf.writestr(_zinfo("Thumbnails/thumbnail.png", compress=False), buf.getvalue())
+        step()
+
+        mask_ref, mask_png = _surface_member(
+            doc.mask, doc_rect, "canvasai/mask.png", compress_level
+        )
+        sel_ref, sel_png = _surface_member(
+            doc.selection, doc_rect, "canvasai/selection.png", compress_level
+        )
+        for ref, png in ((mask_ref, mask_png), (sel_ref, sel_png)):
+            if ref is not None and png is not None:
+                zf.writestr(_zinfo(ref["src"], compress=False), png)
+        extras = {
+            "format": EXTRAS_FORMAT,
+            "version": EXTRAS_VERSION,
+            "active_index": doc.active_index,
+            "layers": extras_layers,
+            "mask": mask_ref,
+            "selection": sel_ref,
+            "metadata": packer.pack(doc.metadata),
+        }
+        for name, data in packer.members.items():
+            zf.writestr(_zinfo(name, compress=not name.endswith(".png")), data)
+        zf.writestr(
+            _zinfo(EXTRAS_JSON, compress=True),
+            json.dumps(extras, ensure_ascii=False, indent=1).encode("utf-8"),
+        )
+        step()
+
+
+def save_ora(
+    doc: Document,
+    path: str | os.PathLike[str],
+    progress: Progress | None = None,
+    compress_level: int = DEFAULT_COMPRESS_LEVEL,
+) -> None:
+    """Save atomically: `path` is replaced only once the new file is complete and fsynced."""
+    try:
+        with atomic_writer(path) as fh:
+            write_ora(doc, fh, progress, compress_level)
+    except OSError as exc:
+        raise FileFormatError(
+            f"Could not save “{Path(path).name}”: {exc.strerror or exc}. The previous file is unchanged."
+        ) from exc
+
+
+def ora_bytes(doc: Document, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> bytes:
+    buf = io.BytesIO()
+    write_ora(doc, buf, compress_level=compress_level)
+    return buf.getvalue()
+
+
+# -- reading ---------------------------------------------------------------------------
+def _safe_member_name(name: str) -> bool:
+    if not name or "\x00" in name or "\\" in name or name.startswith("/"):
+        return False
+    if len(name) > 1 and name[1] == ":":
+        return False
+    return all(part not in ("..",) for part in PurePosixPath(name).parts)
+
+
+class _ArchiveReader:
+    """In-memory zip access with name and size checks; nothing is written to disk."""
+
+    def __init__(self, data: bytes, label: str, limits: OraLimits) -> None:
+        self.label = label
+        self.limits = limits
+        try:
+            self.zf = zipfile.ZipFile(io.BytesIO(data))
+            infos = self.zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+            raise FileFormatError(
+                f"“{label}” is not an OpenRaster file: it is not a valid zip archive ({exc})."
+            ) from exc
+        if len(infos) > limits.max_members:
+            raise FileFormatError(
+                f"“{label}” has {len(infos)} members, more than CanvasAI accepts."
+            )
+        self.infos: dict[str, zipfile.ZipInfo] = {}
+        declared = 0
+        for info in infos:
+            if not _safe_member_name(info.filename):
+                raise FileFormatError(
+                    f"“{label}” contains a member with an unsafe name ({info.filename!r}); "
+                    "it was refused and nothing was extracted."
+                )
+            if info.file_size > limits.max_member_bytes:
+                raise FileFormatError(
+                    f"“{label}”: member {info.filename!r} would inflate to "
+                    f"{info.file_size / 2**20:.0f} MiB, more than CanvasAI accepts (zip bomb?)."
+                )
+            declared += info.file_size
+            self.infos[info.filename] = info
+        if declared > limits.max_total_bytes:
+            raise FileFormatError(
+                f"“{label}” would inflate to {declared / 2**30:.1f} GiB in all, more than CanvasAI "
+                "accepts (zip bomb?)."
+            )
+        self.inflated = 0
+
+    def has(self, name: str) -> bool:
+        return _normalise(name) in self.infos
+
+    def read(self, name: str, cap: int | None = None) -> bytes:
+        key = _normalise(name)
+        info = self.infos.get(key)
+        if info is None:
+            raise FileFormatError(
+                f"“{self.label}” refers to {name!r}, which is missing from the file."
+            )
+        cap = min(cap or self.limits.max_member_bytes, self.limits.max_member_bytes)
+        if info.file_size > cap:
+            raise FileFormatError(f"“{self.label}”: {name!r} is larger than CanvasAI accepts.")
+        out = bytearray()
+        try:
+            with self.zf.open(info) as fh:
+                while chunk := fh.read(1 << 20):
+                    out += chunk
+                    if len(out) > info.file_size or len(out) > cap:
+                        raise FileFormatError(
+                            f"“{self.label}”: {name!r} inflates past its declared size (zip bomb?)."
+                        )
+                    if self.inflated + len(out) > self.limits.max_total_bytes:
+                        raise FileFormatError(
+                            f"“{self.label}” inflates past {self.limits.max_total_bytes / 2**30:.1f} "
+                            "GiB in all (zip bomb?)."
+                        )
+        except FileFormatError:
+            raise
+        except (
+            zipfile.BadZipFile,
+            zlib.error,
+            OSError,
+            EOFError,
+            ValueError,
+            NotImplementedError,
+            RuntimeError,
+        ) as exc:
+            raise FileFormatError(f"“{self.label}”: {name!r} is damaged ({exc}).") from exc
+        self.inflated += len(out)
+        return bytes(out)
+
+
+def _normalise(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _check_xml(data: bytes, label: str) -> ET.Element:
+    head = data[:4096].lower()
+    if b"<!doctype" in data.lower() or b"<!entity" in head or b"<!entity" in data.lower():
+        raise FileFormatError(
+            f"“{label}”: stack.xml declares a DTD or entities, which are refused."
+        )
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise FileFormatError(f"“{label}”: stack.xml is not well-formed XML ({exc}).") from exc
+
+
+@dataclass
+class _LayerSpec:
+    name: str
+    src: str
+    x: int
+    y: int
+    opacity: float
+    visible: bool
+    blend_mode: BlendMode
+    locked: bool
+    selected: bool
+
+
+def _int_attr(
+    el: ET.Element, key: str, label: str, default: int = 0, bound: int = 2 * MAX_SIDE
+) -> int:
+    raw = el.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        v = float(raw)
+    except ValueError as exc:
+        raise FileFormatError(f"“{label}”: {el.tag} has a non-numeric {key}={raw!r}.") from exc
+    if not math.isfinite(v) or abs(v) > bound:
+        raise FileFormatError(f"“{label}”: {el.tag} has an absurd {key}={raw!r}.")
+    return int(round(v))
+
+
+def _opacity_attr(el: ET.Element, label: str) -> float:
+    raw = el.get("opacity")
+    if raw is None or raw.strip() == "":
+        return 1.0
+    try:
+        v = float(raw)
+    except ValueError as exc:
+        raise FileFormatError(f"“{label}”: a layer has a non-numeric opacity {raw!r}.") from exc
+    if not math.isfinite(v):
+        raise FileFormatError(f"“{label}”: a layer has an invalid opacity {raw!r}.")
+    return min(1.0, max(0.0, v))
+
+
+def _parse_stack(
+    el: ET.Element,
+    label: str,
+    out: list[_LayerSpec],
+    ox: int,
+    oy: int,
+    opacity: float,
+    visible: bool,
+    limits: OraLimits,
+    depth: int = 0,
+) -> None:
+    """Append the layers of a <stack> element, top first, flattening nested stacks."""
+    if depth > 64:
+        raise FileFormatError(f"“{label}”: layer groups are nested too deeply.")
+    for child in el:
+        if child.tag not in ("layer", "stack"):
+            continue  # text, filter, and whatever a newer version adds
+        cx = ox + _int_attr(child, "x", label)
+        cy = oy + _int_attr(child, "y", label)
+        c_opacity = opacity * _opacity_attr(child, label)
+        c_visible = visible and child.get("visibility", "visible") != "hidden"
+        if child.tag == "stack":
+            _parse_stack(child, label, out, cx, cy, c_opacity, c_visible, limits, depth + 1)
+            continue
+        src = child.get("src")
+        if not src:
+            raise FileFormatError(f"“{label}”: a layer in stack.xml has no src.")
+        if len(out) >= limits.max_layers:
+            raise FileFormatError(f"“{label}” has more than {limits.max_layers} layers.")
+        out.append(
+            _LayerSpec(
+                name=child.get("name") or f"Layer {len(out) + 1}",
+                src=src,
+                x=cx,
+                y=cy,
+                opacity=c_opacity,
+                visible=c_visible,
+                blend_mode=BlendMode.from_ora(child.get("composite-op")),
+                locked=child.get("edit-locked", "false").lower() == "true",
+                selected=child.get("selected", "false").lower() == "true",
+            )
+        )
+
+
+def _surface_from_pixels(
+    pixels: np.ndarray, x: int, y: int, doc_rect: Rect, allow_fill: bool = True
+) -> TiledSurface:
+    """Surface for a layer image at (x, y), clipped to the document. A uniform layer
+    covering the whole document becomes a fill value (no tiles)."""
+    h, w = pixels.shape[:2]
+    part = Rect(x, y, w, h).intersect(doc_rect)
+    surface = TiledSurface(pixels.shape[2] if pixels.ndim == 3 else 1)
+    if part.is_empty():
+        return surface
+    crop = pixels[part.y - y : part.y1 - y, part.x - x : part.x1 - x]
+    if allow_fill and part == doc_rect and crop.ndim == 3 and crop[..., -1].all():
+        first = crop[0, 0]
+        probes = crop[:: max(1, part.h // 7), :: max(1, part.w // 7)]
+        if (probes == first).all() and (crop == first).all():
+            return TiledSurface(crop.shape[2], fill=first.tolist())
+    surface.write(part.x, part.y, crop)
+    surface.prune()
+    return surface
+
+
+class _Loader:
+    def __init__(
+        self, data: bytes, label: str, limits: OraLimits, progress: Progress | None
+    ) -> None:
+        self.label = label
+        self.limits = limits
+        self.progress = progress
+        self.archive = _ArchiveReader(data, label, limits)
+        self.pixels_total = 0
+
+    def decode(self, member: str) -> np.ndarray:
+        data = self.archive.read(member)
+        w, h = peek_image_size(data, f"{self.label}: {member}", frozenset({"PNG"}))
+        if w * h > self.limits.max_layer_pixels:
+            raise FileFormatError(f"“{self.label}”: {member!r} claims {w} x {h} pixels, too many.")
+        self.pixels_total += w * h
+        if self.pixels_total > self.limits.max_total_pixels:
+            raise FileFormatError(
+                f"“{self.label}”: the layers hold more pixels in all than CanvasAI accepts."
+            )
+        return decode_image(
+            data, f"{self.label}: {member}", self.limits.max_layer_pixels, frozenset({"PNG"})
+        )
+
+    def load(self) -> Document:
+        a = self.archive
+        if a.has("mimetype"):
+            mt = a.read("mimetype", 4096).strip()
+            if mt != MIMETYPE:
+                raise FileFormatError(
+                    f"“{self.label}” is not an OpenRaster file (its mimetype is {mt[:60]!r})."
+                )
+        if not a.has("stack.xml"):
+            raise FileFormatError(
+                f"“{self.label}” is not a valid OpenRaster file: stack.xml is missing."
+            )
+        root = _check_xml(a.read("stack.xml", self.limits.max_xml_bytes), self.label)
+        if root.tag != "image":
+            raise FileFormatError(f"“{self.label}”: stack.xml does not describe an image.")
+        try:
+            w, h = validate_size(
+                _int_attr(root, "w", self.label, -1, 1 << 40),
+                _int_attr(root, "h", self.label, -1, 1 << 40),
+            )
+        except InvalidDocumentError as exc:
+            raise FileFormatError(f"“{self.label}”: invalid image size. {exc}") from exc
+        specs: list[_LayerSpec] = []
+        top = root.find("stack")
+        if top is not None:
+            _parse_stack(top, self.label, specs, 0, 0, 1.0, True, self.limits)
+        specs.reverse()  # bottom first, like Document.layers
+        doc_rect = Rect(0, 0, w, h)
+        extras = self._extras()
+        extra_layers = extras.get("layers")
+        by_src = (
+            {e.get("src"): e for e in extra_layers if isinstance(e, dict)}
+            if isinstance(extra_layers, list)
+            else {}
+        )
+        layers: list[Layer] = []
+        total = len(specs) + 1
+        for i, spec in enumerate(specs):
+            pixels = self.decode(spec.src)
+            surface = _surface_from_pixels(pixels, spec.x, spec.y, doc_rect)
+            del pixels
+            layer = Layer(
+                spec.name, surface, spec.opacity, spec.visible, spec.blend_mode, spec.locked
+            )
+            extra = by_src.get(spec.src)
+            if extra is not None and extra.get("name", spec.name) == spec.name:
+                # Only trust our extras for the layer they were written for.
+                layer.is_sketch = bool(extra.get("is_sketch", False))
+                gen = self._unpack(extra.get("generation"))
+                layer.generation = gen if isinstance(gen, dict) else None
+            layers.append(layer)
+            if self.progress is not None:
+                self.progress(i + 1, total)
+        active = next((i for i, s in enumerate(specs) if s.selected), len(layers) - 1)
+        if isinstance(extras.get("active_index"), int) and 0 <= extras["active_index"] < len(
+            layers
+        ):
+            active = extras["active_index"]
+        doc = document_from_layers(w, h, layers, active)
+        mask = self._surface_extra(extras.get("mask"), doc_rect)
+        if mask is not None:
+            doc.mask = mask
+        if isinstance(extras.get("selection"), dict):
+            doc.selection = self._surface_extra(extras["selection"], doc_rect) or TiledSurface(1)
+        meta = self._unpack(extras.get("metadata"))
+        if isinstance(meta, dict):
+            doc.metadata = meta
+        doc.history.clear()
+        if self.progress is not None:
+            self.progress(total, total)
+        return doc
+
+    def _unpack(self, value: Any) -> Any:
+        return unpack(value, self._read_extra_member, self.limits.max_layer_pixels)
+
+    def _read_extra_member(self, name: str) -> bytes:
+        if not name.startswith(EXTRAS_DIR):
+            raise FileFormatError(f"{name!r} is not a CanvasAI member")
+        return self.archive.read(name)
+
+    def _extras(self) -> dict[str, Any]:
+        if not self.archive.has(EXTRAS_JSON):
+            return {}
+        try:
+            raw = self.archive.read(EXTRAS_JSON, self.limits.max_json_bytes)
+            extras = json.loads(raw.decode("utf-8"))
+        except (FileFormatError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            log.warning("%s: ignoring unreadable CanvasAI extras: %s", self.label, exc)
+            return {}
+        if not isinstance(extras, dict) or extras.get("format") != EXTRAS_FORMAT:
+            return {}
+        if not isinstance(extras.get("version"), int) or extras["version"] > EXTRAS_VERSION:
+            log.info("%s: extras from a newer CanvasAI; reading what is understood", self.label)
+        return extras
+
+    def _surface_extra(self, ref: Any, doc_rect: Rect) -> TiledSurface | None:
+        if not isinstance(ref, dict) or not isinstance(ref.get("src"), str):
+            return None
+        try:
+            x = int(ref.get("x", 0))
+            y = int(ref.get("y", 0))
+            rgba = self.decode(ref["src"])
+        except (FileFormatError, TypeError, ValueError) as exc:
+            log.warning("%s: ignoring unreadable %r: %s", self.label, ref.get("src"), exc)
+            return None
+        return _surface_from_pixels(rgba[:, :, :1], x, y, doc_rect, allow_fill=False)
+
+
+def load_ora(
+    source: str | os.PathLike[str] | bytes,
+    limits: OraLimits = DEFAULT_LIMITS,
+    progress: Progress | None = None,
+) -> Document:
+    """Read an OpenRaster file (path or bytes) into a new Document with an empty history.
+
+    Raises FileFormatError with a message for the person on any problem; never
+    writes anything to disk.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, label = bytes(source), "project"
+    else:
+        data = read_file_limited(source, limits.max_file_bytes, "project file")
+        label = Path(source).name
+    try:
+        return _Loader(data, label, limits, progress).load()
+    except FileFormatError:
+        raise
+    except MemoryError as exc:
+        raise FileFormatError(f"“{label}” is too large to open in the memory available.") from exc
+    except RecursionError as exc:
+        raise FileFormatError(f"“{label}” is nested too deeply to read.") from exc
