@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.base import Backend
+from canvasai.backends.base import Backend, JobContext
 from canvasai.core.errors import CanvasAIError, GenerationError, JobCancelled, ModelError
 from canvasai.generation.requests import CLASSIC_MODEL, GenerationRequest, GenerationResult
 from canvasai.generation.seeds import batch_seeds, with_seed
@@ -110,16 +110,15 @@ def _check_result(request: GenerationRequest, result: GenerationResult) -> Gener
         raise GenerationError(f"the backend returned {type(result).__name__}, not a result")
     if not result.images:
         raise GenerationError("the backend returned no images")
-    if len(result.seeds) != len(result.images):
+    if len(result.seeds) != len(result.images) and request.seed is not None:
         # A backend that does not report seeds gets the documented convention.
-        assert request.seed is not None
         seeds = batch_seeds(request.seed, len(result.images))
         result = GenerationResult(result.images, seeds, result.metadata)
     return result
 
 
 def execute(
-    request: GenerationRequest, ctx: Any, get_backend: BackendFactory
+    request: GenerationRequest, ctx: JobContext, get_backend: BackendFactory
 ) -> tuple[GenerationRequest, GenerationResult]:
     """Run `request` (seed resolved first) on the backend the factory picks.
 
