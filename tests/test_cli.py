@@ -230,3 +230,29 @@ def test_unknown_model_exits_1(tmp_path, picture, capsys, monkeypatch):
     )
     assert rc == 1
     assert "no-such-model" in capsys.readouterr().err
+
+
+def test_progress_bar_on_a_terminal_and_lines_otherwise():
+    import io
+
+    from canvasai.cli_io import ProgressPrinter
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    bar = ProgressPrinter(tty, label="inpaint")
+    bar(1, 4)
+    bar(4, 4)
+    bar.message("done")
+    text = tty.getvalue()
+    assert "\rinpaint [" in text and "4/4" in text and text.endswith("\ndone\n")
+    assert "#" * 30 in text
+
+    plain = io.StringIO()
+    lines = ProgressPrinter(plain, label="upscale")
+    lines(1, 2)
+    lines(2, 2)
+    assert plain.getvalue().splitlines()[0].startswith("upscale: step 1/2")
+    assert "\r" not in plain.getvalue()
