@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from canvasai.core.events import EventEmitter
 
 DEFAULT_UNDO_BUDGET = 1024 * 1024 * 1024  # bytes of pixel data kept for undo
@@ -57,8 +60,34 @@ class History:
         self.changed = EventEmitter()  # no args: the stacks changed
         self.clean_index = 0  # len(_undo) at the last save
         self.revision = 0  # bumps on every change (autosave uses it)
+        self._open_macro: list[Command] | None = None
+
+    @contextmanager
+    def macro(self, text: str) -> Iterator[None]:
+        """Group every command pushed inside the block into one undo step.
+
+        If the block raises, the commands already applied are undone and nothing is
+        recorded, so a failed multi-step edit leaves the document as it was.
+        """
+        if self._open_macro is not None:  # nested: the outer macro collects everything
+            yield
+            return
+        self._open_macro = collected = []
+        try:
+            yield
+        except BaseException:
+            self._open_macro = None
+            for c in reversed(collected):
+                c.undo()
+            raise
+        self._open_macro = None
+        if collected:
+            self.push(collected[0] if len(collected) == 1 else MacroCommand(text, collected))
 
     def push(self, command: Command) -> None:
+        if self._open_macro is not None:
+            self._open_macro.append(command)
+            return
         self._undo.append(command)
         self._redo.clear()
         self._trim()

@@ -82,3 +82,21 @@ def test_history_budget_drops_oldest_but_keeps_newest():
         solid(doc, layer, Rect(0, 0, 128, 128), (i, 0, 0, 255))
     assert 1 <= len(doc.history.entries) < 6
     assert doc.history.nbytes <= doc.history.budget or len(doc.history.entries) == 1
+
+
+def test_history_macro_groups_and_rolls_back_on_error():
+    doc = Document(32, 32, background=None)
+    with doc.history.macro("Two things"):
+        doc.add_layer("A")
+        doc.add_layer("B")
+    assert doc.history.entries[-1] == "Two things"
+    doc.undo()
+    assert [la.name for la in doc.layers] == ["Layer 1"]
+    n = len(doc.history.entries)
+    try:
+        with doc.history.macro("Fails"):
+            doc.add_layer("C")
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert [la.name for la in doc.layers] == ["Layer 1"] and len(doc.history.entries) == n

@@ -1,0 +1,417 @@
+"""The editing flows, Qt-free: turn the document into a frozen request, and a result back
+into one undoable change of the document.
+
+- inpaint: the mask (or selection) → context rect → request → a new layer that holds
+  the result only where the feathered mask reaches (transparent elsewhere, so every
+  pixel outside it composites bit-identically);
+- outpaint: margins → a strip of the existing image → the canvas grows and a new
+  layer holds the generated new area (existing pixels untouched);
+- sketch: the sketch layer is the ControlNet input → a new layer above the sketch
+  (optionally only inside the mask);
+- upscale: the image or the active layer → the document is resampled and the result
+  added as a layer (or handed back as a new document);
+- generate / refine: txt2img / img2img over the selection's bounds or the whole canvas.
+
+`plan_*` run on the GUI thread and only snapshot pixels; `apply_result` is one undo step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from canvasai.core.errors import CanvasAIError
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import composite_layers
+from canvasai.document.document import Document
+from canvasai.document.layer import Layer
+from canvasai.document.transform import resize_canvas, scale_document
+from canvasai.generation import planning
+from canvasai.generation.requests import (
+    CLASSIC_MODEL,
+    ControlKind,
+    ControlSettings,
+    GenerationRequest,
+    OutpaintSettings,
+    Task,
+    UpscaleSettings,
+)
+
+FLOWS = ("auto", "generate", "refine", "inpaint", "outpaint", "sketch", "upscale")
+MAX_STRIP = 512  # px of existing image given as context to an outpaint
+
+
+class FlowError(CanvasAIError):
+    """The document is not ready for the chosen flow (e.g. inpaint without a mask)."""
+
+
+@dataclass
+class FlowParams:
+    """What the generation panel holds; everything a flow needs besides the document."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = CLASSIC_MODEL
+    steps: int = 20
+    guidance: float = 7.0
+    strength: float = 0.75
+    seed: int | None = None
+    batch_size: int = 1
+    scheduler: str = "default"
+    # inpaint
+    grow_px: int = 4
+    feather_px: int = 12
+    color_match: bool = False
+    classic_method: str = "telea"
+    # outpaint
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom
+    prefill: str = "infill"
+    # sketch
+    control: ControlKind = ControlKind.SCRIBBLE
+    controlnet: str | None = None
+    control_scale: float = 1.0
+    sketch_use_mask: bool = True
+    # upscale
+    upscale_factor: int = 2
+    upscale_source: str = "image"  # "image" | "layer"
+    upscale_target: str = "resize"  # "resize" | "new_document"
+    tile: int = 512
+    overlap: int = 64
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowJob:
+    """A planned job: the request plus where and how its result lands."""
+
+    flow: str
+    request: GenerationRequest
+    target: Rect  # where the result lands, in document coordinates *after* the change
+    source_rect: Rect  # what was sent, in document coordinates before the change
+    params: FlowParams
+    sketch_layer_id: int | None = None
+    preview_rect: Rect | None = None  # where previews are drawn (document coords, before)
+    doc_size: tuple[int, int] = (0, 0)  # the canvas size the job was planned for
+
+    @property
+    def label(self) -> str:
+        return self.flow.capitalize()
+
+
+def _snapshot(doc: Document, rect: Rect) -> np.ndarray:
+    return composite_layers(doc.layers, rect)
+
+
+def _base_request(task: Task, p: FlowParams, **kw: Any) -> GenerationRequest:
+    fields: dict[str, Any] = {
+        "task": task, "prompt": p.prompt, "negative_prompt": p.negative_prompt, "model": p.model,
+        "steps": p.steps, "guidance": p.guidance, "strength": p.strength, "seed": p.seed,
+        "batch_size": p.batch_size, "scheduler": p.scheduler, "classic_method": p.classic_method,
+    }
+    return GenerationRequest(**(fields | kw))
+
+
+def region_mask(doc: Document) -> np.ndarray | None:
+    """The mask to regenerate: the painted mask, else the selection, else None."""
+    if not doc.mask.is_blank:
+        return doc.mask.read(doc.rect)[..., 0]
+    if doc.selection is not None:
+        return doc.selection.read(doc.rect)[..., 0]
+    return None
+
+
+def auto_flow(doc: Document, p: FlowParams) -> str:
+    """What Generate does when the person didn't pick a task."""
+    if any(p.margins):
+        return "outpaint"
+    if not doc.mask.is_blank:
+        return "inpaint"
+    if any(layer.is_sketch and layer.visible for layer in doc.layers):
+        return "sketch"
+    if doc.selection is not None:
+        return "inpaint"
+    painted = any(layer.surface.tile_keys() for layer in doc.layers)
+    return "refine" if painted else "generate"
+
+
+def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:
+    if flow == "auto":
+        flow = auto_flow(doc, p)
+    planners = {
+        "inpaint": plan_inpaint, "outpaint": plan_outpaint, "sketch": plan_sketch,
+        "upscale": plan_upscale, "generate": plan_generate, "refine": plan_refine,
+    }
+    if flow not in planners:
+        raise FlowError(f"Unknown task “{flow}”.")
+    return replace(planners[flow](doc, p), doc_size=(doc.width, doc.height))
+
+
+def plan_inpaint(doc: Document, p: FlowParams) -> FlowJob:
+    mask = region_mask(doc)
+    if mask is None or not mask.any():
+        raise FlowError("Paint a mask (M) or make a selection first: it marks what to regenerate.")
+    bbox = planning.mask_bbox(mask)
+    reach = p.grow_px + p.feather_px
+    ctx = planning.inpaint_context(bbox.adjusted(reach, reach, reach, reach).intersect(doc.rect),
+                                   doc.rect)
+    request = _base_request(
+        Task.INPAINT, p, image=_snapshot(doc, ctx), mask=mask[ctx.slices()],
+        options={"grow_px": p.grow_px, "feather_px": p.feather_px},
+    )
+    return FlowJob("inpaint", request, ctx, ctx, p, preview_rect=ctx)
+
+
+def _outpaint_context(doc: Document, margins: tuple[int, int, int, int]) -> Rect:
+    left, top, right, bottom = margins
+    strip_w = min(doc.width, MAX_STRIP, max(64, 2 * max(left, right, 1)))
+    strip_h = min(doc.height, MAX_STRIP, max(64, 2 * max(top, bottom, 1)))
+    parts = []
+    if left:
+        parts.append(Rect(0, 0, strip_w, doc.height))
+    if right:
+        parts.append(Rect(doc.width - strip_w, 0, strip_w, doc.height))
+    if top:
+        parts.append(Rect(0, 0, doc.width, strip_h))
+    if bottom:
+        parts.append(Rect(0, doc.height - strip_h, doc.width, strip_h))
+    out = Rect(0, 0, 0, 0)
+    for r in parts:
+        out = out.union(r)
+    return out
+
+
+def plan_outpaint(doc: Document, p: FlowParams) -> FlowJob:
+    left, top, right, bottom = (int(v) for v in p.margins)
+    if min(left, top, right, bottom) < 0 or not any((left, top, right, bottom)):
+        raise FlowError("Drag the frame past an edge, or set how far to extend the canvas.")
+    ctx = _outpaint_context(doc, (left, top, right, bottom))
+    request = _base_request(
+        Task.OUTPAINT, p, image=_snapshot(doc, ctx), strength=1.0,
+        outpaint=OutpaintSettings(left=left, right=right, top=top, bottom=bottom, prefill=p.prefill),
+    )
+    # The grown context in the new document's coordinates.
+    target = Rect(ctx.x, ctx.y, ctx.w + left + right, ctx.h + top + bottom)
+    preview = Rect(ctx.x - left, ctx.y - top, target.w, target.h)
+    return FlowJob("outpaint", request, target, ctx, p, preview_rect=preview)
+
+
+def sketch_layer(doc: Document) -> Layer:
+    for layer in reversed(doc.layers):
+        if layer.is_sketch and layer.visible:
+            return layer
+    if doc.active_layer is None:
+        raise FlowError("There is no layer to use as a sketch.")
+    return doc.active_layer
+
+
+def plan_sketch(doc: Document, p: FlowParams) -> FlowJob:
+    layer = sketch_layer(doc)
+    if not layer.surface.tile_keys() and not layer.surface.fill[3]:
+        raise FlowError(f"The sketch layer “{layer.name}” is empty: draw something first.")
+    sketch = _over_white(layer, doc.rect)
+    control = ControlSettings(kind=p.control, image=sketch[..., :3], model=p.controlnet,
+                              preprocess=True, scale=p.control_scale)
+    mask = region_mask(doc) if p.sketch_use_mask else None
+    kw: dict[str, Any] = {}
+    if mask is not None and mask.any():
+        kw = {"image": _snapshot(doc, doc.rect), "mask": mask,
+              "options": {"grow_px": p.grow_px, "feather_px": p.feather_px}}
+    request = _base_request(Task.SKETCH, p, control=control, width=doc.width, height=doc.height,
+                            **kw)
+    return FlowJob("sketch", request, doc.rect, doc.rect, p, sketch_layer_id=layer.id,
+                   preview_rect=doc.rect)
+
+
+def _over_white(layer: Layer, rect: Rect) -> np.ndarray:
+    """The layer as a ControlNet sees a drawing: its strokes on a white sheet."""
+    from canvasai.document.tiles import TiledSurface
+
+    white = Layer("white", TiledSurface(4, fill=(255, 255, 255, 255)))
+    strokes = Layer("sketch", layer.surface)
+    return composite_layers([white, strokes], rect)
+
+
+def plan_upscale(doc: Document, p: FlowParams) -> FlowJob:
+    if p.upscale_factor not in (2, 4):
+        raise FlowError("Upscale by 2× or 4×.")
+    if p.upscale_source == "layer":
+        layer = doc.active_layer
+        if layer is None:
+            raise FlowError("There is no active layer to upscale.")
+        image = layer.surface.read(doc.rect)
+    else:
+        image = _snapshot(doc, doc.rect)
+    f = p.upscale_factor
+    request = _base_request(
+        Task.UPSCALE, p, image=image,
+        upscale=UpscaleSettings(scale=f, tile=p.tile, overlap=p.overlap,
+                                refine_strength=min(p.strength, 0.5)),
+    )
+    target = Rect(0, 0, doc.width * f, doc.height * f)
+    return FlowJob("upscale", request, target, doc.rect, p, preview_rect=doc.rect)
+
+
+def _selection_or_canvas(doc: Document) -> Rect:
+    from canvasai.document.selection import selection_bounds
+
+    r = selection_bounds(doc)
+    return (r if not r.is_empty() else doc.rect).snapped_out(8).intersect(doc.rect)
+
+
+def plan_generate(doc: Document, p: FlowParams) -> FlowJob:
+    r = _selection_or_canvas(doc)
+    request = _base_request(Task.TXT2IMG, p, width=r.w, height=r.h)
+    return FlowJob("generate", request, r, r, p, preview_rect=r)
+
+
+def plan_refine(doc: Document, p: FlowParams) -> FlowJob:
+    r = _selection_or_canvas(doc)
+    request = _base_request(Task.IMG2IMG, p, image=_snapshot(doc, r))
+    return FlowJob("refine", request, r, r, p, preview_rect=r)
+
+
+# --------------------------------------------------------------------------- results
+def generation_record(job: FlowJob, seed: int, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters kept on an accepted layer (and exported as A1111-style text)."""
+    r = job.request
+    meta = dict(metadata or {})
+    return {
+        "flow": job.flow,
+        "task": r.task.value,
+        "prompt": r.prompt,
+        "negative_prompt": r.negative_prompt,
+        "steps": r.steps,
+        "sampler": meta.get("sampler", r.scheduler),
+        "cfg_scale": r.guidance,
+        "seed": int(seed),
+        "strength": r.strength,
+        "width": job.target.w,
+        "height": job.target.h,
+        "model": meta.get("model", r.model),
+        "backend": meta.get("backend", "classic" if r.model == CLASSIC_MODEL else "diffusers"),
+    }
+
+
+def layer_name(job: FlowJob, seed: int) -> str:
+    prompt = job.request.prompt.strip().replace("\n", " ")
+    if len(prompt) > 40:
+        prompt = prompt[:39] + "…"
+    what = prompt or job.label
+    return f"Generated: {what} ({seed})"
+
+
+def _result_rgba(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.shape[2] == 3:
+        image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    return np.ascontiguousarray(image, dtype=np.uint8)
+
+
+def _check_size(image: np.ndarray, w: int, h: int, what: str) -> np.ndarray:
+    if image.shape[0] != h or image.shape[1] != w:
+        raise FlowError(f"The {what} result is {image.shape[1]}×{image.shape[0]}, expected {w}×{h}.")
+    return image
+
+
+def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
+                 metadata: dict[str, Any] | None = None) -> Layer | Document:
+    """Put an accepted result into the document as one undo step.
+
+    Returns the new layer, or a new Document for an upscale sent to a new document.
+    Raises FlowError (document unchanged) when the document no longer fits the job.
+    """
+    img = _result_rgba(image)
+    record = generation_record(job, seed, metadata)
+    name = layer_name(job, seed)
+    if job.flow == "upscale" and job.params.upscale_target == "new_document":
+        t = job.target
+        new = Document(t.w, t.h, background=None)
+        new.layers[0].surface.write(0, 0, _check_size(img, t.w, t.h, "upscale"))
+        new.layers[0].name = name
+        new.layers[0].generation = record
+        new.history.clear()
+        return new
+    if job.doc_size != (0, 0) and job.doc_size != (doc.width, doc.height):
+        raise FlowError("The canvas changed size since the job started: run it again.")
+    with doc.history.macro(name):
+        layer = Layer(name, generation=record)
+        if job.flow == "inpaint":
+            _apply_inpaint(doc, job, img, layer)
+        elif job.flow == "outpaint":
+            _apply_outpaint(doc, job, img, layer)
+        elif job.flow == "upscale":
+            _apply_upscale(doc, job, img, layer)
+            if job.params.upscale_source == "layer":
+                return doc.active_layer  # type: ignore[return-value]
+        else:
+            t = job.target
+            img = _check_size(img, t.w, t.h, job.flow)
+            if job.flow == "sketch" and job.request.mask is not None:
+                alpha = planning.feather_mask(job.request.mask, job.params.grow_px,
+                                              job.params.feather_px)
+                img = img.copy()
+                img[..., 3] = np.minimum(img[..., 3], (alpha * 255 + 0.5).astype(np.uint8))
+            layer.surface.write(t.x, t.y, img)
+            index = None
+            if job.sketch_layer_id is not None:
+                ids = [la.id for la in doc.layers]
+                if job.sketch_layer_id in ids:
+                    index = ids.index(job.sketch_layer_id) + 1
+            doc.add_layer(layer=layer, index=index)
+    return layer
+
+
+def _apply_inpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> None:
+    t = job.target
+    img = _check_size(img, t.w, t.h, "inpaint")
+    original = job.request.image
+    mask = job.request.mask
+    p = job.params
+    if p.color_match:
+        img = _result_rgba(planning.color_match(img, original, mask))
+    alpha = planning.feather_mask(mask, p.grow_px, p.feather_px)
+    # The backend's result already equals the original beyond the feathered mask; the layer
+    # covers exactly the pixels the feather reaches and is transparent elsewhere.
+    pasted = planning.paste_back(original, img, alpha)
+    out = _result_rgba(pasted).copy()
+    out[..., 3] = np.where(alpha > 0, np.maximum(out[..., 3], original[..., 3]), 0)
+    out[alpha <= 0] = 0
+    layer.surface.write(t.x, t.y, out)
+    layer.surface.prune()
+    doc.add_layer(layer=layer, index=len(doc.layers))
+
+
+def _apply_outpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> None:
+    left, top, right, bottom = job.params.margins
+    t = job.target
+    img = _check_size(img, t.w, t.h, "outpaint")
+    old = resize_canvas(doc, left, top, right, bottom, text="Extend canvas")
+    # Keep only the new area: existing pixels stay exactly as they were.
+    out = img.copy()
+    inner = old.intersect(Rect(t.x, t.y, t.w, t.h)).translated(-t.x, -t.y)
+    out[inner.slices()] = 0
+    layer.surface.write(t.x, t.y, out)
+    layer.surface.prune()
+    doc.add_layer(layer=layer, index=len(doc.layers))
+
+
+def _apply_upscale(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> None:
+    t = job.target
+    img = _check_size(img, t.w, t.h, "upscale")
+    active = doc.active_layer
+    scale_document(doc, t.w, t.h, text="Upscale")
+    if job.params.upscale_source == "layer" and active is not None:
+        doc.write_pixels(active, 0, 0, img, text="Upscaled layer")
+        active.generation = generation_record(job, 0) | (layer.generation or {})
+        return
+    layer.surface.write(0, 0, img)
+    doc.add_layer(layer=layer, index=len(doc.layers))
+
+
+def with_seed(job: FlowJob, seed: int | None) -> FlowJob:
+    """The same job with another seed (re-run)."""
+    return replace(job, request=replace(job.request, seed=seed),
+                   params=replace(job.params, seed=seed))

@@ -1,0 +1,131 @@
+"""Editing flows end to end on the document with the classic (OpenCV) backend."""
+
+import numpy as np
+import pytest
+
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+from canvasai.document.selection import select_rect
+from canvasai.document.stroke import Stroke
+from canvasai.generation import flows
+from canvasai.generation.flows import FlowError, FlowParams
+from canvasai.generation.runner import run_sync
+
+
+def painted_doc(w=160, h=120):
+    doc = Document(w, h)
+    rng = np.random.default_rng(0)
+    doc.write_pixels(doc.active_layer, 0, 0, rng.integers(0, 255, (h, w, 4), dtype=np.uint8) | 0)
+    px = doc.active_layer.surface.read(doc.rect)
+    px[..., 3] = 255
+    doc.active_layer.surface.write(0, 0, px)
+    doc.history.clear()
+    return doc
+
+
+def mask_circle(doc, cx, cy, r):
+    s = Stroke(doc.mask, doc.rect)
+    s.dab(cx, cy, r, 1.0)
+    s.finish()
+
+
+def run(job):
+    result = run_sync(job.request)
+    return result.images[0], result.seeds[0], dict(result.metadata)
+
+
+def test_inpaint_changes_only_inside_the_feathered_mask_and_undoes_in_one_step():
+    doc = painted_doc()
+    mask_circle(doc, 80, 60, 12)
+    before = Compositor(doc).flatten()
+    params = FlowParams(grow_px=3, feather_px=5)
+    job = flows.plan(doc, "auto", params)
+    assert job.flow == "inpaint" and job.target.contains(Rect(68, 48, 24, 24))
+    assert job.target.w % 8 == 0 and job.target.h % 8 == 0
+    image, seed, meta = run(job)
+    n = len(doc.history.entries)
+    layer = flows.apply_result(doc, job, image, seed, meta)
+    assert doc.layers[-1] is layer and layer.name.startswith("Generated:")
+    assert layer.generation["seed"] == seed and len(doc.history.entries) == n + 1
+    after = Compositor(doc).flatten()
+    yy, xx = np.mgrid[0:doc.height, 0:doc.width]
+    far = np.hypot(xx + 0.5 - 80, yy + 0.5 - 60) > 12 + 3 + 5 + 2
+    assert np.array_equal(after[far], before[far])
+    assert not np.array_equal(after[60, 80], before[60, 80])
+    doc.undo()
+    assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_inpaint_without_mask_or_selection_says_what_to_do():
+    with pytest.raises(FlowError, match="mask"):
+        flows.plan(Document(64, 64), "inpaint", FlowParams())
+
+
+def test_selection_works_as_the_mask():
+    doc = painted_doc()
+    select_rect(doc, Rect(20, 20, 16, 16))
+    job = flows.plan(doc, "auto", FlowParams())
+    assert job.flow == "inpaint" and job.request.mask.any()
+
+
+def test_outpaint_grows_canvas_keeps_existing_pixels():
+    doc = painted_doc()
+    before = Compositor(doc).flatten()
+    job = flows.plan(doc, "outpaint", FlowParams(margins=(32, 0, 48, 16)))
+    image, seed, meta = run(job)
+    flows.apply_result(doc, job, image, seed, meta)
+    assert (doc.width, doc.height) == (160 + 80, 120 + 16)
+    after = Compositor(doc).flatten()
+    assert np.array_equal(after[0:120, 32:192], before)
+    assert after[:, :32, 3].min() == 255 and after[120:, :, 3].min() == 255  # new area filled
+    doc.undo()
+    assert (doc.width, doc.height) == (160, 120)
+    assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_upscale_resizes_document_in_one_step_or_makes_a_new_one():
+    doc = painted_doc(64, 48)
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=2))
+    image, seed, meta = run(job)
+    flows.apply_result(doc, job, image, seed, meta)
+    assert (doc.width, doc.height) == (128, 96)
+    doc.undo()
+    assert (doc.width, doc.height) == (64, 48)
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=4, upscale_target="new_document"))
+    image, seed, meta = run(job)
+    new = flows.apply_result(doc, job, image, seed, meta)
+    assert isinstance(new, Document) and (new.width, new.height) == (256, 192)
+    assert (doc.width, doc.height) == (64, 48)
+
+
+def test_sketch_without_a_model_fails_clearly_and_plans_above_the_sketch():
+    doc = Document(64, 64)
+    sketch = doc.active_layer
+    doc.set_layer_properties(sketch, is_sketch=True)
+    s = Stroke(sketch.surface, doc.rect, color=(0, 0, 0))
+    s.dab(32, 32, 10)
+    s.finish()
+    doc.add_layer("Above")
+    job = flows.plan(doc, "auto", FlowParams())
+    assert job.flow == "sketch" and job.sketch_layer_id == sketch.id
+    assert job.request.control.image[32, 32].tolist() == [0, 0, 0]
+    assert job.request.control.image[0, 0].tolist() == [255, 255, 255]
+    # the layer lands directly above the sketch layer
+    fake = np.full((64, 64, 4), 200, np.uint8)
+    layer = flows.apply_result(doc, job, fake, 7)
+    assert doc.layers[doc.index_of(sketch) + 1] is layer
+
+
+def test_result_for_a_resized_canvas_is_refused_without_change():
+    doc = painted_doc()
+    mask_circle(doc, 50, 50, 5)
+    job = flows.plan(doc, "inpaint", FlowParams())
+    image, seed, _ = run(job)
+    from canvasai.document.transform import resize_canvas
+
+    resize_canvas(doc, 10, 0, 0, 0)
+    n = len(doc.layers)
+    with pytest.raises(FlowError):
+        flows.apply_result(doc, job, image, seed)
+    assert len(doc.layers) == n
