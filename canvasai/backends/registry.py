@@ -47,6 +47,7 @@ MAIN_KINDS = frozenset({BASE, INPAINT, UPSCALER})
 SUPPORTED_FAMILIES = frozenset({SD1, SD2, SDXL})
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
+_FILE_SUFFIXES = PICKLE_SUFFIXES | {".safetensors"}
 MODELS_DIR_ENV = "CANVASAI_MODELS_DIR"
 _MAX_HEADER = 100 * 1024 * 1024  # real SDXL headers are ~200 KB
 _SCAN_DEPTH = 4
@@ -292,6 +293,7 @@ def classify_pipeline_folder(folder: Path) -> _Class:
             )
     in_ch = int(unet_cfg.get("in_channels", 4))
     cross = unet_cfg.get("cross_attention_dim")
+    note = ""
     if "XL" in cls or "text_encoder_2" in index:
         family = SDXL
     else:
@@ -299,13 +301,19 @@ def classify_pipeline_folder(folder: Path) -> _Class:
     if "Upscale" in cls or (in_ch == 7 and unet_cfg.get("num_class_embeds")):
         if "LatentUpscale" in cls:
             return _Class(family, UNSUPPORTED, note="latent x2 upscaler is not supported")
-        return _Class(family, UPSCALER, note="x4 upscaler")
+        # the x4 upscaler is its own family member (SD 2 text encoder); any works here
+        return _Class(SD2 if family == UNKNOWN else family, UPSCALER, note="x4 upscaler")
     if family == UNKNOWN:
-        return _Class(UNKNOWN, UNSUPPORTED, note=f"unrecognised cross-attention size {cross}")
+        if not cls.startswith("StableDiffusion"):
+            return _Class(UNKNOWN, UNSUPPORTED, note=f"unrecognised pipeline {cls or '?'}")
+        # a Stable Diffusion pipeline with one text encoder of unusual size (e.g. a
+        # distilled or test model): run it with the SD 1.x pipeline classes
+        family = SD1
+        note = f"cross-attention size {cross}: treated as SD 1.x"
     if in_ch == 9:
-        return _Class(family, INPAINT)
+        return _Class(family, INPAINT, note=note)
     if in_ch == 4:
-        return _Class(family, BASE)
+        return _Class(family, BASE, note=note)
     return _Class(family, UNSUPPORTED, note=f"UNet with {in_ch} input channels is not supported")
 
 
@@ -494,6 +502,8 @@ class ModelRegistry:
     def _scan_dir(self, root: Path, d: Path, depth: int) -> list[ModelInfo]:
         out: list[ModelInfo] = []
         rel = d.relative_to(root).as_posix()
+        if d.suffix == ".config" and any(d.with_suffix(s).is_file() for s in _FILE_SUFFIXES):
+            return out  # the config sidecar of a single-file checkpoint, not a model
         if depth > 0 and ((d / "model_index.json").is_file() or (d / "config.json").is_file()):
             info = self._inspect(d, rel)
             if info is not None:
@@ -569,15 +579,24 @@ class ModelRegistry:
     def find(
         self, kind: str, family: str | None = None, control_type: str | None = None
     ) -> ModelInfo | None:
-        """The first usable model of a kind (and family / control type)."""
-        for m in self.models():
-            if m.kind != kind or not m.usable:
-                continue
-            if family is not None and m.family != family:
-                continue
-            if control_type is not None and m.control_type != control_type:
-                continue
-            return m
+        """The first usable model of a kind (and family / control type).
+
+        Models of the exact family come first; then ones whose family could not be
+        recognised (their loading fails with a clear message if they do not fit).
+        """
+        candidates = [
+            m
+            for m in self.models()
+            if m.kind == kind
+            and m.usable
+            and (control_type is None or m.control_type == control_type)
+        ]
+        if family is None:
+            return candidates[0] if candidates else None
+        for wanted in (family, UNKNOWN):
+            for m in candidates:
+                if m.family == wanted:
+                    return m
         return None
 
     def resolve(self, model: str) -> ModelInfo:

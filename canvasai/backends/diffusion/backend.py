@@ -1,0 +1,96 @@
+"""`DiffusersBackend`: resolves the request's model, loads it, dispatches by task."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from canvasai.backends.base import JobContext
+from canvasai.backends.device import free_memory, is_out_of_memory
+from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
+from canvasai.backends.registry import (
+    CONTROLNET,
+    REFUSED,
+    SUPPORTED_FAMILIES,
+    TAESD,
+    UNSUPPORTED,
+    UPSCALER,
+    VAE,
+    ModelInfo,
+    ModelRegistry,
+    describe,
+)
+from canvasai.core.errors import GenerationError, ModelError
+from canvasai.generation.requests import GenerationRequest, GenerationResult, Task
+
+TASK_MODULES = {
+    Task.TXT2IMG: "canvasai.backends.diffusion.txt2img",
+    Task.IMG2IMG: "canvasai.backends.diffusion.img2img",
+    Task.INPAINT: "canvasai.backends.diffusion.inpaint",
+    Task.OUTPAINT: "canvasai.backends.diffusion.outpaint",
+    Task.SKETCH: "canvasai.backends.diffusion.sketch",
+    Task.UPSCALE: "canvasai.backends.diffusion.upscale",
+}
+
+
+def check_main_model(info: ModelInfo, task: Task) -> None:
+    """Raise `ModelError` when `info` cannot be the main model of a `task` job."""
+    if info.kind == REFUSED:
+        raise ModelError(f"{info.name} was not loaded: {info.note}")
+    if info.kind == UNSUPPORTED:
+        raise ModelError(f"{info.name} cannot be used: {info.note or 'unsupported model'}")
+    if info.kind == CONTROLNET:
+        raise ModelError(
+            f"{info.name} is a ControlNet, not a main model: pick a Stable Diffusion model "
+            "as the model and this one as the ControlNet of a sketch job."
+        )
+    if info.kind in (TAESD, VAE):
+        raise ModelError(f"{info.name} is a {info.kind.upper()} (autoencoder), not a main model.")
+    if info.kind == UPSCALER and task != Task.UPSCALE:
+        raise ModelError(f"{info.name} is an x4 upscaler: it can only be used to upscale.")
+    if info.kind != UPSCALER and info.family not in SUPPORTED_FAMILIES:
+        raise ModelError(f"{describe(info)}: this model family is not supported.")
+
+
+class DiffusersBackend:
+    """Implements `canvasai.backends.base.Backend` with diffusers pipelines."""
+
+    name = "diffusers"
+
+    def __init__(self, registry: ModelRegistry, manager: PipelineManager | None = None) -> None:
+        self.registry = registry
+        self.manager = manager or PipelineManager(registry)
+
+    def resolve(self, request: GenerationRequest) -> ModelInfo:
+        info = self.registry.resolve(request.model)
+        check_main_model(info, request.task)
+        return info
+
+    def _load(self, info: ModelInfo, ctx: JobContext) -> LoadedModel:
+        try:
+            return self.manager.load(info)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            ctx.note("out of memory while loading: unloading everything and retrying")
+            self.manager.unload()
+            free_memory()
+            try:
+                return self.manager.load(info)
+            except Exception as exc2:
+                if is_out_of_memory(exc2):
+                    raise GenerationError(
+                        f"Not enough memory to load {info.name} on {self.manager.device.describe()}."
+                    ) from exc2
+                raise
+
+    def run(self, request: GenerationRequest, ctx: JobContext) -> GenerationResult:
+        module_name = TASK_MODULES.get(request.task)
+        if module_name is None:
+            raise GenerationError(f"unknown task {request.task!r}")
+        info = self.resolve(request)
+        ctx.check_cancelled()
+        loaded = self._load(info, ctx)
+        ctx.check_cancelled()
+        module: Any = importlib.import_module(module_name)
+        return module.run(self.manager, loaded, request, ctx)

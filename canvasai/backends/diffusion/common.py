@@ -1,0 +1,209 @@
+"""Pixel and batch helpers shared by the task modules (numpy/OpenCV; torch lazily)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from canvasai.backends.base import JobContext
+from canvasai.backends.diffusion.pipelines import (
+    LoadedModel,
+    PipelineManager,
+    StepReporter,
+    run_with_oom_stepdown,
+)
+from canvasai.core.errors import GenerationError
+from canvasai.generation import planning
+from canvasai.generation.requests import GenerationRequest, GenerationResult
+from canvasai.generation.seeds import batch_seeds, random_seed
+
+MULTIPLE = 8
+
+
+def seeds_for(request: GenerationRequest) -> tuple[int, ...]:
+    """Batch item i uses request.seed + i (the service fills the seed; pick one if not)."""
+    seed = request.seed if request.seed is not None else random_seed()
+    return batch_seeds(seed, request.batch_size)
+
+
+def require_image(request: GenerationRequest) -> np.ndarray:
+    img = request.image
+    if img is None:
+        raise GenerationError(f"{request.task.value} needs an input image")
+    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
+        raise GenerationError("the input image must be H x W x 3 or 4 uint8")
+    if min(img.shape[:2]) < 1:
+        raise GenerationError("the input image is empty")
+    return img
+
+
+def require_mask(request: GenerationRequest, image: np.ndarray) -> np.ndarray:
+    mask = request.mask
+    if mask is None:
+        raise GenerationError(f"{request.task.value} needs a mask")
+    m = mask[..., 0] if mask.ndim == 3 else mask
+    if m.shape != image.shape[:2]:
+        raise GenerationError(
+            f"the mask is {m.shape[1]}x{m.shape[0]} but the image is "
+            f"{image.shape[1]}x{image.shape[0]}"
+        )
+    return (m > 0).astype(np.uint8) * np.uint8(255)
+
+
+def rgb(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image[..., :3])
+
+
+def to_rgba(rgb_img: np.ndarray, alpha: np.ndarray | None = None) -> np.ndarray:
+    h, w = rgb_img.shape[:2]
+    a = np.full((h, w, 1), 255, np.uint8) if alpha is None else alpha.reshape(h, w, 1)
+    return np.concatenate([rgb_img[..., :3], a], axis=2)
+
+
+def alpha_of(image: np.ndarray) -> np.ndarray | None:
+    return image[..., 3].copy() if image.shape[2] == 4 else None
+
+
+def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to (w, h): Lanczos when enlarging, area averaging when shrinking."""
+    w, h = size
+    if (img.shape[1], img.shape[0]) == (w, h):
+        return img
+    shrinking = w * h < img.shape[0] * img.shape[1]
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+    return cv2.resize(img, (w, h), interpolation=interp)
+
+
+def round8(n: float) -> int:
+    return max(MULTIPLE, int(round(n / MULTIPLE)) * MULTIPLE)
+
+
+def work_size(size: tuple[int, int], loaded: LoadedModel, native: bool) -> tuple[int, int]:
+    """(w, h) to run the model at: its native pixel count (same aspect), or the size rounded to 8."""
+    if native:
+        return planning.native_scale(size, loaded.native_size, MULTIPLE)
+    return round8(size[0]), round8(size[1])
+
+
+def to_uint8(img: Any) -> np.ndarray:
+    arr = np.asarray(img, dtype=np.float32)
+    return np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8)
+
+
+def pil(img: np.ndarray) -> Any:
+    from PIL import Image
+
+    return Image.fromarray(img)
+
+
+def prompt_kwargs(request: GenerationRequest) -> dict[str, Any]:
+    return {
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt or None,
+        "num_inference_steps": int(request.steps),
+        "guidance_scale": float(request.guidance),
+    }
+
+
+def run_batch(
+    manager: PipelineManager,
+    loaded: LoadedModel,
+    pipe: Any,
+    ctx: JobContext,
+    reporter: StepReporter,
+    seeds: tuple[int, ...],
+    kwargs: dict[str, Any],
+    *,
+    first_run: int = 0,
+    legacy_callback: bool = False,
+    on_item: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """Run `pipe` once per seed (batch items one at a time: a candidate re-run alone
+    with its seed gives the same picture, and peak memory stays that of one image).
+
+    Returns H x W x 3 uint8 images. Cancellation raises out of the step callback, so
+    a cancelled run never reaches the VAE decode.
+    """
+    import torch
+
+    out = []
+    for i, seed in enumerate(seeds):
+        if on_item is not None:
+            on_item(i)
+        reporter.start_run(first_run + i, int(kwargs.get("num_inference_steps", 1)))
+
+        def call(seed: int = seed) -> Any:
+            kw = dict(kwargs, generator=torch.Generator("cpu").manual_seed(int(seed)))
+            kw["output_type"] = "np"
+            if legacy_callback:
+                kw.update(callback=reporter.legacy_callback(), callback_steps=1)
+            else:
+                kw["callback_on_step_end"] = reporter.diffusers_callback()
+            with torch.inference_mode():
+                return pipe(**kw).images[0]
+
+        ctx.check_cancelled()
+        image = run_with_oom_stepdown(manager, loaded, pipe, ctx, call)
+        out.append(to_uint8(image))
+    return out
+
+
+def metadata(
+    request: GenerationRequest,
+    loaded: LoadedModel,
+    manager: PipelineManager,
+    seeds: tuple[int, ...],
+    size: tuple[int, int],
+    sampler: str,
+    preview_method: str,
+    notes: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "backend": "diffusers",
+        "task": request.task.value,
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "steps": request.steps,
+        "sampler": sampler,
+        "cfg": request.guidance,
+        "seed": seeds[0],
+        "seeds": list(seeds),
+        "size": [int(size[0]), int(size[1])],
+        "model": loaded.info.name,
+        "model_path": str(loaded.info.path),
+        "family": loaded.info.family,
+        "strength": request.strength,
+        "device": manager.device.describe(),
+        "preview": preview_method,
+    }
+    if loaded.degraded:
+        notes = [*notes, "memory savers active: " + ", ".join(loaded.degraded)]
+    if notes:
+        meta["note"] = "; ".join(notes)
+    meta.update(extra)
+    return meta
+
+
+def result(
+    images: list[np.ndarray], seeds: tuple[int, ...], meta: dict[str, Any]
+) -> GenerationResult:
+    frozen = []
+    for img in images:
+        img = np.ascontiguousarray(img)
+        img.setflags(write=False)
+        frozen.append(img)
+    return GenerationResult(images=tuple(frozen), seeds=tuple(seeds), metadata=meta)
+
+
+def full_mask_inpaint_kwargs(image_rgb: np.ndarray) -> dict[str, Any]:
+    """Arguments that make an inpainting pipeline repaint everything (txt2img/img2img
+    with a 9-channel inpainting model, as A1111 does)."""
+    h, w = image_rgb.shape[:2]
+    return {
+        "image": pil(image_rgb),
+        "mask_image": pil(np.full((h, w), 255, np.uint8)),
+    }

@@ -1,0 +1,72 @@
+"""Image -> image refine (denoising strength). Also the per-tile engine of tiled upscaling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from canvasai.backends.base import JobContext
+from canvasai.backends.diffusion import common
+from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
+from canvasai.core.errors import GenerationError
+from canvasai.generation.requests import GenerationRequest, GenerationResult
+
+
+def refine_pipe(
+    manager: PipelineManager, loaded: LoadedModel, image_rgb: np.ndarray, strength: float
+) -> tuple[Any, dict[str, Any]]:
+    """The pipeline and its image arguments for refining `image_rgb` (already at work size)."""
+    h, w = image_rgb.shape[:2]
+    if loaded.is_true_inpaint:
+        pipe = manager.variant(loaded, "inpaint")
+        kw = common.full_mask_inpaint_kwargs(image_rgb)
+    else:
+        pipe = manager.variant(loaded, "img2img")
+        kw = {"image": common.pil(image_rgb)}
+    if loaded.is_true_inpaint:
+        kw |= {"height": h, "width": w}
+    return pipe, kw | {"strength": float(strength)}
+
+
+def check_strength(strength: float) -> float:
+    if not 0.0 < strength <= 1.0:
+        raise GenerationError(f"denoising strength must be in (0, 1], not {strength}")
+    return float(strength)
+
+
+def run(
+    manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
+) -> GenerationResult:
+    image = common.require_image(request)
+    strength = check_strength(request.strength)
+    h, w = image.shape[:2]
+    ww, wh = common.work_size((w, h), loaded, request.native_resolution)
+    work = common.resize(common.rgb(image), (ww, wh))
+    pipe, kw = refine_pipe(manager, loaded, work, strength)
+    sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
+    previewer = manager.previewer(loaded)
+    alpha = common.alpha_of(image)
+
+    def sink(step: int, small: np.ndarray) -> None:
+        ctx.preview(step, common.to_rgba(common.resize(small, (w, h)), alpha))
+
+    seeds = common.seeds_for(request)
+    reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
+    images = common.run_batch(
+        manager, loaded, pipe, ctx, reporter, seeds, common.prompt_kwargs(request) | kw
+    )
+    images = [common.to_rgba(common.resize(im, (w, h)), alpha) for im in images]
+    notes = ["inpainting model: refined as a full-canvas inpaint"] if loaded.is_true_inpaint else []
+    meta = common.metadata(
+        request,
+        loaded,
+        manager,
+        seeds,
+        (w, h),
+        sampler,
+        previewer.method,
+        notes,
+        work_size=[ww, wh],
+    )
+    return common.result(images, seeds, meta)

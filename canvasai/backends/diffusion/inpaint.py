@@ -1,0 +1,160 @@
+"""Inpaint: regenerate the masked pixels; every pixel outside the feathered mask is kept.
+
+The model sees a context rectangle around the mask (planning.inpaint_context),
+scaled to its native size and back. True inpainting models (9-channel UNet) get
+the mask and masked image as inputs; a regular 4-channel model runs in diffusers'
+legacy mask-blend mode, which works less well at the borders: the metadata says so.
+The result is pasted back through a feathered mask (planning.paste_back), so
+pixels beyond ``grow + feather`` of the mask are byte-identical to the input.
+
+Options (request.options): ``grow_px`` / ``feather_px`` (planning.blend_params),
+``color_match`` (default False), ``padding`` (context padding fraction, 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from canvasai.backends.base import JobContext
+from canvasai.backends.diffusion import common
+from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
+from canvasai.core.errors import GenerationError
+from canvasai.core.geometry import Rect
+from canvasai.generation import planning
+from canvasai.generation.requests import GenerationRequest, GenerationResult
+
+LEGACY_NOTE = (
+    "regular (4-channel) model used for inpainting in mask-blend mode: borders may be "
+    "less coherent than with an inpainting model"
+)
+
+
+@dataclass
+class InpaintJob:
+    """Everything `inpaint_images` needs; outpaint and sketch build one too."""
+
+    image: np.ndarray  # H x W x 3|4 uint8, full input
+    mask: np.ndarray  # H x W uint8 0/255
+    region: Rect  # where the model works
+    work: tuple[int, int]  # (w, h) the model runs at
+    grow_px: int = 0
+    feather_px: int = 8
+    color_match: bool = False
+
+
+def plan(
+    request: GenerationRequest, image: np.ndarray, mask: np.ndarray, loaded: LoadedModel
+) -> InpaintJob:
+    if not mask.any():
+        raise GenerationError("the mask is empty: paint the area to regenerate first")
+    opts = request.options
+    h, w = image.shape[:2]
+    region = planning.inpaint_context(
+        planning.mask_bbox(mask),
+        Rect(0, 0, w, h),
+        padding_frac=float(opts.get("padding", 0.5)),
+        multiple=common.MULTIPLE,
+    )
+    work = common.work_size((region.w, region.h), loaded, request.native_resolution)
+    try:
+        grow, feather = planning.blend_params(opts)
+    except ValueError as exc:
+        raise GenerationError(str(exc)) from exc
+    return InpaintJob(
+        image=image,
+        mask=mask,
+        region=region,
+        work=work,
+        grow_px=grow,
+        feather_px=feather,
+        color_match=bool(opts.get("color_match", False)),
+    )
+
+
+def inpaint_images(
+    manager: PipelineManager,
+    loaded: LoadedModel,
+    request: GenerationRequest,
+    ctx: JobContext,
+    job: InpaintJob,
+    seeds: tuple[int, ...],
+    *,
+    pipe: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[list[np.ndarray], str, str]:
+    """Run the batch and composite each result back. Returns (images, sampler, preview method).
+
+    `pipe`/`extra` let sketch pass a ControlNet inpaint pipeline and its control image.
+    """
+    rows, cols = job.region.slices()
+    crop = job.image[rows, cols]
+    crop_mask = job.mask[rows, cols]
+    size = (job.region.w, job.region.h)
+    work_rgb = common.resize(common.rgb(crop), job.work)
+    # nearest keeps the mask binary; dilate one latent cell so resampling never shrinks it
+    work_mask = common.resize(crop_mask, job.work)
+    work_mask = (planning.grow_mask(work_mask, 1) > 0).astype(np.uint8) * np.uint8(255)
+    if pipe is None:
+        pipe = manager.variant(loaded, "inpaint")
+    sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
+    previewer = manager.previewer(loaded)
+    alpha = planning.feather_mask(crop_mask, job.grow_px, job.feather_px)
+    full_alpha = common.alpha_of(job.image)
+
+    def sink(step: int, small: np.ndarray) -> None:
+        frame = job.image.copy() if job.image.shape[2] == 4 else common.to_rgba(job.image)
+        frame[rows, cols, :3] = common.resize(small, size)
+        ctx.preview(step, frame)
+
+    kwargs = (
+        common.prompt_kwargs(request)
+        | {
+            "image": common.pil(work_rgb),
+            "mask_image": common.pil(work_mask),
+            "height": job.work[1],
+            "width": job.work[0],
+            "strength": float(request.strength),
+        }
+        | (extra or {})
+    )
+    reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
+    raw = common.run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
+    out = []
+    for gen in raw:
+        gen = common.resize(gen, size)
+        if job.color_match:
+            gen = planning.color_match(gen, common.rgb(crop), crop_mask)
+        full = job.image.copy()
+        full[rows, cols] = planning.paste_back(crop, gen, alpha)
+        out.append(full if full.shape[2] == 4 else common.to_rgba(full, full_alpha))
+    return out, sampler, previewer.method
+
+
+def run(
+    manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
+) -> GenerationResult:
+    image = common.require_image(request)
+    mask = common.require_mask(request, image)
+    if not 0.0 < request.strength <= 1.0:
+        raise GenerationError(f"denoising strength must be in (0, 1], not {request.strength}")
+    job = plan(request, image, mask, loaded)
+    seeds = common.seeds_for(request)
+    images, sampler, preview = inpaint_images(manager, loaded, request, ctx, job, seeds)
+    notes = [] if loaded.is_true_inpaint else [LEGACY_NOTE]
+    meta = common.metadata(
+        request,
+        loaded,
+        manager,
+        seeds,
+        (image.shape[1], image.shape[0]),
+        sampler,
+        preview,
+        notes,
+        region=[job.region.x, job.region.y, job.region.w, job.region.h],
+        work_size=list(job.work),
+        inpaint_model=loaded.is_true_inpaint,
+    )
+    return common.result(images, seeds, meta)

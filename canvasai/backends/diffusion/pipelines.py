@@ -1,0 +1,455 @@
+"""Load, keep and run diffusers pipelines: the one place the task modules share.
+
+- Loading: a diffusers folder with ``from_pretrained`` (safetensors only), a single
+  file with ``from_single_file(path, config=<local config folder>)`` fully offline.
+  The config folder is ``<file stem>.config`` next to the file when present (custom
+  architectures), else the bundled ``resources/model_configs/<family>-<kind>``.
+- Keeping: the last main model stays loaded between jobs; a task switch reuses its
+  weights through ``from_pipe`` (~0.03 s). ControlNets and TAESD are cached too.
+- Schedulers are rebuilt for every job from the pipeline's *original* scheduler
+  config: ``X.from_config(pipe.scheduler.config)`` would carry options of an
+  earlier swap over (e.g. Karras sigmas).
+- Running: `run_steps` wires ``callback_on_step_end`` to the job context (progress,
+  previews when wanted, cancel by raising so no VAE decode runs for a cancelled job)
+  and steps down on out-of-memory: free caches, then VAE tiling + attention
+  slicing, then model CPU offload (GPU only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from canvasai.backends.base import JobContext
+from canvasai.backends.device import DeviceChoice, choose_device, free_memory, is_out_of_memory
+from canvasai.backends.previews import Previewer
+from canvasai.backends.registry import (
+    BASE,
+    CONTROLNET,
+    INPAINT,
+    SD1,
+    SD2,
+    SDXL,
+    TAESD,
+    UPSCALER,
+    ModelInfo,
+    ModelRegistry,
+)
+from canvasai.core.errors import GenerationError, ModelError
+
+log = logging.getLogger(__name__)
+
+CONFIGS_ENV = "CANVASAI_MODEL_CONFIGS"
+
+SCHEDULERS = {
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "use_karras_sigmas": True},
+    ),
+    "ddim": ("DDIMScheduler", {}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lcm": ("LCMScheduler", {}),
+    "pndm": ("PNDMScheduler", {}),
+}
+
+# task pipeline class names per family group
+_SD = {
+    "txt2img": "StableDiffusionPipeline",
+    "img2img": "StableDiffusionImg2ImgPipeline",
+    "inpaint": "StableDiffusionInpaintPipeline",
+    "controlnet": "StableDiffusionControlNetPipeline",
+    "controlnet_inpaint": "StableDiffusionControlNetInpaintPipeline",
+}
+_XL = {
+    "txt2img": "StableDiffusionXLPipeline",
+    "img2img": "StableDiffusionXLImg2ImgPipeline",
+    "inpaint": "StableDiffusionXLInpaintPipeline",
+    "controlnet": "StableDiffusionXLControlNetPipeline",
+    "controlnet_inpaint": "StableDiffusionXLControlNetInpaintPipeline",
+}
+
+
+def configs_root() -> Path:
+    """Folder holding the bundled config-only model folders for single-file checkpoints."""
+    env = os.environ.get(CONFIGS_ENV)
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "resources" / "model_configs"
+
+
+def config_folder_for(info: ModelInfo) -> Path:
+    """The local config folder `from_single_file` needs for `info` (never a hub lookup)."""
+    sidecar = info.path.with_suffix(".config")
+    if sidecar.is_dir():
+        return sidecar
+    kind = (
+        "inpaint" if info.kind == INPAINT else "controlnet" if info.kind == CONTROLNET else "base"
+    )
+    folder = configs_root() / f"{info.family}-{kind}"
+    if not folder.is_dir():
+        raise ModelError(
+            f"{info.name}: single-file {info.family} {kind} checkpoints are not supported yet "
+            f"(no bundled config in {folder.parent}). Use the model as a diffusers folder."
+        )
+    return folder
+
+
+def _diffusers() -> Any:
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    return diffusers
+
+
+def dtype_kwargs(dtype: Any) -> dict[str, Any]:
+    """``dtype=`` for diffusers versions that renamed it, ``torch_dtype=`` for older ones."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return {"torch_dtype": dtype}
+    return {"dtype": dtype}
+
+
+def task_class(family: str, task: str) -> Any:
+    names = _XL if family == SDXL else _SD
+    return getattr(_diffusers(), names[task])
+
+
+@dataclass
+class LoadedModel:
+    """A main model's pipeline plus the task variants made from it with `from_pipe`."""
+
+    info: ModelInfo
+    pipe: Any  # the pipeline as loaded (txt2img class, or the upscale pipeline)
+    scheduler_class: str
+    scheduler_config: dict[str, Any]
+    variants: dict[tuple[str, str], Any] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)  # OOM measures applied so far
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.pipe.unet.config.in_channels)
+
+    @property
+    def native_size(self) -> int:
+        """Side length the model was trained at: UNet sample size x VAE factor (512, 1024)."""
+        return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
+
+    @property
+    def is_true_inpaint(self) -> bool:
+        return self.in_channels == 9
+
+
+class PipelineManager:
+    """Owns the device and the loaded pipelines; used on the generation worker thread."""
+
+    def __init__(self, registry: ModelRegistry, device: DeviceChoice | None = None) -> None:
+        self.registry = registry
+        self._device = device
+        self._loaded: LoadedModel | None = None
+        self._controlnets: dict[str, Any] = {}
+        self._taesd: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def device(self) -> DeviceChoice:
+        if self._device is None:
+            self._device = choose_device()
+        return self._device
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self, info: ModelInfo) -> LoadedModel:
+        """The loaded pipeline for `info`, loading it (and unloading the previous) if needed."""
+        with self._lock:
+            if self._loaded is not None and self._loaded.info.path == info.path:
+                return self._loaded
+            self.unload()
+            pipe = self._load_pipe(info)
+            sched = pipe.scheduler
+            self._loaded = LoadedModel(
+                info=info,
+                pipe=pipe,
+                scheduler_class=type(sched).__name__,
+                scheduler_config=dict(sched.config),
+            )
+            return self._loaded
+
+    def unload(self) -> None:
+        with self._lock:
+            if self._loaded is not None:
+                self._loaded = None
+                free_memory(self.device.device if self._device else None)
+
+    def _load_pipe(self, info: ModelInfo) -> Any:
+        import torch
+
+        d = _diffusers()
+        dev = self.device
+        if info.kind == UPSCALER:
+            cls: Any = d.StableDiffusionUpscalePipeline
+        elif info.family in (SD1, SD2, SDXL) and info.kind in (BASE, INPAINT):
+            cls = task_class(info.family, "txt2img")
+        else:
+            raise ModelError(f"{info.name} is a {info.kind} model, not a main model.")
+        extra: dict[str, Any] = {}
+        if info.kind == UPSCALER:
+            extra = {"safety_checker": None, "feature_extractor": None, "watermarker": None}
+        elif info.family != SDXL:
+            extra = {"safety_checker": None, "feature_extractor": None}
+            extra["requires_safety_checker"] = False
+        try:
+            if info.format == "diffusers":
+                pipe = cls.from_pretrained(
+                    info.path,
+                    **dtype_kwargs(dev.dtype),
+                    local_files_only=True,
+                    use_safetensors=True,
+                    **extra,
+                )
+            else:
+                if info.format == "pickle" and not self.registry.is_pickle_allowed(info.path):
+                    raise ModelError(f"{info.name}: {info.note}")
+                pipe = cls.from_single_file(
+                    str(info.path),
+                    config=str(config_folder_for(info)),
+                    **dtype_kwargs(dev.dtype),
+                    local_files_only=True,
+                    **extra,
+                )
+        except ModelError:
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+            if is_out_of_memory(exc):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"Could not load {info.name} ({info.path}): {first}") from exc
+        pipe.set_progress_bar_config(disable=True)
+        if torch.device(dev.device).type != "cpu":
+            pipe.to(dev.device)
+        return pipe
+
+    def variant(self, loaded: LoadedModel, task: str, controlnet: Any = None, key: str = "") -> Any:
+        """`loaded`'s pipeline as the task pipeline class (shared weights via from_pipe)."""
+        if loaded.info.kind == UPSCALER:
+            return loaded.pipe
+        cls = task_class(loaded.info.family, task)
+        vkey = (cls.__name__, key)
+        pipe = loaded.variants.get(vkey)
+        if pipe is None:
+            if type(loaded.pipe) is cls:
+                pipe = loaded.pipe
+            elif controlnet is not None:
+                pipe = cls.from_pipe(loaded.pipe, controlnet=controlnet)
+            else:
+                pipe = cls.from_pipe(loaded.pipe)
+            pipe.set_progress_bar_config(disable=True)
+            loaded.variants[vkey] = pipe
+        return pipe
+
+    def controlnet(self, info: ModelInfo) -> Any:
+        key = str(info.path)
+        net = self._controlnets.get(key)
+        if net is None:
+            d = _diffusers()
+            try:
+                if info.format == "diffusers":
+                    net = d.ControlNetModel.from_pretrained(
+                        info.path,
+                        **dtype_kwargs(self.device.dtype),
+                        local_files_only=True,
+                        use_safetensors=True,
+                    )
+                else:
+                    net = d.ControlNetModel.from_single_file(
+                        str(info.path),
+                        config=str(config_folder_for(info)),
+                        **dtype_kwargs(self.device.dtype),
+                        local_files_only=True,
+                    )
+            except ModelError:
+                raise
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:
+                raise ModelError(f"Could not load ControlNet {info.name}: {exc}") from exc
+            if self.device.device != "cpu":
+                net.to(self.device.device)
+            self._controlnets = {key: net}  # keep one: they are as big as a UNet
+        return net
+
+    def taesd(self, family: str) -> Any | None:
+        """An installed TAESD for `family`, loaded once; None when there is none."""
+        if family in self._taesd:
+            return self._taesd[family]
+        info = self.registry.find(TAESD, family=family)
+        net = None
+        if info is not None and info.format == "diffusers":
+            try:
+                net = _diffusers().AutoencoderTiny.from_pretrained(
+                    info.path, **dtype_kwargs(self.device.dtype), local_files_only=True
+                )
+                if self.device.device != "cpu":
+                    net.to(self.device.device)
+            except (OSError, ValueError, RuntimeError) as exc:
+                log.warning("TAESD %s not usable: %s", info.path, exc)
+                net = None
+        self._taesd[family] = net
+        return net
+
+    def previewer(self, loaded: LoadedModel) -> Previewer:
+        fam = loaded.info.family
+        return Previewer(
+            fam,
+            self.taesd(fam) if loaded.info.kind != UPSCALER else None,
+            float(getattr(loaded.pipe.vae.config, "scaling_factor", 0.18215)),
+        )
+
+    # -- per job ------------------------------------------------------------------------------
+
+    def set_scheduler(self, loaded: LoadedModel, pipe: Any, name: str) -> str:
+        """Give `pipe` a fresh scheduler built from the model's original config; returns its name."""
+        d = _diffusers()
+        key = (name or "default").lower()
+        if key == "default":
+            cls_name, extra = loaded.scheduler_class, {}
+        elif key in SCHEDULERS:
+            cls_name, extra = SCHEDULERS[key]
+        else:
+            raise GenerationError(
+                f"Unknown sampler {name!r}. Choose one of: default, {', '.join(SCHEDULERS)}."
+            )
+        cls = getattr(d, cls_name)
+        pipe.scheduler = cls.from_config(loaded.scheduler_config, **extra)
+        return key if key != "default" else f"default ({cls_name})"
+
+
+def generators(seeds: tuple[int, ...] | list[int]) -> list[Any]:
+    """One CPU torch.Generator per batch item: identical results on every device."""
+    import torch
+
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+PreviewSink = Callable[[int, np.ndarray], None]
+
+
+class StepReporter:
+    """Maps a pipeline's step callbacks to the job context across a whole job.
+
+    A job may run the pipeline several times (batch items, tiles): `segment` says
+    which run this is, so progress counts monotonically over the job.
+    """
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        runs: int,
+        previews: bool,
+        previewer: Previewer | None,
+        sink: PreviewSink | None,
+    ) -> None:
+        self.ctx = ctx
+        self.runs = max(1, runs)
+        self.run_index = 0
+        self.previews = previews and previewer is not None and sink is not None
+        self.previewer = previewer
+        self.sink = sink
+        self.steps_per_run = 0
+        self.last_step = 0
+
+    def start_run(self, index: int, steps_hint: int) -> None:
+        self.run_index = index
+        if self.steps_per_run == 0:
+            self.steps_per_run = max(1, steps_hint)
+
+    def on_step(self, i: int, latents: Any, total_steps: int | None = None) -> None:
+        if total_steps:
+            self.steps_per_run = max(1, int(total_steps))
+        per = self.steps_per_run
+        local = min(i + 1, per)
+        step = self.run_index * per + local
+        total = self.runs * per
+        self.last_step = step
+        self.ctx.progress(step, total)
+        if self.previews and self.ctx.wants_preview():
+            assert self.previewer is not None and self.sink is not None
+            self.sink(step, self.previewer(latents))
+        self.ctx.check_cancelled()
+
+    def diffusers_callback(self) -> Callable[..., dict[str, Any]]:
+        def callback(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            self.on_step(i, kwargs["latents"], getattr(pipe, "_num_timesteps", None))
+            return {}
+
+        return callback
+
+    def legacy_callback(self) -> Callable[[int, Any, Any], None]:
+        def callback(i: int, t: Any, latents: Any) -> None:
+            self.on_step(i, latents)
+
+        return callback
+
+
+_OOM_LEVELS = (
+    "out of memory: freed caches, retrying",
+    "out of memory: retrying with VAE tiling and attention slicing",
+    "out of memory: retrying with model CPU offload",
+)
+
+
+def _apply_oom_level(manager: PipelineManager, loaded: LoadedModel, pipe: Any, level: int) -> bool:
+    """Apply step-down `level` (1-based) to `pipe`; False when it does not apply here."""
+    free_memory(manager.device.device)
+    if level == 1:
+        return True
+    if level == 2:
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            pipe.vae.enable_tiling()
+        with contextlib.suppress(AttributeError, NotImplementedError):
+            pipe.enable_attention_slicing()
+        loaded.degraded.append("vae_tiling+attention_slicing")
+        return True
+    if level == 3:
+        if manager.device.device != "cuda":
+            return False
+        pipe.enable_model_cpu_offload()
+        loaded.degraded.append("model_cpu_offload")
+        return True
+    return False
+
+
+def run_with_oom_stepdown(
+    manager: PipelineManager, loaded: LoadedModel, pipe: Any, ctx: JobContext, fn: Callable[[], Any]
+) -> Any:
+    """Call `fn`; on out-of-memory free caches and retry, then tile/slice, then offload."""
+    level = 0
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            level += 1
+            while level <= len(_OOM_LEVELS) and not _apply_oom_level(manager, loaded, pipe, level):
+                level += 1
+            if level > len(_OOM_LEVELS):
+                free_memory(manager.device.device)
+                raise GenerationError(
+                    "Out of memory even after freeing caches, VAE tiling, attention slicing"
+                    + (" and CPU offload" if manager.device.device == "cuda" else "")
+                    + ". Try a smaller region or image, fewer batch items, or a smaller model."
+                ) from exc
+            ctx.note(_OOM_LEVELS[level - 1])
+            log.info("%s (%s)", _OOM_LEVELS[level - 1], exc)
