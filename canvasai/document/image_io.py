@@ -127,6 +127,7 @@ def decode_image(
         raise FileFormatError(f"{what} is empty (0 bytes).")
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # metadata noise in broken files
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=sorted(formats))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -140,7 +141,8 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise FileFormatError(f"{what} could not be read: {exc}.") from exc
     try:
-        with img:
+        with img, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Truncated File Read" etc.: we raise
             if img.format not in formats and not (img.format == "MPO" and "JPEG" in formats):
                 raise FileFormatError(
                     f"{what} is a {img.format} file, which CanvasAI does not open."

@@ -273,7 +273,16 @@ class _ArchiveReader:
         try:
             self.zf = zipfile.ZipFile(io.BytesIO(data))
             infos = self.zf.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            OSError,
+            ValueError,
+            EOFError,
+            NotImplementedError,
+            RuntimeError,
+            UnicodeDecodeError,
+        ) as exc:
             raise FileFormatError(
                 f"“{label}” is not an OpenRaster file: it is not a valid zip archive ({exc})."
             ) from exc
