@@ -13,6 +13,7 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
 from canvasai.core.errors import GenerationError
+from canvasai.generation import planning
 from canvasai.generation.requests import GenerationRequest, Task
 from canvasai.generation.service import GenerationService
 
@@ -289,3 +290,51 @@ def test_importing_and_constructing_the_service_does_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_tiny_diffusers_inpaint_end_to_end_through_the_service(
+    qtbot, make_service, tmp_path_factory, request
+):
+    """The real path: service -> router -> diffusers inpaint on a tiny random model."""
+    tiny_models = pytest.importorskip("tests.support.tiny_models")
+    try:
+        import canvasai.backends.router  # noqa: F401
+    except ModuleNotFoundError:
+        pytest.skip("canvasai.backends.router is not available yet")
+    try:  # the session-wide build from tests.support.fixtures, when that plugin is enabled
+        models = request.getfixturevalue("tiny_models")
+    except pytest.FixtureLookupError:
+        models = tiny_models.build_tiny_models(tmp_path_factory.mktemp("tiny"))
+    # no models folder, no HF cache: the model is given by path
+    svc, rec = make_service(settings={"models_dirs": [], "include_hf_cache": False})
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[24:40, 24:40] = 255
+    job = svc.submit(
+        GenerationRequest(
+            Task.INPAINT,
+            image=img,
+            mask=mask,
+            prompt="a cat",
+            model=str(models.sd1_inpaint),
+            steps=3,
+            seed=11,
+            options={"feather_px": 4},
+        )
+    )
+    qtbot.waitUntil(lambda: rec.ended(job), timeout=120_000)
+
+    names = rec.names(job)
+    failed = [a[1] for n, a in rec.of(job) if n == "failed"]
+    assert names[-1] == "finished", failed
+    res = rec.result(job)
+    assert res.seeds == (11,) and res.metadata["backend"] == "diffusers"
+    out = res.images[0]
+    assert out.shape[:2] == (64, 64)
+    far = planning.feather_mask(mask, 0, 4) == 0
+    np.testing.assert_array_equal(out[..., :3][far], img[far])
+    assert not np.array_equal(out[32, 32, :3], img[32, 32])
+    steps = [a[1] for n, a in rec.of(job) if n == "progress"]
+    assert steps and steps == sorted(steps)
+    assert "preview" in names
