@@ -1,0 +1,622 @@
+"""The canvas: a QPainter raster view of the document that drives the active tool.
+
+Drawing goes through two per-tile QImage caches (the composite and the mask
+tint) that document events invalidate by rectangle; a document event repaints
+only the widget area it maps to. Input (mouse, tablet, wheel, keys) becomes
+`PointerEvent`s in document coordinates for the tool, or view changes (zoom
+around the cursor, space-drag and middle-button pan).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPixmap,
+    QPolygonF,
+    QResizeEvent,
+    QTabletEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QWidget
+
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+from canvasai.tools.base import PointerEvent, Tool
+from canvasai.ui.overlays import render_mask_tint, selection_outline
+from canvasai.ui.tile_cache import TileImageCache
+from canvasai.ui.view import ViewTransform, clamp_zoom, next_zoom_step
+
+BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
+WORKSPACE_COLOR = QColor(38, 39, 43)
+PENDING_COLOR = QColor(90, 92, 98)  # a tile not composited yet (never mistaken for transparency)
+
+
+def _checker_brush() -> QBrush:
+    pm = QPixmap(16, 16)
+    pm.fill(QColor(204, 204, 204))
+    p = QPainter(pm)
+    p.fillRect(0, 0, 8, 8, QColor(153, 153, 153))
+    p.fillRect(8, 8, 8, 8, QColor(153, 153, 153))
+    p.end()
+    return QBrush(pm)
+
+
+def _modifiers(mods: Qt.KeyboardModifier) -> frozenset[str]:
+    names = ((Qt.KeyboardModifier.ShiftModifier, "shift"),
+             (Qt.KeyboardModifier.ControlModifier, "ctrl"),
+             (Qt.KeyboardModifier.AltModifier, "alt"))
+    return frozenset(name for flag, name in names if mods & flag)
+
+
+def _buttons(buttons: Qt.MouseButton) -> int:
+    # Qt's Left/Right/Middle values are 1/2/4, the same as tools.base LEFT/RIGHT/MIDDLE.
+    return int(buttons.value) & 7
+
+
+class CanvasWidget(QWidget):
+    """Shows a document and forwards pointer input to the active tool.
+
+    Signals: `zoom_changed(zoom)`, `cursor_moved(doc_x, doc_y)`, `cursor_left()`.
+    """
+
+    zoom_changed = Signal(float)
+    cursor_moved = Signal(float, float)
+    cursor_left = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("canvas")
+        self.setMouseTracking(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_TabletTracking, True)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(200, 150)
+        self.view = ViewTransform()
+        self._doc: Document | None = None
+        self._compositor: Compositor | None = None
+        self._tool: Tool | None = None
+        self._images: TileImageCache | None = None
+        self._mask: TileImageCache | None = None
+        self._selection: list[QPolygonF] = []
+        self._mask_visible = True
+        self._preview: tuple[QImage, Rect] | None = None
+        self._frame: Rect | None = None
+        self._checker = _checker_brush()
+        self._fit_pending = False
+        self._space_held = False
+        self._pan_last: QPointF | None = None
+        self._stroking = False
+        self._cursor: QPointF | None = None
+        self._outline_rect = QRect()
+        self._overlay_rect = QRect()
+        self._more_tiles = QTimer(self)
+        self._more_tiles.setSingleShot(True)
+        self._more_tiles.timeout.connect(self.update)
+        self._update_cursor_shape()
+
+    # -- public API ---------------------------------------------------------------------
+    @property
+    def document(self) -> Document | None:
+        return self._doc
+
+    @property
+    def tool(self) -> Tool | None:
+        return self._tool
+
+    @property
+    def zoom(self) -> float:
+        return self.view.zoom
+
+    @property
+    def tiles_cached(self) -> int:
+        """How many composite tiles are cached (tests and diagnostics)."""
+        return len(self._images) if self._images is not None else 0
+
+    def set_document(self, doc: Document | None, compositor: Compositor | None) -> None:
+        """Show `doc` (drawn through `compositor`) and fit it in the view."""
+        self._finish_stroke(cancel=True)
+        if self._doc is not None:
+            self._doc.pixels_changed.disconnect(self._on_pixels)
+            self._doc.mask_changed.disconnect(self._on_mask)
+            self._doc.selection_changed.disconnect(self._on_selection)
+            self._doc.size_changed.disconnect(self._on_size)
+        self._doc, self._compositor = doc, compositor
+        self._preview = None
+        self._frame = None
+        if doc is None or compositor is None:
+            self._images = self._mask = None
+            self._selection = []
+            self.update()
+            return
+        doc.pixels_changed.connect(self._on_pixels)
+        doc.mask_changed.connect(self._on_mask)
+        doc.selection_changed.connect(self._on_selection)
+        doc.size_changed.connect(self._on_size)
+        self._images = TileImageCache(compositor.display, doc.rect)
+        self._mask = TileImageCache(lambda r: render_mask_tint(doc, r), doc.rect)
+        self._selection = selection_outline(doc)
+        self._fit_pending = True
+        if self.isVisible():
+            self.fit_to_view()
+        self.update()
+
+    def set_tool(self, tool: Tool | None) -> None:
+        """Make `tool` the one pointer input drives (an operation in progress is cancelled)."""
+        if tool is self._tool:
+            return
+        self._finish_stroke(cancel=True)
+        self._tool = tool
+        self._update_cursor_shape()
+        self._update_outline()
+
+    def set_mask_visible(self, visible: bool) -> None:
+        self._mask_visible = bool(visible)
+        self.update()
+
+    @property
+    def mask_visible(self) -> bool:
+        return self._mask_visible
+
+    def set_preview(self, rgba: np.ndarray | None, rect: Rect | None = None) -> None:
+        """Draw `rgba` (h, w, 4 straight uint8) scaled into doc rect `rect` over the image.
+
+        Used for live generation previews; None removes it. The document is not touched.
+        """
+        old = self._preview[1] if self._preview else None
+        if rgba is None or rect is None or rect.is_empty():
+            self._preview = None
+        else:
+            arr = np.ascontiguousarray(rgba, dtype=np.uint8)
+            if arr.ndim != 3 or arr.shape[2] != 4:
+                raise ValueError(f"preview must be (h, w, 4) RGBA, got shape {arr.shape}")
+            h, w = arr.shape[:2]
+            image = QImage(arr.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
+            self._preview = (image, rect)
+        for r in (old, rect):
+            if r is not None:
+                self.update(self.view.rect_to_widget_aligned(r, 2))
+
+    def set_frame_rect(self, rect: Rect | None) -> None:
+        """Show a dashed frame (e.g. the outpaint target) around doc rect `rect`; None hides it."""
+        old, self._frame = self._frame, rect
+        for r in (old, rect):
+            if r is not None:
+                self.update(self.view.rect_to_widget_aligned(r, 4))
+
+    @property
+    def frame_rect(self) -> Rect | None:
+        return self._frame
+
+    # -- view ----------------------------------------------------------------------------
+    def fit_to_view(self) -> None:
+        if self._doc is None:
+            return
+        self._fit_pending = False
+        self.view.fit(self._doc.width, self._doc.height, self.width(), self.height())
+        self._view_changed()
+
+    def actual_pixels(self) -> None:
+        """100 % zoom, keeping the view centre where it is."""
+        self.set_zoom(1.0)
+
+    def set_zoom(self, zoom: float, anchor: QPointF | None = None) -> None:
+        """Zoom keeping the doc point under `anchor` (default: the view centre) in place."""
+        anchor = anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2)
+        self.view.zoom_around(clamp_zoom(zoom), anchor)
+        self._view_changed()
+
+    def zoom_in(self) -> None:
+        self.set_zoom(next_zoom_step(self.view.zoom, +1))
+
+    def zoom_out(self) -> None:
+        self.set_zoom(next_zoom_step(self.view.zoom, -1))
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        self.view.pan(dx, dy)
+        self._view_changed()
+
+    def map_to_doc(self, p: QPointF) -> tuple[float, float]:
+        return self.view.to_doc(p)
+
+    def map_from_doc(self, x: float, y: float) -> QPointF:
+        return self.view.to_widget(x, y)
+
+    def _view_changed(self) -> None:
+        self.zoom_changed.emit(self.view.zoom)
+        self._update_outline()
+        self.update()
+
+    # -- document events -------------------------------------------------------------------
+    def _on_pixels(self, _layer: object, rect: Rect) -> None:
+        if self._images is not None:
+            self._images.invalidate(rect)
+        self.update(self.view.rect_to_widget_aligned(rect))
+
+    def _on_mask(self, rect: Rect) -> None:
+        if self._mask is not None:
+            self._mask.invalidate(rect)
+        if self._mask_visible:
+            self.update(self.view.rect_to_widget_aligned(rect))
+
+    def _on_selection(self, _rect: Rect) -> None:
+        if self._doc is not None:
+            self._selection = selection_outline(self._doc)
+        self.update()
+
+    def _on_size(self) -> None:
+        doc = self._doc
+        if doc is None or self._images is None or self._mask is None:
+            return
+        self._images.clear(doc.rect)
+        self._mask.clear(doc.rect)
+        self._selection = selection_outline(doc)
+        self.update()
+
+    # -- painting ------------------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        exposed = event.rect()
+        p.fillRect(exposed, WORKSPACE_COLOR)
+        doc = self._doc
+        if doc is not None and self._images is not None and self._mask is not None:
+            visible = self.view.widget_rect_to_doc(exposed).intersect(doc.rect)
+            if not visible.is_empty():
+                missing = self._draw_tiles(p, self._images, visible, backdrop=True)
+                if self._mask_visible:
+                    missing |= self._draw_tiles(p, self._mask, visible)
+                if missing and not self._more_tiles.isActive():
+                    self._more_tiles.start(0)
+            self._draw_preview(p)
+            self._draw_selection(p)
+            self._draw_frame(p)
+            self._draw_tool_overlay(p)
+        self._draw_brush_outline(p)
+        p.end()
+
+    def _draw_tiles(self, p: QPainter, cache: TileImageCache, visible: Rect,
+                    backdrop: bool = False) -> bool:
+        """Draw the cached tiles over `visible`; True if some were not built yet.
+
+        With `backdrop`, a transparency checkerboard goes under each tile, and a
+        flat placeholder stands in for a tile still waiting to be built.
+        """
+        z = self.view.zoom
+        missing = False
+        for rect, image, ready in cache.tiles(visible, BUILD_SECONDS_PER_PAINT):
+            part = rect.intersect(visible)
+            if backdrop:
+                p.fillRect(self.view.rect_to_widget(part), self._checker if ready else PENDING_COLOR)
+            if not ready:
+                missing = True
+                continue
+            if image is None:
+                continue
+            p.save()
+            p.translate(self.view.offset)
+            p.scale(z, z)
+            # Crisp pixels when magnified; smooth when the image is scaled down.
+            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 1.0)
+            p.drawImage(QRectF(part.x, part.y, part.w, part.h), image,
+                        QRectF(part.x - rect.x, part.y - rect.y, part.w, part.h))
+            p.restore()
+        return missing
+
+    def _draw_preview(self, p: QPainter) -> None:
+        if self._preview is None:
+            return
+        image, rect = self._preview
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.drawImage(self.view.rect_to_widget(rect), image)
+        p.restore()
+
+    def _dashed_pens(self) -> tuple[QPen, QPen]:
+        under = QPen(QColor(255, 255, 255), 1)
+        under.setCosmetic(True)
+        over = QPen(QColor(0, 0, 0), 1, Qt.PenStyle.CustomDashLine)
+        over.setDashPattern([4, 4])
+        over.setCosmetic(True)
+        return under, over
+
+    def _draw_selection(self, p: QPainter) -> None:
+        if not self._selection:
+            return
+        p.save()
+        p.translate(self.view.offset)
+        p.scale(self.view.zoom, self.view.zoom)
+        for pen in self._dashed_pens():
+            p.setPen(pen)
+            for poly in self._selection:
+                p.drawPolygon(poly)
+        p.restore()
+
+    def _draw_frame(self, p: QPainter) -> None:
+        if self._frame is None:
+            return
+        p.save()
+        r = self.view.rect_to_widget(self._frame)
+        pen = QPen(QColor(255, 170, 40), 2, Qt.PenStyle.DashLine)
+        p.setPen(pen)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawRect(r)
+        p.restore()
+
+    def _draw_tool_overlay(self, p: QPainter) -> None:
+        shapes = self._tool.overlay() if self._tool is not None else []
+        if not shapes:
+            return
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for pen in self._dashed_pens():
+            p.setPen(pen)
+            for kind, shape in shapes:
+                if kind == "rect" and isinstance(shape, Rect):
+                    p.drawRect(self.view.rect_to_widget(shape))
+                elif kind == "polygon":
+                    p.drawPolyline(QPolygonF([self.view.to_widget(x, y) for x, y in shape]))
+        p.restore()
+
+    def _overlay_bounds(self) -> QRect:
+        shapes = self._tool.overlay() if self._tool is not None else []
+        bounds = QRect()
+        for kind, shape in shapes:
+            if kind == "rect" and isinstance(shape, Rect):
+                bounds = bounds.united(self.view.rect_to_widget_aligned(shape, 3))
+            elif kind == "polygon" and shape:
+                xs = [pt[0] for pt in shape]
+                ys = [pt[1] for pt in shape]
+                r = Rect.from_bounds(math.floor(min(xs)), math.floor(min(ys)),
+                                     math.ceil(max(xs)) + 1, math.ceil(max(ys)) + 1)
+                bounds = bounds.united(self.view.rect_to_widget_aligned(r, 3))
+        return bounds
+
+    def _outline_diameter(self) -> float:
+        tool = self._tool
+        if tool is None or not tool.shows_brush_outline:
+            return 0.0
+        return tool.ctx.brush.size * self.view.zoom
+
+    def _draw_brush_outline(self, p: QPainter) -> None:
+        d = self._outline_diameter()
+        if d <= 0 or self._cursor is None or self._pan_last is not None:
+            return
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        c = self._cursor
+        r = max(d / 2, 1.5)
+        p.setPen(QPen(QColor(0, 0, 0, 200), 1.5))
+        p.drawEllipse(c, r, r)
+        p.setPen(QPen(QColor(255, 255, 255, 220), 1))
+        p.drawEllipse(c, r - 1 if r > 2 else r, r - 1 if r > 2 else r)
+        if d < 6:  # a small crosshair so tiny brushes stay findable
+            p.drawLine(QPointF(c.x() - 5, c.y()), QPointF(c.x() + 5, c.y()))
+            p.drawLine(QPointF(c.x(), c.y() - 5), QPointF(c.x(), c.y() + 5))
+        p.restore()
+
+    def _update_outline(self) -> None:
+        """Repaint the old and new brush outline areas only."""
+        old = self._outline_rect
+        d = self._outline_diameter()
+        if d > 0 and self._cursor is not None:
+            r = int(max(d / 2, 6)) + 3
+            c = self._cursor.toPoint()
+            self._outline_rect = QRect(c.x() - r, c.y() - r, 2 * r + 1, 2 * r + 1)
+        else:
+            self._outline_rect = QRect()
+        for rect in (old, self._outline_rect):
+            if not rect.isEmpty():
+                self.update(rect)
+
+    def refresh_brush_outline(self) -> None:
+        """The brush size changed: redraw the outline around the cursor."""
+        self._update_cursor_shape()
+        self._update_outline()
+
+    def _update_overlay(self) -> None:
+        old, self._overlay_rect = self._overlay_rect, self._overlay_bounds()
+        for rect in (old, self._overlay_rect):
+            if not rect.isEmpty():
+                self.update(rect)
+
+    def _update_cursor_shape(self) -> None:
+        if self._pan_last is not None:
+            self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif self._space_held:
+            self.setCursor(Qt.CursorShape.OpenHandCursor)
+        elif self._outline_diameter() >= 6:
+            self.setCursor(Qt.CursorShape.BlankCursor)
+        else:
+            self.setCursor(Qt.CursorShape.CrossCursor)
+
+    # -- pointer input ----------------------------------------------------------------------
+    def _pointer(self, pos: QPointF, pressure: float, tilt_x: float, tilt_y: float,
+                 buttons: Qt.MouseButton, mods: Qt.KeyboardModifier) -> PointerEvent:
+        x, y = self.view.to_doc(pos)
+        return PointerEvent(x, y, float(pressure), float(tilt_x), float(tilt_y),
+                            _buttons(buttons), _modifiers(mods))
+
+    def _track_cursor(self, pos: QPointF) -> None:
+        self._cursor = QPointF(pos)
+        x, y = self.view.to_doc(pos)
+        self.cursor_moved.emit(x, y)
+        self._update_outline()
+
+    def _start_pan(self, pos: QPointF) -> None:
+        self._pan_last = QPointF(pos)
+        self._update_cursor_shape()
+        self._update_outline()
+
+    def _pan_to(self, pos: QPointF) -> None:
+        assert self._pan_last is not None
+        d = pos - self._pan_last
+        self._pan_last = QPointF(pos)
+        self.pan_by(d.x(), d.y())
+
+    def _end_pan(self) -> None:
+        self._pan_last = None
+        self._update_cursor_shape()
+        self._update_outline()
+
+    def _press(self, ev: PointerEvent) -> None:
+        if self._tool is None or self._doc is None:
+            return
+        self._stroking = True
+        self._tool.press(ev)
+        self._update_overlay()
+
+    def _move(self, ev: PointerEvent) -> None:
+        if self._stroking and self._tool is not None:
+            self._tool.move(ev)
+            self._update_overlay()
+
+    def _release(self, ev: PointerEvent) -> None:
+        if self._stroking and self._tool is not None:
+            self._stroking = False
+            self._tool.release(ev)
+            self._update_overlay()
+
+    def _finish_stroke(self, cancel: bool) -> None:
+        if self._stroking and self._tool is not None:
+            self._stroking = False
+            if cancel:
+                self._tool.cancel()
+            self._update_overlay()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        pos = event.position()
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (
+                button == Qt.MouseButton.LeftButton and self._space_held):
+            self._start_pan(pos)
+        elif button == Qt.MouseButton.LeftButton and not self._stroking:
+            self._press(self._pointer(pos, 1.0, 0, 0, event.buttons(), event.modifiers()))
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        pos = event.position()
+        if self._pan_last is not None:
+            self._pan_to(pos)
+        elif self._stroking:
+            self._move(self._pointer(pos, 1.0, 0, 0, event.buttons() | Qt.MouseButton.LeftButton,
+                                     event.modifiers()))
+        self._track_cursor(pos)
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        pos = event.position()
+        if self._pan_last is not None and event.button() in (
+                Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+            self._end_pan()
+        elif event.button() == Qt.MouseButton.LeftButton:
+            self._release(self._pointer(pos, 1.0, 0, 0, Qt.MouseButton.LeftButton,
+                                        event.modifiers()))
+        event.accept()
+
+    def tabletEvent(self, event: QTabletEvent) -> None:  # noqa: N802
+        """Pen input: pressure and tilt go to the tool; accepting stops the synthesized mouse event."""
+        pos = event.position()
+        kind = event.type()
+        pe = self._pointer(pos, event.pressure(), event.xTilt(), event.yTilt(),
+                           event.buttons() | event.button(), event.modifiers())
+        if kind == QEvent.Type.TabletPress:
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
+            if self._space_held or event.button() == Qt.MouseButton.MiddleButton:
+                self._start_pan(pos)
+            elif event.button() == Qt.MouseButton.LeftButton and not self._stroking:
+                self._press(pe)
+        elif kind == QEvent.Type.TabletMove:
+            if self._pan_last is not None:
+                self._pan_to(pos)
+            elif self._stroking:
+                self._move(pe)
+            self._track_cursor(pos)
+        elif kind == QEvent.Type.TabletRelease:
+            if self._pan_last is not None:
+                self._end_pan()
+            elif event.button() == Qt.MouseButton.LeftButton:
+                self._release(pe)
+        event.accept()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        """Wheel (with or without Ctrl) zooms around the cursor."""
+        delta = event.angleDelta().y() or event.angleDelta().x()
+        if delta == 0:
+            event.ignore()
+            return
+        self.set_zoom(self.view.zoom * 2.0 ** (delta / 480.0), event.position())
+        event.accept()
+
+    def enterEvent(self, event: QEvent) -> None:  # noqa: N802
+        # Take keyboard focus on hover (space-pan, Esc) unless someone is typing.
+        focus = QApplication.focusWidget()
+        if not isinstance(focus, (QLineEdit, QAbstractSpinBox)):
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
+        super().enterEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
+        self._cursor = None
+        self._update_outline()
+        self.cursor_left.emit()
+        super().leaveEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space_held = True
+                self._update_cursor_shape()
+            event.accept()
+            return
+        if event.key() == Qt.Key.Key_Escape:
+            self._finish_stroke(cancel=True)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space_held = False
+                if self._pan_last is not None:
+                    self._end_pan()
+                self._update_cursor_shape()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: N802, A002 - Qt API
+        return False  # Tab belongs to "hide panels", not to the focus chain
+
+    def focusOutEvent(self, event: QEvent) -> None:  # noqa: N802
+        self._space_held = False
+        self._update_cursor_shape()
+        super().focusOutEvent(event)
+
+    # -- geometry ------------------------------------------------------------------------
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        if self._fit_pending and self._doc is not None:
+            self.fit_to_view()
+        else:
+            # keep the same doc point at the centre
+            old, new = event.oldSize(), event.size()
+            if old.isValid():
+                self.view.pan((new.width() - old.width()) / 2, (new.height() - old.height()) / 2)
+        super().resizeEvent(event)
+
+    def showEvent(self, event: QEvent) -> None:  # noqa: N802
+        if self._fit_pending:
+            self.fit_to_view()
+        super().showEvent(event)

@@ -1,0 +1,459 @@
+"""The CanvasAI main window: canvas, docked panels, menus, shortcuts and status bar.
+
+Public contract other parts of the app code against: `document`, `compositor`,
+`document_path`, `set_document(doc, path)`, `canvas`, `menu_file`, `menu_edit`,
+`menu_select`, `menu_layer`, `menu_view`, `statusBar()`, and `files` (the file
+controller, when that module is present).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QWidget,
+)
+
+from canvasai import __version__
+from canvasai.document import selection as sel
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+from canvasai.tools.base import BrushSettings, Tool, ToolContext
+from canvasai.tools.registry import TOOL_CLASSES, make_tools
+from canvasai.ui.canvas_widget import CanvasWidget
+from canvasai.ui.color_panel import ColorPanel
+from canvasai.ui.dialogs import LayerPropertiesDialog, ask_pixels
+from canvasai.ui.history_panel import HistoryPanel
+from canvasai.ui.icons import icon
+from canvasai.ui.layers_panel import LayersPanel
+from canvasai.ui.new_document_dialog import NewDocumentDialog
+from canvasai.ui.tools_panel import MAX_BRUSH_SIZE, ToolsPanel
+
+APP_NAME = "CanvasAI"
+STATUS_TIMEOUT_MS = 5000
+BRUSH_STEP = 1.15  # [ and ] scale the brush size by this factor
+
+
+def prompts_enabled() -> bool:
+    """Tests set CANVASAI_NO_PROMPTS=1 so closing never waits on a dialog."""
+    return os.environ.get("CANVASAI_NO_PROMPTS", "") != "1"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(icon("canvasai"))
+        self.resize(1400, 900)
+        self.setAcceptDrops(True)
+        self.document: Document | None = None
+        self.compositor: Compositor | None = None
+        self._document_path: str | None = None
+        self.brush = BrushSettings()
+        self.tools: dict[str, Tool] = {}
+        self.tool_context: ToolContext | None = None
+        self.current_tool_name = "brush"
+        self._hidden_docks: list[QDockWidget] = []
+
+        self.canvas = CanvasWidget()
+        self.setCentralWidget(self.canvas)
+        self.tools_panel = ToolsPanel(TOOL_CLASSES, self.brush)
+        self.color_panel = ColorPanel()
+        self.layers_panel = LayersPanel()
+        self.history_panel = HistoryPanel()
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("tools", "Tools", self.tools_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("colors", "Colour", self.color_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("layers", "Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("history", "History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.resizeDocks([self.docks["tools"]], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["colors"]], [270], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["colors"], self.docks["layers"], self.docks["history"]],
+                         [100, 420, 220], Qt.Orientation.Vertical)
+
+        self._build_status_bar()
+        self._connect_panels()
+        self._build_menus()
+        self.files: object | None = None
+        try:
+            from canvasai.ui.file_actions import FileController
+        except ImportError:
+            FileController = None  # noqa: N806 - the files module is optional in this build
+        if FileController is not None:
+            self.files = FileController(self)
+        self._finish_file_menu()
+        self.select_tool(self.current_tool_name)
+        self._update_title()
+
+    # -- construction --------------------------------------------------------------------------
+    def _dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
+        self.docks[name] = dock
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.zoom_label = QLabel()
+        self.position_label = QLabel()
+        self.size_label = QLabel()
+        for label, width in ((self.position_label, 110), (self.zoom_label, 90),
+                             (self.size_label, 120)):
+            label.setMinimumWidth(width)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            bar.addPermanentWidget(label)
+        self.canvas.zoom_changed.connect(self._show_zoom)
+        self.canvas.cursor_moved.connect(self._show_position)
+        self.canvas.cursor_left.connect(lambda: self.position_label.setText(""))
+        self._show_zoom(self.canvas.zoom)
+
+    def _connect_panels(self) -> None:
+        self.tools_panel.tool_selected.connect(self.select_tool)
+        self.tools_panel.brush_changed.connect(self.canvas.refresh_brush_outline)
+        self.tools_panel.tolerance_changed.connect(self._set_tolerance)
+        self.color_panel.colors_changed.connect(self._colors_changed)
+
+    def _action(self, menu: QMenu | None, text: str, slot: Callable[[], object],
+                shortcuts: str | list[str] | None = None, name: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcuts:
+            keys = [shortcuts] if isinstance(shortcuts, str) else shortcuts
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        action.triggered.connect(lambda _checked=False: slot())
+        if name:
+            action.setObjectName(name)
+            self.actions_by_name[name] = action
+        if menu is not None:
+            menu.addAction(action)
+        else:
+            self.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        self.actions_by_name: dict[str, QAction] = {}
+        mb = self.menuBar()
+        self.menu_file = mb.addMenu("&File")
+        self.menu_edit = mb.addMenu("&Edit")
+        self.menu_select = mb.addMenu("&Select")
+        self.menu_layer = mb.addMenu("&Layer")
+        self.menu_tools = mb.addMenu("&Tools")
+        self.menu_view = mb.addMenu("&View")
+        self.menu_help = mb.addMenu("&Help")
+
+        a = self._action
+        a(self.menu_file, "&New…", self.new_document, "Ctrl+N", "new")
+        self.menu_file.addSeparator()
+
+        self.undo_action = a(self.menu_edit, "&Undo", self.undo, "Ctrl+Z", "undo")
+        self.redo_action = a(self.menu_edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
+        self.menu_edit.addSeparator()
+        a(self.menu_edit, "Clear &mask", self._doc_op(sel.clear_mask), None, "clear_mask")
+
+        m = self.menu_select
+        a(m, "Select &all", self._doc_op(sel.select_all), "Ctrl+A", "select_all")
+        a(m, "Select &none", self._doc_op(sel.select_none), "Ctrl+Shift+A", "select_none")
+        a(m, "&Invert selection", self._doc_op(sel.invert_selection), "Ctrl+I", "invert_selection")
+        m.addSeparator()
+        a(m, "&Grow…", lambda: self._morph("Grow selection", sel.grow_selection), None, "grow")
+        a(m, "&Shrink…", lambda: self._morph("Shrink selection", sel.shrink_selection), None,
+          "shrink")
+        a(m, "&Feather…", lambda: self._morph("Feather selection", sel.feather_selection), None,
+          "feather")
+        m.addSeparator()
+        a(m, "Selection to mas&k", self._doc_op(sel.selection_to_mask), None, "selection_to_mask")
+        a(m, "Mask to se&lection", self._doc_op(sel.mask_to_selection), None, "mask_to_selection")
+
+        lp = self.layers_panel
+        m = self.menu_layer
+        a(m, "&New layer", lp.add_layer, "Ctrl+Shift+N", "new_layer")
+        a(m, "&Duplicate layer", lp.duplicate_layer, "Ctrl+J", "duplicate_layer")
+        a(m, "De&lete layer", lp.delete_layer, None, "delete_layer")
+        m.addSeparator()
+        a(m, "Move layer &up", lambda: lp.move_active(+1), "Ctrl+]", "layer_up")
+        a(m, "Move layer do&wn", lambda: lp.move_active(-1), "Ctrl+[", "layer_down")
+        m.addSeparator()
+        a(m, "&Merge down", lp.merge_down, "Ctrl+E", "merge_down")
+        a(m, "&Flatten image", lp.flatten, None, "flatten")
+        m.addSeparator()
+        a(m, "Layer &properties…", self.edit_layer_properties, None, "layer_properties")
+
+        m = self.menu_tools
+        for cls in TOOL_CLASSES:
+            act = a(m, cls.label, lambda n=cls.name: self.select_tool(n), cls.shortcut or None,
+                    f"tool_{cls.name}")
+            act.setIcon(self.tools_panel.buttons[cls.name].icon())
+        m.addSeparator()
+        a(m, "Smaller brush", lambda: self.scale_brush(1 / BRUSH_STEP), "[", "brush_smaller")
+        a(m, "Larger brush", lambda: self.scale_brush(BRUSH_STEP), "]", "brush_larger")
+        a(m, "Swap colours", self.color_panel.swap, "X", "swap_colors")
+        a(m, "Default colours", self.color_panel.reset, "D", "reset_colors")
+
+        c = self.canvas
+        m = self.menu_view
+        a(m, "Zoom &in", c.zoom_in, ["Ctrl++", "Ctrl+="], "zoom_in")
+        a(m, "Zoom &out", c.zoom_out, "Ctrl+-", "zoom_out")
+        a(m, "&Fit in window", c.fit_to_view, "Ctrl+0", "zoom_fit")
+        a(m, "&Actual pixels (100 %)", c.actual_pixels, "Ctrl+1", "zoom_100")
+        m.addSeparator()
+        self.mask_tint_action = a(m, "Show &mask tint", lambda: None, "Ctrl+Shift+H", "mask_tint")
+        self.mask_tint_action.setCheckable(True)
+        self.mask_tint_action.setChecked(True)
+        self.mask_tint_action.toggled.connect(self.canvas.set_mask_visible)
+        a(m, "Show/hide &panels", self.toggle_panels, "Tab", "toggle_panels")
+        panels = m.addMenu("Panels")
+        for dock in self.docks.values():
+            panels.addAction(dock.toggleViewAction())
+
+        a(self.menu_help, "&About CanvasAI", self.show_about, None, "about")
+
+    def _finish_file_menu(self) -> None:
+        self.menu_file.addSeparator()
+        self._action(self.menu_file, "&Quit", self.close, "Ctrl+Q", "quit")
+
+    # -- document ------------------------------------------------------------------------------
+    @property
+    def document_path(self) -> str | None:
+        return self._document_path
+
+    @document_path.setter
+    def document_path(self, path: str | None) -> None:
+        self._document_path = path
+        self._update_title()
+
+    def set_document(self, doc: Document | None, path: str | None = None) -> None:
+        """Show `doc`: rewires the canvas, panels and tools, fits the view, updates the title."""
+        old = self.document
+        if old is not None:
+            old.history.changed.disconnect(self._history_changed)
+            old.size_changed.disconnect(self._show_size)
+        self.document = doc
+        self._document_path = path
+        if doc is None:
+            self.compositor = None
+            self.tool_context = None
+            self.tools = {}
+        else:
+            self.compositor = Compositor(doc)
+            self.tool_context = ToolContext(
+                doc, self.compositor, brush=self.brush,
+                foreground=self.color_panel.foreground, background=self.color_panel.background,
+                fill_tolerance=self.tools_panel.tolerance.value(), status=self.show_status,
+                on_color_picked=self.color_panel.set_foreground)
+            self.tools = make_tools(self.tool_context)
+            doc.history.changed.connect(self._history_changed)
+            doc.size_changed.connect(self._show_size)
+        self.canvas.set_document(doc, self.compositor)
+        self.canvas.set_tool(self.tools.get(self.current_tool_name))
+        self.layers_panel.set_document(doc)
+        self.history_panel.set_history(doc.history if doc is not None else None)
+        self._show_size()
+        self._history_changed()
+
+    def is_modified(self) -> bool:
+        return self.document is not None and not self.document.history.is_clean
+
+    def _update_title(self) -> None:
+        if self.document is None:
+            self.setWindowTitle(APP_NAME)
+            return
+        name = Path(self._document_path).name if self._document_path else "Untitled"
+        star = "*" if self.is_modified() else ""
+        self.setWindowTitle(f"{name}{star} — {APP_NAME}")
+
+    def update_title(self) -> None:
+        """Refresh the title (e.g. after the file controller saved and marked history clean)."""
+        self._update_title()
+
+    def _history_changed(self) -> None:
+        h = self.document.history if self.document is not None else None
+        self.undo_action.setEnabled(bool(h and h.can_undo()))
+        self.redo_action.setEnabled(bool(h and h.can_redo()))
+        self.undo_action.setText(f"&Undo {h.undo_text()}" if h and h.can_undo() else "&Undo")
+        self.redo_action.setText(f"&Redo {h.redo_text()}" if h and h.can_redo() else "&Redo")
+        self._update_title()
+
+    def new_document(self) -> None:
+        dialog = NewDocumentDialog(self)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        if not self.maybe_save():
+            return
+        self.set_document(dialog.create_document())
+
+    def maybe_save(self) -> bool:
+        """Offer to save unsaved changes. False means the person cancelled."""
+        if not self.is_modified() or not prompts_enabled():
+            return True
+        save = getattr(self.files, "save", None)
+        buttons = QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
+        if save is not None:
+            buttons |= QMessageBox.StandardButton.Save
+        answer = QMessageBox.question(self, APP_NAME, "The document has unsaved changes.",
+                                      buttons, QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Cancel:
+            return False
+        if answer == QMessageBox.StandardButton.Save and save is not None:
+            return save() is not False and not self.is_modified()
+        return True
+
+    # -- actions -------------------------------------------------------------------------------
+    def _doc_op(self, op: Callable[[Document], object]) -> Callable[[], None]:
+        def run() -> None:
+            if self.document is not None:
+                op(self.document)
+        return run
+
+    def _morph(self, title: str, op: Callable[[Document, int], object]) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        if doc.selection is None:
+            self.show_status("Nothing is selected.")
+            return
+        amount = ask_pixels(self, title, "Amount in pixels:")
+        if amount is not None:
+            op(doc, amount)
+
+    def undo(self) -> None:
+        if self.document is not None:
+            self.document.undo()
+
+    def redo(self) -> None:
+        if self.document is not None:
+            self.document.redo()
+
+    def select_tool(self, name: str) -> None:
+        if name not in {cls.name for cls in TOOL_CLASSES}:
+            raise ValueError(f"unknown tool {name!r}")
+        self.current_tool_name = name
+        self.tools_panel.set_current_tool(name)
+        self.canvas.set_tool(self.tools.get(name))
+        label = next(cls.label for cls in TOOL_CLASSES if cls.name == name)
+        self.show_status(label)
+
+    @property
+    def current_tool(self) -> Tool | None:
+        return self.tools.get(self.current_tool_name)
+
+    def scale_brush(self, factor: float) -> None:
+        old = self.brush.size
+        new = old * factor
+        # always move by at least one pixel so small brushes still change
+        new = max(old + 1, round(new)) if factor > 1 else min(old - 1, round(new))
+        self.brush.size = float(max(1, min(MAX_BRUSH_SIZE, new)))
+        self.tools_panel.sync_from_brush()
+        self.canvas.refresh_brush_outline()
+        self.show_status(f"Brush size {self.brush.size:g} px")
+
+    def _colors_changed(self, fg: tuple, bg: tuple) -> None:
+        if self.tool_context is not None:
+            self.tool_context.foreground = tuple(fg)  # type: ignore[assignment]
+            self.tool_context.background = tuple(bg)  # type: ignore[assignment]
+
+    def _set_tolerance(self, value: int) -> None:
+        if self.tool_context is not None:
+            self.tool_context.fill_tolerance = int(value)
+
+    def edit_layer_properties(self) -> None:
+        doc = self.document
+        layer = doc.active_layer if doc is not None else None
+        if doc is None or layer is None:
+            return
+        dialog = LayerPropertiesDialog(layer, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            changes = dialog.changes()
+            if changes:
+                doc.set_layer_properties(layer, **changes)
+
+    def toggle_panels(self) -> None:
+        """Tab: hide every visible panel, or bring back the ones hidden that way."""
+        if self._hidden_docks:
+            for dock in self._hidden_docks:
+                dock.show()
+            self._hidden_docks = []
+            return
+        self._hidden_docks = [d for d in self.docks.values() if d.isVisible()]
+        for dock in self._hidden_docks:
+            dock.hide()
+        self.canvas.setFocus()
+
+    @property
+    def panels_hidden(self) -> bool:
+        return bool(self._hidden_docks)
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self, f"About {APP_NAME}",
+            f"<h3>{APP_NAME} {__version__}</h3>"
+            "<p>Painting and iterative AI editing on a layered canvas.</p>"
+            "<p>Without any installed model, generation uses the classic OpenCV backend "
+            "(Telea/Navier–Stokes inpainting, infill, Lanczos upscaling): it works offline "
+            "and is honest about being no diffusion model.</p>")
+
+    # -- status bar ----------------------------------------------------------------------------
+    def show_status(self, message: str) -> None:
+        self.statusBar().showMessage(message, STATUS_TIMEOUT_MS)
+
+    def _show_zoom(self, zoom: float) -> None:
+        self.zoom_label.setText(f"{zoom * 100:.0f} %" if zoom >= 0.1 else f"{zoom * 100:.1f} %")
+
+    def _show_position(self, x: float, y: float) -> None:
+        self.position_label.setText(f"{int(x // 1)}, {int(y // 1)}")
+
+    def _show_size(self) -> None:
+        doc = self.document
+        self.size_label.setText(f"{doc.width} × {doc.height} px" if doc is not None else "")
+
+    # -- window events -------------------------------------------------------------------------
+    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)  # type: ignore[arg-type]
+        if not getattr(self, "_recovery_checked", False):
+            self._recovery_checked = True
+            check = getattr(self.files, "check_recovery", None)
+            if check is not None:
+                QTimer.singleShot(0, check)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls() and hasattr(self.files, "handle_drop"):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        handle = getattr(self.files, "handle_drop", None)
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if handle is None or not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        handle(paths)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if not self.maybe_save():
+            event.ignore()
+            return
+        on_close = getattr(self.files, "on_close", None)
+        if on_close is not None:
+            on_close()
+        event.accept()
