@@ -1,0 +1,587 @@
+"""File menu behaviour: open, save, export, clipboard, drag-and-drop, autosave, recovery.
+
+`FileController(main_window)` is created by the MainWindow once its menus exist.
+What it uses from the window: `document`, `document_path` (read/write),
+`set_document(doc, path)`, `update_title()`, `maybe_save()` (optional),
+`menu_file`, `menu_edit` (optional), `statusBar()`.
+
+All file I/O runs on a worker thread (`BackgroundRunner`). A save first takes a
+snapshot of the document on the GUI thread (every allocated tile is copied,
+because strokes mutate tiles in place), then encodes and writes the copy while
+the person keeps painting. Results and errors come back as queued signals.
+Errors are shown in a non-blocking message box and leave the open document
+and the files on disk as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QEventLoop, QObject, QSettings, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QMessageBox,
+    QProgressBar,
+    QWidget,
+)
+
+from canvasai.document import export as exp
+from canvasai.document.compositing import composite_layers
+from canvasai.document.document import Document
+from canvasai.document.image_io import IMAGE_SUFFIXES, image_to_layer, open_image_document
+from canvasai.document.ora import load_ora, save_ora
+from canvasai.document.recovery import (
+    RecoveryEntry,
+    RecoverySession,
+    discard,
+    list_recoverable,
+    restore,
+    snapshot_document,
+)
+from canvasai.ui.background import BackgroundRunner
+from canvasai.ui.export_dialog import ExportDialog
+
+log = logging.getLogger(__name__)
+
+ENV_AUTOSAVE_S = "CANVASAI_AUTOSAVE_S"
+SETTINGS_AUTOSAVE = "autosave/interval_s"
+DEFAULT_AUTOSAVE_S = 60.0
+OPEN_FILTER = (
+    "Images and projects (*.ora *.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;"
+    "OpenRaster (*.ora);;All files (*)"
+)
+ORA_FILTER = "OpenRaster (*.ora)"
+
+
+def autosave_interval_s() -> float:
+    """$CANVASAI_AUTOSAVE_S, else QSettings autosave/interval_s, else 60 s (min 1 s)."""
+    raw: Any = os.environ.get(ENV_AUTOSAVE_S) or QSettings().value(
+        SETTINGS_AUTOSAVE, DEFAULT_AUTOSAVE_S
+    )
+    try:
+        return max(1.0, float(raw))
+    except (TypeError, ValueError):
+        return DEFAULT_AUTOSAVE_S
+
+
+def read_any(path: str | os.PathLike[str]) -> Document:
+    """Open a project (.ora) or an image as a document (worker thread)."""
+    if Path(path).suffix.lower() == ".ora":
+        return load_ora(path)
+    return open_image_document(path)
+
+
+def qimage_from_rgba(pixels: np.ndarray) -> QImage:
+    h, w = pixels.shape[:2]
+    data = np.ascontiguousarray(pixels)
+    return QImage(data.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
+
+
+def rgba_from_qimage(image: QImage) -> np.ndarray:
+    img = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    w, h = img.width(), img.height()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
+    return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
+
+
+class FileController(QObject):
+    """Owns the file actions of one main window."""
+
+    opened = Signal(object)  # Document
+    saved = Signal(str)  # path
+    autosaved = Signal(int)  # document revision written
+    exported = Signal(object)  # list[Path]
+    error = Signal(str)  # a message already shown to the person
+
+    def __init__(self, window: Any) -> None:
+        super().__init__(window)
+        self.window = window
+        self.runner = BackgroundRunner(self)
+        self.recovery = RecoverySession()
+        self.last_error: str | None = None
+        self.message_box: QMessageBox | None = None
+        self._autosaved: tuple[int, int] | None = None  # (id(doc), revision) on disk
+        self._autosave_running = False
+        self._saving = False
+        self._closing = False
+        self._build_progress()
+        self._build_actions()
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.autosave_now)
+        self.set_autosave_interval(autosave_interval_s())
+
+    # -- construction -------------------------------------------------------------------
+    def _build_progress(self) -> None:
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.window.statusBar().addPermanentWidget(self.progress)
+
+    def _action(
+        self, menu: Any, text: str, slot: Callable[[], object], keys: str | None, name: str
+    ) -> QAction:
+        action = QAction(text, self.window)
+        action.setObjectName(f"file_{name}")
+        if keys:
+            action.setShortcut(QKeySequence(keys))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        self.actions[name] = action
+        return action
+
+    def _build_actions(self) -> None:
+        self.actions: dict[str, QAction] = {}
+        m = self.window.menu_file
+        a = self._action
+        a(m, "&Open…", self.open_dialog, "Ctrl+O", "open")
+        a(m, "&Save", self.save_in_background, "Ctrl+S", "save")
+        a(m, "Save &As…", self.save_as_dialog, "Ctrl+Shift+S", "save_as")
+        m.addSeparator()
+        # Ctrl+E is the MainWindow's Merge down (as in Krita); export takes Ctrl+Shift+E.
+        a(m, "&Export…", lambda: self.export_dialog("flattened"), "Ctrl+Shift+E", "export")
+        a(m, "Export &Layers…", lambda: self.export_dialog("layers"), None, "export_layers")
+        a(
+            m,
+            "Export Se&lection…",
+            lambda: self.export_dialog("selection"),
+            None,
+            "export_selection",
+        )
+        edit = getattr(self.window, "menu_edit", None) or m
+        edit.addSeparator()
+        a(edit, "&Copy", self.copy, "Ctrl+C", "copy")
+        a(edit, "&Paste as new layer", self.paste, "Ctrl+V", "paste")
+
+    # -- helpers ------------------------------------------------------------------------------
+    @property
+    def document(self) -> Document | None:
+        return self.window.document
+
+    @property
+    def busy(self) -> bool:
+        return self.runner.busy
+
+    def _status(self, text: str, ms: int = 5000) -> None:
+        self.window.statusBar().showMessage(text, ms)
+
+    def _show_progress(self, label: str) -> Callable[[int, int], None]:
+        self.progress.setFormat(f"{label} %p%")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+
+        def update(done: int, total: int) -> None:
+            self.progress.setRange(0, max(1, total))
+            self.progress.setValue(done)
+
+        return update
+
+    def _hide_progress(self) -> None:
+        if not self.runner.busy:
+            self.progress.hide()
+
+    def _fail(self, title: str, message: str) -> None:
+        """Tell the person, without blocking the GUI thread (the box is window-modal)."""
+        self._hide_progress()
+        self.last_error = message
+        log.warning("%s: %s", title, message)
+        self._status(message, 10000)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            title,
+            message,
+            QMessageBox.StandardButton.Ok,
+            self._parent_widget(),
+        )
+        box.setObjectName("fileErrorBox")
+        self.message_box = box
+        box.open()
+        self.error.emit(message)
+
+    def _parent_widget(self) -> QWidget | None:
+        return self.window if isinstance(self.window, QWidget) else None
+
+    # -- open ---------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self._parent_widget(), "Open", "", OPEN_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | os.PathLike[str]) -> None:
+        """Open a project or image in the background; the current document stays until it loads."""
+        path = str(path)
+        maybe_save = getattr(self.window, "maybe_save", None)
+        if self.document is not None and maybe_save is not None and not maybe_save():
+            return
+        update = self._show_progress("Opening")
+
+        def done(doc: Document) -> None:
+            self._hide_progress()
+            is_project = Path(path).suffix.lower() == ".ora"
+            self._adopt_document(doc, path if is_project else None)
+            self._status(f"Opened {Path(path).name}")
+            self.opened.emit(doc)
+
+        self.runner.start(
+            lambda progress: read_any(path),
+            done,
+            lambda msg: self._fail("Could not open", msg),
+            update,
+        )
+
+    def _adopt_document(self, doc: Document, path: str | None) -> None:
+        self.window.set_document(doc, path)
+        self._autosaved = (id(doc), doc.history.revision)
+
+    # -- save ----------------------------------------------------------------------------------
+    def save(self) -> bool:
+        """Save to the current path (asking for one if needed) and wait for the result while
+        the event loop keeps running. Used by the window's unsaved-changes prompt."""
+        result: list[bool] = []
+        loop = QEventLoop()
+
+        def finished(ok: bool) -> None:
+            result.append(ok)
+            loop.quit()
+
+        if not self.save_in_background(on_finished=finished):
+            return False
+        if not result:
+            loop.exec()
+        return bool(result and result[0])
+
+    def save_in_background(
+        self, path: str | None = None, on_finished: Callable[[bool], None] | None = None
+    ) -> bool:
+        """Start saving; False if there is nothing to save or the person cancelled."""
+        doc = self.document
+        if doc is None:
+            return False
+        path = path or getattr(self.window, "document_path", None)
+        if not path:
+            path = self._ask_save_path()
+            if not path:
+                return False
+        return self._start_save(doc, path, on_finished)
+
+    def save_as_dialog(self) -> bool:
+        if self.document is None:
+            return False
+        path = self._ask_save_path()
+        return bool(path) and self._start_save(self.document, path, None)
+
+    def _ask_save_path(self) -> str | None:
+        current = getattr(self.window, "document_path", None) or "Untitled.ora"
+        path, _ = QFileDialog.getSaveFileName(self._parent_widget(), "Save as", current, ORA_FILTER)
+        if not path:
+            return None
+        return path if path.lower().endswith(".ora") else path + ".ora"
+
+    def _start_save(
+        self, doc: Document, path: str, on_finished: Callable[[bool], None] | None
+    ) -> bool:
+        t0 = time.perf_counter()
+        snap = snapshot_document(doc)
+        revision = doc.history.revision
+        log.info("save snapshot took %.3f s", time.perf_counter() - t0)
+        update = self._show_progress("Saving")
+        self._saving = True
+
+        def done(_result: object) -> None:
+            self._saving = False
+            self._hide_progress()
+            if self.document is doc:
+                if doc.history.revision == revision:
+                    doc.history.mark_clean()
+                    self._autosaved = (id(doc), revision)
+                    self.recovery.remove()
+                self.window.document_path = path
+                with contextlib.suppress(AttributeError):
+                    self.window.update_title()
+            self._status(f"Saved {Path(path).name}")
+            self.saved.emit(path)
+            if on_finished is not None:
+                on_finished(True)
+
+        def failed(msg: str) -> None:
+            self._saving = False
+            self._fail("Could not save", msg)
+            if on_finished is not None:
+                on_finished(False)
+
+        self.runner.start(lambda progress: save_ora(snap, path, progress), done, failed, update)
+        return True
+
+    # -- export --------------------------------------------------------------------------------
+    def export_dialog(self, kind: str) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        if kind == "selection" and exp.selection_rect(doc).is_empty():
+            self._fail("Nothing to export", "There is no selection to export.")
+            return
+        dialog = ExportDialog(
+            {
+                "flattened": "Export image",
+                "layers": "Export layers",
+                "selection": "Export selection",
+            }[kind],
+            self._parent_widget(),
+        )
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        opts = dialog.options()
+        if kind == "layers":
+            target = QFileDialog.getExistingDirectory(self._parent_widget(), "Export layers to")
+        else:
+            base = Path(getattr(self.window, "document_path", None) or "Untitled").stem
+            ext = exp.EXTENSION[opts.validated().format]
+            target, _ = QFileDialog.getSaveFileName(
+                self._parent_widget(), "Export", base + ext, f"Image (*{ext})"
+            )
+        if target:
+            self.export_to(kind, target, opts)
+
+    def export_to(self, kind: str, target: str, options: exp.ExportOptions | None = None) -> None:
+        """Export in the background: kind is 'flattened', 'layers' (target = folder) or 'selection'."""
+        doc = self.document
+        if doc is None:
+            return
+        snap = snapshot_document(doc)
+        opts = options or exp.ExportOptions(format=exp.format_for_path(target))
+
+        def work(_progress: object) -> list[Path]:
+            if kind == "layers":
+                return exp.export_layers(snap, target, opts)
+            if kind == "selection":
+                return [exp.export_selection(snap, target, opts)]
+            return [exp.export_flattened(snap, target, opts)]
+
+        def done(paths: list[Path]) -> None:
+            self._hide_progress()
+            self._status(f"Exported {len(paths)} file(s) to {Path(target).name}")
+            self.exported.emit(paths)
+
+        self._show_progress("Exporting")
+        self.runner.start(work, done, lambda msg: self._fail("Could not export", msg))
+
+    # -- clipboard -----------------------------------------------------------------------------
+    def copy_pixels(self) -> np.ndarray | None:
+        """The selected part of the active layer, or the whole painted active layer."""
+        doc = self.document
+        layer = doc.active_layer if doc is not None else None
+        if doc is None or layer is None:
+            return None
+        if not exp.selection_rect(doc).is_empty():
+            return exp.selection_pixels(doc, layer)
+        rect = doc.rect if layer.surface.fill[-1] else layer.surface.bounds().intersect(doc.rect)
+        if rect.is_empty():
+            return None
+        return layer.surface.read(rect)
+
+    def copy(self) -> bool:
+        pixels = self.copy_pixels()
+        if pixels is None:
+            self._status("Nothing to copy.")
+            return False
+        QGuiApplication.clipboard().setImage(qimage_from_rgba(pixels))
+        self._status(f"Copied {pixels.shape[1]} × {pixels.shape[0]} px")
+        return True
+
+    def paste(self) -> bool:
+        """Paste the clipboard image as a new layer (or open/add dropped files it lists)."""
+        mime = QGuiApplication.clipboard().mimeData()
+        if mime is not None and mime.hasImage():
+            image = QGuiApplication.clipboard().image()
+            if not image.isNull():
+                return self.add_image_layer(rgba_from_qimage(image), "Pasted")
+        if mime is not None and mime.hasUrls():
+            paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+            if paths:
+                self.handle_drop(paths)
+                return True
+        self._status("The clipboard holds no image.")
+        return False
+
+    def add_image_layer(self, pixels: np.ndarray, name: str) -> bool:
+        """Add pixels as a new layer, centred on the canvas; a new document if none is open."""
+        doc = self.document
+        if doc is None:
+            from canvasai.document.image_io import document_from_layers
+
+            h, w = pixels.shape[:2]
+            try:
+                new = document_from_layers(w, h, [image_to_layer(pixels, name)], 0)
+            except Exception as exc:  # noqa: BLE001 - size errors become a message
+                self._fail("Could not paste", str(exc))
+                return False
+            self._adopt_document(new, None)
+            return True
+        h, w = pixels.shape[:2]
+        x, y = (doc.width - w) // 2, (doc.height - h) // 2
+        layer = image_to_layer(
+            pixels, name, max(x, 0) if w <= doc.width else x, max(y, 0) if h <= doc.height else y
+        )
+        doc.add_layer(layer=layer)
+        self._status(f"Added layer “{layer.name}”")
+        return True
+
+    # -- drag and drop -------------------------------------------------------------------------
+    def handle_drop(self, paths: list[str]) -> None:
+        """Dropped files: open the first one if no document is open, add the rest as layers."""
+        paths = [p for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES | {".ora"}]
+        if not paths:
+            self._status("Drop PNG, JPEG, WebP, TIFF, BMP or .ora files.")
+            return
+        if self.document is None:
+            first, rest = paths[0], paths[1:]
+
+            def opened(_doc: object) -> None:
+                self.opened.disconnect(opened)
+                for p in rest:
+                    self._add_file_as_layer(p)
+
+            if rest:
+                self.opened.connect(opened)
+            self.open_path(first)
+            return
+        for p in paths:
+            self._add_file_as_layer(p)
+
+    def _add_file_as_layer(self, path: str) -> None:
+        def work(_progress: object) -> np.ndarray:
+            d = read_any(path)
+            return composite_layers(d.layers, d.rect)
+
+        def done(pixels: np.ndarray) -> None:
+            self._hide_progress()
+            self.add_image_layer(pixels, Path(path).stem)
+
+        self._show_progress("Loading")
+        self.runner.start(work, done, lambda msg: self._fail("Could not add the file", msg))
+
+    # -- autosave and recovery ---------------------------------------------------------------
+    def set_autosave_interval(self, seconds: float) -> None:
+        self.autosave_s = max(1.0, float(seconds))
+        self.timer.start(int(self.autosave_s * 1000))
+
+    def needs_autosave(self) -> bool:
+        doc = self.document
+        if doc is None:
+            return False
+        return self._autosaved != (id(doc), doc.history.revision)
+
+    def autosave_now(self) -> bool:
+        """Write the recovery file if the document changed since the last autosave or save."""
+        doc = self.document
+        if doc is None or self._autosave_running or self._closing or not self.needs_autosave():
+            return False
+        snap = snapshot_document(doc)
+        revision = doc.history.revision
+        path = getattr(self.window, "document_path", None)
+        title = Path(path).name if path else "Untitled"
+        self._autosave_running = True
+        session = self.recovery
+
+        def done(_result: object) -> None:
+            self._autosave_running = False
+            self._autosaved = (id(doc), revision)
+            self.autosaved.emit(revision)
+
+        def failed(msg: str) -> None:
+            self._autosave_running = False
+            log.warning("autosave failed: %s", msg)
+            self._status(f"Autosave failed: {msg}", 10000)
+
+        self.runner.start(lambda progress: session.write(snap, path, revision, title), done, failed)
+        return True
+
+    def recoverable(self) -> list[RecoveryEntry]:
+        return list_recoverable(self.recovery.directory, exclude=self.recovery)
+
+    def check_recovery(self) -> QMessageBox | None:
+        """After the window shows: offer to restore a document that was not closed normally.
+
+        Non-blocking (a window-modal box); returns it, or None when there is nothing to offer.
+        """
+        entries = self.recoverable()
+        if not entries:
+            return None
+        entry = entries[0]
+        more = len(entries) - 1
+        text = (
+            f"CanvasAI did not close normally. An autosaved copy of “{entry.display_name}” "
+            f"from {entry.time_text} can be restored."
+        )
+        if more:
+            text += f"\n\n{more} other autosaved document(s) will be offered next."
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Restore autosaved work?",
+            text,
+            QMessageBox.StandardButton.NoButton,
+            self._parent_widget(),
+        )
+        box.setObjectName("recoveryDialog")
+        restore_btn = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+        discard_btn = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        later_btn = box.addButton("Later", QMessageBox.ButtonRole.RejectRole)
+        restore_btn.setObjectName("restoreButton")
+        discard_btn.setObjectName("discardButton")
+        later_btn.setObjectName("laterButton")
+        box.setDefaultButton(restore_btn)
+
+        def answered(_code: int) -> None:
+            clicked = box.clickedButton()
+            if clicked is restore_btn:
+                self.restore_entry(entry)
+            elif clicked is discard_btn:
+                discard(entry)
+                if more:
+                    QTimer.singleShot(0, self.check_recovery)
+
+        box.finished.connect(answered)
+        self.message_box = box
+        box.open()
+        return box
+
+    def restore_entry(self, entry: RecoveryEntry) -> None:
+        """Load a recovery file in the background and show it as a modified document."""
+        update = self._show_progress("Restoring")
+
+        def done(doc: Document) -> None:
+            self._hide_progress()
+            self.window.set_document(doc, entry.original_path)
+            doc.history.clean_index = -1  # restored work is unsaved until the person saves it
+            with contextlib.suppress(AttributeError):
+                self.window.update_title()
+            try:
+                self.recovery.adopt(entry)  # keep the files until our own autosave replaces them
+            except OSError as exc:
+                log.warning("could not adopt recovery file: %s", exc)
+            self._autosaved = (id(doc), doc.history.revision)
+            self._status(f"Restored “{entry.display_name}” from {entry.time_text}")
+            self.opened.emit(doc)
+
+        self.runner.start(
+            lambda progress: restore(entry, progress),
+            done,
+            lambda msg: self._fail("Could not restore", msg),
+            update,
+        )
+
+    def on_close(self) -> None:
+        """Normal close: stop autosaving, let a running save finish, remove the recovery file."""
+        self._closing = True
+        self.timer.stop()
+        self.runner.wait(60_000)
+        self.recovery.remove()
