@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
+from canvasai.tools.outpaint_frame import OutpaintFrame
 
 LEFT, RIGHT, MIDDLE = 1, 2, 4
 
@@ -49,6 +50,7 @@ class ToolContext:
     fill_sample_merged: bool = False
     status: Callable[[str], None] = lambda message: None
     on_color_picked: Callable[[tuple[int, int, int]], None] | None = None
+    frame: OutpaintFrame = field(default_factory=OutpaintFrame)  # shared with the generation panel
 
 
 class Tool:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from canvasai.tools.base import Tool, ToolContext
 from canvasai.tools.brush import BrushTool, EraserTool, MaskBrushTool, MaskEraserTool
 from canvasai.tools.fill import FillTool
+from canvasai.tools.frame import FrameTool
 from canvasai.tools.move import MoveTool
 from canvasai.tools.picker import ColorPickerTool
 from canvasai.tools.select import LassoSelectTool, RectSelectTool
 
 TOOL_CLASSES: tuple[type[Tool], ...] = (
     BrushTool, EraserTool, MaskBrushTool, MaskEraserTool, RectSelectTool, LassoSelectTool,
-    FillTool, ColorPickerTool, MoveTool,
+    FillTool, ColorPickerTool, MoveTool, FrameTool,
 )
 
 

@@ -1,0 +1,380 @@
+"""Joins the canvas and the generation service: Generate, live previews, staging, accept.
+
+Lives on the GUI thread. It plans a job from the document (a frozen snapshot, see
+`canvasai.generation.flows`), submits one request per batch item (so candidates
+arrive as each finishes), draws each preview on the canvas over the job's region,
+stages finished candidates, and applies an accepted one as a single undo step. A
+failed or cancelled job never touches the document.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QMainWindow
+
+from canvasai.core.errors import CanvasAIError
+from canvasai.document.document import Document
+from canvasai.generation import flows
+from canvasai.generation.flows import FlowJob
+from canvasai.generation.requests import GenerationResult
+from canvasai.tools.outpaint_frame import OutpaintFrame
+from canvasai.ui.generation_history import GenerationHistoryPanel, params_from, record
+from canvasai.ui.generation_panel import GenerationPanel
+from canvasai.ui.staging_strip import Candidate, StagingStrip
+
+
+class _ModelScan(QObject):
+    done = Signal(object, object)  # models [(group, label, value)], controlnets [(label, value)]
+
+
+class _ScanTask(QRunnable):
+    """Scans the models folders off the GUI thread (file I/O, header reads)."""
+
+    def __init__(self, signals: _ModelScan) -> None:
+        super().__init__()
+        self.signals = signals
+
+    def run(self) -> None:
+        models: list[tuple[str, str, str]] = []
+        controlnets: list[tuple[str, str]] = []
+        try:
+            from canvasai.backends.registry import ModelRegistry
+
+            for info in ModelRegistry().models():
+                if not info.usable:
+                    continue
+                family = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}.get(info.family,
+                                                                             info.family)
+                if info.kind == "controlnet":
+                    controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
+                elif info.kind in ("base", "inpaint", "upscaler"):
+                    models.append((f"{family} · {info.kind}", info.name, info.name))
+        except Exception:  # noqa: BLE001 - a broken models folder must not break the panel
+            pass
+        self.signals.done.emit(models, controlnets)
+
+
+class GenerationController(QObject):
+    """Owns the generation panel, staging strip and history panel of a main window."""
+
+    def __init__(self, window: QMainWindow, service: Any = None) -> None:
+        super().__init__(window)
+        self.window = window
+        self._service = service
+        self.panel = GenerationPanel()
+        self.strip = StagingStrip()
+        self.history_panel = GenerationHistoryPanel()
+        self.frame = OutpaintFrame()
+        self._jobs: dict[int, FlowJob] = {}
+        self._job_doc: dict[int, Document] = {}
+        self._batch: list[int] = []
+        self._batch_size = 0
+        self._last_job: FlowJob | None = None
+        self._shown: int | None = None
+        self.first_preview_at: float | None = None  # for measurements
+        self.generate_pressed_at: float | None = None
+
+        self.panel_dock = self._dock("generation", "Generate", self.panel,
+                                     Qt.DockWidgetArea.RightDockWidgetArea)
+        self.strip_dock = self._dock("staging", "Results", self.strip,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.history_dock = self._dock("generation_history", "Generation history",
+                                       self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        window.tabifyDockWidget(self.panel_dock, self.history_dock)
+        self.panel_dock.raise_()
+
+        self.panel.generate_clicked.connect(self.generate)
+        self.panel.cancel_clicked.connect(self.cancel)
+        self.panel.margins_changed.connect(lambda m: self.frame.set(*m))
+        self.panel.mark_sketch_clicked.connect(self.mark_active_as_sketch)
+        self.panel.refresh_models_clicked.connect(self.refresh_models)
+        self.frame.on_change.append(self._frame_changed)
+        self.strip.selected.connect(self.show_candidate)
+        self.strip.accept_requested.connect(self.accept)
+        self.strip.accept_all_requested.connect(self.accept_all)
+        self.strip.discard_requested.connect(self.discard)
+        self.strip.rerun_requested.connect(self.rerun)
+        self.history_panel.reuse_requested.connect(self.panel.set_params)
+
+        self.cancel_action = QAction("Cancel generation", window)
+        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.cancel_action.setEnabled(False)
+        self.cancel_action.triggered.connect(self.cancel)
+        window.addAction(self.cancel_action)
+        self.generate_action = QAction("Generate", window)
+        self.generate_action.setShortcut(QKeySequence("Ctrl+Return"))
+        self.generate_action.triggered.connect(self.generate)
+        window.addAction(self.generate_action)
+
+        self._scan_signals = _ModelScan()
+        self._scan_signals.done.connect(self._models_scanned)
+        self.refresh_models()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _dock(self, name: str, title: str, widget: Any, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self.window)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.window.addDockWidget(area, dock)
+        docks = getattr(self.window, "docks", None)
+        if isinstance(docks, dict):
+            docks[name] = dock
+        return dock
+
+    @property
+    def service(self) -> Any:
+        """The generation service, started on first use (its thread, not torch: that loads lazily)."""
+        if self._service is None:
+            from canvasai.generation.service import GenerationService
+
+            self._service = GenerationService(parent=None)
+        if not getattr(self, "_wired", False):
+            s = self._service
+            s.started.connect(self._on_started)
+            s.progress.connect(self._on_progress)
+            s.preview.connect(self._on_preview)
+            s.finished.connect(self._on_finished)
+            s.failed.connect(self._on_failed)
+            s.cancelled.connect(self._on_cancelled)
+            s.note.connect(self._on_note)
+            self._wired = True
+        return self._service
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._batch)
+
+    @property
+    def canvas(self) -> Any:
+        return self.window.canvas
+
+    def document(self) -> Document | None:
+        return getattr(self.window, "document", None)
+
+    def document_replaced(self, doc: Document | None) -> None:
+        """The window shows another document: candidates of the old one no longer apply."""
+        self.strip.clear()
+        self._shown = None
+        self.canvas.set_preview(None)
+        self.frame.clear()
+        ctx = getattr(self.window, "tool_context", None)
+        if ctx is not None:
+            ctx.frame = self.frame
+        self.history_panel.set_document(doc)
+
+    def refresh_models(self) -> None:
+        QThreadPool.globalInstance().start(_ScanTask(self._scan_signals))
+
+    def _models_scanned(self, models: list, controlnets: list) -> None:
+        self.panel.set_models(models, controlnets)
+
+    def _frame_changed(self, margins: tuple[int, int, int, int]) -> None:
+        doc = self.document()
+        if self.panel.margins() != margins:
+            self.panel.set_margins(margins)
+        if doc is not None:
+            self.canvas.set_frame_rect(self.frame.rect(doc.rect))
+
+    def mark_active_as_sketch(self) -> None:
+        doc = self.document()
+        if doc is None or doc.active_layer is None:
+            return
+        for layer in doc.layers:
+            if layer.is_sketch and layer is not doc.active_layer:
+                doc.set_layer_properties(layer, is_sketch=False)
+        doc.set_layer_properties(doc.active_layer, is_sketch=True)
+        self.panel.show_note(f"“{doc.active_layer.name}” is the sketch for Sketch → Render.")
+
+    # -- generate / cancel ------------------------------------------------------------------
+    def generate(self) -> None:
+        if self.busy:
+            return
+        doc = self.document()
+        if doc is None:
+            self.panel.show_error("Open or create a document first.")
+            return
+        params = self.panel.params()
+        try:
+            job = flows.plan(doc, self.panel.flow(), params)
+        except (CanvasAIError, ValueError) as exc:
+            self.panel.show_error(str(exc))
+            return
+        self.generate_pressed_at = time.perf_counter()
+        self.first_preview_at = None
+        self._submit(doc, job)
+
+    def _submit(self, doc: Document, job: FlowJob) -> None:
+        n = job.request.batch_size
+        base_seed = job.request.seed if job.request.seed is not None else random.randrange(2**31)
+        self._last_job = replace(job, request=replace(job.request, seed=base_seed))
+        self._batch = []
+        self._batch_size = n
+        self.strip.clear()
+        self._shown = None
+        for i in range(n):
+            seed = (base_seed + i) % (2**32)
+            one = replace(job, request=replace(job.request, seed=seed, batch_size=1))
+            job_id = self.service.submit(one.request)
+            self._jobs[job_id] = one
+            self._job_doc[job_id] = doc
+            self._batch.append(job_id)
+        self.panel.note_seed(base_seed)
+        self.panel.set_busy(True)
+        self.panel.set_status("Queued…")
+        self.cancel_action.setEnabled(True)
+
+    def cancel(self) -> None:
+        if not self.busy:
+            return
+        for job_id in list(self._batch):
+            self.service.cancel(job_id)
+        self.panel.set_status("Cancelling…")
+
+    def rerun(self, same_seed: bool) -> None:
+        doc = self.document()
+        if self.busy or self._last_job is None or doc is None:
+            return
+        job = self._last_job
+        try:
+            # Re-plan from the document as it is now, with the same settings.
+            fresh = flows.plan(doc, job.flow, job.params)
+        except (CanvasAIError, ValueError) as exc:
+            self.panel.show_error(str(exc))
+            return
+        seed = job.request.seed if same_seed else None
+        fresh = replace(fresh, request=replace(fresh.request, seed=seed,
+                                               batch_size=job.request.batch_size))
+        self.generate_pressed_at = time.perf_counter()
+        self._submit(doc, fresh)
+
+    # -- service messages -------------------------------------------------------------------
+    def _finish_one(self, job_id: int) -> None:
+        if job_id in self._batch:
+            self._batch.remove(job_id)
+        self._jobs.pop(job_id, None)
+        self._job_doc.pop(job_id, None)
+        if not self._batch:
+            self.panel.set_busy(False)
+            self.cancel_action.setEnabled(False)
+            if self._shown is None:
+                self.canvas.set_preview(None)
+
+    def _on_started(self, job_id: int) -> None:
+        if job_id in self._batch:
+            i = self._batch_size - len(self._batch) + 1
+            self.panel.set_status(f"{i}/{self._batch_size} · starting…" if self._batch_size > 1
+                                  else "Starting…")
+
+    def _on_progress(self, job_id: int, step: int, total: int) -> None:
+        if job_id in self._batch:
+            i = self._batch_size - len(self._batch) + 1
+            self.panel.set_progress(step, total, i, self._batch_size)
+
+    def _on_preview(self, job_id: int, step: int, rgba: Any) -> None:
+        job = self._jobs.get(job_id)
+        if job is None or job_id not in self._batch or self._job_doc.get(job_id) is not self.document():
+            return
+        if self.first_preview_at is None:
+            self.first_preview_at = time.perf_counter()
+        self._shown = None
+        self.canvas.set_preview(rgba, job.preview_rect or job.target)
+
+    def _on_finished(self, job_id: int, result: GenerationResult) -> None:
+        job = self._jobs.pop(job_id, None)
+        doc = self._job_doc.get(job_id)
+        if job is not None and doc is self.document() and doc is not None:
+            meta = dict(result.metadata)
+            for image, seed in zip(result.images, result.seeds, strict=False):
+                index = self.strip.add(Candidate(image, int(seed), job, meta))
+                record(doc, job.flow, job.params, int(seed), image, str(meta.get("backend", "")))
+                if index == 0 or self._shown is None:
+                    self.show_candidate(self.strip.current_index())
+            self.history_panel.refresh()
+            note = meta.get("note")
+            if note:
+                self.panel.show_note(str(note))
+        self._finish_one(job_id)
+        if not self.busy:
+            self.panel.set_status(f"Done: {len(self.strip.candidates)} candidate(s)")
+
+    def _on_failed(self, job_id: int, message: str) -> None:
+        self._jobs.pop(job_id, None)
+        self.panel.show_error(message)
+        self._finish_one(job_id)
+        if not self.busy:
+            self.panel.set_status("Failed")
+
+    def _on_cancelled(self, job_id: int) -> None:
+        self._jobs.pop(job_id, None)
+        self._finish_one(job_id)
+        if not self.busy:
+            self.panel.set_status("Cancelled")
+
+    def _on_note(self, job_id: int, message: str) -> None:
+        if job_id in self._batch:
+            self.panel.show_note(message)
+
+    # -- staging ------------------------------------------------------------------------------
+    def show_candidate(self, index: int) -> None:
+        if not 0 <= index < len(self.strip.candidates):
+            return
+        c = self.strip.candidates[index]
+        rect = c.job.preview_rect or c.job.target
+        if c.job.flow == "upscale":
+            rect = c.job.source_rect
+        self._shown = index
+        self.canvas.set_preview(c.image, rect)
+
+    def accept(self, index: int) -> bool:
+        doc = self.document()
+        if doc is None or not 0 <= index < len(self.strip.candidates):
+            return False
+        c = self.strip.candidates[index]
+        try:
+            result = flows.apply_result(doc, c.job, c.image, c.seed, c.metadata)
+        except (CanvasAIError, ValueError) as exc:
+            self.panel.show_error(str(exc))
+            return False
+        self.strip.remove(index)
+        self._shown = None
+        self.canvas.set_preview(None)
+        if isinstance(result, Document):
+            self.window.set_document(result)
+        else:
+            if c.job.flow == "outpaint":
+                self.frame.clear()
+            if self.strip.candidates:
+                self.show_candidate(self.strip.current_index())
+        return True
+
+    def accept_all(self) -> None:
+        doc = self.document()
+        if doc is None:
+            return
+        with doc.history.macro("Accept all candidates"):
+            while self.strip.candidates:
+                if not self.accept(0):
+                    break
+
+    def discard(self, index: int) -> None:
+        self.strip.remove(index)
+        self._shown = None
+        self.canvas.set_preview(None)
+        if self.strip.candidates:
+            self.show_candidate(self.strip.current_index())
+
+    def reuse(self, entry: dict[str, Any]) -> None:
+        self.panel.set_params(params_from(entry), str(entry.get("flow", "auto")))
+
+    def shutdown(self) -> None:
+        if self._service is not None:
+            self._service.cancel_all()
+            self._service.shutdown(3000)
+

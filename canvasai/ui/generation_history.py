@@ -1,0 +1,88 @@
+"""Per-document generation history: each job's parameters and thumbnail, to run again."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, fields
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+from canvasai.document.document import Document
+from canvasai.generation.flows import FlowParams
+from canvasai.ui.images import small_copy, thumbnail
+
+HISTORY_KEY = "generation_history"
+MAX_ENTRIES = 200
+
+
+def record(doc: Document, flow: str, params: FlowParams, seed: int, image: np.ndarray,
+           backend: str) -> dict[str, Any]:
+    """Append one finished job to the document's generation history and return the entry."""
+    p = asdict(params)
+    p["seed"] = int(seed)
+    p.pop("extra", None)
+    entry = {
+        "time": time.time(), "flow": flow, "params": p, "seed": int(seed), "backend": backend,
+        "thumbnail": small_copy(image),
+    }
+    history = doc.metadata.setdefault(HISTORY_KEY, [])
+    history.append(entry)
+    del history[:-MAX_ENTRIES]
+    return entry
+
+
+def params_from(entry: dict[str, Any]) -> FlowParams:
+    """FlowParams from a stored entry, ignoring keys this version doesn't know."""
+    known = {f.name for f in fields(FlowParams)}
+    p = {k: v for k, v in dict(entry.get("params") or {}).items() if k in known}
+    if "margins" in p and p["margins"] is not None:
+        p["margins"] = tuple(int(v) for v in p["margins"])
+    return FlowParams(**p)
+
+
+class GenerationHistoryPanel(QWidget):
+    reuse_requested = Signal(object, str)  # FlowParams, flow
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._doc: Document | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.list = QListWidget()
+        self.list.setIconSize(thumbnail(np.zeros((1, 1, 4), np.uint8), 48).size().expandedTo(
+            self.list.iconSize()))
+        self.list.itemDoubleClicked.connect(lambda _it: self._reuse())
+        lay.addWidget(self.list)
+        self.reuse_button = QPushButton("Use these settings again")
+        self.reuse_button.clicked.connect(self._reuse)
+        lay.addWidget(self.reuse_button)
+
+    def set_document(self, doc: Document | None) -> None:
+        self._doc = doc
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.list.clear()
+        entries = (self._doc.metadata.get(HISTORY_KEY) or []) if self._doc else []
+        for i, entry in reversed(list(enumerate(entries))):
+            p = entry.get("params") or {}
+            prompt = (p.get("prompt") or "").strip() or "(no prompt)"
+            text = f"{entry.get('flow', '?')} · seed {entry.get('seed')}\n{prompt[:48]}"
+            thumb = entry.get("thumbnail")
+            item = QListWidgetItem(text)
+            if isinstance(thumb, np.ndarray) and thumb.size:
+                item.setIcon(QIcon(thumbnail(thumb, 48)))
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            self.list.addItem(item)
+        self.reuse_button.setEnabled(self.list.count() > 0)
+
+    def _reuse(self) -> None:
+        item = self.list.currentItem() or (self.list.item(0) if self.list.count() else None)
+        if item is None or self._doc is None:
+            return
+        entry = self._doc.metadata[HISTORY_KEY][item.data(Qt.ItemDataRole.UserRole)]
+        self.reuse_requested.emit(params_from(entry), str(entry.get("flow", "auto")))

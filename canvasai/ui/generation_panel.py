@@ -1,0 +1,437 @@
+"""The generation panel: prompt, model, task, sampling settings, task options, Generate/Cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from canvasai.generation.flows import FlowParams
+from canvasai.generation.requests import CLASSIC_MODEL, ControlKind
+
+TASKS = (
+    ("auto", "Auto (from mask, frame, sketch)"),
+    ("generate", "Generate (text → image)"),
+    ("refine", "Refine (image → image)"),
+    ("inpaint", "Inpaint (mask → regenerate)"),
+    ("outpaint", "Outpaint (extend canvas)"),
+    ("sketch", "Sketch → Render"),
+    ("upscale", "Upscale"),
+)
+SCHEDULERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "unipc", "lcm")
+PROMPT_HISTORY_KEY = "generation/prompt_history"
+MAX_PROMPT_HISTORY = 30
+
+
+def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    if suffix:
+        s.setSuffix(suffix)
+    return s
+
+
+def _dspin(lo: float, hi: float, value: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
+    s = QDoubleSpinBox()
+    s.setRange(lo, hi)
+    s.setSingleStep(step)
+    s.setDecimals(decimals)
+    s.setValue(value)
+    return s
+
+
+class GenerationPanel(QWidget):
+    """Edits a `FlowParams`; the controller reads it with `params()` when Generate is pressed."""
+
+    generate_clicked = Signal()
+    cancel_clicked = Signal()
+    margins_changed = Signal(tuple)  # (left, top, right, bottom)
+    mark_sketch_clicked = Signal()
+    refresh_models_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._busy = False
+        self._last_seed: int | None = None
+        self._updating_margins = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        body = QWidget()
+        scroll.setWidget(body)
+        outer.addWidget(scroll, 1)
+        lay = QVBoxLayout(body)
+        lay.setContentsMargins(0, 0, 0, 0)
+
+        # -- prompt -----------------------------------------------------------------------
+        self.task = QComboBox()
+        for key, label in TASKS:
+            self.task.addItem(label, key)
+        self.task.currentIndexChanged.connect(self._update_sections)
+        lay.addWidget(self.task)
+        self.prompt = QPlainTextEdit()
+        self.prompt.setPlaceholderText("Describe what to paint…")
+        self.prompt.setFixedHeight(72)
+        lay.addWidget(self.prompt)
+        self.recent = QComboBox()
+        self.recent.setToolTip("Recent prompts")
+        self.recent.activated.connect(self._use_recent)
+        lay.addWidget(self.recent)
+        self.negative = QPlainTextEdit()
+        self.negative.setPlaceholderText("Negative prompt (what to avoid)")
+        self.negative.setFixedHeight(44)
+        lay.addWidget(self.negative)
+
+        # -- model and sampling -------------------------------------------------------------
+        model_row = QHBoxLayout()
+        self.model = QComboBox()
+        self.model.setToolTip("Model (diffusers folders and .safetensors found in the models folder)")
+        model_row.addWidget(self.model, 1)
+        refresh = QToolButton()
+        refresh.setText("⟳")
+        refresh.setToolTip("Scan the models folder again")
+        refresh.clicked.connect(self.refresh_models_clicked)
+        model_row.addWidget(refresh)
+        lay.addLayout(model_row)
+        self.set_models([])
+
+        sampling = QGroupBox("Sampling")
+        form = QFormLayout(sampling)
+        self.steps = _spin(1, 150, 20)
+        self.guidance = _dspin(0.0, 30.0, 7.0, 0.5, 1)
+        self.strength = _dspin(0.0, 1.0, 0.75, 0.05)
+        self.scheduler = QComboBox()
+        self.scheduler.addItems(SCHEDULERS)
+        self.batch = _spin(1, 8, 1)
+        seed_row = QHBoxLayout()
+        self.seed = _spin(0, 2**31 - 1, 0)
+        self.seed_lock = QToolButton()
+        self.seed_lock.setText("Lock")
+        self.seed_lock.setCheckable(True)
+        self.seed_lock.setToolTip("Locked: use this seed every time. Unlocked: a new random seed.")
+        self.reuse_seed = QToolButton()
+        self.reuse_seed.setText("Reuse")
+        self.reuse_seed.setToolTip("Use the last job's seed (and lock it)")
+        self.reuse_seed.clicked.connect(self._reuse_seed)
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.seed_lock)
+        seed_row.addWidget(self.reuse_seed)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Strength", self.strength)
+        form.addRow("Sampler", self.scheduler)
+        form.addRow("Seed", seed_row)
+        form.addRow("Batch", self.batch)
+        lay.addWidget(sampling)
+
+        # -- task sections --------------------------------------------------------------------
+        self.inpaint_box = QGroupBox("Inpaint")
+        f = QFormLayout(self.inpaint_box)
+        self.grow = _spin(0, 256, 4, " px")
+        self.feather = _spin(0, 256, 12, " px")
+        self.color_match = QCheckBox("Match colours to the surroundings")
+        self.classic_method = QComboBox()
+        self.classic_method.addItem("Telea", "telea")
+        self.classic_method.addItem("Navier–Stokes", "ns")
+        f.addRow("Grow mask", self.grow)
+        f.addRow("Feather", self.feather)
+        f.addRow(self.color_match)
+        f.addRow("Classic method", self.classic_method)
+        lay.addWidget(self.inpaint_box)
+
+        self.outpaint_box = QGroupBox("Outpaint")
+        f = QFormLayout(self.outpaint_box)
+        self.margin_spins = [_spin(0, 4096, 0, " px") for _ in range(4)]
+        for label, spin in zip(("Left", "Top", "Right", "Bottom"), self.margin_spins, strict=True):
+            spin.setSingleStep(8)
+            spin.valueChanged.connect(self._margins_edited)
+            f.addRow(label, spin)
+        quick = QHBoxLayout()
+        for text, amount in (("All +64", 64), ("All +128", 128), ("Reset", 0)):
+            b = QPushButton(text)
+            b.clicked.connect(lambda _=False, a=amount: self.set_margins((a, a, a, a)))
+            quick.addWidget(b)
+        f.addRow(quick)
+        self.prefill = QComboBox()
+        for key, label in (("infill", "OpenCV infill"), ("edge", "Edge extension"),
+                           ("blur", "Blurred edge"), ("solid", "Solid colour")):
+            self.prefill.addItem(label, key)
+        f.addRow("Pre-fill", self.prefill)
+        lay.addWidget(self.outpaint_box)
+
+        self.sketch_box = QGroupBox("Sketch → Render")
+        f = QFormLayout(self.sketch_box)
+        self.control = QComboBox()
+        for kind in ControlKind:
+            self.control.addItem(kind.value.capitalize(), kind.value)
+        self.controlnet = QComboBox()
+        self.controlnet.addItem("Pick by control type", None)
+        self.control_scale = _dspin(0.0, 2.0, 1.0, 0.05)
+        self.sketch_mask = QCheckBox("Only inside the mask")
+        self.sketch_mask.setChecked(True)
+        mark = QPushButton("Use active layer as sketch")
+        mark.clicked.connect(self.mark_sketch_clicked)
+        f.addRow("Control", self.control)
+        f.addRow("ControlNet", self.controlnet)
+        f.addRow("Control strength", self.control_scale)
+        f.addRow(self.sketch_mask)
+        f.addRow(mark)
+        lay.addWidget(self.sketch_box)
+
+        self.upscale_box = QGroupBox("Upscale")
+        f = QFormLayout(self.upscale_box)
+        self.upscale_factor = QComboBox()
+        self.upscale_factor.addItem("2×", 2)
+        self.upscale_factor.addItem("4×", 4)
+        self.upscale_source = QComboBox()
+        self.upscale_source.addItem("Whole image", "image")
+        self.upscale_source.addItem("Active layer", "layer")
+        self.upscale_target = QComboBox()
+        self.upscale_target.addItem("Resize this document", "resize")
+        self.upscale_target.addItem("Open as a new document", "new_document")
+        self.tile = _spin(128, 2048, 512, " px")
+        self.overlap = _spin(0, 512, 64, " px")
+        f.addRow("Factor", self.upscale_factor)
+        f.addRow("Source", self.upscale_source)
+        f.addRow("Result", self.upscale_target)
+        f.addRow("Tile", self.tile)
+        f.addRow("Overlap", self.overlap)
+        lay.addWidget(self.upscale_box)
+        lay.addStretch(1)
+
+        # -- run ------------------------------------------------------------------------------
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("generateButton")
+        self.generate_button.setMinimumHeight(34)
+        self.generate_button.clicked.connect(self._on_button)
+        outer.addWidget(self.generate_button)
+        prog_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.step_label = QLabel("Ready")
+        prog_row.addWidget(self.progress, 1)
+        prog_row.addWidget(self.step_label)
+        outer.addLayout(prog_row)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setObjectName("generationMessage")
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(self.message)
+        self._load_prompt_history()
+        self._update_sections()
+
+    # -- models ---------------------------------------------------------------------------------
+    def set_models(self, models: Iterable[tuple[str, str, str]],
+                   controlnets: Iterable[tuple[str, str]] = ()) -> None:
+        """Fill the model picker: (group, label, value) triples; Classic is always first."""
+        current = self.model.currentData()
+        self.model.clear()
+        self.model.addItem("Classic (no model): OpenCV", CLASSIC_MODEL)
+        group = None
+        for g, label, value in sorted(models):
+            if g != group:
+                self.model.insertSeparator(self.model.count())
+                self.model.addItem(f"— {g} —", None)
+                idx = self.model.count() - 1
+                self.model.model().item(idx).setEnabled(False)
+                group = g
+            self.model.addItem(label, value)
+        i = self.model.findData(current)
+        self.model.setCurrentIndex(i if i >= 0 else 0)
+        cn_current = self.controlnet.currentData()
+        self.controlnet.clear()
+        self.controlnet.addItem("Pick by control type", None)
+        for label, value in controlnets:
+            self.controlnet.addItem(label, value)
+        i = self.controlnet.findData(cn_current)
+        self.controlnet.setCurrentIndex(max(0, i))
+
+    # -- params ----------------------------------------------------------------------------------
+    def flow(self) -> str:
+        return str(self.task.currentData())
+
+    def set_flow(self, flow: str) -> None:
+        i = self.task.findData(flow)
+        if i >= 0:
+            self.task.setCurrentIndex(i)
+
+    def params(self) -> FlowParams:
+        seed = self.seed.value() if self.seed_lock.isChecked() else None
+        return FlowParams(
+            prompt=self.prompt.toPlainText().strip(),
+            negative_prompt=self.negative.toPlainText().strip(),
+            model=self.model.currentData() or CLASSIC_MODEL,
+            steps=self.steps.value(), guidance=self.guidance.value(),
+            strength=self.strength.value(), seed=seed, batch_size=self.batch.value(),
+            scheduler=self.scheduler.currentText(),
+            grow_px=self.grow.value(), feather_px=self.feather.value(),
+            color_match=self.color_match.isChecked(),
+            classic_method=self.classic_method.currentData(),
+            margins=self.margins(), prefill=self.prefill.currentData(),
+            control=ControlKind(self.control.currentData()),
+            controlnet=self.controlnet.currentData(), control_scale=self.control_scale.value(),
+            sketch_use_mask=self.sketch_mask.isChecked(),
+            upscale_factor=int(self.upscale_factor.currentData()),
+            upscale_source=self.upscale_source.currentData(),
+            upscale_target=self.upscale_target.currentData(),
+            tile=self.tile.value(), overlap=self.overlap.value(),
+        )
+
+    def set_params(self, p: FlowParams, flow: str | None = None) -> None:
+        """Restore settings (history's "use these settings again")."""
+        if flow:
+            self.set_flow(flow)
+        self.prompt.setPlainText(p.prompt)
+        self.negative.setPlainText(p.negative_prompt)
+        i = self.model.findData(p.model)
+        if i >= 0:
+            self.model.setCurrentIndex(i)
+        self.steps.setValue(p.steps)
+        self.guidance.setValue(p.guidance)
+        self.strength.setValue(p.strength)
+        self.scheduler.setCurrentText(p.scheduler)
+        self.batch.setValue(p.batch_size)
+        if p.seed is not None:
+            self.seed.setValue(p.seed)
+            self.seed_lock.setChecked(True)
+        self.grow.setValue(p.grow_px)
+        self.feather.setValue(p.feather_px)
+        self.color_match.setChecked(p.color_match)
+        self.prefill.setCurrentIndex(max(0, self.prefill.findData(p.prefill)))
+        self.control.setCurrentIndex(max(0, self.control.findData(ControlKind(p.control).value)))
+        self.control_scale.setValue(p.control_scale)
+        self.upscale_factor.setCurrentIndex(max(0, self.upscale_factor.findData(p.upscale_factor)))
+
+    def margins(self) -> tuple[int, int, int, int]:
+        return tuple(s.value() for s in self.margin_spins)  # type: ignore[return-value]
+
+    def set_margins(self, margins: tuple[int, int, int, int]) -> None:
+        self._updating_margins = True
+        try:
+            for s, v in zip(self.margin_spins, margins, strict=True):
+                s.setValue(int(v))
+        finally:
+            self._updating_margins = False
+        self.margins_changed.emit(self.margins())
+
+    def _margins_edited(self) -> None:
+        if not self._updating_margins:
+            self.margins_changed.emit(self.margins())
+
+    # -- state --------------------------------------------------------------------------------------
+    def set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.generate_button.setText("Cancel  (Esc)" if busy else "Generate")
+        self.generate_button.setProperty("busy", busy)
+        self.generate_button.style().unpolish(self.generate_button)
+        self.generate_button.style().polish(self.generate_button)
+        if busy:
+            self.message.setText("")
+        else:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def set_progress(self, step: int, total: int, item: int = 1, items: int = 1) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(step)
+        prefix = f"{item}/{items} · " if items > 1 else ""
+        self.step_label.setText(f"{prefix}step {step}/{total}")
+
+    def set_status(self, text: str) -> None:
+        self.step_label.setText(text)
+
+    def show_error(self, message: str) -> None:
+        self.message.setStyleSheet("color: #ff7b72;")
+        self.message.setText(message)
+
+    def show_note(self, message: str) -> None:
+        self.message.setStyleSheet("color: #c9d1d9;")
+        self.message.setText(message)
+
+    def note_seed(self, seed: int) -> None:
+        """Remember the seed the last job used (for Reuse) and show it when unlocked."""
+        self._last_seed = seed
+        if not self.seed_lock.isChecked():
+            self.seed.setValue(seed)
+
+    def _reuse_seed(self) -> None:
+        if self._last_seed is not None:
+            self.seed.setValue(self._last_seed)
+        self.seed_lock.setChecked(True)
+
+    def _on_button(self) -> None:
+        if self._busy:
+            self.cancel_clicked.emit()
+        else:
+            self.remember_prompt(self.prompt.toPlainText().strip())
+            self.generate_clicked.emit()
+
+    def _update_sections(self) -> None:
+        flow = self.flow()
+        show = {
+            "auto": {"inpaint", "outpaint"},
+            "generate": set(),
+            "refine": set(),
+            "inpaint": {"inpaint"},
+            "outpaint": {"outpaint"},
+            "sketch": {"sketch", "inpaint"},
+            "upscale": {"upscale"},
+        }[flow]
+        self.inpaint_box.setVisible("inpaint" in show)
+        self.outpaint_box.setVisible("outpaint" in show)
+        self.sketch_box.setVisible("sketch" in show)
+        self.upscale_box.setVisible("upscale" in show)
+
+    # -- prompt history --------------------------------------------------------------------------
+    def _load_prompt_history(self) -> None:
+        history = QSettings().value(PROMPT_HISTORY_KEY, []) or []
+        if isinstance(history, str):
+            history = [history]
+        self.recent.clear()
+        self.recent.addItem("Recent prompts…", None)
+        for text in history:
+            self.recent.addItem(text if len(text) < 60 else text[:59] + "…", text)
+
+    def remember_prompt(self, text: str) -> None:
+        if not text:
+            return
+        settings = QSettings()
+        history = settings.value(PROMPT_HISTORY_KEY, []) or []
+        if isinstance(history, str):
+            history = [history]
+        history = [text] + [h for h in history if h != text]
+        settings.setValue(PROMPT_HISTORY_KEY, history[:MAX_PROMPT_HISTORY])
+        self._load_prompt_history()
+
+    def _use_recent(self, index: int) -> None:
+        text = self.recent.itemData(index)
+        if text:
+            self.prompt.setPlainText(text)
+        self.recent.setCurrentIndex(0)
+
