@@ -1,0 +1,100 @@
+"""`canvasai export PROJECT.ora -o OUT [--layers DIR] [--format ...]`.
+
+Wired into the main command line by `add_export_parser(subparsers)`; the
+parser's default `func` is `run_export(args) -> int` (0 on success, 2 on a
+file error, with the message on stderr). No Qt, no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from canvasai.core.errors import CanvasAIError
+from canvasai.document.export import (
+    EXTENSION,
+    ExportOptions,
+    export_flattened,
+    export_layers,
+    export_selection,
+    format_for_path,
+)
+from canvasai.document.image_io import open_image_document
+from canvasai.document.ora import load_ora
+
+
+def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "export",
+        help="export a project's flattened image, layers or selection",
+        description="Export an .ora project (or an image) to PNG, JPEG, WebP or TIFF.",
+    )
+    p.add_argument("project", help="the .ora project (or an image file) to export")
+    p.add_argument("-o", "--output", help="the flattened image to write (format from its suffix)")
+    p.add_argument("--layers", metavar="DIR", help="also write each layer into this folder")
+    p.add_argument("--selection", metavar="FILE", help="also write the saved selection")
+    p.add_argument(
+        "--format",
+        choices=["png", "jpeg", "jpg", "webp", "tiff", "tif"],
+        help="output format (default: from the output suffix, else png)",
+    )
+    p.add_argument("--quality", type=int, default=92, help="JPEG/WebP quality 1-100 (default 92)")
+    p.add_argument("--lossless", action="store_true", help="lossless WebP")
+    p.add_argument("--scale", type=float, default=1.0, help="scale factor, e.g. 0.5 (default 1)")
+    p.add_argument(
+        "--no-metadata",
+        action="store_true",
+        help="write no generation parameters or AI provenance metadata",
+    )
+    p.set_defaults(func=run_export)
+    return p
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if not (args.output or args.layers or args.selection):
+        print("canvasai export: give -o OUT, --layers DIR or --selection FILE", file=sys.stderr)
+        return 2
+    try:
+        src = Path(args.project)
+        doc = load_ora(src) if src.suffix.lower() == ".ora" else open_image_document(src)
+
+        def options(target: str | None) -> ExportOptions:
+            fmt = args.format or (format_for_path(target) if target else "png")
+            return ExportOptions(
+                format=fmt,
+                quality=args.quality,
+                lossless=args.lossless,
+                scale=args.scale,
+                metadata=not args.no_metadata,
+            ).validated()
+
+        written: list[Path] = []
+        if args.output:
+            out = Path(args.output)
+            opts = options(args.output)
+            if not out.suffix:
+                out = out.with_suffix(EXTENSION[opts.format])
+            written.append(export_flattened(doc, out, opts))
+        if args.layers:
+            written += export_layers(doc, args.layers, options(None))
+        if args.selection:
+            written.append(export_selection(doc, args.selection, options(args.selection)))
+    except CanvasAIError as exc:
+        print(f"canvasai export: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (`python -m canvasai.export_cli ...`), same options."""
+    parser = argparse.ArgumentParser(prog="canvasai")
+    add_export_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
