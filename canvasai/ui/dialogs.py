@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from canvasai.document.blend import BlendMode
 from canvasai.document.layer import Layer
 from canvasai.ui.layers_panel import BLEND_ORDER
 
@@ -66,7 +67,7 @@ class LayerPropertiesDialog(QDialog):
         wanted: dict[str, Any] = {
             "name": self.name.text().strip() or self.layer.name,
             "opacity": self.opacity.value() / 100,
-            "blend_mode": self.blend.currentData(),
+            "blend_mode": BlendMode(self.blend.currentData()),
             "visible": self.visible.isChecked(),
             "locked": self.locked.isChecked(),
         }

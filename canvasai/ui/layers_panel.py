@@ -252,7 +252,7 @@ class LayersPanel(QWidget):
     def _blend_changed(self, _i: int) -> None:
         layer = self._doc.active_layer if self._doc is not None else None
         if not self._syncing and layer is not None:
-            self._doc.set_layer_properties(layer, blend_mode=self.blend.currentData())
+            self._doc.set_layer_properties(layer, blend_mode=BlendMode(self.blend.currentData()))
 
     def _opacity_moved(self, value: int) -> None:
         self.opacity_label.setText(f"{value} %")

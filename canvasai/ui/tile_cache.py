@@ -99,13 +99,16 @@ class TileImageCache:
         """
         rect = rect.intersect(self.bounds)
         deadline = None if build_seconds is None else time.perf_counter() + build_seconds
+        built = 0
         for key in rect.tiles(self.tile_size):
             tile = self._tiles.get(key)
             if tile is None:
-                if deadline is not None and time.perf_counter() > deadline:
+                # at least one tile per call, so every frame makes progress
+                if deadline is not None and built and time.perf_counter() > deadline:
                     yield self.tile_rect(key), None, False
                     continue
                 tile = self._build(key)
+                built += 1
             elif tile.dirty is not None:
                 self._refresh(tile)
             self._tiles.move_to_end(key)

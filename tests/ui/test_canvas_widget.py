@@ -1,0 +1,261 @@
+"""Canvas widget: pointer input lands on the right pixels, view mapping, pan, zoom, overlays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
+
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+from canvasai.tools.base import BrushSettings, ToolContext
+from canvasai.tools.registry import make_tools
+from canvasai.ui.canvas_widget import CanvasWidget
+from canvasai.ui.tile_cache import TileImageCache
+from canvasai.ui.view import ViewTransform
+
+NO_MOD = Qt.KeyboardModifier.NoModifier
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def setup(qtbot):
+    doc = Document(200, 150, background=None)
+    comp = Compositor(doc)
+    ctx = ToolContext(doc, comp, brush=BrushSettings(size=6, hardness=1.0), foreground=(255, 0, 0))
+    tools = make_tools(ctx)
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.set_document(doc, comp)
+    canvas.set_tool(tools["brush"])
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    return canvas, doc, tools
+
+
+def layer_alpha(doc: Document) -> np.ndarray:
+    return doc.active_layer.surface.read(doc.rect)[..., 3]
+
+
+def widget_point(canvas: CanvasWidget, x: float, y: float) -> QPoint:
+    return canvas.map_from_doc(x, y).toPoint()
+
+
+@pytest.mark.parametrize("zoom, pan", [(1.0, (0, 0)), (0.5, (30, -10)), (4.0, (-250, -150)),
+                                       (2.5, (17, 9))])
+def test_mouse_stroke_paints_at_mapped_position(setup, qtbot, zoom, pan):
+    canvas, doc, _ = setup
+    canvas.set_zoom(zoom)
+    canvas.pan_by(*pan)
+    target = (60.5, 40.5)
+    end = (90.5, 40.5)
+    if zoom == 4.0:  # keep both points inside the zoomed view
+        target, end = (120.5, 90.5), (130.5, 90.5)
+    p0, p1 = widget_point(canvas, *target), widget_point(canvas, *end)
+    assert canvas.rect().contains(p0) and canvas.rect().contains(p1)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, p0)
+    qtbot.mouseMove(canvas, QPoint((p0.x() + p1.x()) // 2, p0.y()))
+    qtbot.mouseMove(canvas, p1)
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, p1)
+    alpha = layer_alpha(doc)
+    tx, ty = canvas.map_to_doc(QPointF(p0))
+    ex, _ = canvas.map_to_doc(QPointF(p1))
+    assert alpha[int(ty), int(tx)] == 255
+    assert alpha[int(ty), int((tx + ex) / 2)] == 255
+    assert alpha[int(ty), int(ex)] == 255
+    ys, xs = np.nonzero(alpha)
+    # nothing far from the stroke (brush radius 3 + anti-aliasing)
+    assert ys.min() >= int(ty) - 5 and ys.max() <= int(ty) + 5
+    assert xs.min() >= int(tx) - 5 and xs.max() <= int(ex) + 5
+    assert doc.history.entries == ["Brush stroke"]
+
+
+def _tablet(canvas, kind, pos: QPointF, pressure: float):
+    dev = QPointingDevice("test pen", 42, QInputDevice.DeviceType.Stylus,
+                          QPointingDevice.PointerType.Pen,
+                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure,
+                          1, 3)
+    buttons = LEFT if kind != QEvent.Type.TabletRelease else Qt.MouseButton.NoButton
+    ev = QTabletEvent(kind, dev, pos, canvas.mapToGlobal(pos), pressure, 0.0, 0.0, 0.0, 0.0, 0.0,
+                      NO_MOD, LEFT, buttons)
+    QApplication.sendEvent(canvas, ev)
+    return ev
+
+
+def test_tablet_pressure_makes_smaller_lighter_dabs(setup):
+    canvas, doc, tools = setup
+    tools["brush"].ctx.brush.size = 20
+    tools["brush"].ctx.brush.hardness = 0.5
+    light = QPointF(canvas.map_from_doc(50, 75))
+    heavy = QPointF(canvas.map_from_doc(150, 75))
+    ev = _tablet(canvas, QEvent.Type.TabletPress, light, 0.3)
+    assert ev.isAccepted()
+    _tablet(canvas, QEvent.Type.TabletRelease, light, 0.3)
+    _tablet(canvas, QEvent.Type.TabletPress, heavy, 1.0)
+    _tablet(canvas, QEvent.Type.TabletRelease, heavy, 1.0)
+    alpha = layer_alpha(doc)
+    left, right = alpha[:, :100], alpha[:, 100:]
+    assert 0 < np.count_nonzero(left) < np.count_nonzero(right)
+    assert left.max() < right.max()
+    assert len(doc.history.entries) == 2
+
+
+def test_view_mapping_round_trips():
+    for zoom in (1 / 64, 0.33, 1.0, 3.7, 64.0):
+        v = ViewTransform(zoom, QPointF(13.25, -40.5))
+        for x, y in ((0, 0), (123.5, 77.25), (-20, 4000)):
+            wx = v.to_widget(x, y)
+            assert v.to_doc(wx) == pytest.approx((x, y))
+        r = Rect(10, 20, 30, 40)
+        back = v.widget_rect_to_doc(v.rect_to_widget(r))
+        assert back.contains(r)
+
+
+def test_space_drag_pans_without_painting(setup, qtbot):
+    canvas, doc, _ = setup
+    before = QPointF(canvas.view.offset)
+    qtbot.keyPress(canvas, Qt.Key.Key_Space)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, QPoint(100, 100))
+    qtbot.mouseMove(canvas, QPoint(130, 120))
+    qtbot.mouseMove(canvas, QPoint(160, 90))
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, QPoint(160, 90))
+    qtbot.keyRelease(canvas, Qt.Key.Key_Space)
+    assert canvas.view.offset - before == QPointF(60, -10)
+    assert doc.history.entries == []
+    assert not layer_alpha(doc).any()
+
+
+def test_middle_button_pans(setup, qtbot):
+    canvas, doc, _ = setup
+    before = QPointF(canvas.view.offset)
+    mid = Qt.MouseButton.MiddleButton
+    qtbot.mousePress(canvas, mid, NO_MOD, QPoint(50, 50))
+    qtbot.mouseMove(canvas, QPoint(20, 70))
+    qtbot.mouseRelease(canvas, mid, NO_MOD, QPoint(20, 70))
+    assert canvas.view.offset - before == QPointF(-30, 20)
+    assert doc.history.entries == []
+
+
+@pytest.mark.parametrize("mods", [NO_MOD, Qt.KeyboardModifier.ControlModifier])
+def test_wheel_zooms_around_cursor(setup, mods):
+    canvas, _, _ = setup
+    pos = QPointF(123, 87)
+    doc_before = canvas.map_to_doc(pos)
+    zoom_before = canvas.zoom
+    ev = QWheelEvent(pos, canvas.mapToGlobal(pos), QPoint(), QPoint(0, 240), Qt.MouseButton.NoButton,
+                     mods, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas, ev)
+    assert canvas.zoom > zoom_before
+    assert canvas.map_to_doc(pos) == pytest.approx(doc_before)
+    ev = QWheelEvent(pos, canvas.mapToGlobal(pos), QPoint(), QPoint(0, -480),
+                     Qt.MouseButton.NoButton, mods, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(canvas, ev)
+    assert canvas.zoom < zoom_before
+    assert canvas.map_to_doc(pos) == pytest.approx(doc_before)
+
+
+def test_zoom_steps_and_fit(setup):
+    canvas, doc, _ = setup
+    canvas.fit_to_view()
+    fit = canvas.zoom
+    r = canvas.view.rect_to_widget(doc.rect)
+    assert QPointF(canvas.rect().center()).x() == pytest.approx(r.center().x(), abs=1)
+    assert r.width() <= canvas.width() and r.height() <= canvas.height()
+    canvas.zoom_in()
+    assert canvas.zoom > fit
+    canvas.actual_pixels()
+    assert canvas.zoom == 1.0
+    canvas.zoom_out()
+    assert canvas.zoom < 1.0
+
+
+def _grab_pixel(canvas: CanvasWidget, x: float, y: float):
+    QApplication.processEvents()
+    img = canvas.grab().toImage()
+    return img.pixelColor(canvas.map_from_doc(x, y).toPoint())
+
+
+def test_mask_shows_as_red_tint_and_can_be_hidden(setup):
+    canvas, doc, tools = setup
+    canvas.set_tool(tools["mask_brush"])
+    tools["mask_brush"].ctx.brush.size = 30
+    from canvasai.tools.base import PointerEvent
+
+    t = tools["mask_brush"]
+    t.press(PointerEvent(100, 75))
+    t.release(PointerEvent(100, 75))
+    c = _grab_pixel(canvas, 100, 75)
+    assert c.red() > c.green() + 60 and c.red() > c.blue() + 60
+    canvas.set_mask_visible(False)
+    c = _grab_pixel(canvas, 100, 75)
+    assert abs(c.red() - c.green()) < 10  # back to the grey checkerboard
+
+
+def test_preview_and_frame_overlays(setup):
+    canvas, doc, _ = setup
+    canvas.fit_to_view()
+    green = np.zeros((10, 10, 4), np.uint8)
+    green[..., 1] = 255
+    green[..., 3] = 255
+    canvas.set_preview(green, Rect(20, 20, 40, 40))  # scaled up 4x
+    c = _grab_pixel(canvas, 40, 40)
+    assert (c.red(), c.green(), c.blue()) == (0, 255, 0)
+    canvas.set_preview(None)
+    c = _grab_pixel(canvas, 40, 40)
+    assert c.green() < 230
+    assert doc.history.entries == []  # overlays never touch the document
+
+    canvas.set_frame_rect(Rect(-20, -10, 240, 170))
+    assert canvas.frame_rect == Rect(-20, -10, 240, 170)
+    tl = canvas.map_from_doc(-20, -10).toPoint()
+    img = canvas.grab().toImage()
+    c = img.pixelColor(tl.x() + 3, tl.y())
+    assert c.red() > 200 and 120 < c.green() < 210 and c.blue() < 100
+    canvas.set_frame_rect(None)
+    assert canvas.frame_rect is None
+
+
+def test_selection_outline_and_tool_overlay_drawn(setup, qtbot):
+    canvas, doc, tools = setup
+    canvas.set_tool(tools["rect_select"])
+    canvas.set_zoom(1.0)
+    p0, p1 = widget_point(canvas, 20, 20), widget_point(canvas, 80, 60)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, p0)
+    qtbot.mouseMove(canvas, p1)
+    assert tools["rect_select"].overlay()  # rubber band while dragging
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, p1)
+    assert doc.selection is not None
+    img = canvas.grab().toImage()
+    edge = [img.pixelColor(widget_point(canvas, 20, y)) for y in range(25, 55)]
+    # the dashed outline alternates black and white along the edge
+    assert any(c.lightness() < 40 for c in edge) and any(c.lightness() > 230 for c in edge)
+
+
+def test_document_events_repaint_only_dirty_tiles():
+    calls: list[Rect] = []
+
+    def render(r: Rect) -> np.ndarray:
+        calls.append(r)
+        return np.zeros((r.h, r.w, 4), np.uint8)
+
+    cache = TileImageCache(render, Rect(0, 0, 1000, 600), tile_size=256)
+    list(cache.tiles(Rect(0, 0, 1000, 600)))
+    assert len(calls) == 4 * 3
+    calls.clear()
+    cache.invalidate(Rect(250, 10, 20, 5))  # straddles two tiles
+    cache.invalidate(Rect(252, 12, 3, 3))  # coalesces with the first
+    list(cache.tiles(Rect(0, 0, 1000, 600)))
+    assert sorted((r.x, r.y, r.w, r.h) for r in calls) == [(250, 10, 6, 5), (256, 10, 14, 5)]
+
+
+def test_tile_building_is_time_budgeted():
+    cache = TileImageCache(lambda r: np.zeros((r.h, r.w, 4), np.uint8), Rect(0, 0, 4096, 4096),
+                           tile_size=256)
+    first = list(cache.tiles(Rect(0, 0, 4096, 4096), build_seconds=0.0))
+    ready = [t for t in first if t[2]]
+    assert 1 <= len(ready) < len(first)  # the rest is left for the next frames
+    assert all(t[2] for t in cache.tiles(Rect(0, 0, 4096, 4096)))

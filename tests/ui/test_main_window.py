@@ -1,0 +1,221 @@
+"""Main window: menus and shortcuts trigger, tools switch, new-document validation, app start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QApplication, QDialogButtonBox
+
+from canvasai.document.document import Document
+from canvasai.ui.main_window import MainWindow
+from canvasai.ui.new_document_dialog import NewDocumentDialog
+
+CTRL = Qt.KeyboardModifier.ControlModifier
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.set_document(Document(300, 200))
+    w.show()
+    qtbot.waitExposed(w)
+    w.activateWindow()
+    w.canvas.setFocus()
+    return w
+
+
+def key(window, k, mods=Qt.KeyboardModifier.NoModifier):
+    from PySide6.QtTest import QTest
+
+    QTest.keyClick(window.canvas, k, mods)
+
+
+def paint(w: MainWindow) -> None:
+    w.document.write_pixels(w.document.active_layer, 5, 5, np.full((4, 4, 4), 255, np.uint8))
+
+
+def test_menus_and_contract(window):
+    assert [m.title().replace("&", "") for m in (window.menu_file, window.menu_edit,
+            window.menu_select, window.menu_layer, window.menu_view)] == [
+        "File", "Edit", "Select", "Layer", "View"]
+    assert window.compositor is not None and window.compositor.doc is window.document
+    assert window.document_path is None
+    shortcuts = {name: [s.toString() for s in a.shortcuts()]
+                 for name, a in window.actions_by_name.items()}
+    assert shortcuts["new"] == ["Ctrl+N"]
+    assert shortcuts["undo"] == ["Ctrl+Z"]
+    assert shortcuts["redo"] == ["Ctrl+Shift+Z", "Ctrl+Y"]
+    assert shortcuts["merge_down"] == ["Ctrl+E"]
+    assert shortcuts["zoom_fit"] == ["Ctrl+0"]
+    assert shortcuts["toggle_panels"] == ["Tab"]
+    assert shortcuts["tool_brush"] == ["B"] and shortcuts["tool_eraser"] == ["E"]
+    assert shortcuts["quit"] == ["Ctrl+Q"]
+    assert "300 × 200" in window.size_label.text()
+
+
+def test_undo_redo_shortcuts_and_title(window):
+    paint(window)
+    assert window.windowTitle() == "Untitled* — CanvasAI"
+    key(window, Qt.Key.Key_Z, CTRL)
+    assert window.document.history.entries == []
+    assert window.windowTitle() == "Untitled — CanvasAI"
+    key(window, Qt.Key.Key_Z, CTRL | SHIFT)
+    assert window.document.history.entries == ["Edit pixels"]
+    key(window, Qt.Key.Key_Z, CTRL)
+    key(window, Qt.Key.Key_Y, CTRL)
+    assert window.document.history.entries == ["Edit pixels"]
+    window.set_document(Document(10, 10), "/tmp/picture.ora")
+    assert window.windowTitle() == "picture.ora — CanvasAI"
+
+
+@pytest.mark.parametrize("k, mods, tool", [
+    (Qt.Key.Key_E, None, "eraser"), (Qt.Key.Key_M, None, "mask_brush"),
+    (Qt.Key.Key_M, SHIFT, "mask_eraser"), (Qt.Key.Key_R, CTRL, "rect_select"),
+    (Qt.Key.Key_L, None, "lasso_select"), (Qt.Key.Key_G, None, "fill"),
+    (Qt.Key.Key_P, None, "picker"), (Qt.Key.Key_V, None, "move"),
+])
+def test_tool_shortcuts_switch_tool(window, k, mods, tool):
+    key(window, k, mods or Qt.KeyboardModifier.NoModifier)
+    assert window.current_tool_name == tool
+    assert window.canvas.tool is window.tools[tool]
+    assert window.tools_panel.buttons[tool].isChecked()
+    key(window, Qt.Key.Key_B)
+    assert window.current_tool_name == "brush"
+
+
+def test_colour_swap_and_brush_size_keys(window):
+    window.color_panel.set_foreground((10, 20, 30))
+    key(window, Qt.Key.Key_X)
+    assert window.color_panel.foreground == (255, 255, 255)
+    assert window.tool_context.foreground == (255, 255, 255)
+    assert window.tool_context.background == (10, 20, 30)
+    size = window.brush.size
+    key(window, Qt.Key.Key_BracketRight)
+    assert window.brush.size > size
+    assert window.tools_panel.size.value() == round(window.brush.size)
+    key(window, Qt.Key.Key_BracketLeft)
+    key(window, Qt.Key.Key_BracketLeft)
+    assert window.brush.size < size
+
+
+def test_zoom_shortcuts_and_tab_hides_panels(window):
+    window.canvas.fit_to_view()
+    fit = window.canvas.zoom
+    window.canvas.set_zoom(8.0)
+    key(window, Qt.Key.Key_0, CTRL)
+    assert window.canvas.zoom == pytest.approx(fit)
+    key(window, Qt.Key.Key_1, CTRL)
+    assert window.canvas.zoom == 1.0
+    key(window, Qt.Key.Key_Minus, CTRL)
+    assert window.canvas.zoom < 1.0
+    key(window, Qt.Key.Key_Tab)
+    assert not any(d.isVisible() for d in window.docks.values())
+    key(window, Qt.Key.Key_Tab)
+    assert all(d.isVisible() for d in window.docks.values())
+
+
+def test_select_menu_actions(window, monkeypatch):
+    doc = window.document
+    window.actions_by_name["select_all"].trigger()
+    assert doc.selection is not None
+    monkeypatch.setattr("canvasai.ui.main_window.ask_pixels", lambda *a, **k: 3)
+    window.actions_by_name["select_none"].trigger()
+    assert doc.selection is None
+    window.actions_by_name["invert_selection"].trigger()  # nothing -> everything
+    assert doc.selection is not None
+    window.actions_by_name["shrink"].trigger()
+    window.actions_by_name["selection_to_mask"].trigger()
+    assert doc.mask.read(doc.rect)[1, 1, 0] == 0 and doc.mask.read(doc.rect)[100, 100, 0] == 255
+    window.actions_by_name["clear_mask"].trigger()
+    assert doc.mask.is_blank
+    assert doc.history.entries[-3:] == ["Shrink selection 3px", "Mask from selection", "Clear mask"]
+
+
+@pytest.mark.parametrize("width, height", [("0", "100"), ("-5", "100"), ("1000000", "100"),
+                                           ("abc", "10")])
+def test_new_document_dialog_rejects_bad_sizes_inline(qtbot, width, height):
+    dlg = NewDocumentDialog()
+    qtbot.addWidget(dlg)
+    dlg.show()
+    dlg.width_edit.setText(width)
+    dlg.height_edit.setText(height)
+    dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dlg.isVisible() and dlg.result() == 0
+    assert dlg.error.isVisible() and dlg.error.text()
+
+
+def test_new_document_dialog_builds_document(qtbot):
+    dlg = NewDocumentDialog()
+    qtbot.addWidget(dlg)
+    dlg.preset.setCurrentIndex(dlg.preset.findText("Square 512 × 512 (SD 1.5)"))
+    assert (dlg.width_edit.text(), dlg.height_edit.text()) == ("512", "512")
+    dlg.transparent.setChecked(True)
+    dlg.accept()
+    doc = dlg.create_document()
+    assert (doc.width, doc.height) == (512, 512) and len(doc.layers) == 1
+
+
+def test_window_new_document_invalid_size_leaves_document(window):
+    original = window.document
+    seen = {}
+
+    def interact():
+        dlg = QApplication.activeModalWidget()
+        dlg.width_edit.setText("0")
+        dlg.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+        seen["error"] = dlg.error.text()
+        seen["open"] = dlg.isVisible()
+        dlg.reject()
+
+    QTimer.singleShot(0, interact)
+    window.new_document()
+    assert seen["open"] and "at least 1 x 1" in seen["error"]
+    assert window.document is original
+
+    def valid():
+        dlg = QApplication.activeModalWidget()
+        dlg.width_edit.setText("64")
+        dlg.height_edit.setText("32")
+        dlg.accept()
+
+    QTimer.singleShot(0, valid)
+    window.new_document()
+    assert (window.document.width, window.document.height) == (64, 32)
+    assert window.canvas.document is window.document
+    assert window.layers_panel.list.count() == 2
+
+
+def test_close_without_prompt_in_tests(window):
+    paint(window)
+    assert window.close()
+
+
+def test_app_main_runs_test_script(tmp_path: Path):
+    """`app.main()` shows the window, then runs CANVASAI_TEST_SCRIPT with window and app."""
+    out = tmp_path / "out.txt"
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        doc = window.document
+        sys_mods = __import__("sys").modules
+        with open({str(out)!r}, "w") as f:
+            f.write(f"{{window.isVisible()}} {{doc.width}}x{{doc.height}} {{app.applicationName()}} "
+                    f"{{'torch' in sys_mods}}")
+        app.quit()
+    """))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CANVASAI_NO_PROMPTS="1",
+               CANVASAI_TEST_SCRIPT=str(script))
+    proc = subprocess.run([sys.executable, "-c", "import canvasai.app as a; raise SystemExit(a.main([]))"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "True 1920x1080 CanvasAI False"
+
+
