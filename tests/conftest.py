@@ -9,3 +9,6 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("CANVASAI_NO_PROMPTS", "1")
 # Never read or write the person's real data folder from tests.
 os.environ.setdefault("CANVASAI_DATA_DIR", tempfile.mkdtemp(prefix="canvasai-test-data-"))
+
+# Tiny random-weight diffusers models for every test that asks for them.
+pytest_plugins = ["tests.support.fixtures"]

@@ -113,7 +113,6 @@ class GenerationPanel(QWidget):
         refresh.clicked.connect(self.refresh_models_clicked)
         model_row.addWidget(refresh)
         lay.addLayout(model_row)
-        self.set_models([])
 
         sampling = QGroupBox("Sampling")
         form = QFormLayout(sampling)
@@ -239,6 +238,7 @@ class GenerationPanel(QWidget):
         self.message.setObjectName("generationMessage")
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         outer.addWidget(self.message)
+        self.set_models([])
         self._load_prompt_history()
         self._update_sections()
 

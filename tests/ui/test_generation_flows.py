@@ -1,0 +1,208 @@
+"""The four editing flows driven through the real widgets (pytest-qt, offscreen).
+
+Classic (OpenCV) runs are fast and deterministic; the tiny random-weight diffusers
+models check live previews, cancel and the sketch flow through the same code a real
+model takes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+from canvasai.document.stroke import Stroke
+from canvasai.ui.main_window import MainWindow
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def win(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    gen = getattr(w, "generation", None)
+    if gen is None:  # until the main window creates it itself
+        from canvasai.ui.generation_controller import GenerationController
+
+        gen = w.generation = GenerationController(w)
+    doc = Document(192, 160)
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 255, (160, 192, 4), dtype=np.uint8)
+    px[..., 3] = 255
+    doc.active_layer.surface.write(0, 0, px)
+    w.set_document(doc)
+    gen.document_replaced(doc)
+    w.show()
+    yield w
+    gen.shutdown()
+
+
+def paint_mask(doc, cx, cy, r):
+    s = Stroke(doc.mask, doc.rect)
+    s.dab(cx, cy, r, 1.0)
+    doc.push_tiles_command("mask", s.finish(), s.rect, "Mask")
+    doc.mask_changed.emit(s.rect)
+
+
+def press_generate(qtbot, gen):
+    qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+
+
+def test_inpaint_flow_accept_adds_one_layer_and_keeps_pixels_outside(qtbot, win):
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 14)
+    before = Compositor(doc).flatten()
+    gen.panel.grow.setValue(2)
+    gen.panel.feather.setValue(4)
+    press_generate(qtbot, gen)
+    assert len(gen.strip.candidates) == 1, gen.panel.message.text()
+    n_layers, n_hist = len(doc.layers), len(doc.history.entries)
+    qtbot.mouseClick(gen.strip.accept_button, Qt.MouseButton.LeftButton)
+    assert len(doc.layers) == n_layers + 1 and len(doc.history.entries) == n_hist + 1
+    layer = doc.layers[-1]
+    assert layer.name.startswith("Generated:") and layer.generation["flow"] == "inpaint"
+    after = Compositor(doc).flatten()
+    yy, xx = np.mgrid[0:doc.height, 0:doc.width]
+    far = np.hypot(xx + 0.5 - 96, yy + 0.5 - 80) > 14 + 2 + 4 + 2
+    assert np.array_equal(after[far], before[far])
+    assert not np.array_equal(after[80, 96], before[80, 96])
+    assert doc.metadata["generation_history"][-1]["flow"] == "inpaint"
+    doc.undo()
+    assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_outpaint_flow_grows_the_canvas(qtbot, win):
+    gen, doc = win.generation, win.document
+    before = Compositor(doc).flatten()
+    gen.panel.set_flow("outpaint")
+    gen.panel.set_margins((0, 0, 64, 32))
+    assert win.canvas.frame_rect == Rect(0, 0, 192 + 64, 160 + 32)
+    press_generate(qtbot, gen)
+    assert gen.accept(0)
+    assert (doc.width, doc.height) == (256, 192)
+    assert np.array_equal(Compositor(doc).flatten()[:160, :192], before)
+    assert win.canvas.frame_rect is None  # the frame is consumed
+    doc.undo()
+    assert (doc.width, doc.height) == (192, 160)
+
+
+def test_upscale_flow_resizes_or_opens_a_new_document(qtbot, win):
+    gen, doc = win.generation, win.document
+    gen.panel.set_flow("upscale")
+    press_generate(qtbot, gen)
+    gen.accept(0)
+    assert (doc.width, doc.height) == (384, 320)
+    doc.undo()
+    gen.panel.upscale_target.setCurrentIndex(gen.panel.upscale_target.findData("new_document"))
+    press_generate(qtbot, gen)
+    gen.accept(0)
+    assert win.document is not doc and (win.document.width, win.document.height) == (384, 320)
+    assert (doc.width, doc.height) == (192, 160)
+
+
+def test_classic_backend_refuses_sketch_with_a_clear_message_and_no_change(qtbot, win):
+    gen, doc = win.generation, win.document
+    gen.panel.set_flow("sketch")
+    n = len(doc.history.entries)
+    press_generate(qtbot, gen)
+    assert "model" in gen.panel.message.text().lower()
+    assert not gen.strip.candidates and len(doc.history.entries) == n
+
+
+def test_inpaint_without_mask_explains_itself(qtbot, win):
+    gen = win.generation
+    gen.panel.set_flow("inpaint")
+    qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    assert "mask" in gen.panel.message.text().lower() and not gen.busy
+
+
+def test_batch_candidates_discard_and_accept_all(qtbot, win):
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 50, 50, 8)
+    gen.panel.batch.setValue(3)
+    press_generate(qtbot, gen)
+    assert [c.seed for c in gen.strip.candidates] == sorted(c.seed for c in gen.strip.candidates)
+    assert len(gen.strip.candidates) == 3
+    gen.discard(1)
+    n = len(doc.history.entries)
+    gen.accept_all()
+    assert len(doc.history.entries) == n + 1 and not gen.strip.candidates
+    assert sum(la.name.startswith("Generated") for la in doc.layers) == 2
+
+
+# --------------------------------------------------------------------------- tiny diffusers
+@pytest.fixture
+def tiny_env(tiny_models, monkeypatch):
+    monkeypatch.setenv("CANVASAI_MODELS_DIR", str(tiny_models.root))
+    return tiny_models
+
+
+def use_model(gen, path):
+    combo = gen.panel.model
+    combo.addItem("tiny", str(path))
+    combo.setCurrentIndex(combo.count() - 1)
+    gen.panel.steps.setValue(4)
+
+
+def test_diffusers_inpaint_streams_previews_onto_the_canvas(qtbot, win, tiny_env):
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 20)
+    use_model(gen, tiny_env.sd1_inpaint)
+    frames = []
+    orig = win.canvas.set_preview
+
+    def spy(rgba, rect=None):
+        frames.append((None if rgba is None else rgba.shape, rect))
+        orig(rgba, rect)
+
+    win.canvas.set_preview = spy
+    press_generate(qtbot, gen)
+    assert gen.strip.candidates, gen.panel.message.text()
+    shown = [f for f in frames if f[0] is not None]
+    assert shown and shown[0][1] == gen.strip.candidates[0].job.preview_rect
+    assert gen.first_preview_at is not None
+
+
+def test_cancel_mid_job_leaves_the_document_exactly_as_before(qtbot, win, tiny_env):
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 20)
+    use_model(gen, tiny_env.sd1_inpaint)
+    gen.panel.steps.setValue(200)
+    before = Compositor(doc).flatten()
+    n_layers, n_hist = len(doc.layers), len(doc.history.entries)
+    qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gen.panel.progress.value() >= 1, timeout=TIMEOUT_MS)
+    qtbot.keyClick(win, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert gen.panel.step_label.text() == "Cancelled"
+    assert not gen.strip.candidates
+    assert len(doc.layers) == n_layers and len(doc.history.entries) == n_hist
+    assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_sketch_render_lands_above_the_sketch_layer(qtbot, win, tiny_env):
+    gen, doc = win.generation, win.document
+    sketch = doc.add_layer("Sketch")
+    s = Stroke(sketch.surface, doc.rect, color=(0, 0, 0))
+    for x in range(40, 150, 6):
+        s.dab(x, 80, 4)
+    s.finish()
+    top = doc.add_layer("Top")
+    doc.set_active(sketch)
+    gen.mark_active_as_sketch()
+    doc.set_active(top)
+    gen.panel.set_flow("sketch")
+    gen.panel.sketch_mask.setChecked(False)
+    use_model(gen, tiny_env.sd1)
+    gen.panel.controlnet.addItem("tiny cn", str(tiny_env.controlnet_scribble))
+    gen.panel.controlnet.setCurrentIndex(gen.panel.controlnet.count() - 1)
+    press_generate(qtbot, gen)
+    assert gen.strip.candidates, gen.panel.message.text()
+    assert gen.accept(0)
+    idx = doc.index_of(sketch)
+    assert doc.layers[idx + 1].generation["flow"] == "sketch"
