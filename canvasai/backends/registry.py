@@ -86,7 +86,11 @@ class ModelInfo:
 
 
 def default_models_dir() -> Path:
-    """``user_data_dir("CanvasAI")/models`` (platformdirs), e.g. ~/.local/share/CanvasAI/models."""
+    """``<data dir>/models``: $CANVASAI_DATA_DIR, else platformdirs' user_data_dir("CanvasAI")
+    (e.g. ~/.local/share/CanvasAI/models)."""
+    env = os.environ.get("CANVASAI_DATA_DIR")
+    if env:
+        return Path(env) / "models"
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("CanvasAI", appauthor=False)) / "models"

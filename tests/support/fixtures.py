@@ -59,7 +59,9 @@ class RecordingContext:
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
     """Every tiny model (diffusers folders + single files), built once per session."""
-    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+    # a fixed folder under the session's base temp: built once even if this plugin is
+    # loaded both by the top conftest and by a directory conftest
+    return build_tiny_models(tmp_path_factory.getbasetemp() / "tiny-models")
 
 
 @pytest.fixture(scope="session")
