@@ -35,7 +35,7 @@ from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.tools.base import PointerEvent, Tool
 from canvasai.ui.overlays import render_mask_tint, selection_outline
-from canvasai.ui.tile_cache import TileImageCache
+from canvasai.ui.tile_cache import TileImageCache, image_with_array
 from canvasai.ui.view import ViewTransform, clamp_zoom, next_zoom_step
 
 BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
@@ -182,7 +182,8 @@ class CanvasWidget(QWidget):
             if arr.ndim != 3 or arr.shape[2] != 4:
                 raise ValueError(f"preview must be (h, w, 4) RGBA, got shape {arr.shape}")
             h, w = arr.shape[:2]
-            image = QImage(arr.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
+            image, view = image_with_array(w, h, QImage.Format.Format_RGBA8888)
+            view[:] = arr
             self._preview = (image, rect)
         for r in (old, rect):
             if r is not None:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -56,6 +56,11 @@ def prompts_enabled() -> bool:
 
 
 class MainWindow(QMainWindow):
+    """The application window. `document_changed(doc)` fires after `set_document` rewired everything
+    (the generation controller and others follow the current document through it)."""
+
+    document_changed = Signal(object)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("mainWindow")
@@ -269,6 +274,7 @@ class MainWindow(QMainWindow):
         self.history_panel.set_history(doc.history if doc is not None else None)
         self._show_size()
         self._history_changed()
+        self.document_changed.emit(doc)
 
     def is_modified(self) -> bool:
         return self.document is not None and not self.document.history.is_clean

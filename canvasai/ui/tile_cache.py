@@ -25,6 +25,18 @@ DEFAULT_BUDGET = 512 * 1024 * 1024  # bytes of cached display pixels
 Renderer = Callable[[Rect], "np.ndarray | None"]
 
 
+def image_with_array(w: int, h: int, fmt: QImage.Format) -> tuple[QImage, np.ndarray]:
+    """A QImage that owns its pixels and a (h, w, 4) numpy view writing straight into them.
+
+    Partial refreshes write through the view. The QImage owns the memory, so
+    nothing depends on a numpy buffer outliving an image that wraps it.
+    """
+    image = QImage(w, h, fmt)
+    stride = image.bytesPerLine()
+    view = np.frombuffer(image.bits(), np.uint8).reshape(h, stride // 4, 4)[:, :w]
+    return image, view
+
+
 class _Tile:
     __slots__ = ("rect", "pixels", "image", "dirty")
 
@@ -39,10 +51,9 @@ class _Tile:
         if pixels is None:
             self.pixels = self.image = None
             return
-        self.pixels = np.ascontiguousarray(pixels)
-        h, w = self.pixels.shape[:2]
-        # The QImage shares the numpy buffer: partial refreshes write into it in place.
-        self.image = QImage(self.pixels.data, w, h, w * 4, QImage.Format.Format_RGBA8888_Premultiplied)
+        h, w = pixels.shape[:2]
+        self.image, self.pixels = image_with_array(w, h, QImage.Format.Format_RGBA8888_Premultiplied)
+        self.pixels[:] = pixels
 
     @property
     def nbytes(self) -> int:

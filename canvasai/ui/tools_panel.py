@@ -66,7 +66,7 @@ class _SliderSpin(QWidget):
 ICONS = {
     "brush": "brush", "eraser": "eraser", "mask_brush": "mask", "mask_eraser": "mask_eraser",
     "rect_select": "rect_select", "lasso_select": "lasso", "fill": "fill", "picker": "picker",
-    "move": "move",
+    "move": "move", "frame": "frame",
 }
 
 
@@ -92,9 +92,10 @@ class ToolsPanel(QWidget):
             b.setObjectName(f"tool_{cls.name}")
             b.setCheckable(True)
             b.setAutoRaise(True)
+            b.setFixedSize(QSize(40, 40))
             ic = icon(ICONS.get(cls.name, cls.name))
-            if ic.isNull():
-                b.setText(cls.label)
+            if ic.isNull():  # a tool without a drawn icon: its initials, full name in the tooltip
+                b.setText("".join(word[0] for word in cls.label.split()[:2]))
             else:
                 b.setIcon(ic)
             b.setIconSize(QSize(26, 26))
@@ -102,7 +103,7 @@ class ToolsPanel(QWidget):
             b.clicked.connect(lambda _checked=False, n=cls.name: self.tool_selected.emit(n))
             self._group.addButton(b)
             self.buttons[cls.name] = b
-            grid.addWidget(b, i // 3, i % 3)
+            grid.addWidget(b, i // 5, i % 5)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
