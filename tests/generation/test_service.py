@@ -271,6 +271,7 @@ def test_default_factory_runs_classic_backend(qtbot, make_service):
 
 
 def test_importing_and_constructing_the_service_does_not_import_torch():
+    """Also: the CLI module and a classic job stay torch-free (the window appears first)."""
     code = textwrap.dedent(
         """
         import os, sys
@@ -280,16 +281,25 @@ def test_importing_and_constructing_the_service_does_not_import_torch():
         import canvasai.generation
         import canvasai.generation.planning, canvasai.generation.runner
         from canvasai.generation.service import GenerationService
+        import canvasai.cli
         svc = GenerationService()
         heavy = [m for m in ("torch", "diffusers", "transformers") if m in sys.modules]
         assert svc.shutdown(5000)
         print("HEAVY", heavy)
+        # the classic path (router included) never needs torch either
+        import numpy as np
+        from canvasai.generation.requests import GenerationRequest, Task
+        from canvasai.generation.runner import run_sync
+        img = np.zeros((16, 16, 3), np.uint8)
+        run_sync(GenerationRequest(Task.INPAINT, image=img, mask=img[..., 0] + 255))
+        print("CLASSIC", [m for m in ("torch", "diffusers") if m in sys.modules])
         """
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    assert "CLASSIC []" in out.stdout, out.stdout + out.stderr
 
 
 def test_tiny_diffusers_inpaint_end_to_end_through_the_service(
