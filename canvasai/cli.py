@@ -1,4 +1,4 @@
-"""Command line: ``canvasai`` (no arguments) opens the app; subcommands run one job headless.
+"""Command line: ``canvasai [FILE]`` opens the app; subcommands run one job headless.
 
 Jobs go through `canvasai.generation.runner.run_sync`, i.e. the same seed handling,
 backend routing and backend code as the app's `GenerationService`.
@@ -444,24 +444,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_app() -> int:
+def _open_app(argv: Sequence[str] = ()) -> int:
     try:
         from canvasai.app import main as app_main
     except ModuleNotFoundError as e:
         if e.name != "canvasai.app":
             raise
         print(
-            f"{PROG}: the desktop app is not part of this build; see {PROG} --help", file=sys.stderr
+            f"{PROG}: the desktop app is not part of this build; see {PROG} --help",
+            file=sys.stderr,
         )
         return 2
-    return int(app_main() or 0)
+    return int(app_main(list(argv)) or 0)
+
+
+def _is_app_launch(args: Sequence[str]) -> bool:
+    """No arguments, or a first argument that is an existing file (a document to open)."""
+    if not args:
+        return True
+    first = args[0]
+    return first not in SUBCOMMANDS and not first.startswith("-") and Path(first).is_file()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list:
-        return _open_app()
+    if _is_app_launch(args_list):
+        return _open_app(args_list)
     parser = build_parser()
     try:
         args = parser.parse_args(args_list)

@@ -256,3 +256,15 @@ def test_progress_bar_on_a_terminal_and_lines_otherwise():
     lines(2, 2)
     assert plain.getvalue().splitlines()[0].startswith("upscale: step 1/2")
     assert "\r" not in plain.getvalue()
+
+
+def test_no_arguments_or_a_file_opens_the_app(tmp_path, monkeypatch, picture):
+    import canvasai.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "_open_app", lambda argv=(): calls.append(list(argv)) or 0)
+    image, _, _, _ = picture
+    assert main([]) == 0
+    assert main([str(image)]) == 0
+    assert calls == [[], [str(image)]]
+    assert main(["no-such-file.ora"]) == 2  # neither a command nor a file: usage error
