@@ -16,6 +16,22 @@ def _run_test_script(path: str, window: object, app: object) -> None:
     exec(code, {"__name__": "__canvasai_test_script__", "window": window, "app": app})  # noqa: S102
 
 
+def _attach_generation(window: object) -> None:
+    """Add the generation panel, staging strip and history when this build has them.
+
+    The controller follows the window's document through `document_changed`; its
+    service thread and model libraries start only when the person generates.
+    """
+    try:
+        from canvasai.ui.generation_controller import GenerationController
+    except ImportError:
+        return
+    controller = GenerationController(window)
+    window.generation = controller  # type: ignore[attr-defined]
+    window.document_changed.connect(controller.document_replaced)  # type: ignore[attr-defined]
+    controller.document_replaced(window.document)  # type: ignore[attr-defined]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the desktop app and run its event loop; returns the exit code."""
     from PySide6.QtCore import QTimer
@@ -42,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if autosave and window.files is not None and hasattr(window.files, "set_autosave_interval"):
         window.files.set_autosave_interval(float(autosave))
     window.show()  # before anything heavy: model libraries load only when a job needs them
+    _attach_generation(window)
 
     script = os.environ.get("CANVASAI_TEST_SCRIPT")
     if script:

@@ -83,14 +83,20 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel()
         self.history_panel = HistoryPanel()
         self.docks: dict[str, QDockWidget] = {}
-        self._dock("tools", "Tools", self.tools_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("colors", "Colour", self.color_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("layers", "Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("history", "History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.resizeDocks([self.docks["tools"]], [250], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["colors"]], [270], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.docks["colors"], self.docks["layers"], self.docks["history"]],
-                         [100, 420, 220], Qt.Orientation.Vertical)
+        # Left column: tools, colours, history. Right column: layers (and whatever
+        # other controllers, e.g. generation, add there).
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        # Side columns run the full height; bottom docks (e.g. results) sit under the canvas.
+        self.setCorner(Qt.Corner.BottomLeftCorner, left)
+        self.setCorner(Qt.Corner.BottomRightCorner, right)
+        self._dock("tools", "Tools", self.tools_panel, left)
+        self._dock("colors", "Colour", self.color_panel, left)
+        self._dock("history", "History", self.history_panel, left)
+        self._dock("layers", "Layers", self.layers_panel, right)
+        self.resizeDocks([self.docks["tools"], self.docks["layers"]], [250, 290],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["tools"], self.docks["colors"], self.docks["history"]],
+                         [380, 100, 260], Qt.Orientation.Vertical)
 
         self._build_status_bar()
         self._connect_panels()

@@ -219,3 +219,30 @@ def test_app_main_runs_test_script(tmp_path: Path):
     assert out.read_text() == "True 1920x1080 CanvasAI False"
 
 
+
+
+def test_document_changed_and_panels_follow(window):
+    seen = []
+    window.document_changed.connect(seen.append)
+    doc = Document(40, 30, background=None)
+    window.set_document(doc)
+    assert seen == [doc]
+    assert window.canvas.document is doc and window.layers_panel.document is doc
+    assert window.tool_context.doc is doc and window.current_tool.ctx.doc is doc
+    assert window.history_panel.list.count() == 1  # "Original"
+
+
+def test_picker_and_fill_tolerance_reach_tools(window):
+    from canvasai.tools.base import PointerEvent
+
+    doc = window.document
+    doc.write_pixels(doc.active_layer, 0, 0, np.full((10, 10, 4), (12, 200, 34, 255), np.uint8))
+    window.select_tool("picker")
+    window.current_tool.press(PointerEvent(5, 5))
+    window.current_tool.release(PointerEvent(5, 5))
+    assert window.color_panel.foreground == (12, 200, 34)
+    assert window.color_panel.hex_edit.text() == "#0cc822"
+    window.tools_panel.tolerance.setValue(99)
+    assert window.tool_context.fill_tolerance == 99
+    window.tools_panel.size.setValue(77)
+    assert window.brush.size == 77
