@@ -12,6 +12,9 @@ from canvasai.document.document import Document
 
 MASK_TINT_RGB = (230, 40, 40)
 MASK_TINT_ALPHA = 0.45
+# Above this many pixels the outline follows pixel centres (half a pixel inside the
+# exact edge, invisible below ~400 % zoom) to keep selection changes fast on big canvases.
+EXACT_OUTLINE_PIXELS = 2_000_000
 
 
 def render_mask_tint(doc: Document, rect: Rect) -> np.ndarray | None:
@@ -44,13 +47,16 @@ def selection_outline(doc: Document) -> list[QPolygonF]:
     binary = (sel.read(crop)[..., 0] >= 128).astype(np.uint8)
     binary[0, :] = binary[-1, :] = 0
     binary[:, 0] = binary[:, -1] = 0
-    # Upscale 2x with nearest so contour vertices land on pixel corners after halving.
-    big = np.repeat(np.repeat(binary, 2, axis=0), 2, axis=1)
-    contours, _ = cv2.findContours(big, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    exact = binary.size <= EXACT_OUTLINE_PIXELS
+    if exact:
+        # Upscale 2x (nearest) so contour vertices land on pixel corners after halving.
+        binary = np.repeat(np.repeat(binary, 2, axis=0), 2, axis=1)
+    contours, _ = cv2.findContours(binary, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     polys = []
     for c in contours:
         pts = c[:, 0, :].astype(np.float64)
-        # contour pixels of the 2x image: map to the nearest pixel corner in doc space
-        pts = np.round((pts + 0.5) / 2.0) + (crop.x, crop.y)
+        # exact: map the 2x contour to pixel corners; large: through pixel centres
+        pts = np.round((pts + 0.5) / 2.0) if exact else pts + 0.5
+        pts += (crop.x, crop.y)
         polys.append(QPolygonF([QPointF(float(x), float(y)) for x, y in pts]))
     return polys

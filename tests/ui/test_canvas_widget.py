@@ -259,3 +259,15 @@ def test_tile_building_is_time_budgeted():
     ready = [t for t in first if t[2]]
     assert 1 <= len(ready) < len(first)  # the rest is left for the next frames
     assert all(t[2] for t in cache.tiles(Rect(0, 0, 4096, 4096)))
+
+
+def test_selection_outline_follows_pixel_corners(qtbot):
+    from canvasai.document.selection import select_rect
+    from canvasai.ui.overlays import selection_outline
+
+    doc = Document(300, 200)
+    assert selection_outline(doc) == []
+    select_rect(doc, Rect(10, 20, 50, 30))
+    (poly,) = selection_outline(doc)
+    corners = {(p.x(), p.y()) for p in poly}
+    assert corners == {(10, 20), (60, 20), (60, 50), (10, 50)}
