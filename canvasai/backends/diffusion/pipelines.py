@@ -105,6 +105,35 @@ def config_folder_for(info: ModelInfo) -> Path:
     return folder
 
 
+_tokenizers: dict[tuple[str, str], Any] = {}
+
+
+def shared_tokenizers(config: Path, family: str) -> dict[str, Any]:
+    """Tokenizers to pass to `from_single_file` when `config` has no tokenizer folder.
+
+    The bundled config folders share one CLIP BPE tokenizer (``<configs>/tokenizer``)
+    instead of carrying a copy each; SDXL's second tokenizer is the same vocabulary
+    padded with "!" (as in the published SDXL repos).
+    """
+    if (config / "tokenizer").is_dir():
+        return {}
+    folder = configs_root() / "tokenizer"
+    if not folder.is_dir():
+        raise ModelError(f"The CLIP tokenizer files are missing from {folder.parent}.")
+    from transformers import CLIPTokenizer
+
+    def load(pad: str) -> Any:
+        key = (str(folder), pad)
+        if key not in _tokenizers:
+            _tokenizers[key] = CLIPTokenizer.from_pretrained(folder, pad_token=pad)
+        return _tokenizers[key]
+
+    out = {"tokenizer": load("<|endoftext|>")}
+    if family == SDXL:
+        out["tokenizer_2"] = load("!")
+    return out
+
+
 def _diffusers() -> Any:
     import diffusers
     import transformers
@@ -223,9 +252,11 @@ class PipelineManager:
             else:
                 if info.format == "pickle" and not self.registry.is_pickle_allowed(info.path):
                     raise ModelError(f"{info.name}: {info.note}")
+                config = config_folder_for(info)
+                extra |= shared_tokenizers(config, info.family)
                 pipe = cls.from_single_file(
                     str(info.path),
-                    config=str(config_folder_for(info)),
+                    config=str(config),
                     **dtype_kwargs(dev.dtype),
                     local_files_only=True,
                     **extra,
