@@ -27,6 +27,9 @@ NOTES = {
 }
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 MAX_OUTPUT_PIXELS = 1 << 28  # 268 M pixels (16384 x 16384): beyond that, refuse
+# Telea/NS cost grows with masked area x radius^2 and cannot be interrupted (1 MP at
+# radius 15 takes ~15 s on one core): larger masks are inpainted at reduced scale (~1 s).
+MAX_FULL_RES_MASK_AREA = 256 * 256
 
 
 def models_folder_hint() -> str:
@@ -73,6 +76,23 @@ def _as_rgba(image: np.ndarray) -> np.ndarray:
         return image
     alpha = np.full(image.shape[:2] + (1,), 255, np.uint8)
     return np.concatenate([image, alpha], axis=2)
+
+
+def _telea_or_ns(
+    rgb: np.ndarray, mask: np.ndarray, flags: int, area: int
+) -> tuple[np.ndarray, float]:
+    """Inpaint `rgb` where `mask` > 0; returns (filled RGB, scale it was computed at)."""
+    if area <= MAX_FULL_RES_MASK_AREA:
+        return cv2.inpaint(rgb, mask, inpaint_radius(area), flags), 1.0
+    scale = math.sqrt(MAX_FULL_RES_MASK_AREA / area)
+    h, w = mask.shape
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    # any masked pixel in a cell masks the cell: resampled edges never leak masked colours
+    small_mask = (cv2.resize(mask, (sw, sh), interpolation=cv2.INTER_AREA) > 0).astype(np.uint8)
+    small_area = int(np.count_nonzero(small_mask))
+    filled = cv2.inpaint(small, small_mask * np.uint8(255), inpaint_radius(small_area), flags)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_CUBIC), scale
 
 
 class ClassicBackend:
@@ -148,7 +168,9 @@ class ClassicBackend:
         rows, cols = ctxr.slices()
         crop_mask = np.ascontiguousarray(binary[rows, cols])
         ctx.check_cancelled()
-        filled = cv2.inpaint(_rgb(image[rows, cols]), crop_mask, radius, METHODS[method])
+        filled, scale = _telea_or_ns(_rgb(image[rows, cols]), crop_mask, METHODS[method], area)
+        if scale < 1.0:
+            meta.update(scale=round(scale, 4), radius=inpaint_radius(int(area * scale * scale)))
         ctx.progress(2, total)
         ctx.check_cancelled()
         out = image.copy()

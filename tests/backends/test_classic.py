@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -65,6 +66,20 @@ def test_inpaint_changes_only_masked_pixels(method, channels):
     assert "no AI model" in res.metadata["note"]
     assert ctx.steps[-1][0] == ctx.steps[-1][1]
     assert res.seeds == (3,)
+
+
+def test_large_mask_is_inpainted_at_reduced_scale_quickly():
+    img = gradient(600, 700)
+    mask = np.zeros((600, 700), np.uint8)
+    mask[50:550, 100:620] = 255  # 260k pixels: ~4 s at full resolution and radius 15
+    t0 = time.perf_counter()
+    res, _ = run(GenerationRequest(Task.INPAINT, image=img, mask=mask))
+    assert time.perf_counter() - t0 < 4.0
+    out = res.images[0]
+    assert 0 < res.metadata["scale"] < 1
+    np.testing.assert_array_equal(out[mask == 0], img[mask == 0])
+    # the fill continues the gradient (red grows with x)
+    assert int(out[300, 600, 0]) > int(out[300, 120, 0]) + 100
 
 
 def test_inpaint_with_empty_mask_returns_the_image():
