@@ -161,6 +161,10 @@ class CanvasWidget(QWidget):
         self._update_cursor_shape()
         self._update_outline()
 
+    def cancel_stroke(self) -> None:
+        """Abandon a stroke or drag in progress (before undo, or when the document changes)."""
+        self._finish_stroke(cancel=True)
+
     def set_mask_visible(self, visible: bool) -> None:
         self._mask_visible = bool(visible)
         self.update()

@@ -349,10 +349,12 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         if self.document is not None:
+            self.canvas.cancel_stroke()  # a half-done stroke is not in the history yet
             self.document.undo()
 
     def redo(self) -> None:
         if self.document is not None:
+            self.canvas.cancel_stroke()
             self.document.redo()
 
     def select_tool(self, name: str) -> None:

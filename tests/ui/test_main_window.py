@@ -246,3 +246,16 @@ def test_picker_and_fill_tolerance_reach_tools(window):
     assert window.tool_context.fill_tolerance == 99
     window.tools_panel.size.setValue(77)
     assert window.brush.size == 77
+
+
+def test_undo_during_a_stroke_cancels_it_first(window, qtbot):
+    doc = window.document
+    paint(window)
+    c = window.canvas
+    p0 = c.map_from_doc(150, 100).toPoint()
+    qtbot.mousePress(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p0)
+    assert doc.active_layer.surface.read(doc.rect)[100, 150, 3] > 0  # dab is visible already
+    key(window, Qt.Key.Key_Z, CTRL)
+    qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p0)
+    assert doc.history.entries == [] and doc.history.redo_entries == ["Edit pixels"]
+    assert not doc.active_layer.surface.read(doc.rect)[..., 3].any()
