@@ -60,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     window.show()  # before anything heavy: model libraries load only when a job needs them
     _attach_generation(window)
 
+    # `canvasai picture.ora` (the CLI passes its arguments through): open that file.
+    open_path = getattr(window.files, "open_path", None)
+    given = [a for a in args[1:] if not a.startswith("-") and Path(a).is_file()]
+    if given and open_path is not None:
+        QTimer.singleShot(0, lambda: open_path(given[0]))
+
     script = os.environ.get("CANVASAI_TEST_SCRIPT")
     if script:
         QTimer.singleShot(0, lambda: _run_test_script(script, window, app))

@@ -221,6 +221,33 @@ def test_app_main_runs_test_script(tmp_path: Path):
 
 
 
+def test_app_main_opens_the_file_given(tmp_path: Path):
+    pytest.importorskip("canvasai.ui.file_actions")
+    from PIL import Image
+
+    picture = tmp_path / "small.png"
+    Image.new("RGBA", (7, 5), (10, 20, 30, 255)).save(picture)
+    out = tmp_path / "out.txt"
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import time
+        end = time.time() + 20
+        while window.document.width != 7 and time.time() < end:
+            app.processEvents()
+            time.sleep(0.01)
+        with open({str(out)!r}, "w") as f:
+            f.write(f"{{window.document.width}}x{{window.document.height}}")
+        app.quit()
+    """))
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CANVASAI_NO_PROMPTS="1",
+               CANVASAI_TEST_SCRIPT=str(script))
+    code = f"import canvasai.app as a; raise SystemExit(a.main([{str(picture)!r}]))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_text() == "7x5"
+
+
 def test_document_changed_and_panels_follow(window):
     seen = []
     window.document_changed.connect(seen.append)
