@@ -10,6 +10,7 @@ around the cursor, space-drag and middle-button pan).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Signal
@@ -23,6 +24,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPen,
     QPixmap,
+    QPointingDevice,
     QPolygonF,
     QResizeEvent,
     QTabletEvent,
@@ -97,7 +99,9 @@ class CanvasWidget(QWidget):
         self._fit_pending = False
         self._space_held = False
         self._pan_last: QPointF | None = None
-        self._stroking = False
+        self._stroke_tool: Tool | None = None  # the tool of the stroke in progress
+        # Which tool the pen's eraser end uses instead of the current one (None: the same).
+        self.eraser_for: Callable[[Tool], Tool | None] | None = None
         self._cursor: QPointF | None = None
         self._outline_rect = QRect()
         self._overlay_rect = QRect()
@@ -475,29 +479,34 @@ class CanvasWidget(QWidget):
         self._update_cursor_shape()
         self._update_outline()
 
-    def _press(self, ev: PointerEvent) -> None:
-        if self._tool is None or self._doc is None:
+    @property
+    def _stroking(self) -> bool:
+        return self._stroke_tool is not None
+
+    def _press(self, ev: PointerEvent, tool: Tool | None = None) -> None:
+        tool = tool or self._tool
+        if tool is None or self._doc is None:
             return
-        self._stroking = True
-        self._tool.press(ev)
+        self._stroke_tool = tool
+        tool.press(ev)
         self._update_overlay()
 
     def _move(self, ev: PointerEvent) -> None:
-        if self._stroking and self._tool is not None:
-            self._tool.move(ev)
+        if self._stroke_tool is not None:
+            self._stroke_tool.move(ev)
             self._update_overlay()
 
     def _release(self, ev: PointerEvent) -> None:
-        if self._stroking and self._tool is not None:
-            self._stroking = False
-            self._tool.release(ev)
+        tool, self._stroke_tool = self._stroke_tool, None
+        if tool is not None:
+            tool.release(ev)
             self._update_overlay()
 
     def _finish_stroke(self, cancel: bool) -> None:
-        if self._stroking and self._tool is not None:
-            self._stroking = False
+        tool, self._stroke_tool = self._stroke_tool, None
+        if tool is not None:
             if cancel:
-                self._tool.cancel()
+                tool.cancel()
             self._update_overlay()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
@@ -542,7 +551,11 @@ class CanvasWidget(QWidget):
             if self._space_held or event.button() == Qt.MouseButton.MiddleButton:
                 self._start_pan(pos)
             elif event.button() == Qt.MouseButton.LeftButton and not self._stroking:
-                self._press(pe)
+                tool = None
+                eraser_end = event.pointerType() == QPointingDevice.PointerType.Eraser
+                if eraser_end and self.eraser_for is not None and self._tool is not None:
+                    tool = self.eraser_for(self._tool)
+                self._press(pe, tool)
         elif kind == QEvent.Type.TabletMove:
             if self._pan_last is not None:
                 self._pan_to(pos)

@@ -276,6 +276,7 @@ class MainWindow(QMainWindow):
             doc.size_changed.connect(self._show_size)
         self.canvas.set_document(doc, self.compositor)
         self.canvas.set_tool(self.tools.get(self.current_tool_name))
+        self.canvas.eraser_for = self._eraser_for
         self.layers_panel.set_document(doc)
         self.history_panel.set_history(doc.history if doc is not None else None)
         self._show_size()
@@ -365,6 +366,14 @@ class MainWindow(QMainWindow):
         self.canvas.set_tool(self.tools.get(name))
         label = next(cls.label for cls in TOOL_CLASSES if cls.name == name)
         self.show_status(label)
+
+    def _eraser_for(self, tool: Tool) -> Tool | None:
+        """The pen's eraser end erases paint with paint tools and the mask with mask tools."""
+        if tool.name in ("mask_brush", "mask_eraser"):
+            return self.tools.get("mask_eraser")
+        if tool.name in ("brush", "eraser"):
+            return self.tools.get("eraser")
+        return None
 
     @property
     def current_tool(self) -> Tool | None:

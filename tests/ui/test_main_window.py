@@ -286,3 +286,26 @@ def test_undo_during_a_stroke_cancels_it_first(window, qtbot):
     qtbot.mouseRelease(c, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p0)
     assert doc.history.entries == [] and doc.history.redo_entries == ["Edit pixels"]
     assert not doc.active_layer.surface.read(doc.rect)[..., 3].any()
+
+
+def test_pen_eraser_end_erases_with_the_brush_selected(window):
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
+
+    doc = window.document
+    layer = doc.active_layer
+    doc.write_pixels(layer, 0, 0, np.full((200, 300, 4), 255, np.uint8))
+    window.select_tool("brush")
+    c = window.canvas
+    dev = QPointingDevice("pen eraser", 43, QInputDevice.DeviceType.Stylus,
+                          QPointingDevice.PointerType.Eraser,
+                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure, 1, 3)
+    pos = QPointF(c.map_from_doc(150, 100))
+    for kind, buttons in ((QEvent.Type.TabletPress, Qt.MouseButton.LeftButton),
+                          (QEvent.Type.TabletRelease, Qt.MouseButton.NoButton)):
+        ev = QTabletEvent(kind, dev, pos, c.mapToGlobal(pos), 1.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                          Qt.KeyboardModifier.NoModifier, Qt.MouseButton.LeftButton, buttons)
+        QApplication.sendEvent(c, ev)
+    assert layer.surface.read(doc.rect)[100, 150, 3] == 0
+    assert doc.history.entries[-1] == "Eraser stroke"
+    assert window.current_tool_name == "brush"
