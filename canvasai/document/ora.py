@@ -34,6 +34,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -55,7 +56,7 @@ from canvasai.document.image_io import (
     read_file_limited,
 )
 from canvasai.document.layer import Layer
-from canvasai.document.ora_extras import EXTRAS_DIR, Packer, encode_png, unpack
+from canvasai.document.ora_extras import EXTRAS_DIR, Packer, default_workers, encode_png, unpack
 from canvasai.document.tiles import TiledSurface
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,24 @@ def _surface_member(
         return {"src": None, "x": 0, "y": 0}, None
     pixels = surface.read(rect)[:, :, 0]
     return {"src": name, "x": rect.x, "y": rect.y}, encode_png(pixels, compress_level)
+
+
+def flatten_parallel(
+    layers: list[Layer], rect: Rect, workers: int | None = None, band: int = 512
+) -> np.ndarray:
+    """`composite_layers` over horizontal bands on worker threads (numpy releases the GIL)."""
+    n = workers if workers is not None else default_workers()
+    if n <= 1 or rect.h <= band:
+        return composite_layers(layers, rect)
+    out = np.empty((rect.h, rect.w, 4), np.uint8)
+
+    def run(y: int) -> None:
+        part = Rect.from_bounds(rect.x, y, rect.x1, min(rect.y1, y + band))
+        out[part.y - rect.y : part.y1 - rect.y] = composite_layers(layers, part)
+
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(run, range(rect.y, rect.y1, band)))
+    return out
 
 
 def write_ora(
@@ -195,7 +214,7 @@ def write_ora(
             ET.tostring(image, encoding="UTF-8", xml_declaration=True),
         )
 
-        merged = composite_layers(layers, doc_rect)
+        merged = flatten_parallel(layers, doc_rect)
         zf.writestr(_zinfo("mergedimage.png", compress=False), encode_png(merged, compress_level))
         step()
         thumb = Image.fromarray(merged, "RGBA")

@@ -18,14 +18,16 @@ size caps). Unknown or broken references unpack to None.
 from __future__ import annotations
 
 import enum
-import io
 import math
+import os
+import struct
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from canvasai.core.errors import FileFormatError
 from canvasai.document.image_io import decode_image
@@ -33,18 +35,77 @@ from canvasai.document.image_io import decode_image
 EXTRAS_DIR = "canvasai/"
 BLOB_DIR = "canvasai/blobs/"
 
-_PNG_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey+alpha, RGB, RGBA
+_CHUNK = 4 << 20  # bytes of filtered rows per deflate job
+_IDAT_MAX = 8 << 20
 
 
-def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
-    """PNG bytes of a uint8 (h, w) or (h, w, 1..4) array."""
-    a = np.ascontiguousarray(pixels)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    mode = "L" if a.ndim == 2 else _PNG_MODES[a.shape[2]]
-    buf = io.BytesIO()
-    Image.fromarray(a, mode).save(buf, "PNG", compress_level=compress_level)
-    return buf.getvalue()
+def _png_chunk(kind: bytes, body: bytes | memoryview) -> bytes:
+    return b"".join(
+        (
+            struct.pack(">I", len(body)),
+            kind,
+            body,
+            struct.pack(">I", zlib.crc32(body, zlib.crc32(kind))),
+        )
+    )
+
+
+def default_workers() -> int:
+    """Deflate threads for saving: leave one core to the GUI thread."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def encode_png(pixels: np.ndarray, compress_level: int = 1, workers: int | None = None) -> bytes:
+    """PNG bytes of a uint8 (h, w) or (h, w, 1..4) array.
+
+    A small encoder of our own instead of Pillow's: every row uses the "Sub"
+    filter (computed with numpy), and the deflate stream is compressed in
+    independent 4 MiB pieces, pigz-style (each primed with the previous 32 KiB),
+    on `workers` threads; zlib releases the GIL. Same size as Pillow at level 1
+    on painted content, about twice as fast on one core (see benchmarks/files.py).
+    """
+    a = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    h, w, c = a.shape
+    if c not in _COLOR_TYPES or h <= 0 or w <= 0:
+        raise ValueError(f"cannot encode an array of shape {pixels.shape} as PNG")
+    raw = a.reshape(h, w * c)
+    filtered = np.empty((h, w * c + 1), np.uint8)
+    filtered[:, 0] = 1  # Sub: each byte minus the same channel of the pixel to its left
+    filtered[:, 1 : c + 1] = raw[:, :c]
+    np.subtract(raw[:, c:], raw[:, :-c], out=filtered[:, c + 1 :])
+    data = memoryview(filtered.reshape(-1))
+    pieces = [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
+    last = len(pieces) - 1
+
+    def deflate(i: int) -> bytes:
+        if i:
+            prev = pieces[i - 1]
+            comp = zlib.compressobj(compress_level, zlib.DEFLATED, -15, zdict=bytes(prev[-32768:]))
+        else:
+            comp = zlib.compressobj(compress_level, zlib.DEFLATED, -15)
+        return comp.compress(pieces[i]) + comp.flush(
+            zlib.Z_FINISH if i == last else zlib.Z_SYNC_FLUSH
+        )
+
+    n = workers if workers is not None else default_workers()
+    if n > 1 and len(pieces) > 1:
+        with ThreadPoolExecutor(min(n, len(pieces))) as pool:
+            parts = list(pool.map(deflate, range(len(pieces))))
+    else:
+        parts = [deflate(i) for i in range(len(pieces))]
+    stream = b"".join([b"\x78\x01", *parts, struct.pack(">I", zlib.adler32(data))])
+    del parts
+    out = [
+        b"\x89PNG\r\n\x1a\n",
+        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[c], 0, 0, 0)),
+    ]
+    view = memoryview(stream)
+    out += [_png_chunk(b"IDAT", view[i : i + _IDAT_MAX]) for i in range(0, len(view), _IDAT_MAX)]
+    out.append(_png_chunk(b"IEND", b""))
+    return b"".join(out)
 
 
 class Packer:

@@ -194,3 +194,25 @@ def test_layer_partly_outside_canvas_is_clipped():
     from canvasai.core.geometry import Rect
 
     assert doc.layers[0].surface.bounds() == Rect(0, 6, 4, 4)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_png_encoder_round_trips_through_pillow(workers):
+    from canvasai.document.ora_extras import encode_png
+
+    rng = np.random.default_rng(5)
+    # (1500, 2000, 4) random: several deflate pieces and more than one IDAT chunk.
+    for shape in [(1, 1), (3, 5, 1), (7, 9, 2), (17, 11, 3), (40, 33, 4), (1500, 2000, 4)]:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        img = Image.open(io.BytesIO(encode_png(a, 1, workers)))
+        img.load()
+        assert (np.asarray(img).reshape(a.shape) == a).all(), shape
+
+
+def test_parallel_flatten_matches_serial():
+    from canvasai.core.geometry import Rect
+    from canvasai.document.ora import flatten_parallel
+
+    doc = painted_document(300, 1100)
+    rect = Rect(0, 0, 300, 1100)
+    assert (flatten_parallel(doc.layers, rect, workers=3, band=256) == flat(doc)).all()
