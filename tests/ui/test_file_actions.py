@@ -257,3 +257,44 @@ def crashed_time(info: dict) -> str:
 def test_qimage_conversion_round_trip():
     px = np.random.default_rng(2).integers(0, 256, (5, 7, 4), dtype=np.uint8)
     assert (rgba_from_qimage(qimage_from_rgba(px)) == px).all()
+
+
+def test_export_dialog_options(qtbot):
+    from canvasai.ui.export_dialog import ExportDialog
+
+    dialog = ExportDialog("Export image")
+    qtbot.addWidget(dialog)
+    dialog.format.setCurrentIndex(dialog.format.findData("webp"))
+    dialog.lossless.setChecked(True)
+    dialog.scale.setValue(50)
+    dialog.metadata.setChecked(False)
+    opts = dialog.options()
+    assert (opts.format, opts.lossless, opts.scale, opts.metadata) == ("webp", True, 0.5, False)
+    assert dialog.lossless.isEnabled()
+
+
+def test_export_menu_flow_asks_options_then_file(win, qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QDialog
+
+    from canvasai.ui import export_dialog
+
+    win.set_document(painted_document())
+    monkeypatch.setattr(
+        export_dialog.ExportDialog,
+        "exec",
+        lambda self: (
+            self.format.setCurrentIndex(self.format.findData("jpeg")),
+            QDialog.DialogCode.Accepted,
+        )[1],
+    )
+    monkeypatch.setattr(
+        "PySide6.QtWidgets.QFileDialog.getSaveFileName",
+        lambda *a, **k: (str(tmp_path / "menu.jpg"), ""),
+    )
+    with qtbot.waitSignal(win.files.exported, timeout=10_000):
+        win.files.export_dialog("flattened")
+    with Image.open(tmp_path / "menu.jpg") as img:
+        assert img.format == "JPEG"
+    win.files.export_dialog("selection")  # no selection: told, nothing written
+    assert "no selection" in win.files.last_error
+    win.files.message_box.close()
