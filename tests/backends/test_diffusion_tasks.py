@@ -404,3 +404,20 @@ def test_out_of_memory_final_failure_is_clear(tiny_registry, monkeypatch) -> Non
     req = GenerationRequest(Task.TXT2IMG, model="sd1-tiny", steps=2, seed=1, width=64, height=64)
     with pytest.raises(GenerationError, match="Out of memory even after"):
         backend.run(req, RecordingContext())
+
+
+def test_sdxl_family_txt2img_img2img_inpaint(tiny_settings) -> None:
+    from canvasai.generation import planning
+
+    res, ctx = _run(tiny_settings, task=Task.TXT2IMG, model="sdxl-tiny", width=W, height=H)
+    assert res.images[0].shape == (H, W, 4) and res.metadata["family"] == "sdxl"
+    assert res.metadata["preview"] == "latent-linear"  # the tiny TAESD is registered as SD 1.x
+    _assert_previews_in_order(ctx, (H, W, 4))
+    img, mask = _image(9), _mask()
+    res, _ = _run(
+        tiny_settings, task=Task.IMG2IMG, model="sdxl-tiny", image=img, strength=0.5, steps=4
+    )
+    assert res.images[0].shape == img.shape
+    res, _ = _run(tiny_settings, task=Task.INPAINT, model="sdxl-tiny", image=img, mask=mask)
+    outside = planning.feather_mask(mask, 0, planning.DEFAULT_FEATHER_PX) == 0
+    np.testing.assert_array_equal(res.images[0][outside], img[outside])

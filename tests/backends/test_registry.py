@@ -72,6 +72,7 @@ def test_scan_finds_tiny_folders_and_single_files(tiny_registry: ModelRegistry) 
     assert (cn.kind, cn.control_type) == (CONTROLNET, "scribble")
     assert models["sd-x4-upscaler-tiny"].kind == UPSCALER
     assert models["taesd-tiny"].kind == TAESD
+    assert (models["sdxl-tiny"].family, models["sdxl-tiny"].kind) == (SDXL, BASE)
     # config sidecars of single files are not models of their own
     assert not any(name.endswith(".config") for name in models)
     assert all(m.size_bytes > 0 for m in models.values())

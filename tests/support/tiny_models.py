@@ -38,6 +38,7 @@ class TinyModels:
     controlnet_scribble: Path  # ControlNetModel folder (name tells the control type)
     upscaler: Path  # StableDiffusionUpscalePipeline folder
     taesd: Path  # AutoencoderTiny folder
+    sdxl: Path  # StableDiffusionXLPipeline folder (two text encoders, text_time embedding)
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -177,6 +178,55 @@ def _sd1_pipeline(in_channels: int) -> Any:
     )
 
 
+def _sdxl_pipeline() -> Any:
+    """SDXL layout in miniature: two text encoders (the second with projection, its
+    pooled output feeding the UNet's text_time embedding: 6 x 8 time ids + 32)."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    tok = tiny_tokenizer()
+    te2 = CLIPTextModelWithProjection(
+        CLIPTextConfig(
+            vocab_size=1000,
+            hidden_size=TEXT_DIM,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=TEXT_DIM,
+            hidden_act="gelu",
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.eos_token_id,
+        )
+    ).eval()
+    unet = tiny_unet(
+        4,
+        cross_attention_dim=2 * TEXT_DIM,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + TEXT_DIM,
+        use_linear_projection=True,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+    )
+    return StableDiffusionXLPipeline(
+        vae=tiny_vae(scaling_factor=0.13025),
+        text_encoder=tiny_text_encoder(tok),
+        text_encoder_2=te2,
+        tokenizer=tok,
+        tokenizer_2=tiny_tokenizer(),
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            steps_offset=1,
+            timestep_spacing="leading",
+        ),
+    )
+
+
 def _upscaler_pipeline() -> Any:
     from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionUpscalePipeline
 
@@ -229,6 +279,7 @@ def build_tiny_models(root: str | os.PathLike[str]) -> TinyModels:
         controlnet_scribble=root / "controlnet" / "sd1-tiny-controlnet-scribble",
         upscaler=root / "sd-x4-upscaler-tiny",
         taesd=root / "taesd-tiny",
+        sdxl=root / "sdxl-tiny",
     )
     marker = root / "tiny-models.json"
     if not marker.is_file():
@@ -245,6 +296,7 @@ def build_tiny_models(root: str | os.PathLike[str]) -> TinyModels:
         tiny_controlnet().save_pretrained(models.controlnet_scribble, safe_serialization=True)
         _upscaler_pipeline().save_pretrained(models.upscaler, safe_serialization=True)
         tiny_taesd().save_pretrained(models.taesd, safe_serialization=True)
+        _sdxl_pipeline().save_pretrained(models.sdxl, safe_serialization=True)
         marker.write_text(json.dumps({k: str(v) for k, v in asdict(models).items()}, indent=1))
     _built[root] = models
     return models
