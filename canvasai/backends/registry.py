@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -641,11 +640,3 @@ def describe(info: ModelInfo) -> str:
         bits.append(info.control_type)
     text = f"{info.name} ({', '.join(bits)}, {info.format})"
     return f"{text}: {info.note}" if info.note else text
-
-
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def safe_name(text: str) -> str:
-    """A file-system friendly version of a model name (for caches and temp folders)."""
-    return _SAFE_NAME.sub("_", text).strip("_") or "model"

@@ -421,3 +421,13 @@ def test_sdxl_family_txt2img_img2img_inpaint(tiny_settings) -> None:
     res, _ = _run(tiny_settings, task=Task.INPAINT, model="sdxl-tiny", image=img, mask=mask)
     outside = planning.feather_mask(mask, 0, planning.DEFAULT_FEATHER_PX) == 0
     np.testing.assert_array_equal(res.images[0][outside], img[outside])
+
+
+def test_previews_off_means_no_preview_work(tiny_settings) -> None:
+    res, ctx = _run(
+        tiny_settings, task=Task.TXT2IMG, model="sd1-tiny", width=64, height=64, previews=False
+    )
+    assert ctx.previews == [] and len(ctx.progress_calls) == 4  # PNDM: N + 1 callbacks
+    throttled = RecordingContext(previews=False)  # wants_preview() says no: nothing decoded
+    _run(tiny_settings, ctx=throttled, task=Task.TXT2IMG, model="sd1-tiny", width=64, height=64)
+    assert throttled.previews == []

@@ -1,0 +1,48 @@
+"""Device choice and out-of-memory recognition."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from canvasai.backends.device import choose_device, gpu_dtype, is_out_of_memory
+
+torch = pytest.importorskip("torch")
+
+
+def _fake_torch(cuda: bool, bf16: bool, mps: bool) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        cuda=types.SimpleNamespace(is_available=lambda: cuda, is_bf16_supported=lambda: bf16),
+        backends=types.SimpleNamespace(mps=types.SimpleNamespace(is_available=lambda: mps)),
+        float16="fp16",
+        bfloat16="bf16",
+        float32="fp32",
+    )
+
+
+def test_cpu_machine_gets_fp32_and_env_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CANVASAI_DEVICE", raising=False)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    choice = choose_device()
+    assert (choice.device, choice.dtype, choice.is_gpu) == ("cpu", torch.float32, False)
+    assert choose_device("cuda").device == "cpu"  # unavailable preference falls back
+    monkeypatch.setenv("CANVASAI_DEVICE", "cpu")
+    assert choose_device().describe() == "cpu (float32)"
+
+
+def test_gpu_dtypes() -> None:
+    assert gpu_dtype(_fake_torch(True, True, False), "cuda") == "bf16"
+    assert gpu_dtype(_fake_torch(True, False, False), "cuda") == "fp16"
+    assert gpu_dtype(_fake_torch(False, False, True), "mps") == "fp16"
+    assert gpu_dtype(_fake_torch(False, False, False), "cpu") == "fp32"
+
+
+def test_out_of_memory_recognised() -> None:
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert is_out_of_memory(RuntimeError("MPS backend out of memory (MPS allocated: 8 GB)"))
+    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"))
+    assert is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert not is_out_of_memory(ValueError("out of memory"))
