@@ -431,3 +431,19 @@ def test_previews_off_means_no_preview_work(tiny_settings) -> None:
     throttled = RecordingContext(previews=False)  # wants_preview() says no: nothing decoded
     _run(tiny_settings, ctx=throttled, task=Task.TXT2IMG, model="sd1-tiny", width=64, height=64)
     assert throttled.previews == []
+
+
+def test_damaged_weights_give_model_error(tiny_models, tmp_path) -> None:
+    import shutil
+
+    from canvasai.backends.registry import ModelRegistry
+
+    broken = tmp_path / "broken-sd"
+    shutil.copytree(tiny_models.sd1, broken)
+    (weights,) = (broken / "unet").glob("*.safetensors")
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    backend = DiffusersBackend(ModelRegistry([], include_hf_cache=False))
+    req = GenerationRequest(Task.TXT2IMG, model=str(broken), steps=1, seed=1, width=64, height=64)
+    with pytest.raises(ModelError, match="Could not load broken-sd"):
+        backend.run(req, RecordingContext())

@@ -263,7 +263,7 @@ class PipelineManager:
                 )
         except ModelError:
             raise
-        except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        except Exception as exc:  # corrupt tensors, shape mismatches, missing files, ...
             if is_out_of_memory(exc):
                 raise
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -313,11 +313,19 @@ class PipelineManager:
                     )
             except ModelError:
                 raise
-            except (OSError, ValueError, KeyError, RuntimeError) as exc:
-                raise ModelError(f"Could not load ControlNet {info.name}: {exc}") from exc
+            except Exception as exc:
+                if is_out_of_memory(exc):
+                    raise
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise ModelError(f"Could not load ControlNet {info.name}: {first}") from exc
             if self.device.device != "cpu":
                 net.to(self.device.device)
-            self._controlnets = {key: net}  # keep one: they are as big as a UNet
+            # keep one: they are as big as a UNet. Task pipelines built around an
+            # older ControlNet would keep it alive, so drop them too.
+            self._controlnets = {key: net}
+            if self._loaded is not None:
+                for vkey in [k for k in self._loaded.variants if k[1] not in ("", key)]:
+                    del self._loaded.variants[vkey]
         return net
 
     def taesd(self, family: str) -> Any | None:
