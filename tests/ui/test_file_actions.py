@@ -298,3 +298,33 @@ def test_export_menu_flow_asks_options_then_file(win, qtbot, tmp_path, monkeypat
     win.files.export_dialog("selection")  # no selection: told, nothing written
     assert "no selection" in win.files.last_error
     win.files.message_box.close()
+
+
+def test_gui_thread_keeps_running_during_a_big_save(win, qtbot, tmp_path):
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    doc = Document(2048, 2048)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        layer = doc.add_layer(f"noise {i}")
+        px = rng.integers(0, 256, (2048, 2048, 4), dtype=np.uint8)
+        doc.write_pixels(layer, 0, 0, px)
+    win.set_document(doc)
+    clock = QElapsedTimer()
+    gaps: list[int] = []
+    last = [0]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    with qtbot.waitSignal(win.files.saved, timeout=60_000):
+        win.files.save_in_background(str(tmp_path / "big.ora"))
+        clock.start()
+        timer.start(10)
+    timer.stop()
+    assert clock.elapsed() > 300, "the save was too quick to say anything"
+    assert len(gaps) >= 10 and max(gaps) < 750, gaps
