@@ -161,7 +161,8 @@ def format_parameters(gen: dict[str, Any]) -> str:
         fields.append((label, value))
     if fields:
         lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields))
-    return "\n".join(lines)
+    # Lone surrogates cannot be encoded in any file format: replace them.
+    return "\n".join(lines).encode("utf-8", "replace").decode("utf-8")
 
 
 def _has_content(layer: Layer) -> bool:

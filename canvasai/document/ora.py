@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -92,6 +93,14 @@ DEFAULT_LIMITS = OraLimits()
 
 
 # -- writing ---------------------------------------------------------------------------
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot hold (control codes, lone surrogates)."""
+    return _XML_INVALID.sub("", text)
+
+
 def _fmt_float(v: float) -> str:
     return format(round(float(v), 6), "g")
 
@@ -183,8 +192,9 @@ def write_ora(
                 pixels = layer.surface.read(rect)
             zf.writestr(_zinfo(src, compress=False), encode_png(pixels, compress_level))
             del pixels
+            name = xml_safe(layer.name)
             attrs = {
-                "name": layer.name,
+                "name": name,
                 "src": src,
                 "x": str(rect.x),
                 "y": str(rect.y),
@@ -200,7 +210,7 @@ def write_ora(
             extras_layers.append(
                 {
                     "src": src,
-                    "name": layer.name,
+                    "name": name,
                     "locked": layer.locked,
                     "is_sketch": layer.is_sketch,
                     "generation": packer.pack(layer.generation) if layer.generation else None,
@@ -247,7 +257,7 @@ def write_ora(
             zf.writestr(_zinfo(name, compress=not name.endswith(".png")), data)
         zf.writestr(
             _zinfo(EXTRAS_JSON, compress=True),
-            json.dumps(extras, ensure_ascii=False, indent=1).encode("utf-8"),
+            json.dumps(extras, indent=1).encode("ascii"),
         )
         step()
 
@@ -433,6 +443,11 @@ def _opacity_attr(el: ET.Element, label: str) -> float:
     return min(1.0, max(0.0, v))
 
 
+def _layer_name(el: ET.Element, number: int) -> str:
+    name = el.get("name")
+    return f"Layer {number}" if name is None else name
+
+
 def _parse_stack(
     el: ET.Element,
     label: str,
@@ -464,7 +479,7 @@ def _parse_stack(
             raise FileFormatError(f"“{label}” has more than {limits.max_layers} layers.")
         out.append(
             _LayerSpec(
-                name=child.get("name") or f"Layer {len(out) + 1}",
+                name=_layer_name(child, len(out) + 1),
                 src=src,
                 x=cx,
                 y=cy,

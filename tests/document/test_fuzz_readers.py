@@ -174,8 +174,46 @@ def test_fuzz_image_decoder(seed, edits, cut):
     assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 4
 
 
+_any_text = st.text(max_size=30)
+_meta = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=False),
+        _any_text,
+    ),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(_any_text, children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@FUZZ
+@given(names=st.lists(_any_text, min_size=1, max_size=3), meta=_meta, prompt=_any_text)
+def test_fuzz_save_load_round_trip(names, meta, prompt):
+    """Any layer names, prompts and metadata save, load back, and export."""
+    from canvasai.document.export import ExportOptions, Provenance, encode_image, format_parameters
+    from canvasai.document.layer import Layer
+    from canvasai.document.ora import xml_safe
+
+    _count("round_trip")
+    doc = Document(8, 8, background=None)
+    doc.layers = [Layer(n) for n in names]
+    doc.layers[0].generation = {"prompt": prompt, "seed": 1}
+    doc.metadata = {"generation_history": [meta]}
+    back = load_ora(ora_bytes(doc))
+    assert [la.name for la in back.layers] == [xml_safe(n) for n in names]
+    assert back.layers[0].generation["prompt"] == prompt
+    assert back.metadata["generation_history"] == [meta]
+    params = format_parameters(doc.layers[0].generation)
+    for fmt in ("png", "jpeg"):
+        encode_image(np.zeros((2, 2, 4), np.uint8), ExportOptions(fmt), Provenance(params, "x"))
+
+
 def test_fuzz_case_count_report():
     """Runs last in this module: prints and checks how many cases were tried."""
     total = sum(counts.values())
     print(f"\nFUZZ cases tried: {total} {counts}")
-    assert total == 0 or total >= 4 * 250
+    assert total == 0 or total >= 5 * 250
