@@ -67,6 +67,7 @@ EXTRAS_JSON = "canvasai/document.json"
 EXTRAS_FORMAT = "canvasai-ora-extras"
 EXTRAS_VERSION = 1
 THUMBNAIL_SIDE = 256
+MYPAINT_NS = "http://mypaint.org/ns/openraster"
 # zlib level for layer PNGs: 1 is ~3-4x faster than Pillow's default 6 and
 # only ~10-20% larger on painted content (see benchmarks/files.py).
 DEFAULT_COMPRESS_LEVEL = 1
@@ -177,6 +178,11 @@ def write_ora(
                 "h": str(doc.height),
                 "xres": "72",
                 "yres": "72",
+                # MyPaint 2 composites in linear light unless told the file is sRGB-blended
+                # (eotf 1.0, its "1.x compatibility mode"), which is what CanvasAI, Krita
+                # and GIMP do. Other readers ignore the foreign namespace.
+                "xmlns:mypaint": MYPAINT_NS,
+                "mypaint:eotf": "1.0",
             },
         )
         stack = ET.SubElement(image, "stack")
