@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow
 
@@ -88,6 +88,8 @@ class GenerationController(QObject):
                                        self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(self.panel_dock, self.history_dock)
         self.panel_dock.raise_()
+        self._arrange_docks()
+        QTimer.singleShot(0, self._arrange_docks)  # again once the window has its real size
 
         self.panel.generate_clicked.connect(self.generate)
         self.panel.cancel_clicked.connect(self.cancel)
@@ -127,6 +129,17 @@ class GenerationController(QObject):
         if isinstance(docks, dict):
             docks[name] = dock
         return dock
+
+    def _arrange_docks(self) -> None:
+        """Give the generation panel most of the right column and keep the strip short."""
+        w = self.window
+        docks = getattr(w, "docks", {})
+        layers = docks.get("layers") if isinstance(docks, dict) else None
+        if layers is not None:
+            w.resizeDocks([layers, self.panel_dock], [220, 700], Qt.Orientation.Vertical)
+            w.resizeDocks([self.panel_dock], [340], Qt.Orientation.Horizontal)
+        self.strip.setMaximumHeight(190)
+        w.resizeDocks([self.strip_dock], [180], Qt.Orientation.Vertical)
 
     @property
     def service(self) -> Any:

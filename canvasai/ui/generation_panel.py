@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -9,6 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -77,11 +79,12 @@ class GenerationPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
         lay = QVBoxLayout(body)
-        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setContentsMargins(0, 0, 14, 0)  # room for the vertical scroll bar
 
         # -- prompt -----------------------------------------------------------------------
         self.task = QComboBox()
@@ -112,6 +115,11 @@ class GenerationPanel(QWidget):
         refresh.setToolTip("Scan the models folder again")
         refresh.clicked.connect(self.refresh_models_clicked)
         model_row.addWidget(refresh)
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("Use a model file or folder from anywhere on disk")
+        browse.clicked.connect(self._browse_model)
+        model_row.addWidget(browse)
         lay.addLayout(model_row)
 
         sampling = QGroupBox("Sampling")
@@ -239,14 +247,20 @@ class GenerationPanel(QWidget):
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         outer.addWidget(self.message)
         self.set_models([])
+        for combo in self.findChildren(QComboBox):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(8)
         self._load_prompt_history()
         self._update_sections()
 
     # -- models ---------------------------------------------------------------------------------
     def set_models(self, models: Iterable[tuple[str, str, str]],
                    controlnets: Iterable[tuple[str, str]] = ()) -> None:
-        """Fill the model picker: (group, label, value) triples; Classic is always first."""
-        current = self.model.currentData()
+        """Fill the model picker: (group, label, value) triples; Classic is always first.
+
+        A model picked by path (Browse…) that the scan doesn't list is kept and stays selected.
+        """
+        current, current_text = self.model.currentData(), self.model.currentText()
         self.model.clear()
         self.model.addItem("Classic (no model): OpenCV", CLASSIC_MODEL)
         group = None
@@ -258,15 +272,40 @@ class GenerationPanel(QWidget):
                 self.model.model().item(idx).setEnabled(False)
                 group = g
             self.model.addItem(label, value)
-        i = self.model.findData(current)
-        self.model.setCurrentIndex(i if i >= 0 else 0)
-        cn_current = self.controlnet.currentData()
+        self._select_or_keep(self.model, current, current_text)
+        cn_current, cn_text = self.controlnet.currentData(), self.controlnet.currentText()
         self.controlnet.clear()
         self.controlnet.addItem("Pick by control type", None)
         for label, value in controlnets:
             self.controlnet.addItem(label, value)
-        i = self.controlnet.findData(cn_current)
-        self.controlnet.setCurrentIndex(max(0, i))
+        self._select_or_keep(self.controlnet, cn_current, cn_text)
+
+    @staticmethod
+    def _select_or_keep(combo: QComboBox, value: object, text: str) -> None:
+        if value is None:
+            combo.setCurrentIndex(0)
+            return
+        i = combo.findData(value)
+        if i < 0:
+            combo.addItem(text, value)
+            i = combo.count() - 1
+        combo.setCurrentIndex(i)
+
+    def add_model_path(self, path: str, label: str | None = None) -> None:
+        """Select a model by folder or file path (it need not be in the models folder)."""
+        i = self.model.findData(path)
+        if i < 0:
+            self.model.addItem(label or f"File: {os.path.basename(path.rstrip('/'))}", path)
+            i = self.model.count() - 1
+        self.model.setCurrentIndex(i)
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a model file", "", "Safetensors checkpoints (*.safetensors)")
+        if not path:
+            path = QFileDialog.getExistingDirectory(self, "…or choose a diffusers model folder")
+        if path:
+            self.add_model_path(path)
 
     # -- params ----------------------------------------------------------------------------------
     def flow(self) -> str:

@@ -143,9 +143,9 @@ def tiny_env(tiny_models, monkeypatch):
 
 
 def use_model(gen, path):
-    combo = gen.panel.model
-    combo.addItem("tiny", str(path))
-    combo.setCurrentIndex(combo.count() - 1)
+    gen.panel.add_model_path(str(path))
+    gen.panel.set_models([])  # a later registry scan must not drop a model picked by path
+    assert gen.panel.model.currentData() == str(path)
     gen.panel.steps.setValue(4)
 
 
