@@ -4,3 +4,17 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CANVASAI_NO_PROMPTS", "1")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _empty_clipboard_after_test(qapp):
+    """Release clipboard data while Python is alive.
+
+    pytest-qt's QApplication outlives the interpreter; clipboard contents whose
+    Python wrappers are destroyed by Qt's exit handlers after finalisation crash
+    the process (SIGSEGV in Shiboken::Object::destroy) once every test passed.
+    """
+    yield
+    qapp.clipboard().clear()
