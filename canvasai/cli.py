@@ -441,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp = subs.add_parser(sc.name, help=sc.help, description=sc.help, parents=[common])
         sc.configure(sp)
         sp.set_defaults(_handler=sc.run)
+    from canvasai.export_cli import add_export_parser, run_export
+
+    add_export_parser(subs).set_defaults(_handler=run_export)
     return parser
 
 
@@ -463,7 +466,8 @@ def _is_app_launch(args: Sequence[str]) -> bool:
     if not args:
         return True
     first = args[0]
-    return first not in SUBCOMMANDS and not first.startswith("-") and Path(first).is_file()
+    return (first not in SUBCOMMANDS and first != "export" and not first.startswith("-")
+            and Path(first).is_file())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

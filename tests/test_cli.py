@@ -268,3 +268,19 @@ def test_no_arguments_or_a_file_opens_the_app(tmp_path, monkeypatch, picture):
     assert main([str(image)]) == 0
     assert calls == [[], [str(image)]]
     assert main(["no-such-file.ora"]) == 2  # neither a command nor a file: usage error
+
+
+def test_export_subcommand_is_wired(tmp_path):
+    from canvasai.document.document import Document
+    from canvasai.document.ora import save_ora
+
+    doc = Document(32, 16)
+    project = tmp_path / "p.ora"
+    save_ora(doc, project)
+    out = tmp_path / "flat.png"
+    assert main(["export", str(project), "-o", str(out)]) == 0
+    from PIL import Image
+
+    with Image.open(out) as im:
+        assert im.size == (32, 16)
+    assert main(["export", str(tmp_path / "missing.ora"), "-o", str(out)]) == 2
