@@ -61,12 +61,32 @@ class TiledSurface:
         return t if t is not None else self.fill_tile()
 
     def writable_tile(self, key: TileKey) -> np.ndarray:
-        """The tile at `key`, allocating it (from the fill value) if needed."""
+        """The tile at `key`, allocating it (from the fill value) if needed.
+
+        A tile frozen by `snapshot` is copied first (copy-on-write), so the snapshot
+        keeps the pixels it was taken with.
+        """
         t = self._tiles.get(key)
         if t is None:
             t = self.fill_tile().copy()
             self._tiles[key] = t
+        elif not t.flags.writeable:
+            t = t.copy()
+            self._tiles[key] = t
         return t
+
+    def snapshot(self) -> TiledSurface:
+        """A copy that shares every tile with this surface until one of them is written.
+
+        O(number of tiles), no pixel copies: the tiles are frozen (made read-only) and
+        `writable_tile` copies a frozen tile before the first write. Background saves
+        take a snapshot on the GUI thread and write it out on another thread.
+        """
+        s = TiledSurface(self.channels, self.fill, self.tile_size)
+        for t in self._tiles.values():
+            t.flags.writeable = False
+        s._tiles = dict(self._tiles)
+        return s
 
     def tile_keys(self) -> list[TileKey]:
         return list(self._tiles)

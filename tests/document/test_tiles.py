@@ -44,3 +44,33 @@ def test_bounds_are_tight():
     px[2, 3] = (1, 2, 3, 255)
     s.write(100, 200, px)
     assert s.bounds() == Rect(103, 202, 1, 1)
+
+
+def test_snapshot_shares_tiles_until_written():
+    s = TiledSurface(4)
+    s.write(0, 0, np.full((64, 128, 4), 5, np.uint8))
+    snap = s.snapshot()
+    assert snap.tile((0, 0)) is s.tile((0, 0))
+    s.write(10, 10, np.full((4, 4, 4), 9, np.uint8))
+    assert (snap.read(Rect(0, 0, 128, 64)) == 5).all()
+    assert s.read(Rect(10, 10, 1, 1))[0, 0, 0] == 9
+    assert snap.tile((1, 0)) is s.tile((1, 0))  # untouched tile still shared
+
+
+def test_stroke_and_undo_after_snapshot_leave_snapshot_intact():
+    from canvasai.document.document import Document
+    from canvasai.document.stroke import Stroke
+
+    doc = Document(128, 128, background=None)
+    layer = doc.active_layer
+    doc.write_pixels(layer, 0, 0, np.full((128, 128, 4), 7, np.uint8))
+    snap = layer.surface.snapshot()
+    st = Stroke(layer.surface, doc.rect, color=(255, 0, 0))
+    st.dab(64, 64, 30)
+    doc.push_tiles_command(layer, st.finish(), st.rect, "stroke")
+    doc.undo()
+    doc.redo()
+    st = Stroke(layer.surface, doc.rect, color=(0, 255, 0))
+    st.dab(64, 64, 30)
+    st.finish()
+    assert (snap.read(doc.rect) == 7).all()
