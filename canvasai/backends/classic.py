@@ -183,15 +183,7 @@ class ClassicBackend:
         self, request: GenerationRequest, ctx: JobContext
     ) -> tuple[np.ndarray, dict[str, Any]]:
         image = _require_image(request)
-        s = request.outpaint
-        if s is None:
-            raise GenerationError("outpaint needs margins (left/right/top/bottom)")
-        margins = (s.left, s.right, s.top, s.bottom)
-        if min(margins) < 0 or max(margins) == 0:
-            raise GenerationError("outpaint needs at least one positive margin and none negative")
-        h, w = image.shape[:2]
-        if (h + s.top + s.bottom) * (w + s.left + s.right) > MAX_OUTPUT_PIXELS:
-            raise GenerationError("the outpainted image would be too large")
+        s = planning.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
         ctx.progress(1, 2)
         ctx.check_cancelled()
         try:
@@ -200,7 +192,7 @@ class ClassicBackend:
             raise GenerationError(str(e)) from e
         self._preview(ctx, request, 1, canvas)
         ctx.progress(2, 2)
-        return canvas, {"method": f"outpaint-{s.prefill}", "margins": margins}
+        return canvas, {"method": f"outpaint-{s.prefill}", "margins": (s.left, s.right, s.top, s.bottom)}
 
     def _upscale(
         self, request: GenerationRequest, ctx: JobContext

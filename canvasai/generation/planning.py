@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
 
 SD1_NATIVE = 512
@@ -311,3 +312,23 @@ def outpaint_canvas(
         canvas[..., 3][mask > 0] = 255
     canvas[top : top + h, left : left + w] = img
     return canvas, mask
+
+
+MAX_OUTPAINT_PIXELS = 8192 * 8192
+
+
+def check_outpaint(image: np.ndarray, settings: Any, max_pixels: int = MAX_OUTPAINT_PIXELS) -> Any:
+    """Validate a request's outpaint settings against its image; returns the settings.
+
+    Raises GenerationError with a sentence for the person when they cannot work.
+    """
+    if settings is None:
+        raise GenerationError("outpaint needs margins (left/right/top/bottom)")
+    s = settings
+    margins = (s.left, s.right, s.top, s.bottom)
+    if min(margins) < 0 or max(margins) == 0:
+        raise GenerationError("outpaint needs at least one positive margin and none negative")
+    h, w = image.shape[:2]
+    if (h + s.top + s.bottom) * (w + s.left + s.right) > max_pixels:
+        raise GenerationError("the outpainted image would be too large")
+    return s

@@ -22,15 +22,7 @@ def run(
     manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
 ) -> GenerationResult:
     image = common.require_image(request)
-    s = request.outpaint
-    if s is None:
-        raise GenerationError("outpaint needs margins (left/right/top/bottom)")
-    margins = (s.left, s.right, s.top, s.bottom)
-    if min(margins) < 0 or max(margins) == 0:
-        raise GenerationError("outpaint needs at least one positive margin and none negative")
-    h, w = image.shape[:2]
-    if (h + s.top + s.bottom) * (w + s.left + s.right) > MAX_OUTPUT_PIXELS:
-        raise GenerationError("the outpainted image would be too large")
+    s = planning.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
     try:
         canvas, mask = planning.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
     except ValueError as exc:
@@ -48,7 +40,7 @@ def run(
         sampler,
         preview,
         notes,
-        margins=list(margins),
+        margins=[s.left, s.right, s.top, s.bottom],
         prefill=s.prefill,
         offset=[s.left, s.top],
         region=[job.region.x, job.region.y, job.region.w, job.region.h],
