@@ -193,8 +193,7 @@ class Document:
         before = {k: getattr(layer, k) for k in props}
         if before == props:
             return
-        what = ", ".join(props)
-        cmd = LayerPropertiesCommand(self, layer, before, dict(props), f"Layer {what}")
+        cmd = LayerPropertiesCommand(self, layer, before, dict(props), _describe(layer, props))
         cmd.redo()
         self.history.push(cmd)
 
@@ -248,3 +247,18 @@ class Document:
         while f"{base} {n}" in names:
             n += 1
         return f"{base} {n}"
+
+
+_PROP_LABELS = {"opacity": "opacity", "blend_mode": "blend mode", "is_sketch": "sketch flag"}
+
+
+def _describe(layer: Layer, props: dict[str, Any]) -> str:
+    """History text for a property change, e.g. “Hide “Sky”” or “Layer opacity”."""
+    if set(props) == {"name"}:
+        return f"Rename layer to “{props['name']}”"
+    if set(props) == {"visible"}:
+        return f"{'Show' if props['visible'] else 'Hide'} “{layer.name}”"
+    if set(props) == {"locked"}:
+        return f"{'Lock' if props['locked'] else 'Unlock'} “{layer.name}”"
+    what = ", ".join(_PROP_LABELS.get(k, k) for k in props)
+    return f"Layer {what}: “{layer.name}”"

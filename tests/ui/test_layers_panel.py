@@ -78,7 +78,7 @@ def test_rename_and_visibility_via_items(setup, qtbot):
     panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
     qtbot.waitUntil(lambda: not top.visible)
     assert panel.list.item(0).checkState() == Qt.CheckState.Unchecked
-    assert doc.history.entries == ["Layer name", "Layer visible"]
+    assert doc.history.entries == ["Rename layer to “Sky”", "Hide “Sky”"]
     doc.undo()
     doc.undo()
     assert top.name == "Top" and top.visible
