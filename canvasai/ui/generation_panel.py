@@ -95,6 +95,7 @@ class GenerationPanel(QWidget):
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText("Describe what to paint…")
         self.prompt.setFixedHeight(72)
+        self.prompt.setTabChangesFocus(True)
         lay.addWidget(self.prompt)
         self.recent = QComboBox()
         self.recent.setToolTip("Recent prompts")
@@ -103,6 +104,7 @@ class GenerationPanel(QWidget):
         self.negative = QPlainTextEdit()
         self.negative.setPlaceholderText("Negative prompt (what to avoid)")
         self.negative.setFixedHeight(44)
+        self.negative.setTabChangesFocus(True)
         lay.addWidget(self.negative)
 
         # -- model and sampling -------------------------------------------------------------

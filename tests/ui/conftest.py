@@ -18,3 +18,15 @@ def _empty_clipboard_after_test(qapp):
     """
     yield
     qapp.clipboard().clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_settings(qapp, tmp_path_factory):
+    """QSettings (prompt history, autosave interval, …) go to a temp folder, not ~/.config."""
+    from PySide6.QtCore import QSettings
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope,
+                      str(tmp_path_factory.mktemp("settings")))
+    qapp.setOrganizationName("CanvasAI-tests")
+    qapp.setApplicationName("CanvasAI-tests")
