@@ -22,9 +22,10 @@ from canvasai.core.errors import CanvasAIError
 from canvasai.document.document import Document
 from canvasai.generation import flows
 from canvasai.generation.flows import FlowJob
+from canvasai.generation.history import params_from, record
 from canvasai.generation.requests import GenerationResult
 from canvasai.tools.outpaint_frame import OutpaintFrame
-from canvasai.ui.generation_history import GenerationHistoryPanel, params_from, record
+from canvasai.ui.generation_history import GenerationHistoryPanel
 from canvasai.ui.generation_panel import GenerationPanel
 from canvasai.ui.staging_strip import Candidate, StagingStrip
 

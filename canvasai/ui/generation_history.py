@@ -1,10 +1,6 @@
-"""Per-document generation history: each job's parameters and thumbnail, to run again."""
+"""The generation history panel: past jobs of this document, to run again with the same settings."""
 
 from __future__ import annotations
-
-import time
-from dataclasses import asdict, fields
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -12,36 +8,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from canvasai.document.document import Document
-from canvasai.generation.flows import FlowParams
-from canvasai.ui.images import small_copy, thumbnail
-
-HISTORY_KEY = "generation_history"
-MAX_ENTRIES = 200
-
-
-def record(doc: Document, flow: str, params: FlowParams, seed: int, image: np.ndarray,
-           backend: str) -> dict[str, Any]:
-    """Append one finished job to the document's generation history and return the entry."""
-    p = asdict(params)
-    p["seed"] = int(seed)
-    p.pop("extra", None)
-    entry = {
-        "time": time.time(), "flow": flow, "params": p, "seed": int(seed), "backend": backend,
-        "thumbnail": small_copy(image),
-    }
-    history = doc.metadata.setdefault(HISTORY_KEY, [])
-    history.append(entry)
-    del history[:-MAX_ENTRIES]
-    return entry
-
-
-def params_from(entry: dict[str, Any]) -> FlowParams:
-    """FlowParams from a stored entry, ignoring keys this version doesn't know."""
-    known = {f.name for f in fields(FlowParams)}
-    p = {k: v for k, v in dict(entry.get("params") or {}).items() if k in known}
-    if "margins" in p and p["margins"] is not None:
-        p["margins"] = tuple(int(v) for v in p["margins"])
-    return FlowParams(**p)
+from canvasai.generation.history import HISTORY_KEY, params_from
+from canvasai.ui.images import thumbnail
 
 
 class GenerationHistoryPanel(QWidget):

@@ -21,10 +21,3 @@ def thumbnail(rgba: np.ndarray, size: int = 128) -> QPixmap:
     img = qimage_from_rgba(rgba)
     return QPixmap.fromImage(img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
                                         Qt.TransformationMode.SmoothTransformation))
-
-
-def small_copy(rgba: np.ndarray, size: int = 96) -> np.ndarray:
-    """A small uint8 copy (nearest sampling) to keep as a thumbnail in history metadata."""
-    h, w = rgba.shape[:2]
-    step = max(1, int(np.ceil(max(h, w) / size)))
-    return np.ascontiguousarray(rgba[::step, ::step]).copy()

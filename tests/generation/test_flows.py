@@ -129,3 +129,24 @@ def test_result_for_a_resized_canvas_is_refused_without_change():
     with pytest.raises(FlowError):
         flows.apply_result(doc, job, image, seed)
     assert len(doc.layers) == n
+
+
+def test_accepted_result_and_history_survive_an_ora_round_trip(tmp_path):
+    from canvasai.document.ora import load_ora, save_ora
+    from canvasai.generation.history import params_from, record
+
+    doc = painted_doc(64, 48)
+    mask_circle(doc, 30, 20, 6)
+    params = FlowParams(prompt="a lighthouse", grow_px=1, feather_px=2)
+    job = flows.plan(doc, "inpaint", params)
+    image, seed, meta = run(job)
+    flows.apply_result(doc, job, image, seed, meta)
+    record(doc, job.flow, job.params, seed, image, "classic")
+    path = tmp_path / "p.ora"
+    save_ora(doc, path)
+    back = load_ora(path)
+    assert back.layers[-1].generation["prompt"] == "a lighthouse"
+    assert back.layers[-1].generation["seed"] == seed
+    entry = back.metadata["generation_history"][-1]
+    assert params_from(entry).prompt == "a lighthouse" and entry["thumbnail"].ndim == 3
+    assert np.array_equal(Compositor(back).flatten(), Compositor(doc).flatten())

@@ -3,8 +3,8 @@
 from PySide6.QtCore import QSettings, Qt
 
 from canvasai.generation.flows import FlowParams
+from canvasai.generation.history import params_from
 from canvasai.generation.requests import CLASSIC_MODEL, ControlKind
-from canvasai.ui.generation_history import params_from
 from canvasai.ui.generation_panel import PROMPT_HISTORY_KEY, GenerationPanel
 
 
