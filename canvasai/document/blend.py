@@ -102,18 +102,18 @@ def composite_layer(backdrop: np.ndarray, layer_rgba8: np.ndarray, opacity: floa
                     mode: BlendMode) -> None:
     """Composite a straight uint8 RGBA layer onto a premultiplied float32 backdrop, in place."""
     src = layer_rgba8.astype(np.float32)
-    src *= _INV255
-    a_s = src[..., 3:4]
-    if opacity != 1.0:
-        a_s *= np.float32(opacity)
-    cs = src[..., :3]
-    inv_as = 1.0 - a_s
+    a_s = src[..., 3:4] * np.float32(opacity / 255.0)  # source alpha in [0, 1], with opacity
     if mode is BlendMode.NORMAL:
-        backdrop[..., :3] *= inv_as
-        backdrop[..., :3] += cs * a_s
-        backdrop[..., 3:4] *= inv_as
-        backdrop[..., 3:4] += a_s
+        # Premultiply in one pass: with the alpha channel set to 255, src * (a_s / 255)
+        # gives (Cs * as, as). Then source-over is backdrop * (1 - as) + src.
+        src[..., 3] = 255.0
+        src *= a_s * np.float32(1.0 / 255.0)
+        backdrop *= 1.0 - a_s
+        backdrop += src
         return
+    cs = src[..., :3]
+    cs *= np.float32(1.0 / 255.0)
+    inv_as = 1.0 - a_s
     ab = backdrop[..., 3:4]
     with np.errstate(divide="ignore", invalid="ignore"):
         cb = np.where(ab > 0, backdrop[..., :3] / np.maximum(ab, 1e-12), 0.0).astype(np.float32)
@@ -137,8 +137,11 @@ def to_display(premul: np.ndarray) -> np.ndarray:
 
 def to_straight_uint8(premul: np.ndarray) -> np.ndarray:
     """Premultiplied float32 -> straight uint8 RGBA (for files and colour picking)."""
-    a = premul[..., 3:4]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rgb = np.where(a > 0, premul[..., :3] / np.maximum(a, 1e-12), 0.0)
-    out = np.concatenate([rgb, a], axis=-1) * 255.0 + 0.5
-    return np.clip(out, 0, 255).astype(np.uint8)
+    a = premul[..., 3]
+    scale = np.zeros_like(a)
+    np.divide(np.float32(255.0), a, out=scale, where=a > 0)
+    out = premul * scale[..., None]
+    out[..., 3] = a * np.float32(255.0)
+    out += np.float32(0.5)
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
