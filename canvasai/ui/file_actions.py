@@ -6,9 +6,9 @@ What it uses from the window: `document`, `document_path` (read/write),
 `menu_file`, `menu_edit` (optional), `statusBar()`.
 
 All file I/O runs on a worker thread (`BackgroundRunner`). A save first takes a
-snapshot of the document on the GUI thread (every allocated tile is copied,
-because strokes mutate tiles in place), then encodes and writes the copy while
-the person keeps painting. Results and errors come back as queued signals.
+copy-on-write snapshot of the document on the GUI thread (tiles are shared and
+frozen; a stroke copies a tile before its first write), then encodes and writes
+the snapshot while the person keeps painting. Results and errors come back as queued signals.
 Errors are shown in a non-blocking message box and leave the open document
 and the files on disk as they were.
 """
