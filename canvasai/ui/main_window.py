@@ -21,12 +21,17 @@ from PySide6.QtGui import (
     QKeySequence,
 )
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QDialog,
     QDockWidget,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPlainTextEdit,
+    QTextEdit,
     QWidget,
 )
 
@@ -410,7 +415,14 @@ class MainWindow(QMainWindow):
                 doc.set_layer_properties(layer, **changes)
 
     def toggle_panels(self) -> None:
-        """Tab: hide every visible panel, or bring back the ones hidden that way."""
+        """Tab: hide every visible panel, or bring back the ones hidden that way.
+
+        While the person is typing in a field, Tab keeps its usual meaning (next field).
+        """
+        focused = QApplication.focusWidget()
+        if isinstance(focused, (QLineEdit, QAbstractSpinBox, QPlainTextEdit, QTextEdit)):
+            self.focusNextChild()
+            return
         if self._hidden_docks:
             for dock in self._hidden_docks:
                 dock.show()

@@ -309,3 +309,16 @@ def test_pen_eraser_end_erases_with_the_brush_selected(window):
     assert layer.surface.read(doc.rect)[100, 150, 3] == 0
     assert doc.history.entries[-1] == "Eraser stroke"
     assert window.current_tool_name == "brush"
+
+
+def test_tab_in_a_text_field_moves_focus_and_keeps_the_panels(window, qtbot):
+    from PySide6.QtWidgets import QLineEdit
+
+    field = window.color_panel.findChildren(QLineEdit)[0]  # the hex colour field
+    window.activateWindow()
+    field.setFocus()
+    qtbot.waitUntil(field.hasFocus)
+    action = window.actions_by_name["toggle_panels"]
+    action.trigger()
+    assert all(d.isVisible() for d in window.docks.values())
+    assert not field.hasFocus()
