@@ -213,7 +213,14 @@ class CanvasWidget(QWidget):
         if self._doc is None:
             return
         self._fit_pending = False
-        self.view.fit(self._doc.width, self._doc.height, self.width(), self.height())
+        frame = self._frame
+        if frame is None:
+            self.view.fit(self._doc.width, self._doc.height, self.width(), self.height())
+        else:  # show the whole outpaint frame, not just the canvas inside it
+            area = frame.union(self._doc.rect)
+            self.view.fit(area.w, area.h, self.width(), self.height())
+            self.view.offset = QPointF(self.view.offset.x() - area.x * self.view.zoom,
+                                       self.view.offset.y() - area.y * self.view.zoom)
         self._view_changed()
 
     def actual_pixels(self) -> None:

@@ -271,3 +271,21 @@ def test_selection_outline_follows_pixel_corners(qtbot):
     (poly,) = selection_outline(doc)
     corners = {(p.x(), p.y()) for p in poly}
     assert corners == {(10, 20), (60, 20), (60, 50), (10, 50)}
+
+
+def test_fit_shows_the_whole_outpaint_frame(qtbot):
+    from canvasai.core.geometry import Rect
+    from canvasai.document.compositing import Compositor
+    from canvasai.document.document import Document
+    from canvasai.ui.canvas_widget import CanvasWidget
+
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    doc = Document(200, 100)
+    canvas.set_document(doc, Compositor(doc))
+    canvas.set_frame_rect(Rect(-100, 0, 400, 150))
+    canvas.fit_to_view()
+    for x, y in ((-100, 0), (300, 150)):
+        p = canvas.map_from_doc(x, y)
+        assert 0 <= p.x() <= 400 and 0 <= p.y() <= 300
