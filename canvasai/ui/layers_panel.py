@@ -68,7 +68,9 @@ class LayersPanel(QWidget):
         self.opacity_label = QLabel("100 %")
         self.opacity_label.setMinimumWidth(44)
         self.opacity.valueChanged.connect(self._opacity_moved)
+        self.opacity.sliderPressed.connect(self._opacity_drag_started)
         self.opacity.sliderReleased.connect(self._commit_opacity)
+        self._drag_start_opacity: float | None = None
         self.lock = QCheckBox("Lock")
         self.lock.setToolTip("Lock the layer against painting")
         self.lock.toggled.connect(self._lock_toggled)
@@ -254,15 +256,31 @@ class LayersPanel(QWidget):
         if not self._syncing and layer is not None:
             self._doc.set_layer_properties(layer, blend_mode=BlendMode(self.blend.currentData()))
 
+    def _opacity_drag_started(self) -> None:
+        layer = self._doc.active_layer if self._doc is not None else None
+        self._drag_start_opacity = layer.opacity if layer is not None else None
+
     def _opacity_moved(self, value: int) -> None:
         self.opacity_label.setText(f"{value} %")
-        if not self._syncing and not self.opacity.isSliderDown():
+        if self._syncing:
+            return
+        layer = self._doc.active_layer if self._doc is not None else None
+        if self.opacity.isSliderDown():
+            # Live preview while dragging; the undo step is recorded once, on release.
+            if layer is not None and self._drag_start_opacity is not None:
+                layer.opacity = value / 100
+                self._doc.notify_pixels(layer, self._doc.rect)
+        else:
             self._commit_opacity()  # keyboard / wheel / click on the groove
 
     def _commit_opacity(self) -> None:
         layer = self._doc.active_layer if self._doc is not None else None
-        if layer is not None:
-            self._doc.set_layer_properties(layer, opacity=self.opacity.value() / 100)
+        if layer is None:
+            return
+        if self._drag_start_opacity is not None:
+            layer.opacity = self._drag_start_opacity  # so the undo step spans the whole drag
+            self._drag_start_opacity = None
+        self._doc.set_layer_properties(layer, opacity=self.opacity.value() / 100)
 
     def _lock_toggled(self, on: bool) -> None:
         layer = self._doc.active_layer if self._doc is not None else None

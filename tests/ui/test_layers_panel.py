@@ -122,3 +122,19 @@ def test_merge_down_and_flatten(setup):
     doc.undo()
     doc.undo()
     assert names_in_list(panel) == ["Top", "Layer 1", "Background"]
+
+
+def test_opacity_drag_previews_live_and_records_one_undo_step(setup, qtbot):
+    panel, doc = setup
+    layer = doc.active_layer
+    n = len(doc.history.entries)
+    panel.opacity.setSliderDown(True)
+    panel._opacity_drag_started()
+    panel.opacity.setValue(70)
+    assert layer.opacity == 0.7 and len(doc.history.entries) == n
+    panel.opacity.setValue(40)
+    panel.opacity.setSliderDown(False)
+    panel._commit_opacity()
+    assert layer.opacity == 0.4 and len(doc.history.entries) == n + 1
+    doc.undo()
+    assert layer.opacity == 1.0
