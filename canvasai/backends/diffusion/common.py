@@ -108,6 +108,33 @@ def prompt_kwargs(request: GenerationRequest) -> dict[str, Any]:
     }
 
 
+def generate_at(
+    manager: PipelineManager,
+    loaded: LoadedModel,
+    pipe: Any,
+    request: GenerationRequest,
+    ctx: JobContext,
+    seeds: tuple[int, ...],
+    kwargs: dict[str, Any],
+    size: tuple[int, int],
+    alpha: np.ndarray | None = None,
+) -> tuple[list[np.ndarray], str, str]:
+    """Run a whole-image job: set the sampler, stream previews and return the images.
+
+    Previews and results are scaled to `size` (the request's output size) and get
+    `alpha` back. Returns (RGBA images, sampler name, preview method).
+    """
+    sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
+    previewer = manager.previewer(loaded)
+
+    def sink(step: int, small: np.ndarray) -> None:
+        ctx.preview(step, to_rgba(resize(small, size), alpha))
+
+    reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
+    raw = run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
+    return [to_rgba(resize(im, size), alpha) for im in raw], sampler, previewer.method
+
+
 def run_batch(
     manager: PipelineManager,
     loaded: LoadedModel,

@@ -8,7 +8,7 @@ import numpy as np
 
 from canvasai.backends.base import JobContext
 from canvasai.backends.diffusion import common
-from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
+from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
 from canvasai.generation.requests import GenerationRequest, GenerationResult
 
@@ -44,19 +44,11 @@ def run(
     ww, wh = common.work_size((w, h), loaded, request.native_resolution)
     work = common.resize(common.rgb(image), (ww, wh))
     pipe, kw = refine_pipe(manager, loaded, work, strength)
-    sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
-    previewer = manager.previewer(loaded)
-    alpha = common.alpha_of(image)
-
-    def sink(step: int, small: np.ndarray) -> None:
-        ctx.preview(step, common.to_rgba(common.resize(small, (w, h)), alpha))
-
     seeds = common.seeds_for(request)
-    reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
-    images = common.run_batch(
-        manager, loaded, pipe, ctx, reporter, seeds, common.prompt_kwargs(request) | kw
+    images, sampler, preview = common.generate_at(
+        manager, loaded, pipe, request, ctx, seeds, common.prompt_kwargs(request) | kw, (w, h),
+        common.alpha_of(image),
     )
-    images = [common.to_rgba(common.resize(im, (w, h)), alpha) for im in images]
     notes = ["inpainting model: refined as a full-canvas inpaint"] if loaded.is_true_inpaint else []
     meta = common.metadata(
         request,
@@ -65,7 +57,7 @@ def run(
         seeds,
         (w, h),
         sampler,
-        previewer.method,
+        preview,
         notes,
         work_size=[ww, wh],
     )

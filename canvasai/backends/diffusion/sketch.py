@@ -14,7 +14,7 @@ import numpy as np
 from canvasai.backends.base import JobContext
 from canvasai.backends.diffusion import common, inpaint
 from canvasai.backends.diffusion.control_maps import control_map
-from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
+from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.backends.registry import CONTROLNET, ModelInfo, describe
 from canvasai.core.errors import GenerationError, ModelError
 from canvasai.generation.requests import ControlSettings, GenerationRequest, GenerationResult
@@ -114,15 +114,9 @@ def run(
     else:
         pipe = manager.variant(loaded, "controlnet", controlnet=net, key=key)
         kwargs["image"] = common.pil(work_map)
-    sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
-    previewer = manager.previewer(loaded)
-
-    def sink(step: int, small: np.ndarray) -> None:
-        ctx.preview(step, common.to_rgba(common.resize(small, (w, h))))
-
-    reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
-    raw = common.run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
-    images = [common.to_rgba(common.resize(im, (w, h))) for im in raw]
+    images, sampler, preview_method = common.generate_at(
+        manager, loaded, pipe, request, ctx, seeds, kwargs, (w, h)
+    )
     meta = common.metadata(
         request,
         loaded,
@@ -130,7 +124,7 @@ def run(
         seeds,
         (w, h),
         sampler,
-        previewer.method,
+        preview_method,
         notes,
         work_size=[ww, wh],
         **extra_meta,

@@ -6,7 +6,7 @@ import numpy as np
 
 from canvasai.backends.base import JobContext
 from canvasai.backends.diffusion import common
-from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
+from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.generation.requests import GenerationRequest, GenerationResult
 
 
@@ -27,16 +27,8 @@ def run(
         notes.append("inpainting model: generated as a full-canvas inpaint")
     else:
         pipe = manager.variant(loaded, "txt2img")
-    sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
-    previewer = manager.previewer(loaded)
-
-    def sink(step: int, small: np.ndarray) -> None:
-        ctx.preview(step, common.to_rgba(common.resize(small, (out_w, out_h))))
-
-    reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
-    images = common.run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
-    images = [common.to_rgba(common.resize(im, (out_w, out_h))) for im in images]
-    meta = common.metadata(
-        request, loaded, manager, seeds, (out_w, out_h), sampler, previewer.method, notes
+    images, sampler, preview = common.generate_at(
+        manager, loaded, pipe, request, ctx, seeds, kwargs, (out_w, out_h)
     )
+    meta = common.metadata(request, loaded, manager, seeds, (out_w, out_h), sampler, preview, notes)
     return common.result(images, seeds, meta)
