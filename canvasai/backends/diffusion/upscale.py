@@ -92,7 +92,8 @@ def _x4(
     out = (w * s.scale, h * s.scale)
     pipe = manager.variant(loaded, "txt2img")
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
-    lanczos = common.to_rgba(common.resize(common.rgb(image), out), _alpha_up(image, out))
+    alpha = _alpha_up(image, out)
+    lanczos = common.to_rgba(common.resize(common.rgb(image), out), alpha)
 
     # The x4 model's latent space is not the SD VAE's: a linear projection would show
     # noise. The preview is the Lanczos enlargement the job refines.
@@ -112,7 +113,7 @@ def _x4(
         manager, loaded, pipe, ctx, reporter, seeds, kwargs, legacy_callback=True
     )
     notes = [] if s.scale == 4 else ["x4 model output reduced to 2x"]
-    images = [common.to_rgba(common.resize(im, out), _alpha_up(image, out)) for im in raw]
+    images = [common.to_rgba(common.resize(im, out), alpha) for im in raw]
     meta = common.metadata(
         request,
         loaded,
