@@ -98,8 +98,9 @@ class Compositor:
         self._below = _TileCache()
         self._above = _TileCache()
         self._cached_active = -1
+        # Stack and visual-property changes also emit pixels_changed(None, ...), which
+        # drops the caches; a rename or lock (layers_changed alone) keeps them.
         doc.pixels_changed.connect(self._on_pixels)
-        doc.layers_changed.connect(self.invalidate)
         doc.active_changed.connect(lambda _layer: self.invalidate())
         doc.size_changed.connect(self.invalidate)
 

@@ -49,3 +49,16 @@ def test_display_is_premultiplied():
     doc.write_pixels(doc.active_layer, 0, 0, np.full((8, 8, 4), (200, 100, 0, 128), np.uint8))
     px = Compositor(doc).display(Rect(0, 0, 1, 1))[0, 0]
     assert abs(int(px[0]) - 100) <= 1 and abs(int(px[1]) - 50) <= 1 and px[3] == 128
+
+
+def test_rename_keeps_the_projection_caches_but_visual_changes_drop_them():
+    doc = Document(128, 128)
+    top = doc.add_layer("Top")
+    doc.set_active(doc.layers[1])
+    comp = Compositor(doc)
+    comp.composite(doc.rect)
+    assert comp.cache_nbytes > 0
+    doc.set_layer_properties(top, name="Sky", locked=True)
+    assert comp.cache_nbytes > 0
+    doc.set_layer_properties(top, opacity=0.5)
+    assert comp.cache_nbytes == 0
