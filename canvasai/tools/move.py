@@ -42,7 +42,9 @@ class MoveTool(Tool):
         self._origin = (ev.x, ev.y)
         self._bounds = self._shown = self._touched = bounds
         self._content = layer.surface.read(bounds)
-        self._before = layer.surface.take_tiles(layer.surface.tile_keys())
+        # Copy-on-write: freeze the tiles instead of copying the whole layer up front.
+        snap = layer.surface.snapshot()
+        self._before = {k: snap.tile(k) for k in snap.tile_keys()}
 
     def move(self, ev: PointerEvent) -> None:
         if self._layer is None or self._content is None:
@@ -85,6 +87,8 @@ class MoveTool(Tool):
 
 
 def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is b:
+        return True
     if a is None or b is None:
         return a is None and b is None
     return bool(np.array_equal(a, b))
