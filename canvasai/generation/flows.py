@@ -27,6 +27,7 @@ from canvasai.core.geometry import Rect
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.document.layer import Layer
+from canvasai.document.tiles import TiledSurface
 from canvasai.document.transform import resize_canvas, scale_document
 from canvasai.generation import planning
 from canvasai.generation.requests import (
@@ -113,13 +114,24 @@ def _base_request(task: Task, p: FlowParams, **kw: Any) -> GenerationRequest:
     return GenerationRequest(**(fields | kw))
 
 
-def region_mask(doc: Document) -> np.ndarray | None:
-    """The mask to regenerate: the painted mask, else the selection, else None."""
+def region_surface(doc: Document) -> TiledSurface | None:
+    """The surface marking what to regenerate: the painted mask, else the selection."""
     if not doc.mask.is_blank:
-        return doc.mask.read(doc.rect)[..., 0]
-    if doc.selection is not None:
-        return doc.selection.read(doc.rect)[..., 0]
-    return None
+        return doc.mask
+    return doc.selection
+
+
+def region_mask(doc: Document, rect: Rect | None = None) -> np.ndarray | None:
+    """The mask to regenerate as an (h, w) array over `rect` (default: the whole canvas)."""
+    surface = region_surface(doc)
+    return None if surface is None else surface.read(rect or doc.rect)[..., 0]
+
+
+def _region_bounds(surface: TiledSurface, doc: Document) -> Rect:
+    """Tight bounds of the marked pixels, from the tiles: no full-canvas read."""
+    if surface.fill.any():
+        return doc.rect
+    return surface.bounds().intersect(doc.rect)
 
 
 def auto_flow(doc: Document, p: FlowParams) -> str:
@@ -149,15 +161,15 @@ def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:
 
 
 def plan_inpaint(doc: Document, p: FlowParams) -> FlowJob:
-    mask = region_mask(doc)
-    if mask is None or not mask.any():
+    surface = region_surface(doc)
+    bbox = _region_bounds(surface, doc) if surface is not None else Rect(0, 0, 0, 0)
+    if bbox.is_empty():
         raise FlowError("Paint a mask (M) or make a selection first: it marks what to regenerate.")
-    bbox = planning.mask_bbox(mask)
     reach = p.grow_px + p.feather_px
     ctx = planning.inpaint_context(bbox.adjusted(reach, reach, reach, reach).intersect(doc.rect),
                                    doc.rect)
     request = _base_request(
-        Task.INPAINT, p, image=_snapshot(doc, ctx), mask=mask[ctx.slices()],
+        Task.INPAINT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0],
         options={"grow_px": p.grow_px, "feather_px": p.feather_px},
     )
     return FlowJob("inpaint", request, ctx, ctx, p, preview_rect=ctx)
