@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow
+from PySide6.QtWidgets import QMainWindow
 
 from canvasai.core.errors import CanvasAIError
 from canvasai.document.document import Document
@@ -81,11 +81,11 @@ class GenerationController(QObject):
         self.first_preview_at: float | None = None  # for measurements
         self.generate_pressed_at: float | None = None
 
-        self.panel_dock = self._dock("generation", "Generate", self.panel,
+        self.panel_dock = window.add_dock("generation", "Generate", self.panel,
                                      Qt.DockWidgetArea.RightDockWidgetArea)
-        self.strip_dock = self._dock("staging", "Results", self.strip,
+        self.strip_dock = window.add_dock("staging", "Results", self.strip,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.history_dock = self._dock("generation_history", "Generation history",
+        self.history_dock = window.add_dock("generation_history", "Generation history",
                                        self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(self.panel_dock, self.history_dock)
         self.panel_dock.raise_()
@@ -121,21 +121,10 @@ class GenerationController(QObject):
         self.refresh_models()
 
     # -- plumbing -------------------------------------------------------------------------
-    def _dock(self, name: str, title: str, widget: Any, area: Qt.DockWidgetArea) -> QDockWidget:
-        dock = QDockWidget(title, self.window)
-        dock.setObjectName(f"dock_{name}")
-        dock.setWidget(widget)
-        self.window.addDockWidget(area, dock)
-        docks = getattr(self.window, "docks", None)
-        if isinstance(docks, dict):
-            docks[name] = dock
-        return dock
-
     def _arrange_docks(self) -> None:
         """Give the generation panel most of the right column and keep the strip short."""
         w = self.window
-        docks = getattr(w, "docks", {})
-        layers = docks.get("layers") if isinstance(docks, dict) else None
+        layers = w.docks.get("layers")
         if layers is not None:
             w.resizeDocks([layers, self.panel_dock], [220, 700], Qt.Orientation.Vertical)
             w.resizeDocks([self.panel_dock], [340], Qt.Orientation.Horizontal)

@@ -94,10 +94,10 @@ class MainWindow(QMainWindow):
         # Side columns run the full height; bottom docks (e.g. results) sit under the canvas.
         self.setCorner(Qt.Corner.BottomLeftCorner, left)
         self.setCorner(Qt.Corner.BottomRightCorner, right)
-        self._dock("tools", "Tools", self.tools_panel, left)
-        self._dock("colors", "Colour", self.color_panel, left)
-        self._dock("history", "History", self.history_panel, left)
-        self._dock("layers", "Layers", self.layers_panel, right)
+        self.add_dock("tools", "Tools", self.tools_panel, left)
+        self.add_dock("colors", "Colour", self.color_panel, left)
+        self.add_dock("history", "History", self.history_panel, left)
+        self.add_dock("layers", "Layers", self.layers_panel, right)
         self.resizeDocks([self.docks["tools"], self.docks["layers"]], [250, 290],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["tools"], self.docks["colors"], self.docks["history"]],
@@ -118,7 +118,8 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     # -- construction --------------------------------------------------------------------------
-    def _dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Add a panel as a dock (also used by the generation controller); Tab hides it too."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock_{name}")
         dock.setWidget(widget)
