@@ -97,7 +97,6 @@ class Compositor:
         self.cache_budget = cache_budget
         self._below = _TileCache()
         self._above = _TileCache()
-        self._cached_active = -1
         # Stack and visual-property changes also emit pixels_changed(None, ...), which
         # drops the caches; a rename or lock (layers_changed alone) keeps them.
         doc.pixels_changed.connect(self._on_pixels)

@@ -22,7 +22,7 @@ from canvasai.core.errors import CanvasAIError
 from canvasai.document.document import Document
 from canvasai.generation import flows
 from canvasai.generation.flows import FlowJob
-from canvasai.generation.history import params_from, record
+from canvasai.generation.history import record
 from canvasai.generation.requests import GenerationResult
 from canvasai.tools.outpaint_frame import OutpaintFrame
 from canvasai.ui.generation_history import GenerationHistoryPanel
@@ -372,9 +372,6 @@ class GenerationController(QObject):
         self.canvas.set_preview(None)
         if self.strip.candidates:
             self.show_candidate(self.strip.current_index())
-
-    def reuse(self, entry: dict[str, Any]) -> None:
-        self.panel.set_params(params_from(entry), str(entry.get("flow", "auto")))
 
     def shutdown(self) -> None:
         if self._service is not None:
