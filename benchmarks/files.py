@@ -36,12 +36,12 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from canvasai.document.document import Document  # noqa: E402
-from canvasai.document.image_io import document_from_layers  # noqa: E402
 from canvasai.document.layer import Layer  # noqa: E402
-from canvasai.document.ora import load_ora, save_ora  # noqa: E402
-from canvasai.document.ora_extras import encode_png  # noqa: E402
-from canvasai.document.recovery import snapshot_document  # noqa: E402
 from canvasai.document.tiles import TiledSurface  # noqa: E402
+from canvasai.formats.image_io import document_from_layers  # noqa: E402
+from canvasai.formats.ora import load_ora, save_ora  # noqa: E402
+from canvasai.formats.ora_extras import encode_png  # noqa: E402
+from canvasai.formats.recovery import snapshot_document  # noqa: E402
 
 
 def rss_mib() -> float:

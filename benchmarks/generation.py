@@ -54,7 +54,7 @@ os.environ["HF_HUB_CACHE"] = _EMPTY
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer  # noqa: E402
 
-from canvasai.generation.requests import GenerationRequest, Task  # noqa: E402
+from canvasai.backends.api import GenerationRequest, Task  # noqa: E402
 from canvasai.generation.runner import default_backend_factory  # noqa: E402
 from canvasai.generation.service import GenerationService  # noqa: E402
 
@@ -187,7 +187,7 @@ def diffusers_factory() -> Any:
         pass
     from canvasai.backends.diffusion import inpaint
     from canvasai.backends.diffusion.pipelines import PipelineManager
-    from canvasai.backends.registry import ModelRegistry
+    from canvasai.backends.models import ModelRegistry
 
     class InpaintBackend:
         name = "diffusers-inpaint"

@@ -59,7 +59,7 @@ def test_gui_and_service_packages_do_not_import_torch(package):
 
 
 def test_entry_points_and_backend_front_doors_are_lazy():
-    mods = ["canvasai.cli", "canvasai.app", "canvasai.backends.router", "canvasai.backends.registry"]
+    mods = ["canvasai.cli", "canvasai.app", "canvasai.backends.router", "canvasai.backends.models"]
     mods = [m for m in mods if (ROOT / (m.split(".", 1)[1].replace(".", "/") + ".py")).exists()]
     loaded = imported_after(mods)
     assert not loaded & set(HEAVY), f"pulled in {sorted(loaded & set(HEAVY))}"

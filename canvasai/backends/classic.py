@@ -13,12 +13,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends import masking
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task, batch_seeds
 from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
-from canvasai.generation import planning
-from canvasai.generation.requests import GenerationRequest, GenerationResult, Task
-from canvasai.generation.seeds import batch_seeds
 
 NOTES = {
     Task.INPAINT: "OpenCV inpainting, no AI model",
@@ -33,22 +31,10 @@ MAX_FULL_RES_MASK_AREA = 256 * 256
 
 
 def models_folder_hint() -> str:
-    """Where a person should put diffusion models (registry's answer when available)."""
-    try:
-        from canvasai.backends import registry  # lazy: registry may pull in heavy modules
+    """Where a person should put diffusion models."""
+    from canvasai.backends.models import default_models_dir
 
-        for attr in ("default_models_dir", "models_dir", "default_models_folder"):
-            fn = getattr(registry, attr, None)
-            if callable(fn):
-                return str(fn())
-    except Exception:  # noqa: BLE001 - only a hint for a message
-        pass
-    try:
-        import platformdirs
-
-        return str(platformdirs.user_data_path("CanvasAI") / "models")
-    except Exception:  # noqa: BLE001
-        return "the CanvasAI models folder"
+    return str(default_models_dir())
 
 
 def inpaint_radius(mask_area: int) -> int:
@@ -96,7 +82,7 @@ def _telea_or_ns(
 
 
 class ClassicBackend:
-    """Implements `canvasai.backends.base.Backend` with OpenCV only."""
+    """Implements `canvasai.backends.api.Backend` with OpenCV only."""
 
     name = "classic"
 
@@ -158,8 +144,8 @@ class ClassicBackend:
             return image.copy(), {**meta, "empty_mask": True}
         # Only the neighbourhood of the mask matters to Telea/NS: crop to keep big canvases fast.
         doc = Rect(0, 0, image.shape[1], image.shape[0])
-        ctxr = planning.inpaint_context(
-            planning.mask_bbox(binary),
+        ctxr = masking.inpaint_context(
+            masking.mask_bbox(binary),
             doc,
             padding_frac=0.1,
             min_padding=2 * radius + 2,
@@ -174,7 +160,7 @@ class ClassicBackend:
         ctx.progress(2, total)
         ctx.check_cancelled()
         out = image.copy()
-        out[rows, cols] = planning.paste_back(image[rows, cols], filled, crop_mask)
+        out[rows, cols] = masking.paste_back(image[rows, cols], filled, crop_mask)
         self._preview(ctx, request, 2, out)
         ctx.progress(total, total)
         return out, meta
@@ -183,11 +169,11 @@ class ClassicBackend:
         self, request: GenerationRequest, ctx: JobContext
     ) -> tuple[np.ndarray, dict[str, Any]]:
         image = _require_image(request)
-        s = planning.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
+        s = masking.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
         ctx.progress(1, 2)
         ctx.check_cancelled()
         try:
-            canvas, _ = planning.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
+            canvas, _ = masking.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
         except ValueError as e:
             raise GenerationError(str(e)) from e
         self._preview(ctx, request, 1, canvas)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.registry import SD1, SD2, SDXL
+from canvasai.backends.models import SD1, SD2, SDXL
 
 # rows: latent channels 0..3, columns: R, G, B
 LATENT_RGB: dict[str, tuple[np.ndarray, np.ndarray]] = {

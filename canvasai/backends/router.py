@@ -15,10 +15,9 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from canvasai.backends.base import Backend
-from canvasai.backends.registry import ModelRegistry
+from canvasai.backends.api import CLASSIC_MODEL, Backend, GenerationRequest
+from canvasai.backends.models import ModelRegistry
 from canvasai.core.errors import ModelError
-from canvasai.generation.requests import CLASSIC_MODEL, GenerationRequest
 
 if TYPE_CHECKING:
     from canvasai.backends.diffusion.backend import DiffusersBackend

@@ -1,1 +1,1 @@
-"""Requests, planning geometry and the background generation service (QtCore only)."""
+"""Editing flows (document <-> request), generation history, the runner and the QThread service."""

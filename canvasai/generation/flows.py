@@ -22,15 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.core.errors import CanvasAIError
-from canvasai.core.geometry import Rect
-from canvasai.document.compositing import composite_layers
-from canvasai.document.document import Document
-from canvasai.document.layer import Layer
-from canvasai.document.tiles import TiledSurface
-from canvasai.document.transform import resize_canvas, scale_document
-from canvasai.generation import planning
-from canvasai.generation.requests import (
+from canvasai.backends import masking
+from canvasai.backends.api import (
     CLASSIC_MODEL,
     ControlKind,
     ControlSettings,
@@ -39,6 +32,13 @@ from canvasai.generation.requests import (
     Task,
     UpscaleSettings,
 )
+from canvasai.core.errors import CanvasAIError
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import composite_layers
+from canvasai.document.document import Document
+from canvasai.document.layer import Layer
+from canvasai.document.tiles import TiledSurface
+from canvasai.document.transform import resize_canvas, scale_document
 
 FLOWS = ("auto", "generate", "refine", "inpaint", "outpaint", "sketch", "upscale")
 MAX_STRIP = 512  # px of existing image given as context to an outpaint
@@ -166,7 +166,7 @@ def plan_inpaint(doc: Document, p: FlowParams) -> FlowJob:
     if bbox.is_empty():
         raise FlowError("Paint a mask (M) or make a selection first: it marks what to regenerate.")
     reach = p.grow_px + p.feather_px
-    ctx = planning.inpaint_context(bbox.adjusted(reach, reach, reach, reach).intersect(doc.rect),
+    ctx = masking.inpaint_context(bbox.adjusted(reach, reach, reach, reach).intersect(doc.rect),
                                    doc.rect)
     request = _base_request(
         Task.INPAINT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0],
@@ -362,7 +362,7 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
             t = job.target
             img = _check_size(img, t.w, t.h, job.flow)
             if job.flow == "sketch" and job.request.mask is not None:
-                alpha = planning.feather_mask(job.request.mask, job.params.grow_px,
+                alpha = masking.feather_mask(job.request.mask, job.params.grow_px,
                                               job.params.feather_px)
                 img = img.copy()
                 img[..., 3] = np.minimum(img[..., 3], (alpha * 255 + 0.5).astype(np.uint8))
@@ -383,11 +383,11 @@ def _apply_inpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -
     mask = job.request.mask
     p = job.params
     if p.color_match:
-        img = _result_rgba(planning.color_match(img, original, mask))
-    alpha = planning.feather_mask(mask, p.grow_px, p.feather_px)
+        img = _result_rgba(masking.color_match(img, original, mask))
+    alpha = masking.feather_mask(mask, p.grow_px, p.feather_px)
     # The backend's result already equals the original beyond the feathered mask; the layer
     # covers exactly the pixels the feather reaches and is transparent elsewhere.
-    pasted = planning.paste_back(original, img, alpha)
+    pasted = masking.paste_back(original, img, alpha)
     out = _result_rgba(pasted).copy()
     out[..., 3] = np.where(alpha > 0, np.maximum(out[..., 3], original[..., 3]), 0)
     out[alpha <= 0] = 0

@@ -21,10 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.base import Backend, JobContext
+from canvasai.backends.api import (
+    CLASSIC_MODEL,
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    batch_seeds,
+    with_seed,
+)
 from canvasai.core.errors import CanvasAIError, GenerationError, JobCancelled, ModelError
-from canvasai.generation.requests import CLASSIC_MODEL, GenerationRequest, GenerationResult
-from canvasai.generation.seeds import batch_seeds, with_seed
 
 log = logging.getLogger(__name__)
 

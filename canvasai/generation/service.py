@@ -13,7 +13,7 @@ Threading model
   or by importing `canvasai.generation`.
 
 Seeds: a request without a seed gets a random one; batch item i uses seed + i
-(see `canvasai.generation.seeds`); the result reports them.
+(see `canvasai.backends.api`); the result reports them.
 
 Previews: `JobContext.wants_preview()` is False while the previous frame has not been
 delivered to the GUI yet or less than `preview_interval` seconds have passed, so a
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
+from canvasai.backends.api import GenerationRequest
 from canvasai.core.errors import CanvasAIError, JobCancelled
-from canvasai.generation.requests import GenerationRequest
 from canvasai.generation.runner import BackendFactory, default_backend_factory, describe_error
 from canvasai.generation.runner import execute as execute_job
 

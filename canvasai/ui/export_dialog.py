@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from canvasai.document.export import ExportOptions
+from canvasai.formats.export import ExportOptions
 
 FORMAT_LABELS = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF")]
 SETTINGS_KEY = "export/"

@@ -34,12 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from canvasai.document import export as exp
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
-from canvasai.document.image_io import IMAGE_SUFFIXES, image_to_layer, open_image_document
-from canvasai.document.ora import load_ora, save_ora
-from canvasai.document.recovery import (
+from canvasai.formats import export as exp
+from canvasai.formats.image_io import IMAGE_SUFFIXES, image_to_layer, open_image_document
+from canvasai.formats.ora import load_ora, save_ora
+from canvasai.formats.recovery import (
     RecoveryEntry,
     RecoverySession,
     discard,
@@ -416,7 +416,7 @@ class FileController(QObject):
         """Add pixels as a new layer, centred on the canvas; a new document if none is open."""
         doc = self.document
         if doc is None:
-            from canvasai.document.image_io import document_from_layers
+            from canvasai.formats.image_io import document_from_layers
 
             h, w = pixels.shape[:2]
             try:

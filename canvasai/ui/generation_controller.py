@@ -18,12 +18,12 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
+from canvasai.backends.api import GenerationResult
 from canvasai.core.errors import CanvasAIError
 from canvasai.document.document import Document
 from canvasai.generation import flows
 from canvasai.generation.flows import FlowJob
 from canvasai.generation.history import record
-from canvasai.generation.requests import GenerationResult
 from canvasai.tools.outpaint_frame import OutpaintFrame
 from canvasai.ui.generation_history import GenerationHistoryPanel
 from canvasai.ui.generation_panel import GenerationPanel
@@ -45,7 +45,7 @@ class _ScanTask(QRunnable):
         models: list[tuple[str, str, str]] = []
         controlnets: list[tuple[str, str]] = []
         try:
-            from canvasai.backends.registry import ModelRegistry
+            from canvasai.backends.models import ModelRegistry
 
             for info in ModelRegistry().models():
                 if not info.usable:

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from canvasai.backends.api import CLASSIC_MODEL, ControlKind
 from canvasai.generation.flows import FlowParams
-from canvasai.generation.requests import CLASSIC_MODEL, ControlKind
 
 TASKS = (
     ("auto", "Auto (from mask, frame, sketch)"),

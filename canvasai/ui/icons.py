@@ -1,12 +1,10 @@
-"""Loading the hand-drawn SVG icons and the stylesheet shipped next to this module."""
+"""Loading the hand-drawn SVG icons and the stylesheet shipped as package data."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtGui import QIcon
 
-RESOURCES = Path(__file__).resolve().parent / "resources"
+from canvasai.core.paths import RESOURCES
 
 
 def icon(name: str) -> QIcon:

@@ -8,14 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from canvasai.backends.classic import ClassicBackend, inpaint_radius
-from canvasai.core.errors import GenerationError, JobCancelled
-from canvasai.generation.requests import (
+from canvasai.backends.api import (
     GenerationRequest,
     OutpaintSettings,
     Task,
     UpscaleSettings,
 )
+from canvasai.backends.classic import ClassicBackend, inpaint_radius
+from canvasai.core.errors import GenerationError, JobCancelled
 from canvasai.generation.runner import SyncContext
 
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from canvasai.backends.diffusion.backend import DiffusersBackend
-from canvasai.backends.diffusion.upscale import ramp, tile_starts, tiles
-from canvasai.backends.router import backend_for
-from canvasai.core.errors import GenerationError, JobCancelled, ModelError
-from canvasai.generation.requests import (
+from canvasai.backends.api import (
     ControlKind,
     ControlSettings,
     GenerationRequest,
@@ -17,6 +13,10 @@ from canvasai.generation.requests import (
     Task,
     UpscaleSettings,
 )
+from canvasai.backends.diffusion.backend import DiffusersBackend
+from canvasai.backends.diffusion.upscale import ramp, tile_starts, tiles
+from canvasai.backends.router import backend_for
+from canvasai.core.errors import GenerationError, JobCancelled, ModelError
 from tests.support.fixtures import RecordingContext
 
 torch = pytest.importorskip("torch")
@@ -137,7 +137,7 @@ def test_img2img_keeps_size_and_alpha(tiny_settings) -> None:
 
 @pytest.mark.parametrize("model", ["sd1-tiny-inpaint", "sd1-tiny"])
 def test_inpaint_outside_mask_untouched(tiny_settings, model: str) -> None:
-    from canvasai.generation import planning
+    from canvasai.backends import masking
 
     img, mask = _image(1), _mask()
     res, ctx = _run(
@@ -150,7 +150,7 @@ def test_inpaint_outside_mask_untouched(tiny_settings, model: str) -> None:
     )
     out = res.images[0]
     assert out.shape == img.shape
-    alpha = planning.feather_mask(mask, 0, 4)
+    alpha = masking.feather_mask(mask, 0, 4)
     outside = alpha == 0
     np.testing.assert_array_equal(out[outside], img[outside])
     assert not np.array_equal(out[mask > 0], img[mask > 0])
@@ -245,7 +245,7 @@ def test_sketch_without_matching_controlnet_fails_clearly(tiny_settings) -> None
 
 
 def test_sketch_with_mask_keeps_outside(tiny_models, tiny_settings) -> None:
-    from canvasai.generation import planning
+    from canvasai.backends import masking
 
     img, mask = _image(5), _mask()
     res, _ = _run(
@@ -258,7 +258,7 @@ def test_sketch_with_mask_keeps_outside(tiny_models, tiny_settings) -> None:
             ControlKind.CANNY, _image(6), model=str(tiny_models.controlnet_scribble)
         ),
     )
-    outside = planning.feather_mask(mask, 0, 8) == 0
+    outside = masking.feather_mask(mask, 0, 8) == 0
     np.testing.assert_array_equal(res.images[0][outside], img[outside])
 
 
@@ -407,7 +407,7 @@ def test_out_of_memory_final_failure_is_clear(tiny_registry, monkeypatch) -> Non
 
 
 def test_sdxl_family_txt2img_img2img_inpaint(tiny_settings) -> None:
-    from canvasai.generation import planning
+    from canvasai.backends import masking
 
     res, ctx = _run(tiny_settings, task=Task.TXT2IMG, model="sdxl-tiny", width=W, height=H)
     assert res.images[0].shape == (H, W, 4) and res.metadata["family"] == "sdxl"
@@ -419,7 +419,7 @@ def test_sdxl_family_txt2img_img2img_inpaint(tiny_settings) -> None:
     )
     assert res.images[0].shape == img.shape
     res, _ = _run(tiny_settings, task=Task.INPAINT, model="sdxl-tiny", image=img, mask=mask)
-    outside = planning.feather_mask(mask, 0, planning.DEFAULT_FEATHER_PX) == 0
+    outside = masking.feather_mask(mask, 0, masking.DEFAULT_FEATHER_PX) == 0
     np.testing.assert_array_equal(res.images[0][outside], img[outside])
 
 
@@ -436,7 +436,7 @@ def test_previews_off_means_no_preview_work(tiny_settings) -> None:
 def test_damaged_weights_give_model_error(tiny_models, tmp_path) -> None:
     import shutil
 
-    from canvasai.backends.registry import ModelRegistry
+    from canvasai.backends.models import ModelRegistry
 
     broken = tmp_path / "broken-sd"
     shutil.copytree(tiny_models.sd1, broken)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from canvasai.backends.diffusion.pipelines import config_folder_for, configs_root, shared_tokenizers
-from canvasai.backends.registry import BASE, CONTROLNET, INPAINT, SD1, SDXL, ModelInfo
+from canvasai.backends.models import BASE, CONTROLNET, INPAINT, SD1, SDXL, ModelInfo
 from canvasai.core.errors import ModelError
 
 # Published parameter counts: UNet, VAE, CLIP-L text encoder, (OpenCLIP bigG text encoder)

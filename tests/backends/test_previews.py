@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
+from canvasai.backends.models import SD1, SDXL
 from canvasai.backends.previews import LATENT_RGB, Previewer, latent_to_rgb
-from canvasai.backends.registry import SD1, SDXL
 
 
 def test_projection_values_numpy_and_torch_agree() -> None:

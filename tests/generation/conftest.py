@@ -14,8 +14,11 @@ from collections import defaultdict  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from canvasai.generation.requests import GenerationRequest, GenerationResult  # noqa: E402
-from canvasai.generation.seeds import batch_seeds  # noqa: E402
+from canvasai.backends.api import (  # noqa: E402
+    GenerationRequest,
+    GenerationResult,
+    batch_seeds,  # noqa: E402
+)
 
 
 class FakeBackend:

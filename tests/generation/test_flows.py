@@ -132,7 +132,7 @@ def test_result_for_a_resized_canvas_is_refused_without_change():
 
 
 def test_accepted_result_and_history_survive_an_ora_round_trip(tmp_path):
-    from canvasai.document.ora import load_ora, save_ora
+    from canvasai.formats.ora import load_ora, save_ora
     from canvasai.generation.history import params_from, record
 
     doc = painted_doc(64, 48)

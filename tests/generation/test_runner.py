@@ -7,10 +7,9 @@ import threading
 import numpy as np
 import pytest
 
+from canvasai.backends.api import SEED_MODULUS, GenerationRequest, Task, batch_seeds
 from canvasai.core.errors import GenerationError, JobCancelled, ModelError
-from canvasai.generation.requests import GenerationRequest, Task
 from canvasai.generation.runner import default_backend_factory, describe_error, run_sync
-from canvasai.generation.seeds import SEED_MODULUS, batch_seeds
 
 
 def req(**kw) -> GenerationRequest:

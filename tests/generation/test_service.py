@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
+from canvasai.backends import masking
+from canvasai.backends.api import GenerationRequest, Task
 from canvasai.core.errors import GenerationError
-from canvasai.generation import planning
-from canvasai.generation.requests import GenerationRequest, Task
 from canvasai.generation.service import GenerationService
 
 WAIT_MS = 10_000
@@ -279,7 +279,7 @@ def test_importing_and_constructing_the_service_does_not_import_torch():
         from PySide6.QtCore import QCoreApplication
         app = QCoreApplication([])
         import canvasai.generation
-        import canvasai.generation.planning, canvasai.generation.runner
+        import canvasai.backends.masking, canvasai.generation.runner
         from canvasai.generation.service import GenerationService
         import canvasai.cli
         svc = GenerationService()
@@ -288,7 +288,7 @@ def test_importing_and_constructing_the_service_does_not_import_torch():
         print("HEAVY", heavy)
         # the classic path (router included) never needs torch either
         import numpy as np
-        from canvasai.generation.requests import GenerationRequest, Task
+        from canvasai.backends.api import GenerationRequest, Task
         from canvasai.generation.runner import run_sync
         img = np.zeros((16, 16, 3), np.uint8)
         run_sync(GenerationRequest(Task.INPAINT, image=img, mask=img[..., 0] + 255))
@@ -342,7 +342,7 @@ def test_tiny_diffusers_inpaint_end_to_end_through_the_service(
     assert res.seeds == (11,) and res.metadata["backend"] == "diffusers"
     out = res.images[0]
     assert out.shape[:2] == (64, 64)
-    far = planning.feather_mask(mask, 0, 4) == 0
+    far = masking.feather_mask(mask, 0, 4) == 0
     np.testing.assert_array_equal(out[..., :3][far], img[far])
     assert not np.array_equal(out[32, 32, :3], img[32, 32])
     steps = [a[1] for n, a in rec.of(job) if n == "progress"]

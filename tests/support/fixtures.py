@@ -75,7 +75,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyModels:
 @pytest.fixture(scope="session")
 def tiny_registry(tiny_models: TinyModels) -> Any:
     """A ModelRegistry over the tiny models folder only (no Hugging Face cache)."""
-    from canvasai.backends.registry import ModelRegistry
+    from canvasai.backends.models import ModelRegistry
 
     return ModelRegistry([tiny_models.root], include_hf_cache=False)
 

@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
-from canvasai.document.ora import load_ora, save_ora
-from canvasai.document.recovery import RecoverySession, snapshot_document
+from canvasai.formats.ora import load_ora, save_ora
+from canvasai.formats.recovery import RecoverySession, snapshot_document
 from canvasai.ui.file_actions import FileController, qimage_from_rgba, rgba_from_qimage
-from tests.document.files_helpers import flat, painted_document
+from tests.formats.files_helpers import flat, painted_document
 
 
 class FakeWindow(QMainWindow):

@@ -2,9 +2,9 @@
 
 from PySide6.QtCore import QSettings, Qt
 
+from canvasai.backends.api import CLASSIC_MODEL, ControlKind
 from canvasai.generation.flows import FlowParams
 from canvasai.generation.history import params_from
-from canvasai.generation.requests import CLASSIC_MODEL, ControlKind
 from canvasai.ui.generation_panel import PROMPT_HISTORY_KEY, GenerationPanel
 
 

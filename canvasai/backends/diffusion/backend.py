@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from canvasai.backends.base import JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task
 from canvasai.backends.device import free_memory, is_out_of_memory
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
-from canvasai.backends.registry import (
+from canvasai.backends.models import (
     CONTROLNET,
     REFUSED,
     SUPPORTED_FAMILIES,
@@ -21,7 +21,6 @@ from canvasai.backends.registry import (
     describe,
 )
 from canvasai.core.errors import GenerationError, ModelError
-from canvasai.generation.requests import GenerationRequest, GenerationResult, Task
 
 TASK_MODULES = {
     Task.TXT2IMG: "canvasai.backends.diffusion.txt2img",
@@ -53,7 +52,7 @@ def check_main_model(info: ModelInfo, task: Task) -> None:
 
 
 class DiffusersBackend:
-    """Implements `canvasai.backends.base.Backend` with diffusers pipelines."""
+    """Implements `canvasai.backends.api.Backend` with diffusers pipelines."""
 
     name = "diffusers"
 

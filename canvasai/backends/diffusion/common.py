@@ -8,7 +8,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends import masking
+from canvasai.backends.api import (
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    batch_seeds,
+    random_seed,
+)
 from canvasai.backends.diffusion.pipelines import (
     LoadedModel,
     PipelineManager,
@@ -16,9 +23,6 @@ from canvasai.backends.diffusion.pipelines import (
     run_with_oom_stepdown,
 )
 from canvasai.core.errors import GenerationError
-from canvasai.generation import planning
-from canvasai.generation.requests import GenerationRequest, GenerationResult
-from canvasai.generation.seeds import batch_seeds, random_seed
 
 MULTIPLE = 8
 
@@ -84,7 +88,7 @@ def round8(n: float) -> int:
 def work_size(size: tuple[int, int], loaded: LoadedModel, native: bool) -> tuple[int, int]:
     """(w, h) to run the model at: its native pixel count (same aspect), or the size rounded to 8."""
     if native:
-        return planning.native_scale(size, loaded.native_size, MULTIPLE)
+        return masking.native_scale(size, loaded.native_size, MULTIPLE)
     return round8(size[0]), round8(size[1])
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from canvasai.generation.requests import ControlKind
+from canvasai.backends.api import ControlKind
 
 DEPTH_PROXY_NOTE = (
     "depth: no depth-estimation model is installed, so the control map is a cheap proxy "

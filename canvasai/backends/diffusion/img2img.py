@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
 from canvasai.backends.diffusion import common
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
-from canvasai.generation.requests import GenerationRequest, GenerationResult
 
 
 def refine_pipe(

@@ -1,13 +1,13 @@
 """Inpaint: regenerate the masked pixels; every pixel outside the feathered mask is kept.
 
-The model sees a context rectangle around the mask (planning.inpaint_context),
+The model sees a context rectangle around the mask (masking.inpaint_context),
 scaled to its native size and back. True inpainting models (9-channel UNet) get
 the mask and masked image as inputs; a regular 4-channel model runs in diffusers'
 legacy mask-blend mode, which works less well at the borders: the metadata says so.
-The result is pasted back through a feathered mask (planning.paste_back), so
+The result is pasted back through a feathered mask (masking.paste_back), so
 pixels beyond ``grow + feather`` of the mask are byte-identical to the input.
 
-Options (request.options): ``grow_px`` / ``feather_px`` (planning.blend_params),
+Options (request.options): ``grow_px`` / ``feather_px`` (masking.blend_params),
 ``color_match`` (default False), ``padding`` (context padding fraction, 0.5).
 """
 
@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends import masking
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
 from canvasai.backends.diffusion import common
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
 from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
-from canvasai.generation import planning
-from canvasai.generation.requests import GenerationRequest, GenerationResult
 
 LEGACY_NOTE = (
     "regular (4-channel) model used for inpainting in mask-blend mode: borders may be "
@@ -52,15 +51,15 @@ def plan(
         raise GenerationError("the mask is empty: paint the area to regenerate first")
     opts = request.options
     h, w = image.shape[:2]
-    region = planning.inpaint_context(
-        planning.mask_bbox(mask),
+    region = masking.inpaint_context(
+        masking.mask_bbox(mask),
         Rect(0, 0, w, h),
         padding_frac=float(opts.get("padding", 0.5)),
         multiple=common.MULTIPLE,
     )
     work = common.work_size((region.w, region.h), loaded, request.native_resolution)
     try:
-        grow, feather = planning.blend_params(opts)
+        grow, feather = masking.blend_params(opts)
     except ValueError as exc:
         raise GenerationError(str(exc)) from exc
     return InpaintJob(
@@ -96,12 +95,12 @@ def inpaint_images(
     work_rgb = common.resize(common.rgb(crop), job.work)
     # nearest keeps the mask binary; dilate one latent cell so resampling never shrinks it
     work_mask = common.resize(crop_mask, job.work)
-    work_mask = (planning.grow_mask(work_mask, 1) > 0).astype(np.uint8) * np.uint8(255)
+    work_mask = (masking.grow_mask(work_mask, 1) > 0).astype(np.uint8) * np.uint8(255)
     if pipe is None:
         pipe = manager.variant(loaded, "inpaint")
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
     previewer = manager.previewer(loaded)
-    alpha = planning.feather_mask(crop_mask, job.grow_px, job.feather_px)
+    alpha = masking.feather_mask(crop_mask, job.grow_px, job.feather_px)
     full_alpha = common.alpha_of(job.image)
 
     def sink(step: int, small: np.ndarray) -> None:
@@ -126,9 +125,9 @@ def inpaint_images(
     for gen in raw:
         gen = common.resize(gen, size)
         if job.color_match:
-            gen = planning.color_match(gen, common.rgb(crop), crop_mask)
+            gen = masking.color_match(gen, common.rgb(crop), crop_mask)
         full = job.image.copy()
-        full[rows, cols] = planning.paste_back(crop, gen, alpha)
+        full[rows, cols] = masking.paste_back(crop, gen, alpha)
         out.append(full if full.shape[2] == 4 else common.to_rgba(full, full_alpha))
     return out, sampler, previewer.method
 

@@ -1,6 +1,6 @@
 """Outpaint: grow the canvas, pre-fill the new area, inpaint it with a strip of context.
 
-The enlarged canvas and its new-area mask come from planning.outpaint_canvas
+The enlarged canvas and its new-area mask come from masking.outpaint_canvas
 (edge / infill / blur / solid prefill); the inpaint flow then works on a context
 rectangle that includes part of the existing picture, so the new area continues
 it. Original pixels farther than the feather width from the seam stay byte-identical.
@@ -8,12 +8,11 @@ it. Original pixels farther than the feather width from the seam stay byte-ident
 
 from __future__ import annotations
 
-from canvasai.backends.base import JobContext
+from canvasai.backends import masking
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
 from canvasai.backends.diffusion import common, inpaint
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
-from canvasai.generation import planning
-from canvasai.generation.requests import GenerationRequest, GenerationResult
 
 MAX_OUTPUT_PIXELS = 8192 * 8192
 
@@ -22,9 +21,9 @@ def run(
     manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
 ) -> GenerationResult:
     image = common.require_image(request)
-    s = planning.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
+    s = masking.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
     try:
-        canvas, mask = planning.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
+        canvas, mask = masking.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
     except ValueError as exc:
         raise GenerationError(str(exc)) from exc
     job = inpaint.plan(request, canvas, mask, loaded)

@@ -28,10 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends.api import JobContext
 from canvasai.backends.device import DeviceChoice, choose_device, free_memory, is_out_of_memory
-from canvasai.backends.previews import Previewer
-from canvasai.backends.registry import (
+from canvasai.backends.models import (
     BASE,
     CONTROLNET,
     INPAINT,
@@ -43,7 +42,9 @@ from canvasai.backends.registry import (
     ModelInfo,
     ModelRegistry,
 )
+from canvasai.backends.previews import Previewer
 from canvasai.core.errors import GenerationError, ModelError
+from canvasai.core.paths import resource
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def configs_root() -> Path:
     env = os.environ.get(CONFIGS_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "resources" / "model_configs"
+    return resource("model_configs")
 
 
 def config_folder_for(info: ModelInfo) -> Path:

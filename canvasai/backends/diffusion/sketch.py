@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends.api import ControlSettings, GenerationRequest, GenerationResult, JobContext
 from canvasai.backends.diffusion import common, inpaint
 from canvasai.backends.diffusion.control_maps import control_map
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
-from canvasai.backends.registry import CONTROLNET, ModelInfo, describe
+from canvasai.backends.models import CONTROLNET, ModelInfo, describe
 from canvasai.core.errors import GenerationError, ModelError
-from canvasai.generation.requests import ControlSettings, GenerationRequest, GenerationResult
 
 
 def resolve_controlnet(

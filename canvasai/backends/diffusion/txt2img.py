@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
 from canvasai.backends.diffusion import common
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
-from canvasai.generation.requests import GenerationRequest, GenerationResult
 
 
 def run(

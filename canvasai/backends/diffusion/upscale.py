@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.base import JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, UpscaleSettings
 from canvasai.backends.diffusion import common, img2img
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
-from canvasai.backends.registry import UPSCALER
+from canvasai.backends.models import UPSCALER
 from canvasai.core.errors import GenerationError
-from canvasai.generation.requests import GenerationRequest, GenerationResult, UpscaleSettings
 
 MAX_OUTPUT_PIXELS = 8192 * 8192
 _TILE_SEED_STRIDE = 1_000_003

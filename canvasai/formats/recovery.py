@@ -28,25 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from canvasai.core.errors import FileFormatError
-from canvasai.document.atomic import atomic_write_bytes
+from canvasai.core.paths import data_dir
 from canvasai.document.document import Document
-from canvasai.document.image_io import document_from_layers
 from canvasai.document.layer import Layer
-from canvasai.document.ora import Progress, load_ora, save_ora
 from canvasai.document.tiles import TiledSurface
+from canvasai.formats.atomic import atomic_write_bytes
+from canvasai.formats.image_io import document_from_layers
+from canvasai.formats.ora import Progress, load_ora, save_ora
 
-ENV_DATA_DIR = "CANVASAI_DATA_DIR"
 STALE_TMP_S = 3600
-
-
-def data_dir() -> Path:
-    """CanvasAI's per-user data folder (overridable with $CANVASAI_DATA_DIR)."""
-    override = os.environ.get(ENV_DATA_DIR)
-    if override:
-        return Path(override)
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("CanvasAI", appauthor=False))
 
 
 def recovery_dir() -> Path:

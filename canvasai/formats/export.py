@@ -45,10 +45,10 @@ from PIL import Image, PngImagePlugin
 
 from canvasai.core.errors import FileFormatError
 from canvasai.core.geometry import Rect
-from canvasai.document.atomic import atomic_write_bytes
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.document.layer import Layer
+from canvasai.formats.atomic import atomic_write_bytes
 
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
 SUFFIXES = {

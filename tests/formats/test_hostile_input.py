@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from canvasai.core.errors import FileFormatError
-from canvasai.document.image_io import open_image_document
-from canvasai.document.ora import OraLimits, load_ora, ora_bytes
-from tests.document.files_helpers import (
+from canvasai.formats.image_io import open_image_document
+from canvasai.formats.ora import OraLimits, load_ora, ora_bytes
+from tests.formats.files_helpers import (
     flat,
     make_ora,
     painted_document,

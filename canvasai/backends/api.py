@@ -11,11 +11,13 @@ Pixel conventions (everywhere in generation/ and backends/):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -119,3 +121,59 @@ class GenerationResult:
     images: tuple[np.ndarray, ...]
     seeds: tuple[int, ...]
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- seeds
+# Seed conventions shared by the service, the CLI and every backend.
+#
+# - A request whose ``seed`` is None gets a random seed chosen by the service before a
+#   backend sees it, so backends always receive a concrete seed.
+# - Batch item ``i`` (0-based) of a request with seed ``s`` uses seed ``s + i``
+#   (wrapping at 2**32), so any single candidate of a batch can be re-run alone with
+#   ``batch_size=1, seed=s + i`` and give the same picture.
+# - The seeds actually used are reported in ``GenerationResult.seeds``.
+
+SEED_MODULUS = 2**32
+
+
+def random_seed() -> int:
+    """A fresh seed in [0, 2**32) (fits torch.Generator.manual_seed and numpy)."""
+    return secrets.randbelow(SEED_MODULUS)
+
+
+def batch_seeds(seed: int, batch_size: int) -> tuple[int, ...]:
+    """The seeds of a batch: seed, seed + 1, ... (mod 2**32)."""
+    return tuple((int(seed) + i) % SEED_MODULUS for i in range(int(batch_size)))
+
+
+def with_seed(request: GenerationRequest) -> GenerationRequest:
+    """`request` unchanged if it has a seed, else a copy with a random one."""
+    if request.seed is not None:
+        return request
+    return dataclasses.replace(request, seed=random_seed())
+
+
+# --------------------------------------------------------------------------- backends
+class JobContext(Protocol):
+    job_id: int
+
+    def check_cancelled(self) -> None:
+        """Raise `canvasai.core.errors.JobCancelled` if the job was cancelled."""
+
+    def progress(self, step: int, total: int) -> None:
+        """Report that `step` of `total` denoising steps are done (1-based)."""
+
+    def wants_preview(self) -> bool:
+        """True when a preview frame would be shown now (throttling); skip the work otherwise."""
+
+    def preview(self, step: int, rgba: np.ndarray) -> None:
+        """Hand over a preview frame: H x W x 4 uint8 covering the request's image area."""
+
+    def note(self, message: str) -> None:
+        """A human-readable status note (e.g. 'out of memory: retrying with VAE tiling')."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def run(self, request: GenerationRequest, ctx: JobContext) -> GenerationResult: ...

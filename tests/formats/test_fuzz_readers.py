@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from canvasai.core.errors import FileFormatError
 from canvasai.document.document import Document
-from canvasai.document.image_io import decode_image
-from canvasai.document.ora import OraLimits, load_ora, ora_bytes
-from tests.document.files_helpers import make_ora, png_bytes, red_square
+from canvasai.formats.image_io import decode_image
+from canvasai.formats.ora import OraLimits, load_ora, ora_bytes
+from tests.formats.files_helpers import make_ora, png_bytes, red_square
 
 FUZZ = settings(
     max_examples=250,
@@ -194,9 +194,9 @@ _meta = st.recursive(
 @given(names=st.lists(_any_text, min_size=1, max_size=3), meta=_meta, prompt=_any_text)
 def test_fuzz_save_load_round_trip(names, meta, prompt):
     """Any layer names, prompts and metadata save, load back, and export."""
-    from canvasai.document.export import ExportOptions, Provenance, encode_image, format_parameters
     from canvasai.document.layer import Layer
-    from canvasai.document.ora import xml_safe
+    from canvasai.formats.export import ExportOptions, Provenance, encode_image, format_parameters
+    from canvasai.formats.ora import xml_safe
 
     _count("round_trip")
     doc = Document(8, 8, background=None)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from canvasai.core.errors import FileFormatError
-from canvasai.document.image_io import decode_image
+from canvasai.formats.image_io import decode_image
 
 EXTRAS_DIR = "canvasai/"
 BLOB_DIR = "canvasai/blobs/"

@@ -10,7 +10,7 @@ from PIL import Image
 
 from canvasai.core.errors import FileFormatError
 from canvasai.document.compositing import composite_layers
-from canvasai.document.image_io import decode_image, image_to_layer, open_image_document
+from canvasai.formats.image_io import decode_image, image_to_layer, open_image_document
 
 
 def _save(img: Image.Image, fmt: str, **kw) -> bytes:

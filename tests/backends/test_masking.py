@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from canvasai.backends import masking
 from canvasai.core.geometry import Rect
-from canvasai.generation import planning
 
 DOC = Rect(0, 0, 1000, 600)
 
@@ -16,43 +16,43 @@ DOC = Rect(0, 0, 1000, 600)
     [Rect(400, 300, 50, 40), Rect(0, 0, 10, 10), Rect(990, 590, 10, 10), Rect(1, 2, 997, 597)],
 )
 def test_inpaint_context_contains_mask_inside_doc_multiple_of_8(bbox):
-    r = planning.inpaint_context(bbox, DOC)
+    r = masking.inpaint_context(bbox, DOC)
     assert r.contains(bbox)
     assert DOC.contains(r)
     assert r.w % 8 == 0 and r.h % 8 == 0
 
 
 def test_inpaint_context_padding_is_proportional_with_minimum():
-    small = planning.inpaint_context(Rect(500, 300, 4, 4), DOC, padding_frac=0.5, min_padding=32)
+    small = masking.inpaint_context(Rect(500, 300, 4, 4), DOC, padding_frac=0.5, min_padding=32)
     assert small.x <= 500 - 32 and small.x1 >= 504 + 32  # minimum padding applies
-    big = planning.inpaint_context(Rect(300, 200, 200, 100), DOC, padding_frac=0.5, min_padding=32)
+    big = masking.inpaint_context(Rect(300, 200, 200, 100), DOC, padding_frac=0.5, min_padding=32)
     assert big.x <= 300 - 100 and big.x1 >= 500 + 100  # half the width on each side
     assert big.y <= 200 - 50 and big.y1 >= 300 + 50
 
 
 def test_inpaint_context_tiny_document_is_not_snapped_beyond_its_size():
     doc = Rect(0, 0, 21, 13)
-    r = planning.inpaint_context(Rect(5, 5, 3, 3), doc)
+    r = masking.inpaint_context(Rect(5, 5, 3, 3), doc)
     assert r == doc  # too small for a multiple of 8 that holds the padding
 
 
 def test_inpaint_context_rejects_empty_mask():
     with pytest.raises(ValueError):
-        planning.inpaint_context(Rect(0, 0, 0, 0), DOC)
+        masking.inpaint_context(Rect(0, 0, 0, 0), DOC)
 
 
 def test_mask_bbox():
     m = np.zeros((50, 60), np.uint8)
-    assert planning.mask_bbox(m).is_empty()
+    assert masking.mask_bbox(m).is_empty()
     m[10:20, 30:35] = 255
-    assert planning.mask_bbox(m) == Rect(30, 10, 5, 10)
+    assert masking.mask_bbox(m) == Rect(30, 10, 5, 10)
 
 
 @pytest.mark.parametrize(
     ("size", "native"), [((256, 256), 512), ((300, 100), 512), ((2000, 1000), 1024), ((7, 9), 512)]
 )
 def test_native_scale_keeps_aspect_and_area(size, native):
-    w, h = planning.native_scale(size, native=native)
+    w, h = masking.native_scale(size, native=native)
     assert w % 8 == 0 and h % 8 == 0
     assert abs(w * h - native * native) / (native * native) < 0.1
     assert abs(w / h - size[0] / size[1]) / (size[0] / size[1]) < 0.1
@@ -61,7 +61,7 @@ def test_native_scale_keeps_aspect_and_area(size, native):
 def test_feather_mask_reach_is_exact():
     mask = np.zeros((80, 80), np.uint8)
     mask[30:50, 30:50] = 255
-    alpha = planning.feather_mask(mask, grow_px=4, feather_px=6)
+    alpha = masking.feather_mask(mask, grow_px=4, feather_px=6)
     assert alpha.dtype == np.float32 and alpha.shape == mask.shape
     assert np.all(alpha[mask > 0] == 1.0)
     assert alpha.min() >= 0.0 and alpha.max() <= 1.0
@@ -79,7 +79,7 @@ def test_feather_mask_reach_is_exact():
 def test_feather_mask_without_grow_or_feather_is_binary():
     mask = np.zeros((10, 10), np.uint8)
     mask[2:5, 2:5] = 200
-    alpha = planning.feather_mask(mask)
+    alpha = masking.feather_mask(mask)
     np.testing.assert_array_equal(alpha, (mask > 0).astype(np.float32))
 
 
@@ -90,8 +90,8 @@ def test_paste_back_is_byte_identical_where_alpha_is_zero(channels):
     gen = rng.integers(0, 256, (64, 64, channels), dtype=np.uint8)
     mask = np.zeros((64, 64), np.uint8)
     mask[20:40, 20:40] = 255
-    alpha = planning.feather_mask(mask, 3, 5)
-    out = planning.paste_back(orig, gen, alpha)
+    alpha = masking.feather_mask(mask, 3, 5)
+    out = masking.paste_back(orig, gen, alpha)
     assert out.dtype == np.uint8 and out.shape == orig.shape
     np.testing.assert_array_equal(out[alpha == 0], orig[alpha == 0])
     np.testing.assert_array_equal(out[alpha == 1], gen[alpha == 1])
@@ -105,7 +105,7 @@ def test_paste_back_rgb_over_rgba_keeps_original_alpha():
     orig = np.zeros((8, 8, 4), np.uint8)
     orig[..., 3] = 77
     gen = np.full((8, 8, 3), 255, np.uint8)
-    out = planning.paste_back(orig, gen, np.ones((8, 8), np.float32))
+    out = masking.paste_back(orig, gen, np.ones((8, 8), np.float32))
     assert np.all(out[..., :3] == 255) and np.all(out[..., 3] == 77)
 
 
@@ -114,10 +114,10 @@ def test_paste_back_accepts_uint8_alpha_and_checks_shapes():
     gen = np.full((4, 4, 3), 100, np.uint8)
     a = np.zeros((4, 4), np.uint8)
     a[0, 0] = 255
-    out = planning.paste_back(orig, gen, a)
+    out = masking.paste_back(orig, gen, a)
     assert out[0, 0, 0] == 100 and out[1, 1, 0] == 0
     with pytest.raises(ValueError):
-        planning.paste_back(orig, gen[:2], a)
+        masking.paste_back(orig, gen[:2], a)
 
 
 def test_color_match_removes_a_global_tint():
@@ -126,7 +126,7 @@ def test_color_match_removes_a_global_tint():
     tinted = np.clip(orig.astype(int) + [40, -20, 10], 0, 255).astype(np.uint8)
     mask = np.zeros((64, 64), np.uint8)
     mask[16:48, 16:48] = 255
-    fixed = planning.color_match(tinted, orig, mask)
+    fixed = masking.color_match(tinted, orig, mask)
     err_before = np.abs(tinted.astype(int) - orig).mean()
     err_after = np.abs(fixed.astype(int) - orig).mean()
     assert err_after < err_before / 3
@@ -134,7 +134,7 @@ def test_color_match_removes_a_global_tint():
 
 def test_color_match_keeps_alpha_and_handles_full_mask():
     gen = np.full((16, 16, 4), 90, np.uint8)
-    out = planning.color_match(gen, gen, np.full((16, 16), 255, np.uint8))
+    out = masking.color_match(gen, gen, np.full((16, 16), 255, np.uint8))
     np.testing.assert_array_equal(out, gen)
 
 
@@ -143,7 +143,7 @@ def test_color_match_keeps_alpha_and_handles_full_mask():
 def test_outpaint_canvas(prefill, channels):
     rng = np.random.default_rng(2)
     img = rng.integers(0, 256, (30, 40, channels), dtype=np.uint8)
-    canvas, mask = planning.outpaint_canvas(img, left=5, right=7, top=3, bottom=0, prefill=prefill)
+    canvas, mask = masking.outpaint_canvas(img, left=5, right=7, top=3, bottom=0, prefill=prefill)
     assert canvas.shape == (33, 52, channels) and mask.shape == (33, 52)
     np.testing.assert_array_equal(canvas[3:33, 5:45], img)
     assert np.all(mask[3:33, 5:45] == 0) and np.count_nonzero(mask) == 33 * 52 - 30 * 40
@@ -158,13 +158,13 @@ def test_outpaint_canvas(prefill, channels):
 def test_outpaint_canvas_rejects_bad_arguments():
     img = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(ValueError):
-        planning.outpaint_canvas(img, left=-1)
+        masking.outpaint_canvas(img, left=-1)
     with pytest.raises(ValueError):
-        planning.outpaint_canvas(img, left=1, prefill="magic")
+        masking.outpaint_canvas(img, left=1, prefill="magic")
 
 
 def test_blend_params_defaults_and_validation():
-    assert planning.blend_params({}) == (planning.DEFAULT_GROW_PX, planning.DEFAULT_FEATHER_PX)
-    assert planning.blend_params({planning.GROW_OPTION: 3, planning.FEATHER_OPTION: 5}) == (3, 5)
+    assert masking.blend_params({}) == (masking.DEFAULT_GROW_PX, masking.DEFAULT_FEATHER_PX)
+    assert masking.blend_params({masking.GROW_OPTION: 3, masking.FEATHER_OPTION: 5}) == (3, 5)
     with pytest.raises(ValueError):
-        planning.blend_params({planning.FEATHER_OPTION: -1})
+        masking.blend_params({masking.FEATHER_OPTION: -1})

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from canvasai.backends.registry import (
+from canvasai.backends.models import (
     BASE,
     CONTROLNET,
     INPAINT,
@@ -120,7 +120,7 @@ def test_hf_cache_layout(tmp_path: Path, tiny_models) -> None:
 
 
 def test_hf_cache_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from canvasai.backends.registry import hf_cache_dir
+    from canvasai.backends.models import hf_cache_dir
 
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -140,8 +140,8 @@ def test_pickle_is_refused_and_never_unpickled(tmp_path: Path) -> None:
     assert info.kind == REFUSED and info.format == "pickle"
     assert "pickle" in info.note.lower()
     assert reg.resolve(str(ckpt)).kind == REFUSED
+    from canvasai.backends.api import GenerationRequest, Task
     from canvasai.backends.router import backend_for
-    from canvasai.generation.requests import GenerationRequest, Task
 
     with pytest.raises(ModelError, match="pickle"):
         backend_for(
@@ -226,7 +226,7 @@ def test_find_by_kind_and_control_type(tiny_registry: ModelRegistry) -> None:
 def test_default_models_dir_follows_data_dir(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from canvasai.backends.registry import default_models_dir
+    from canvasai.backends.models import default_models_dir
 
     monkeypatch.setenv("CANVASAI_DATA_DIR", str(tmp_path))
     assert default_models_dir() == tmp_path / "models"
@@ -238,7 +238,7 @@ def test_default_models_dir_follows_data_dir(
 
 def test_registry_and_router_do_not_import_torch() -> None:
     code = (
-        "import sys, canvasai.backends.registry, canvasai.backends.router, "
+        "import sys, canvasai.backends.models, canvasai.backends.router, "
         "canvasai.backends.previews, canvasai.backends.device\n"
         "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]\n"
         "print(json.dumps(bad))"

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from canvasai.core.errors import CanvasAIError
-from canvasai.document.export import (
+from canvasai.formats.export import (
     EXTENSION,
     ExportOptions,
     export_flattened,
@@ -20,8 +20,8 @@ from canvasai.document.export import (
     export_selection,
     format_for_path,
 )
-from canvasai.document.image_io import open_image_document
-from canvasai.document.ora import load_ora
+from canvasai.formats.image_io import open_image_document
+from canvasai.formats.ora import load_ora
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -89,7 +89,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (`python -m canvasai.export_cli ...`), same options."""
+    """Stand-alone entry (`python -m canvasai.cli.export ...`), same options."""
     parser = argparse.ArgumentParser(prog="canvasai")
     add_export_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from canvasai.cli import SUBCOMMANDS, main  # noqa: E402
+from canvasai.cli.entry import SUBCOMMANDS, main  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -235,7 +235,7 @@ def test_unknown_model_exits_1(tmp_path, picture, capsys, monkeypatch):
 def test_progress_bar_on_a_terminal_and_lines_otherwise():
     import io
 
-    from canvasai.cli_io import ProgressPrinter
+    from canvasai.cli.io import ProgressPrinter
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:
@@ -259,7 +259,7 @@ def test_progress_bar_on_a_terminal_and_lines_otherwise():
 
 
 def test_no_arguments_or_a_file_opens_the_app(tmp_path, monkeypatch, picture):
-    import canvasai.cli as cli
+    import canvasai.cli.entry as cli
 
     calls = []
     monkeypatch.setattr(cli, "_open_app", lambda argv=(): calls.append(list(argv)) or 0)
@@ -272,7 +272,7 @@ def test_no_arguments_or_a_file_opens_the_app(tmp_path, monkeypatch, picture):
 
 def test_export_subcommand_is_wired(tmp_path):
     from canvasai.document.document import Document
-    from canvasai.document.ora import save_ora
+    from canvasai.formats.ora import save_ora
 
     doc = Document(32, 16)
     project = tmp_path / "p.ora"

@@ -24,8 +24,8 @@ import pytest
 from PIL import Image
 
 from canvasai.document.blend import BlendMode
-from canvasai.document.ora import load_ora, ora_bytes, save_ora
-from tests.document.files_helpers import flat, painted_document
+from canvasai.formats.ora import load_ora, ora_bytes, save_ora
+from tests.formats.files_helpers import flat, painted_document
 
 DATA = Path(__file__).parent / "data"
 NAMES = ["Background", "Layer 1", "Shade", "screen", "hidden"]

@@ -12,9 +12,9 @@ from PIL import Image
 
 from canvasai.core.errors import FileFormatError
 from canvasai.document.blend import BlendMode
-from canvasai.document.ora import load_ora, ora_bytes, save_ora
 from canvasai.document.tiles import TiledSurface
-from tests.document.files_helpers import (
+from canvasai.formats.ora import load_ora, ora_bytes, save_ora
+from tests.formats.files_helpers import (
     flat,
     make_ora,
     painted_document,
@@ -144,7 +144,7 @@ def test_save_to_missing_folder_is_a_clear_error(tmp_path):
 
 def test_progress_reports_every_step():
     seen = []
-    from canvasai.document.ora import write_ora
+    from canvasai.formats.ora import write_ora
 
     write_ora(painted_document(), io.BytesIO(), progress=lambda d, t: seen.append((d, t)))
     assert seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == list(range(1, len(seen) + 1))
@@ -198,7 +198,7 @@ def test_layer_partly_outside_canvas_is_clipped():
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_png_encoder_round_trips_through_pillow(workers):
-    from canvasai.document.ora_extras import encode_png
+    from canvasai.formats.ora_extras import encode_png
 
     rng = np.random.default_rng(5)
     # (1500, 2000, 4) random: several deflate pieces and more than one IDAT chunk.
@@ -211,7 +211,7 @@ def test_png_encoder_round_trips_through_pillow(workers):
 
 def test_parallel_flatten_matches_serial():
     from canvasai.core.geometry import Rect
-    from canvasai.document.ora import flatten_parallel
+    from canvasai.formats.ora import flatten_parallel
 
     doc = painted_document(300, 1100)
     rect = Rect(0, 0, 300, 1100)

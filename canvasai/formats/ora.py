@@ -45,20 +45,20 @@ from PIL import Image
 
 from canvasai.core.errors import FileFormatError, InvalidDocumentError
 from canvasai.core.geometry import Rect
-from canvasai.document.atomic import atomic_writer
 from canvasai.document.blend import BlendMode
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import MAX_SIDE, Document, validate_size
-from canvasai.document.image_io import (
+from canvasai.document.layer import Layer
+from canvasai.document.tiles import TiledSurface
+from canvasai.formats.atomic import atomic_writer
+from canvasai.formats.image_io import (
     MAX_IMAGE_PIXELS,
     decode_image,
     document_from_layers,
     peek_image_size,
     read_file_limited,
 )
-from canvasai.document.layer import Layer
-from canvasai.document.ora_extras import EXTRAS_DIR, Packer, default_workers, encode_png, unpack
-from canvasai.document.tiles import TiledSurface
+from canvasai.formats.ora_extras import EXTRAS_DIR, Packer, default_workers, encode_png, unpack
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from PIL import Image
 
 from canvasai.core.errors import FileFormatError
 from canvasai.document.document import Document
-from canvasai.document.export import (
+from canvasai.document.tiles import TiledSurface
+from canvasai.formats.export import (
     COMPOSITE,
     EXIF_IFD,
     EXIF_USER_COMMENT,
@@ -21,8 +22,7 @@ from canvasai.document.export import (
     format_parameters,
     source_type,
 )
-from canvasai.document.tiles import TiledSurface
-from tests.document.files_helpers import flat, painted_document
+from tests.formats.files_helpers import flat, painted_document
 
 GEN = {
     "prompt": "a lighthouse, at dusk",

@@ -1,6 +1,6 @@
 """Geometry and pixel plumbing for the editing flows (inpaint, outpaint), numpy + OpenCV only.
 
-Nothing here imports Qt or torch. Conventions follow `canvasai.generation.requests`:
+Nothing here imports Qt or torch. Conventions follow `canvasai.backends.api`:
 images are ``H x W x 3|4`` uint8, masks ``H x W`` uint8 with 255 = regenerate.
 
 The central promise of the editing flows is that pixels outside the (feathered)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from canvasai.document.ora import save_ora
-from canvasai.export_cli import main
-from tests.document.files_helpers import painted_document
+from canvasai.cli.export import main
+from canvasai.formats.ora import save_ora
+from tests.formats.files_helpers import painted_document
 
 
 def test_export_flattened_and_layers(tmp_path, capsys):
@@ -69,7 +69,7 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
         [
             sys.executable,
             "-m",
-            "canvasai.export_cli",
+            "canvasai.cli.export",
             "export",
             str(bad),
             "-o",

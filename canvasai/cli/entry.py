@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.cli_io import (
+from canvasai.cli.io import (
     MAX_PIXELS,
     ProgressPrinter,
     UsageError,
@@ -114,7 +114,7 @@ def _add_generation(p: argparse.ArgumentParser, default_model: str = "classic") 
 
 
 def _add_blend(p: argparse.ArgumentParser) -> None:
-    from canvasai.generation.planning import DEFAULT_FEATHER_PX, DEFAULT_GROW_PX
+    from canvasai.backends.masking import DEFAULT_FEATHER_PX, DEFAULT_GROW_PX
 
     p.add_argument("--grow", type=_non_negative_int, default=DEFAULT_GROW_PX, help="grow mask (px)")
     p.add_argument(
@@ -214,7 +214,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     errors: list[str] = []
     where = ""
     try:
-        from canvasai.backends.registry import ModelRegistry
+        from canvasai.backends.models import ModelRegistry
 
         reg = ModelRegistry()
         where = ", ".join(str(d) for d in reg.models_dirs)
@@ -261,8 +261,8 @@ def _args_inpaint(p: argparse.ArgumentParser) -> None:
 
 @subcommand("inpaint", "regenerate the masked part of an image", _args_inpaint)
 def _cmd_inpaint(args: argparse.Namespace) -> int:
-    from canvasai.generation import planning
-    from canvasai.generation.requests import GenerationRequest, Task
+    from canvasai.backends import masking
+    from canvasai.backends.api import GenerationRequest, Task
 
     check_output_path(args.output)
     image = read_image(args.image)
@@ -270,7 +270,7 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     if not mask.any():
         raise UsageError(f"the mask {args.mask} is empty (no white pixels): nothing to inpaint")
     _prepare_previews(args)
-    options = {planning.GROW_OPTION: args.grow, planning.FEATHER_OPTION: args.feather}
+    options = {masking.GROW_OPTION: args.grow, masking.FEATHER_OPTION: args.feather}
     request = GenerationRequest(
         Task.INPAINT,
         image=image,
@@ -281,8 +281,8 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     )
     result = _run(request, args)
     # Guarantee, whatever the backend did: nothing outside the feathered mask changes.
-    alpha = planning.feather_mask(mask, args.grow, args.feather)
-    images = [planning.paste_back(image, _fit(img, image), alpha) for img in result.images]
+    alpha = masking.feather_mask(mask, args.grow, args.feather)
+    images = [masking.paste_back(image, _fit(img, image), alpha) for img in result.images]
     _save(args, images, result.seeds)
     return 0
 
@@ -310,8 +310,8 @@ def _args_outpaint(p: argparse.ArgumentParser) -> None:
 
 @subcommand("outpaint", "extend an image beyond its borders", _args_outpaint)
 def _cmd_outpaint(args: argparse.Namespace) -> int:
-    from canvasai.generation import planning
-    from canvasai.generation.requests import GenerationRequest, OutpaintSettings, Task
+    from canvasai.backends import masking
+    from canvasai.backends.api import GenerationRequest, OutpaintSettings, Task
 
     margins = (args.left, args.right, args.top, args.bottom)
     if max(margins) == 0:
@@ -322,15 +322,15 @@ def _cmd_outpaint(args: argparse.Namespace) -> int:
     if (w + args.left + args.right) * (h + args.top + args.bottom) > MAX_PIXELS:
         raise UsageError("the outpainted image would be larger than the pixel limit")
     _prepare_previews(args)
-    options = {planning.GROW_OPTION: args.grow, planning.FEATHER_OPTION: args.feather}
+    options = {masking.GROW_OPTION: args.grow, masking.FEATHER_OPTION: args.feather}
     settings = OutpaintSettings(*margins, prefill=args.prefill)
     request = GenerationRequest(
         Task.OUTPAINT, image=image, outpaint=settings, options=options, **_common(args)
     )
     result = _run(request, args)
-    base, new_area = planning.outpaint_canvas(image, *margins, prefill="edge")
-    alpha = planning.feather_mask(new_area, args.grow, args.feather)
-    images = [planning.paste_back(base, _fit(img, base), alpha) for img in result.images]
+    base, new_area = masking.outpaint_canvas(image, *margins, prefill="edge")
+    alpha = masking.feather_mask(new_area, args.grow, args.feather)
+    images = [masking.paste_back(base, _fit(img, base), alpha) for img in result.images]
     _save(args, images, result.seeds)
     return 0
 
@@ -349,7 +349,7 @@ def _args_sketch(p: argparse.ArgumentParser) -> None:
 
 @subcommand("sketch", "render a sketch with a ControlNet", _args_sketch)
 def _cmd_sketch(args: argparse.Namespace) -> int:
-    from canvasai.generation.requests import ControlKind, ControlSettings, GenerationRequest, Task
+    from canvasai.backends.api import ControlKind, ControlSettings, GenerationRequest, Task
 
     if not args.model:
         raise UsageError("sketch needs a diffusion model: pass --model NAME|PATH")
@@ -388,7 +388,7 @@ def _args_upscale(p: argparse.ArgumentParser) -> None:
 
 @subcommand("upscale", "enlarge an image 2x or 4x", _args_upscale)
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    from canvasai.generation.requests import GenerationRequest, Task, UpscaleSettings
+    from canvasai.backends.api import GenerationRequest, Task, UpscaleSettings
 
     if args.overlap >= args.tile:
         raise UsageError("--overlap must be smaller than --tile")
@@ -441,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp = subs.add_parser(sc.name, help=sc.help, description=sc.help, parents=[common])
         sc.configure(sp)
         sp.set_defaults(_handler=sc.run)
-    from canvasai.export_cli import add_export_parser, run_export
+    from canvasai.cli.export import add_export_parser, run_export
 
     add_export_parser(subs).set_defaults(_handler=run_export)
     return parser

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from canvasai.core.errors import ModelError
+from canvasai.core.paths import data_dir
 
 SD1 = "sd1"
 SD2 = "sd2"
@@ -85,14 +86,8 @@ class ModelInfo:
 
 
 def default_models_dir() -> Path:
-    """``<data dir>/models``: $CANVASAI_DATA_DIR, else platformdirs' user_data_dir("CanvasAI")
-    (e.g. ~/.local/share/CanvasAI/models)."""
-    env = os.environ.get("CANVASAI_DATA_DIR")
-    if env:
-        return Path(env) / "models"
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("CanvasAI", appauthor=False)) / "models"
+    """``<data dir>/models`` (see `canvasai.core.paths.data_dir`)."""
+    return data_dir() / "models"
 
 
 def hf_cache_dir() -> Path:

@@ -7,14 +7,14 @@ import os
 
 import numpy as np
 
-from canvasai.document import recovery
-from canvasai.document.recovery import (
+from canvasai.formats import recovery
+from canvasai.formats.recovery import (
     RecoverySession,
     list_recoverable,
     restore,
     snapshot_document,
 )
-from tests.document.files_helpers import flat, painted_document
+from tests.formats.files_helpers import flat, painted_document
 
 
 def test_data_dir_follows_env(tmp_path, monkeypatch):

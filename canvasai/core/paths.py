@@ -1,0 +1,31 @@
+"""Where CanvasAI's files live: the package's own resources and the per-user data folder.
+
+Decided here once; every layer asks this module (the settings model may override the
+data folder, see `canvasai.core.settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Package data shipped inside the wheel: style sheet, icons, config-only model folders.
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+#: Environment override of the per-user data folder (tests, portable installs).
+DATA_DIR_ENV = "CANVASAI_DATA_DIR"
+
+
+def resource(*parts: str) -> Path:
+    """A path inside the package's resources folder."""
+    return RESOURCES.joinpath(*parts)
+
+
+def data_dir() -> Path:
+    """CanvasAI's per-user data folder: $CANVASAI_DATA_DIR, else platformdirs' user data dir
+    (e.g. ~/.local/share/CanvasAI)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("CanvasAI", appauthor=False))
