@@ -12,3 +12,17 @@ os.environ.setdefault("CANVASAI_DATA_DIR", tempfile.mkdtemp(prefix="canvasai-tes
 
 # Tiny random-weight diffusers models for every test that asks for them.
 pytest_plugins = ["tests.support.fixtures"]
+
+
+import pytest  # noqa: E402
+
+from canvasai.core import settings  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """Each test starts from default settings in memory plus its environment (monkeypatched
+    variables included: settings are read on first use inside the test)."""
+    settings.reset(settings.MemoryStore())
+    yield
+    settings.reset(settings.MemoryStore())

@@ -6,13 +6,10 @@ data folder, see `canvasai.core.settings`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 #: Package data shipped inside the wheel: style sheet, icons, config-only model folders.
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-#: Environment override of the per-user data folder (tests, portable installs).
-DATA_DIR_ENV = "CANVASAI_DATA_DIR"
 
 
 def resource(*parts: str) -> Path:
@@ -21,11 +18,13 @@ def resource(*parts: str) -> Path:
 
 
 def data_dir() -> Path:
-    """CanvasAI's per-user data folder: $CANVASAI_DATA_DIR, else platformdirs' user data dir
-    (e.g. ~/.local/share/CanvasAI)."""
-    override = os.environ.get(DATA_DIR_ENV)
+    """CanvasAI's per-user data folder: the `files/data_dir` setting ($CANVASAI_DATA_DIR),
+    else platformdirs' user data dir (e.g. ~/.local/share/CanvasAI)."""
+    from canvasai.core import settings
+
+    override = settings.current().files.data_dir
     if override:
-        return Path(override)
+        return Path(override).expanduser()
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("CanvasAI", appauthor=False))
