@@ -15,15 +15,21 @@ value, no tiles) are written full size so other programs see the same image.
 
 Reading never extracts to disk: the archive is read into memory and only the
 members that stack.xml and the extras refer to are inflated, each through
-`_ArchiveReader`, which checks names, per-member and total sizes against the
-zip directory first and again while inflating. stack.xml is parsed only after
-refusing DTDs and entity declarations. Unknown elements and attributes are
+`archive.ArchiveReader`, which checks names, duplicates, per-member and total
+sizes against the zip directory first and again while inflating. stack.xml is
+parsed with defusedxml (DTDs, entities, external references refused) and the
+attributes CanvasAI reads are length-capped (layer names are cut to
+`OraLimits.max_name_chars`). Before any pixel is decoded, every decode the file
+asks for (each layer per occurrence, mask, selection, the extras' images,
+arrays and blobs) is charged, from PNG headers alone, to one memory budget
+(formats/budget.py); over budget, the file is refused and nothing is decoded. Unknown elements and attributes are
 ignored; nested <stack> groups are flattened (a group's visibility and opacity
 are folded into its layers; its own blend mode is not applied).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -33,13 +39,15 @@ import re
 import time
 import xml.etree.ElementTree as ET
 import zipfile
-import zlib
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO
 
+import defusedxml
+import defusedxml.ElementTree as SafeET
 import numpy as np
 from PIL import Image
 
@@ -50,15 +58,30 @@ from canvasai.document.compositing import composite_layers
 from canvasai.document.document import MAX_SIDE, Document, validate_size
 from canvasai.document.layer import Layer
 from canvasai.document.tiles import TiledSurface
-from canvasai.formats.atomic import atomic_writer
+from canvasai.formats.archive import ArchiveLimits, ArchiveReader
+from canvasai.formats.atomic import atomic_writer, remove_stale_temporaries
+from canvasai.formats.budget import MemoryBudget
 from canvasai.formats.image_io import (
+    DECODED_BYTES_PER_PIXEL,
     MAX_IMAGE_PIXELS,
     decode_image,
     document_from_layers,
-    peek_image_size,
     read_file_limited,
 )
-from canvasai.formats.ora_extras import EXTRAS_DIR, Packer, default_workers, encode_png, unpack
+from canvasai.formats.ora_extras import (
+    EXTRAS_DIR,
+    Packer,
+    array_nbytes,
+    iter_references,
+    unpack,
+)
+from canvasai.formats.png_codec import (
+    PNG_HEADER_BYTES,
+    PngHeader,
+    default_workers,
+    encode_png,
+    read_png_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +111,15 @@ class OraLimits:
     max_layers: int = 2_000
     max_layer_pixels: int = MAX_IMAGE_PIXELS
     max_total_pixels: int = 1 << 32
+    # Bytes everything the file decodes may take in all (layers per occurrence,
+    # masks, the extras' images, arrays and blobs, the parsed XML and JSON, the
+    # file itself). None: a fraction of the memory available (formats/budget.py).
+    memory_budget: int | None = None
+    max_name_chars: int = 1000  # longer layer names are cut to this many characters
+    max_attr_chars: int = 256  # any other attribute CanvasAI reads: longer is refused
+
+    def archive_limits(self) -> ArchiveLimits:
+        return ArchiveLimits(self.max_members, self.max_member_bytes, self.max_total_bytes)
 
 
 DEFAULT_LIMITS = OraLimits()
@@ -274,10 +306,17 @@ def save_ora(
     progress: Progress | None = None,
     compress_level: int = DEFAULT_COMPRESS_LEVEL,
 ) -> None:
-    """Save atomically: `path` is replaced only once the new file is complete and fsynced."""
+    """Save atomically: `path` is replaced only once the new file is complete and fsynced.
+
+    A symlink is written through to its target; a read-only file is refused
+    (`atomic.ReadOnlyFileError`); temporaries left by an earlier killed save of
+    the same file are removed first.
+    """
     try:
         with atomic_writer(path) as fh:
             write_ora(doc, fh, progress, compress_level)
+    except FileFormatError:
+        raise  # read-only target and the like: already a sentence
     except OSError as exc:
         raise FileFormatError(
             f"Could not save “{Path(path).name}”: {exc.strerror or exc}. The previous file is unchanged."
@@ -291,121 +330,56 @@ def ora_bytes(doc: Document, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> by
 
 
 # -- reading ---------------------------------------------------------------------------
-def _safe_member_name(name: str) -> bool:
-    if not name or "\x00" in name or "\\" in name or name.startswith("/"):
-        return False
-    if len(name) > 1 and name[1] == ":":
-        return False
-    return all(part not in ("..",) for part in PurePosixPath(name).parts)
+# Parsed XML and JSON take several times their size as Python objects.
+PARSE_OVERHEAD = 8
+
+# Attributes of stack.xml that CanvasAI reads; each is capped (see OraLimits).
+_READ_ATTRS = (
+    "w",
+    "h",
+    "x",
+    "y",
+    "opacity",
+    "visibility",
+    "composite-op",
+    "src",
+    "edit-locked",
+    "selected",
+    "name",
+)
 
 
-class _ArchiveReader:
-    """In-memory zip access with name and size checks; nothing is written to disk."""
-
-    def __init__(self, data: bytes, label: str, limits: OraLimits) -> None:
-        self.label = label
-        self.limits = limits
-        try:
-            self.zf = zipfile.ZipFile(io.BytesIO(data))
-            infos = self.zf.infolist()
-        except (
-            zipfile.BadZipFile,
-            zipfile.LargeZipFile,
-            OSError,
-            ValueError,
-            EOFError,
-            NotImplementedError,
-            RuntimeError,
-            UnicodeDecodeError,
-        ) as exc:
-            raise FileFormatError(
-                f"“{label}” is not an OpenRaster file: it is not a valid zip archive ({exc})."
-            ) from exc
-        if len(infos) > limits.max_members:
-            raise FileFormatError(
-                f"“{label}” has {len(infos)} members, more than CanvasAI accepts."
-            )
-        self.infos: dict[str, zipfile.ZipInfo] = {}
-        declared = 0
-        for info in infos:
-            if not _safe_member_name(info.filename):
-                raise FileFormatError(
-                    f"“{label}” contains a member with an unsafe name ({info.filename!r}); "
-                    "it was refused and nothing was extracted."
-                )
-            if info.file_size > limits.max_member_bytes:
-                raise FileFormatError(
-                    f"“{label}”: member {info.filename!r} would inflate to "
-                    f"{info.file_size / 2**20:.0f} MiB, more than CanvasAI accepts (zip bomb?)."
-                )
-            declared += info.file_size
-            self.infos[info.filename] = info
-        if declared > limits.max_total_bytes:
-            raise FileFormatError(
-                f"“{label}” would inflate to {declared / 2**30:.1f} GiB in all, more than CanvasAI "
-                "accepts (zip bomb?)."
-            )
-        self.inflated = 0
-
-    def has(self, name: str) -> bool:
-        return _normalise(name) in self.infos
-
-    def read(self, name: str, cap: int | None = None) -> bytes:
-        key = _normalise(name)
-        info = self.infos.get(key)
-        if info is None:
-            raise FileFormatError(
-                f"“{self.label}” refers to {name!r}, which is missing from the file."
-            )
-        cap = min(cap or self.limits.max_member_bytes, self.limits.max_member_bytes)
-        if info.file_size > cap:
-            raise FileFormatError(f"“{self.label}”: {name!r} is larger than CanvasAI accepts.")
-        out = bytearray()
-        try:
-            with self.zf.open(info) as fh:
-                while chunk := fh.read(1 << 20):
-                    out += chunk
-                    if len(out) > info.file_size or len(out) > cap:
-                        raise FileFormatError(
-                            f"“{self.label}”: {name!r} inflates past its declared size (zip bomb?)."
-                        )
-                    if self.inflated + len(out) > self.limits.max_total_bytes:
-                        raise FileFormatError(
-                            f"“{self.label}” inflates past {self.limits.max_total_bytes / 2**30:.1f} "
-                            "GiB in all (zip bomb?)."
-                        )
-        except FileFormatError:
-            raise
-        except (
-            zipfile.BadZipFile,
-            zlib.error,
-            OSError,
-            EOFError,
-            ValueError,
-            NotImplementedError,
-            RuntimeError,
-        ) as exc:
-            raise FileFormatError(f"“{self.label}”: {name!r} is damaged ({exc}).") from exc
-        self.inflated += len(out)
-        return bytes(out)
-
-
-def _normalise(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name
+def parse_xml(data: bytes, label: str, what: str = "stack.xml") -> ET.Element:
+    """Parse untrusted XML with defusedxml: DTDs, entities and external references refused,
+    whatever the encoding (a UTF-16 document hides "<!DOCTYPE" from a byte search)."""
+    try:
+        return SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise FileFormatError(
+            f"“{label}”: {what} declares a DTD, entities or external references, which are "
+            f"refused ({type(exc).__name__})."
+        ) from exc
+    except ET.ParseError as exc:
+        raise FileFormatError(f"“{label}”: {what} is not well-formed XML ({exc}).") from exc
+    except (ValueError, LookupError, UnicodeError) as exc:
+        raise FileFormatError(f"“{label}”: {what} is not well-formed XML ({exc}).") from exc
 
 
 def _check_xml(data: bytes, label: str) -> ET.Element:
-    head = data[:4096].lower()
-    if b"<!doctype" in data.lower() or b"<!entity" in head or b"<!entity" in data.lower():
-        raise FileFormatError(
-            f"“{label}”: stack.xml declares a DTD or entities, which are refused."
-        )
-    try:
-        return ET.fromstring(data)
-    except ET.ParseError as exc:
-        raise FileFormatError(f"“{label}”: stack.xml is not well-formed XML ({exc}).") from exc
+    return parse_xml(data, label)
+
+
+def _check_attributes(root: ET.Element, label: str, limits: OraLimits) -> None:
+    """Refuse an over-long value in any attribute CanvasAI reads (names are cut instead)."""
+    for el in root.iter():
+        for key in _READ_ATTRS:
+            value = el.get(key)
+            if value is None or key == "name" or len(value) <= limits.max_attr_chars:
+                continue
+            raise FileFormatError(
+                f"“{label}”: stack.xml has a {key} attribute of {len(value):,} characters "
+                f"(at most {limits.max_attr_chars} are accepted); the file is damaged or hostile."
+            )
 
 
 @dataclass
@@ -449,9 +423,15 @@ def _opacity_attr(el: ET.Element, label: str) -> float:
     return min(1.0, max(0.0, v))
 
 
-def _layer_name(el: ET.Element, number: int) -> str:
+def _layer_name(el: ET.Element, number: int, max_chars: int = 1000) -> str:
+    """The layer's name; one longer than `max_chars` characters is cut to that length."""
     name = el.get("name")
-    return f"Layer {number}" if name is None else name
+    if name is None:
+        return f"Layer {number}"
+    if len(name) > max_chars:
+        log.warning("layer %d: a %d-character name was cut to %d", number, len(name), max_chars)
+        return name[:max_chars]
+    return name
 
 
 def _parse_stack(
@@ -485,7 +465,7 @@ def _parse_stack(
             raise FileFormatError(f"“{label}” has more than {limits.max_layers} layers.")
         out.append(
             _LayerSpec(
-                name=_layer_name(child, len(out) + 1),
+                name=_layer_name(child, len(out) + 1, limits.max_name_chars),
                 src=src,
                 x=cx,
                 y=cy,
@@ -520,27 +500,103 @@ def _surface_from_pixels(
 
 
 class _Loader:
+    """Reads one archive: plans (and budgets) every decode first, then decodes."""
+
     def __init__(
-        self, data: bytes, label: str, limits: OraLimits, progress: Progress | None
+        self,
+        data: bytes,
+        label: str,
+        limits: OraLimits,
+        progress: Progress | None,
+        warnings: list[str] | None = None,
     ) -> None:
         self.label = label
         self.limits = limits
         self.progress = progress
-        self.archive = _ArchiveReader(data, label, limits)
+        self.warnings = warnings if warnings is not None else []
+        self.budget = MemoryBudget.for_file(label, limits.memory_budget)
+        self.budget.charge("the file itself", len(data), decode=False)
+        self.archive = ArchiveReader(data, label, limits.archive_limits())
         self.pixels_total = 0
+        self.allowance: Counter[str] = Counter()  # decodes budgeted, per member
+        self.headers: dict[str, PngHeader] = {}
 
-    def decode(self, member: str) -> np.ndarray:
-        data = self.archive.read(member)
-        w, h = peek_image_size(data, f"{self.label}: {member}", frozenset({"PNG"}))
-        if w * h > self.limits.max_layer_pixels:
-            raise FileFormatError(f"“{self.label}”: {member!r} claims {w} x {h} pixels, too many.")
-        self.pixels_total += w * h
-        if self.pixels_total > self.limits.max_total_pixels:
+    def warn(self, message: str) -> None:
+        log.warning("%s: %s", self.label, message)
+        self.warnings.append(message)
+
+    # -- planning: nothing below decodes a pixel --------------------------------------
+    def _header(self, member: str) -> PngHeader:
+        header = self.headers.get(member)
+        if header is None:
+            head = self.archive.read_head(member, PNG_HEADER_BYTES)
+            header = read_png_header(head, f"{self.label}: {member}")
+            self.headers[member] = header
+        return header
+
+    def plan_png(self, member: str, what: str, layer: bool = False) -> None:
+        """Charge one decode of `member` (a PNG) from its header; raises FileFormatError."""
+        header = self._header(member)
+        w, h = header.width, header.height
+        if w <= 0 or h <= 0 or w * h > self.limits.max_layer_pixels:
             raise FileFormatError(
-                f"“{self.label}”: the layers hold more pixels in all than CanvasAI accepts."
+                f"“{self.label}”: {member!r} claims {w} x {h} pixels, too many (or none)."
             )
+        if layer:
+            self.pixels_total += w * h
+            if self.pixels_total > self.limits.max_total_pixels:
+                raise FileFormatError(
+                    f"“{self.label}”: the layers hold more pixels in all than CanvasAI accepts."
+                )
+        self.budget.charge(f"{what} ({w} x {h} pixels)", w * h * DECODED_BYTES_PER_PIXEL)
+        self.allowance[member] += 1
+
+    def plan_optional_png(self, member: str, what: str) -> None:
+        """Like `plan_png` for an optional extra: an unreadable header drops it with a
+        warning (it is then never decoded); a budget overrun still refuses the file."""
+        try:
+            self._header(member)
+        except FileFormatError as exc:
+            self.warn(f"{what} {member[:200]!r} is unreadable and was left out: {exc}")
+            return
+        self.plan_png(member, what)
+
+    def plan_value(self, value: Any, what: str) -> None:
+        """Charge every image, array and blob a packed extras value will unpack to."""
+        for ref in iter_references(value):
+            if "$png" in ref:
+                name = ref["$png"]
+                if name.startswith(EXTRAS_DIR) and self.archive.has(name):
+                    self.plan_optional_png(name, f"an image in {what}")
+            elif "$array" in ref:
+                try:
+                    nbytes = array_nbytes(ref)
+                except FileFormatError:
+                    continue  # refused again, without allocating, when unpacked
+                self.budget.charge(f"an array in {what}", nbytes)
+            else:
+                name = ref["$bytes"]
+                if name.startswith(EXTRAS_DIR) and self.archive.has(name):
+                    self.budget.charge(f"{name!r}", self.archive.size(name), decode=False)
+
+    # -- decoding ---------------------------------------------------------------------
+    def decode(self, member: str) -> np.ndarray:
+        """Decode a PNG member that `plan_png` budgeted (once per planned occurrence)."""
+        if self.allowance[member] <= 0:
+            raise FileFormatError(
+                f"“{self.label}”: {member!r} was not counted against the memory budget."
+            )
+        self.allowance[member] -= 1
+        planned = self.headers[member]
+        data = self.archive.read(member)
+        if read_png_header(data[:PNG_HEADER_BYTES], member) != planned:
+            raise FileFormatError(f"“{self.label}”: {member!r} changed while reading.")
         return decode_image(
-            data, f"{self.label}: {member}", self.limits.max_layer_pixels, frozenset({"PNG"})
+            data,
+            f"{self.label}: {member}",
+            self.limits.max_layer_pixels,
+            frozenset({"PNG"}),
+            budget=MemoryBudget.already_charged(),
         )
 
     def load(self) -> Document:
@@ -555,9 +611,13 @@ class _Loader:
             raise FileFormatError(
                 f"“{self.label}” is not a valid OpenRaster file: stack.xml is missing."
             )
-        root = _check_xml(a.read("stack.xml", self.limits.max_xml_bytes), self.label)
+        xml = a.read("stack.xml", self.limits.max_xml_bytes)
+        self.budget.charge("stack.xml", len(xml) * PARSE_OVERHEAD, decode=False)
+        root = _check_xml(xml, self.label)
+        del xml
         if root.tag != "image":
             raise FileFormatError(f"“{self.label}”: stack.xml does not describe an image.")
+        _check_attributes(root, self.label, self.limits)
         try:
             w, h = validate_size(
                 _int_attr(root, "w", self.label, -1, 1 << 40),
@@ -578,20 +638,38 @@ class _Loader:
             if isinstance(extra_layers, list)
             else {}
         )
+        # Our extras are trusted only for the layer they were written for.
+        matched = [
+            e if e is not None and e.get("name", s.name) == s.name else None
+            for s, e in ((s, by_src.get(s.src)) for s in specs)
+        ]
+        mask_ref = extras.get("mask")
+        sel_ref = extras.get("selection")
+        meta_ref = extras.get("metadata")
+
+        # 1. Plan: every decode is charged to the budget before any is done.
+        for spec, extra in zip(specs, matched, strict=True):
+            self.plan_png(spec.src, f"layer “{spec.name[:80]}”", layer=True)
+            if extra is not None:
+                self.plan_value(extra.get("generation"), f"layer “{spec.name[:80]}”")
+        for ref, what in ((mask_ref, "the mask"), (sel_ref, "the selection")):
+            if isinstance(ref, dict) and isinstance(ref.get("src"), str) and a.has(ref["src"]):
+                self.plan_optional_png(ref["src"], what)
+        self.plan_value(meta_ref, "the document metadata")
+
+        # 2. Decode.
         layers: list[Layer] = []
         total = len(specs) + 1
-        for i, spec in enumerate(specs):
+        for i, (spec, extra) in enumerate(zip(specs, matched, strict=True)):
             pixels = self.decode(spec.src)
             surface = _surface_from_pixels(pixels, spec.x, spec.y, doc_rect)
             del pixels
             layer = Layer(
                 spec.name, surface, spec.opacity, spec.visible, spec.blend_mode, spec.locked
             )
-            extra = by_src.get(spec.src)
-            if extra is not None and extra.get("name", spec.name) == spec.name:
-                # Only trust our extras for the layer they were written for.
+            if extra is not None:
                 layer.is_sketch = bool(extra.get("is_sketch", False))
-                gen = self._unpack(extra.get("generation"))
+                gen = self._unpack(extra.get("generation"), f"layer “{spec.name[:80]}”")
                 layer.generation = gen if isinstance(gen, dict) else None
             layers.append(layer)
             if self.progress is not None:
@@ -602,12 +680,14 @@ class _Loader:
         ):
             active = extras["active_index"]
         doc = document_from_layers(w, h, layers, active)
-        mask = self._surface_extra(extras.get("mask"), doc_rect)
+        mask = self._surface_extra(mask_ref, doc_rect, "the mask")
         if mask is not None:
             doc.mask = mask
-        if isinstance(extras.get("selection"), dict):
-            doc.selection = self._surface_extra(extras["selection"], doc_rect) or TiledSurface(1)
-        meta = self._unpack(extras.get("metadata"))
+        if isinstance(sel_ref, dict):
+            doc.selection = self._surface_extra(sel_ref, doc_rect, "the selection") or TiledSurface(
+                1
+            )
+        meta = self._unpack(meta_ref, "the document metadata")
         if isinstance(meta, dict):
             doc.metadata = meta
         doc.history.clear()
@@ -615,22 +695,34 @@ class _Loader:
             self.progress(total, total)
         return doc
 
-    def _unpack(self, value: Any) -> Any:
-        return unpack(value, self._read_extra_member, self.limits.max_layer_pixels)
+    def _unpack(self, value: Any, what: str) -> Any:
+        return unpack(
+            value,
+            self._read_extra_member,
+            self.limits.max_layer_pixels,
+            on_error=lambda msg: self.warn(f"{what}: {msg}; left out"),
+            decode_png=self._decode_extra_png,
+        )
 
     def _read_extra_member(self, name: str) -> bytes:
         if not name.startswith(EXTRAS_DIR):
-            raise FileFormatError(f"{name!r} is not a CanvasAI member")
+            raise FileFormatError(f"{name[:200]!r} is not a CanvasAI member")
         return self.archive.read(name)
+
+    def _decode_extra_png(self, name: str) -> np.ndarray:
+        if not name.startswith(EXTRAS_DIR):
+            raise FileFormatError(f"{name[:200]!r} is not a CanvasAI member")
+        return self.decode(name)
 
     def _extras(self) -> dict[str, Any]:
         if not self.archive.has(EXTRAS_JSON):
             return {}
         try:
             raw = self.archive.read(EXTRAS_JSON, self.limits.max_json_bytes)
+            self.budget.charge(EXTRAS_JSON, len(raw) * PARSE_OVERHEAD, decode=False)
             extras = json.loads(raw.decode("utf-8"))
-        except (FileFormatError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-            log.warning("%s: ignoring unreadable CanvasAI extras: %s", self.label, exc)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            self.warn(f"the CanvasAI extras are unreadable and were ignored: {exc}")
             return {}
         if not isinstance(extras, dict) or extras.get("format") != EXTRAS_FORMAT:
             return {}
@@ -638,15 +730,21 @@ class _Loader:
             log.info("%s: extras from a newer CanvasAI; reading what is understood", self.label)
         return extras
 
-    def _surface_extra(self, ref: Any, doc_rect: Rect) -> TiledSurface | None:
+    def _surface_extra(self, ref: Any, doc_rect: Rect, what: str) -> TiledSurface | None:
         if not isinstance(ref, dict) or not isinstance(ref.get("src"), str):
             return None
+        src = ref["src"]
+        if not self.archive.has(src):
+            self.warn(f"{what} ({src[:200]!r}) is missing from the file; left out")
+            return None
+        if self.allowance[src] <= 0:
+            return None  # its header was unreadable: already warned while planning
         try:
             x = int(ref.get("x", 0))
             y = int(ref.get("y", 0))
-            rgba = self.decode(ref["src"])
-        except (FileFormatError, TypeError, ValueError) as exc:
-            log.warning("%s: ignoring unreadable %r: %s", self.label, ref.get("src"), exc)
+            rgba = self.decode(src)
+        except (FileFormatError, TypeError, ValueError, OverflowError) as exc:
+            self.warn(f"{what} ({src[:200]!r}) could not be read and was left out: {exc}")
             return None
         return _surface_from_pixels(rgba[:, :, :1], x, y, doc_rect, allow_fill=False)
 
@@ -655,19 +753,27 @@ def load_ora(
     source: str | os.PathLike[str] | bytes,
     limits: OraLimits = DEFAULT_LIMITS,
     progress: Progress | None = None,
+    warnings: list[str] | None = None,
 ) -> Document:
     """Read an OpenRaster file (path or bytes) into a new Document with an empty history.
 
     Raises FileFormatError with a message for the person on any problem; never
-    writes anything to disk.
+    writes anything to disk except removing this file's own stale temporary
+    files left by a save that was killed (see formats/atomic.py). Optional
+    CanvasAI extras that cannot be read are left out, each with a sentence
+    appended to `warnings` (when given) and logged.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, label = bytes(source), "project"
     else:
-        data = read_file_limited(source, limits.max_file_bytes, "project file")
         label = Path(source).name
+        budget = MemoryBudget.for_file(label, limits.memory_budget)
+        with contextlib.suppress(OSError):  # read_file_limited says what is wrong
+            budget.charge("the file itself", Path(source).stat().st_size, decode=False)
+        data = read_file_limited(source, limits.max_file_bytes, "project file")
+        remove_stale_temporaries(source)
     try:
-        return _Loader(data, label, limits, progress).load()
+        return _Loader(data, label, limits, progress, warnings).load()
     except FileFormatError:
         raise
     except MemoryError as exc:

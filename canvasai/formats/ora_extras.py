@@ -6,106 +6,71 @@ thumbnails of past generations) or raw bytes. `pack` replaces each such value
 by a small reference object and returns the members to store next to the JSON:
 
 - uint8 arrays of shape (h, w) or (h, w, 1..4) -> ``{"$png": member, "shape": [...]}``
-- other arrays -> ``{"$array": nested lists, "dtype": str}`` (small values only)
+- other numeric arrays (dtype in `ARRAY_DTYPES`) -> ``{"$array": nested lists, "dtype": str}``
+  (small values only); arrays of other dtypes are written as plain lists
 - bytes -> ``{"$bytes": member}``
 - enums -> their value, tuples -> lists, numpy scalars -> Python numbers,
   anything else -> `str(value)` (never fatal: a save must not fail on metadata).
 
 `unpack` reverses this given a function that reads members (with the reader's
-size caps). Unknown or broken references unpack to None.
+size caps). `iter_references` lists the references first, so a reader can
+charge every image, array and blob to its memory budget before decoding any
+(`array_spec` validates an array's dtype against `ARRAY_DTYPES` and its shape
+without building it). A broken reference is an error, or, where the caller
+says the extra is optional, unpacks to None with a recorded warning.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-import os
-import struct
-import zlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import PurePath
 from typing import Any
 
 import numpy as np
 
 from canvasai.core.errors import FileFormatError
-from canvasai.formats.image_io import decode_image
+
+# The PNG encoder lives in png_codec; these names stay importable from here
+# (benchmarks/files.py and older callers use them).
+from canvasai.formats.png_codec import default_workers, encode_png
+
+__all__ = [
+    "ARRAY_DTYPES",
+    "BLOB_DIR",
+    "EXTRAS_DIR",
+    "Packer",
+    "array_spec",
+    "default_workers",
+    "encode_png",
+    "iter_references",
+    "unpack",
+]
 
 EXTRAS_DIR = "canvasai/"
 BLOB_DIR = "canvasai/blobs/"
 
-_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # grey, grey+alpha, RGB, RGBA
-_CHUNK = 4 << 20  # bytes of filtered rows per deflate job
-_IDAT_MAX = 8 << 20
-
-
-def _png_chunk(kind: bytes, body: bytes | memoryview) -> bytes:
-    return b"".join(
-        (
-            struct.pack(">I", len(body)),
-            kind,
-            body,
-            struct.pack(">I", zlib.crc32(body, zlib.crc32(kind))),
-        )
-    )
-
-
-def default_workers() -> int:
-    """Deflate threads for saving: leave one core to the GUI thread."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
-
-
-def encode_png(pixels: np.ndarray, compress_level: int = 1, workers: int | None = None) -> bytes:
-    """PNG bytes of a uint8 (h, w) or (h, w, 1..4) array.
-
-    A small encoder of our own instead of Pillow's: every row uses the "Sub"
-    filter (computed with numpy), and the deflate stream is compressed in
-    independent 4 MiB pieces, pigz-style (each primed with the previous 32 KiB),
-    on `workers` threads; zlib releases the GIL. Same size as Pillow at level 1
-    on painted content, about twice as fast on one core (see benchmarks/files.py).
-    """
-    a = np.ascontiguousarray(pixels, dtype=np.uint8)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    h, w, c = a.shape
-    if c not in _COLOR_TYPES or h <= 0 or w <= 0:
-        raise ValueError(f"cannot encode an array of shape {pixels.shape} as PNG")
-    raw = a.reshape(h, w * c)
-    filtered = np.empty((h, w * c + 1), np.uint8)
-    filtered[:, 0] = 1  # Sub: each byte minus the same channel of the pixel to its left
-    filtered[:, 1 : c + 1] = raw[:, :c]
-    np.subtract(raw[:, c:], raw[:, :-c], out=filtered[:, c + 1 :])
-    data = memoryview(filtered.reshape(-1))
-    pieces = [data[i : i + _CHUNK] for i in range(0, len(data), _CHUNK)]
-    last = len(pieces) - 1
-
-    def deflate(i: int) -> bytes:
-        if i:
-            prev = pieces[i - 1]
-            comp = zlib.compressobj(compress_level, zlib.DEFLATED, -15, zdict=bytes(prev[-32768:]))
-        else:
-            comp = zlib.compressobj(compress_level, zlib.DEFLATED, -15)
-        return comp.compress(pieces[i]) + comp.flush(
-            zlib.Z_FINISH if i == last else zlib.Z_SYNC_FLUSH
-        )
-
-    n = workers if workers is not None else default_workers()
-    if n > 1 and len(pieces) > 1:
-        with ThreadPoolExecutor(min(n, len(pieces))) as pool:
-            parts = list(pool.map(deflate, range(len(pieces))))
-    else:
-        parts = [deflate(i) for i in range(len(pieces))]
-    stream = b"".join([b"\x78\x01", *parts, struct.pack(">I", zlib.adler32(data))])
-    del parts
-    out = [
-        b"\x89PNG\r\n\x1a\n",
-        _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPES[c], 0, 0, 0)),
-    ]
-    view = memoryview(stream)
-    out += [_png_chunk(b"IDAT", view[i : i + _IDAT_MAX]) for i in range(0, len(view), _IDAT_MAX)]
-    out.append(_png_chunk(b"IEND", b""))
-    return b"".join(out)
+# Dtypes an ``$array`` may declare: plain numbers only. Anything else (strings,
+# objects, structured or sub-array dtypes such as "(1000,1000,500)f8", whose
+# single element is 4 GB) is refused before numpy sees it.
+ARRAY_DTYPES = frozenset(
+    {
+        "bool",
+        "int8",
+        "uint8",
+        "int16",
+        "uint16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+    }
+)
+MAX_ARRAY_DIMS = 8
 
 
 class Packer:
@@ -150,41 +115,135 @@ class Packer:
                 name = self._member(".png")
                 self.members[name] = encode_png(value, self.compress_level)
                 return {"$png": name, "shape": list(value.shape)}
-            return {"$array": value.tolist(), "dtype": str(value.dtype)}
+            if value.dtype.name in ARRAY_DTYPES:
+                return {"$array": value.tolist(), "dtype": value.dtype.name}
+            return self.pack(value.tolist())  # strings, objects...: plain JSON values
         if isinstance(value, PurePath):
             return str(value)
         return str(value)
 
 
-def unpack(value: Any, read_member: Callable[[str], bytes], max_pixels: int) -> Any:
-    """Inverse of `Packer.pack`; `read_member(name)` must enforce the archive's caps."""
-    if isinstance(value, list):
-        return [unpack(v, read_member, max_pixels) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"$bytes"} and isinstance(value["$bytes"], str):
-        try:
-            return read_member(value["$bytes"])
-        except FileFormatError:
-            return None
-    if set(value) == {"$png", "shape"} and isinstance(value["$png"], str):
-        return _unpack_png(value, read_member, max_pixels)
-    if set(value) == {"$array", "dtype"}:
-        try:
-            return np.asarray(value["$array"], dtype=np.dtype(str(value["dtype"])))
-        except (TypeError, ValueError):
-            return None
-    return {k: unpack(v, read_member, max_pixels) for k, v in value.items()}
+def iter_references(value: Any) -> Iterator[dict[str, Any]]:
+    """Every ``$png`` / ``$array`` / ``$bytes`` reference inside a packed value, in the
+    order `unpack` meets them (a reference used twice is yielded twice)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(reversed(v))
+        elif isinstance(v, dict):
+            if _ref_kind(v) is not None:
+                yield v
+            else:
+                stack.extend(reversed(list(v.values())))
 
 
-def _unpack_png(
-    ref: dict[str, Any], read_member: Callable[[str], bytes], max_pixels: int
-) -> np.ndarray | None:
-    shape = ref.get("shape")
-    try:
-        rgba = decode_image(read_member(ref["$png"]), ref["$png"], max_pixels, frozenset({"PNG"}))
-    except FileFormatError:
-        return None
+def _ref_kind(value: dict[str, Any]) -> str | None:
+    keys = set(value)
+    if keys == {"$bytes"} and isinstance(value["$bytes"], str):
+        return "$bytes"
+    if keys == {"$png", "shape"} and isinstance(value["$png"], str):
+        return "$png"
+    if keys == {"$array", "dtype"}:
+        return "$array"
+    return None
+
+
+def array_spec(ref: dict[str, Any]) -> tuple[np.dtype, tuple[int, ...]]:
+    """The validated dtype and shape of an ``$array`` reference, without building it.
+
+    Raises FileFormatError for a dtype outside `ARRAY_DTYPES`, ragged or too
+    deeply nested lists, or non-numeric items.
+    """
+    name = ref.get("dtype")
+    if not isinstance(name, str) or name not in ARRAY_DTYPES:
+        raise FileFormatError(f"an array declares the dtype {str(name)[:40]!r}, which is refused")
+    dtype = np.dtype(name)
+    shape: list[int] = []
+    level: list[Any] = [ref.get("$array")]
+    while True:
+        lists = [v for v in level if isinstance(v, list)]
+        if not lists:
+            break
+        if len(lists) != len(level) or len({len(v) for v in lists}) != 1:
+            raise FileFormatError("an array's nested lists are ragged")
+        shape.append(len(lists[0]))
+        if len(shape) > MAX_ARRAY_DIMS:
+            raise FileFormatError(f"an array has more than {MAX_ARRAY_DIMS} dimensions")
+        level = [item for v in lists for item in v]
+    for item in level:
+        if not isinstance(item, (int, float)):  # bool is an int
+            raise FileFormatError(f"an array holds a non-numeric item ({type(item).__name__})")
+    return dtype, tuple(shape)
+
+
+def array_nbytes(ref: dict[str, Any]) -> int:
+    dtype, shape = array_spec(ref)
+    return int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+
+
+ErrorSink = Callable[[str], None]
+
+
+def unpack(
+    value: Any,
+    read_member: Callable[[str], bytes],
+    max_pixels: int,
+    on_error: ErrorSink | None = None,
+    decode_png: Callable[[str], np.ndarray] | None = None,
+) -> Any:
+    """Inverse of `Packer.pack`; `read_member(name)` must enforce the archive's caps.
+
+    A reference that cannot be read or decoded raises FileFormatError, or, when
+    `on_error` is given, unpacks to None after `on_error(message)` is called
+    (an optional extra dropped with a recorded warning). `decode_png(name)`,
+    when given, decodes a ``$png`` member (the .ora loader passes one that
+    checks the member against what it budgeted).
+    """
+
+    def fail(message: str) -> None:
+        if on_error is None:
+            raise FileFormatError(message)
+        on_error(message)
+
+    def png(name: str) -> np.ndarray:
+        if decode_png is not None:
+            return decode_png(name)
+        from canvasai.formats.image_io import decode_image
+
+        return decode_image(read_member(name), name, max_pixels, frozenset({"PNG"}))
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        if not isinstance(v, dict):
+            return v
+        kind = _ref_kind(v)
+        if kind == "$bytes":
+            try:
+                return read_member(v["$bytes"])
+            except FileFormatError as exc:
+                fail(f"could not read {v['$bytes'][:200]!r}: {exc}")
+                return None
+        if kind == "$png":
+            try:
+                return _shape_png(png(v["$png"]), v.get("shape"))
+            except FileFormatError as exc:
+                fail(f"could not decode {v['$png'][:200]!r}: {exc}")
+                return None
+        if kind == "$array":
+            try:
+                dtype, shape = array_spec(v)
+                return np.asarray(v["$array"], dtype=dtype).reshape(shape)
+            except (FileFormatError, TypeError, ValueError, OverflowError) as exc:
+                fail(f"could not read an array: {exc}")
+                return None
+        return {k: walk(x) for k, x in v.items()}
+
+    return walk(value)
+
+
+def _shape_png(rgba: np.ndarray, shape: Any) -> np.ndarray:
     if (
         not isinstance(shape, list)
         or len(shape) not in (2, 3)
