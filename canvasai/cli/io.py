@@ -1,25 +1,30 @@
-"""Image files and progress display for the command line (Pillow, no Qt, no torch).
+"""Image files and progress display for the command line (no Qt, no torch).
 
-Input files are untrusted: the claimed size is checked against a pixel cap before
-any pixel is decoded (decompression bombs), and every decoder failure becomes a
-`UsageError` with a sentence naming the file.
+Input images go through THE untrusted-image reader of the app
+(`canvasai.formats.image_io`): the same allow-list of formats (judged from the
+bytes, not the suffix), the same pixel caps and memory budget checked before
+any pixel is decoded, the same EXIF orientation and transparency handling, and
+truncated files refused. Its `FileFormatError` becomes a `UsageError` (exit
+code 2) with the same sentence. Outputs are written atomically.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-MAX_SIDE = 16384
-MAX_PIXELS = 16384 * 16384
+from canvasai.core.errors import FileFormatError
+from canvasai.formats.atomic import atomic_writer
+from canvasai.formats.image_io import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE, read_image_alpha
+
+MAX_SIDE = MAX_IMAGE_SIDE
+MAX_PIXELS = MAX_IMAGE_PIXELS
 WRITE_FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -35,48 +40,17 @@ class UsageError(Exception):
     """Bad arguments or unreadable input: exit code 2, message without traceback."""
 
 
-def _open(path: str | os.PathLike[str], what: str) -> Image.Image:
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{what} {p} does not exist")
-    if not p.is_file():
-        raise UsageError(f"{what} {p} is not a file")
-    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < MAX_PIXELS:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # our own explicit check below is the bound
+def _read_rgba(path: str | os.PathLike[str], what: str) -> tuple[np.ndarray, bool]:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(p)
-            w, h = im.size
-            if w <= 0 or h <= 0:
-                raise UsageError(f"{what} {p} claims an empty size ({w}x{h})")
-            if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
-                raise UsageError(
-                    f"{what} {p} is {w}x{h} pixels, more than the {MAX_SIDE}x{MAX_SIDE} "
-                    "limit (it may be corrupt or a decompression bomb)"
-                )
-            im.load()
-            im = ImageOps.exif_transpose(im)
-    except UsageError:
-        raise
-    except UnidentifiedImageError as e:
-        raise UsageError(f"{what} {p} is not an image file CanvasAI can read") from e
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise UsageError(f"{what} {p} is too large to open safely ({e})") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise UsageError(f"{what} {p} is truncated or corrupt ({e})") from e
-    return im
+        return read_image_alpha(path)
+    except FileFormatError as exc:
+        raise UsageError(f"{what}: {exc}") from exc
 
 
 def read_image(path: str | os.PathLike[str], what: str = "image") -> np.ndarray:
     """H x W x 3 (RGB) or x 4 (RGBA, when the file has transparency) uint8."""
-    im = _open(path, what)
-    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        im.mode == "P" and "transparency" in im.info
-    )
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        im = Image.fromarray((np.asarray(im, dtype=np.uint32) >> 8).astype(np.uint8))
-    return np.ascontiguousarray(np.asarray(im.convert("RGBA" if has_alpha else "RGB")))
+    rgba, alpha = _read_rgba(path, what)
+    return rgba if alpha else np.ascontiguousarray(rgba[..., :3])
 
 
 def read_mask(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray:
@@ -84,16 +58,15 @@ def read_mask(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray
 
     Values are thresholded at 128 so JPEG noise never masks a pixel by accident.
     """
-    im = _open(path, "mask")
-    if im.size != tuple(size):
-        raise UsageError(
-            f"the mask is {im.size[0]}x{im.size[1]} but the image is {size[0]}x{size[1]}"
-        )
-    if im.mode in ("RGBA", "LA", "PA"):
-        alpha = np.asarray(im.getchannel("A"))
-        if alpha.min() < 255:  # a transparent/opaque cut-out: opaque = masked
-            return np.where(alpha >= 128, 255, 0).astype(np.uint8)
-    gray = np.asarray(im.convert("L"))
+    rgba, alpha = _read_rgba(path, "mask")
+    h, w = rgba.shape[:2]
+    if (w, h) != tuple(size):
+        raise UsageError(f"the mask is {w}x{h} but the image is {size[0]}x{size[1]}")
+    if alpha and rgba[..., 3].min() < 255:  # a transparent/opaque cut-out: opaque = masked
+        return np.where(rgba[..., 3] >= 128, 255, 0).astype(np.uint8)
+    # ITU-R 601-2 luma, as Pillow's convert("L") computes it
+    rgb = rgba[..., :3].astype(np.uint32)
+    gray = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
     return np.where(gray >= 128, 255, 0).astype(np.uint8)
 
 
@@ -111,22 +84,17 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
 
 
 def write_image(path: str | os.PathLike[str], image: np.ndarray) -> None:
-    """Write atomically (temp file in the same folder, then rename)."""
+    """Write atomically (temp file beside the target, then rename; see formats/atomic.py)."""
     p = Path(path)
     fmt = WRITE_FORMATS[p.suffix.lower()]
     im = Image.fromarray(np.ascontiguousarray(image))
     if fmt in ("JPEG", "BMP") and im.mode == "RGBA":
         im = im.convert("RGB")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_writer(p) as f:
             im.save(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except FileFormatError as exc:
+        raise UsageError(f"cannot write {p}: {exc}") from exc
 
 
 class ProgressPrinter:
