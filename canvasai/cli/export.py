@@ -15,6 +15,7 @@ from canvasai.core.errors import CanvasAIError
 from canvasai.formats.export import (
     EXTENSION,
     ExportOptions,
+    check_format_matches_path,
     export_flattened,
     export_layers,
     export_selection,
@@ -56,8 +57,6 @@ def run_export(args: argparse.Namespace) -> int:
         print("canvasai export: give -o OUT, --layers DIR or --selection FILE", file=sys.stderr)
         return 2
     try:
-        src = Path(args.project)
-        doc = load_ora(src) if src.suffix.lower() == ".ora" else open_image_document(src)
 
         def options(target: str | None) -> ExportOptions:
             fmt = args.format or (format_for_path(target) if target else "png")
@@ -68,6 +67,13 @@ def run_export(args: argparse.Namespace) -> int:
                 scale=args.scale,
                 metadata=not args.no_metadata,
             ).validated()
+
+        # Refuse a format/suffix mismatch (TIFF bytes in x.png) before any work.
+        for target in (args.output, args.selection):
+            if target:
+                check_format_matches_path(target, options(target))
+        src = Path(args.project)
+        doc = load_ora(src) if src.suffix.lower() == ".ora" else open_image_document(src)
 
         written: list[Path] = []
         if args.output:

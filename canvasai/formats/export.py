@@ -296,6 +296,8 @@ def _write(path: str | os.PathLike[str], data: bytes) -> Path:
     p = Path(path)
     try:
         atomic_write_bytes(p, data)
+    except FileFormatError:
+        raise
     except OSError as exc:
         raise FileFormatError(f"Could not write “{p}”: {exc.strerror or exc}.") from exc
     return p
@@ -304,7 +306,9 @@ def _write(path: str | os.PathLike[str], data: bytes) -> Path:
 def _options_for(path: str | os.PathLike[str], options: ExportOptions | None) -> ExportOptions:
     if options is None:
         return ExportOptions(format=format_for_path(path))
-    return options.validated()
+    opts = options.validated()
+    check_format_matches_path(path, opts)
+    return opts
 
 
 # -- public exports ------------------------------------------------------------------------
@@ -344,21 +348,77 @@ def export_selection(
     return _write(path, encode_image(selection_pixels(doc), opts, Provenance.of(doc.layers)))
 
 
-_UNSAFE_NAME = re.compile(r'[\x00-\x1f<>:"/\\|?*]+')
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_RESERVED = frozenset(
+    {
+        "CON",
+        "PRN",
+        "AUX",
+        "NUL",
+        *(f"COM{i}" for i in range(1, 10)),
+        *(f"LPT{i}" for i in range(1, 10)),
+    }
+)
+MAX_NAME_BYTES = 200  # well under the 255-byte limit of common file systems
 
 
-def safe_file_stem(name: str, fallback: str = "layer") -> str:
-    """A file name made from a layer name: no separators, no control characters."""
-    stem = _UNSAFE_NAME.sub("_", name).strip(" .")[:120]
+def _cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of `text` whose UTF-8 form fits `max_bytes` (whole characters)."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= max_bytes:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return raw[:max_bytes].decode("utf-8", "ignore")  # drops a partly cut last character
+
+
+def safe_file_stem(name: str, fallback: str = "layer", max_bytes: int = MAX_NAME_BYTES) -> str:
+    """A file name stem made from a layer name: no separators, no control characters,
+    not a reserved device name, at most `max_bytes` bytes of UTF-8 (cut between characters)."""
+    stem = _UNSAFE_NAME.sub("_", name)
+    stem = stem.encode("utf-8", "replace").decode("utf-8")  # lone surrogates -> "?"
+    stem = _cut_utf8(stem.strip(" ."), max_bytes).strip(" .")
+    if stem.split(".")[0].upper() in _RESERVED:
+        stem = _cut_utf8("_" + stem, max_bytes)
     return stem or fallback
+
+
+def safe_file_name(
+    name: str, suffix: str, taken: set[str] | None = None, max_bytes: int = MAX_NAME_BYTES
+) -> str:
+    """`<safe stem><suffix>` in at most `max_bytes` bytes of UTF-8, never cutting a
+    character; made unique (case-insensitively) against `taken`, which it updates."""
+    room = max_bytes - len(suffix.encode("utf-8"))
+    stem = safe_file_stem(name, max_bytes=room)
+    candidate = stem + suffix
+    n = 2
+    while taken is not None and candidate.casefold() in taken:
+        tail = f" ({n})"
+        candidate = safe_file_stem(stem, max_bytes=room - len(tail)) + tail + suffix
+        n += 1
+    if taken is not None:
+        taken.add(candidate.casefold())
+    return candidate
+
+
+def check_format_matches_path(path: str | os.PathLike[str], options: ExportOptions) -> None:
+    """Refuse writing one format under another format's suffix (TIFF bytes in x.png)."""
+    suffix = Path(path).suffix.lower()
+    implied = SUFFIXES.get(suffix)
+    fmt = options.validated().format
+    if implied is not None and implied != fmt:
+        raise FileFormatError(
+            f"“{Path(path).name}” ends in {suffix} but the format asked for is "
+            f"{FORMATS[fmt]}: use a {EXTENSION[fmt]} name, or choose {FORMATS[implied]}."
+        )
 
 
 def export_layers(
     doc: Document, folder: str | os.PathLike[str], options: ExportOptions | None = None
 ) -> list[Path]:
     """Each layer as a full-canvas file in `folder`, named after the layer (bottom first,
-    numbered so the order and duplicate names survive)."""
+    numbered so the order and duplicate names survive). Names are made safe and cut to
+    `MAX_NAME_BYTES` bytes of UTF-8 (see `safe_file_name`)."""
     opts = options.validated() if options is not None else ExportOptions()
+    taken: set[str] = set()
     out_dir = Path(folder)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -371,7 +431,7 @@ def export_layers(
         pixels = layer.surface.read(doc.rect)
         if layer.opacity < 1.0:
             pixels[..., 3] = (pixels[..., 3] * layer.opacity + 0.5).astype(np.uint8)
-        name = f"{i + 1:02d} {safe_file_stem(layer.name)}{EXTENSION[opts.format]}"
+        name = safe_file_name(f"{i + 1:02d} {layer.name}", EXTENSION[opts.format], taken)
         prov = (
             Provenance(format_parameters(layer.generation), GENERATED) if layer.generation else None
         )
