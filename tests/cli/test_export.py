@@ -83,3 +83,25 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
     assert proc.returncode == 2
     assert "bad.ora" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_format_contradicting_the_output_suffix_exits_2(tmp_path, capsys):
+    project = tmp_path / "p.ora"
+    save_ora(painted_document(), project)
+    rc = main(["export", str(project), "-o", str(tmp_path / "x.png"), "--format", "tiff"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "x.png" in err and "TIFF" in err and "Traceback" not in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_layers_with_long_non_ascii_names_all_export(tmp_path):
+    doc = painted_document()
+    for layer in doc.layers:
+        layer.name = "ñ漢" * 100  # 200 characters, 500 bytes
+    project = tmp_path / "p.ora"
+    save_ora(doc, project)
+    assert main(["export", str(project), "--layers", str(tmp_path / "L")]) == 0
+    files = sorted((tmp_path / "L").iterdir())
+    assert len(files) == len(doc.layers)
+    assert all(len(f.name.encode()) <= 200 for f in files)

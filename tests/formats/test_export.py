@@ -189,3 +189,43 @@ def test_bad_options_are_clear_errors(tmp_path):
     with pytest.raises(FileFormatError, match="Quality"):
         export_flattened(painted_document(), tmp_path / "x.jpg", ExportOptions("jpeg", quality=0))
     assert list(tmp_path.iterdir()) == []
+
+
+# -- issue 8: hostile layer names and format/suffix mismatches ------------------------------
+def test_long_non_ascii_layer_names_make_short_unique_file_names(tmp_path):
+    from canvasai.formats.export import MAX_NAME_BYTES, export_layers
+
+    doc = painted_document()
+    long_name = "ж漢🎨" * 70  # 210 characters, 630 bytes of UTF-8
+    for layer in doc.layers:
+        layer.name = long_name
+    doc.layers[0].name = "a/b\\c:d\x00e"
+    written = export_layers(doc, tmp_path / "out")
+    assert len(written) == len(doc.layers)
+    names = [p.name for p in written]
+    assert len(set(names)) == len(names)
+    for n in names:
+        assert len(n.encode("utf-8")) <= MAX_NAME_BYTES and n.endswith(".png")
+        assert "/" not in n and "\\" not in n and "\x00" not in n
+        n.encode("utf-8").decode("utf-8")  # no character was cut in half
+    assert names[1].startswith("02 ж漢🎨")
+
+
+def test_safe_file_name_cuts_whole_characters_and_dedups():
+    from canvasai.formats.export import safe_file_name
+
+    taken: set[str] = set()
+    first = safe_file_name("🎨" * 100, ".tiff", taken, max_bytes=50)
+    second = safe_file_name("🎨" * 100, ".tiff", taken, max_bytes=50)
+    assert first != second and second.endswith(" (2).tiff")
+    assert all(len(n.encode()) <= 50 for n in (first, second))
+    assert safe_file_name("CON", ".png") == "_CON.png"
+
+
+def test_format_that_contradicts_the_suffix_is_refused(tmp_path):
+    from canvasai.core.errors import FileFormatError
+    from canvasai.formats.export import ExportOptions, export_flattened
+
+    with pytest.raises(FileFormatError, match=r"ends in \.png.*TIFF"):
+        export_flattened(painted_document(), tmp_path / "x.png", ExportOptions(format="tiff"))
+    assert not (tmp_path / "x.png").exists()

@@ -310,3 +310,296 @@ def test_corrupt_extras_are_ignored_not_fatal(scene):
     )
     doc = load_ora(make_ora(members))
     assert doc.mask.tile_keys() == [] and doc.metadata == {"t": None}
+
+
+# -- issue 8: one untrusted-image reader for the app and the CLI ------------------------
+def _eps_bytes() -> bytes:
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n"
+        b"newpath 0 0 moveto 10 10 lineto stroke showpage\n%%EOF\n"
+    )
+
+
+def _cli_read(path):
+    from canvasai.cli.io import UsageError, read_image
+
+    try:
+        return read_image(path)
+    except UsageError as exc:
+        raise FileFormatError(f"{path.name}: {exc}") from exc
+
+
+@pytest.mark.parametrize("reader", [open_image_document, _cli_read], ids=["app", "cli"])
+def test_eps_renamed_png_is_refused_by_app_and_cli_without_ghostscript(scene, reader, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    def no_ghostscript(*a, **k):
+        raise AssertionError("Ghostscript must never run on untrusted input")
+
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", no_ghostscript)
+    scene.refuse("drawing.png", _eps_bytes(), "not an image", reader=reader)
+
+
+def _patched_jpeg(w: int, h: int, arithmetic: bool = False) -> bytes:
+    """A complete 16x16 JPEG (632 bytes) whose frame header claims w x h pixels."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(buf, "JPEG", quality=50)
+    data = bytearray(buf.getvalue())
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, h, w)
+    if arithmetic:
+        data[sof + 1] = 0xC9
+    return bytes(data)
+
+
+@pytest.mark.parametrize("reader", [open_image_document, _cli_read], ids=["app", "cli"])
+def test_tiny_jpeg_claiming_16000_squared_is_refused_before_decoding(scene, reader, monkeypatch):
+    from PIL import ImageFile
+
+    calls = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(
+        ImageFile.ImageFile, "load", lambda self: calls.append(1) or real_load(self)
+    )
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)  # set by some other library
+    scene.refuse("tiny.jpg", _patched_jpeg(16000, 16000), "truncated or corrupt", reader=reader)
+    scene.refuse(
+        "arith.jpg", _patched_jpeg(16000, 16000, True), "truncated or corrupt", reader=reader
+    )
+    assert calls == [], "pixels were decoded before the refusal"
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored after our decode
+
+
+def test_truncated_images_are_refused_even_when_pillow_is_told_to_pad_them(scene, monkeypatch):
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = _jpeg()
+    scene.refuse("cut.jpg", data[:-2], "truncated or corrupt", reader=open_image_document)
+    png = png_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 4), dtype=np.uint8))
+    scene.refuse("cut.png", png[: len(png) * 2 // 3], "truncated|corrupt", reader=_cli_read)
+
+
+def test_image_over_the_memory_budget_is_refused_before_decoding(monkeypatch):
+    from canvasai.formats import image_io
+    from canvasai.formats.budget import MemoryBudget
+
+    data = png_bytes(np.zeros((300, 300, 4), np.uint8))
+    monkeypatch.setattr(image_io, "_to_rgba_array", lambda img: pytest.fail("decoded"))
+    with pytest.raises(FileFormatError, match="memory"):
+        image_io.decode_image(data, "big.png", budget=MemoryBudget(100_000, "big.png"))
+
+
+def test_app_and_cli_apply_the_same_exif_orientation_to_a_png(tmp_path):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
+    path = tmp_path / "rot.png"
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(path, "PNG", exif=exif)
+    doc = open_image_document(path)
+    assert (doc.width, doc.height) == (20, 40)
+    assert _cli_read(path).shape[:2] == (40, 20)
+
+
+def test_gif_first_frame_opens_and_16bit_grey_transparency_is_kept(tmp_path):
+    from PIL import Image
+
+    from canvasai.cli.io import read_image as cli_read
+    from canvasai.formats.image_io import decode_image
+
+    frames = [Image.new("P", (6, 5), i) for i in (1, 2)]
+    frames[0].putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * 759)
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    out = decode_image(buf.getvalue(), "anim.gif")
+    assert out.shape == (5, 6, 4) and tuple(out[0, 0]) == (255, 0, 0, 255)
+
+    deep = (np.arange(20, dtype=np.uint16).reshape(4, 5) * 3000).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(deep).save(path, "PNG", transparency=6000)
+    rgba = decode_image(path.read_bytes(), "deep.png")
+    assert rgba[0, 2, 3] == 0 and (np.delete(rgba[..., 3].ravel(), 2) == 255).all()
+    cli = cli_read(path)
+    assert cli.shape == (4, 5, 4) and cli[0, 2, 3] == 0
+    la = tmp_path / "la.png"
+    Image.new("LA", (3, 3), (90, 40)).save(la)
+    assert tuple(decode_image(la.read_bytes())[1, 1]) == (90, 90, 90, 40)
+    assert cli_read(la).shape == (3, 3, 4)
+
+
+# -- issue 8: one memory budget per .ora ---------------------------------------------------
+def _extras(meta: str) -> bytes:
+    return (
+        '{"format": "canvasai-ora-extras", "version": 1, "layers": [], "metadata": ' + meta + "}"
+    ).encode()
+
+
+class _NoDecode:
+    """Fails the test if any pixel is decoded."""
+
+    def __init__(self, monkeypatch) -> None:
+        from canvasai.formats import ora
+
+        self.calls = 0
+
+        def boom(*a, **k):
+            self.calls += 1
+            raise AssertionError("decoded before the budget check")
+
+        monkeypatch.setattr(ora, "decode_image", boom)
+
+
+def test_extras_png_refs_are_counted_per_occurrence_before_decoding(scene, monkeypatch):
+    guard = _NoDecode(monkeypatch)
+    refs = ",".join('{"$png": "canvasai/blobs/t.png", "shape": [512, 512, 4]}' for _ in range(40))
+    members = _valid_members()
+    members["canvasai/blobs/t.png"] = png_bytes(np.zeros((512, 512, 4), np.uint8))
+    members["canvasai/document.json"] = _extras('{"thumbs": [' + refs + "]}")
+    scene.refuse(
+        "thumbs.ora", make_ora(members), "memory", limits=OraLimits(memory_budget=32 << 20)
+    )
+    assert guard.calls == 0
+
+
+def test_one_png_reused_by_many_layers_is_counted_per_layer(scene, monkeypatch):
+    members = {
+        "stack.xml": stack_xml(1024, 1024, '<layer src="data/big.png"/>'),
+        "data/big.png": png_bytes(np.zeros((1024, 1024, 4), np.uint8)),
+    }
+    assert len(load_ora(make_ora(members), OraLimits(memory_budget=32 << 20)).layers) == 1
+    guard = _NoDecode(monkeypatch)
+    # one decode is 4 MiB; 16 occurrences are 64 MiB, over a 32 MiB budget
+    members["stack.xml"] = stack_xml(1024, 1024, '<layer src="data/big.png"/>' * 16)
+    scene.refuse("reuse.ora", make_ora(members), "memory", limits=OraLimits(memory_budget=32 << 20))
+    assert guard.calls == 0
+
+
+@pytest.mark.parametrize(
+    "dtype", ["V2000000000", "(1000,1000,500)f8", "S1000000000", "object", "complex128", "U9"]
+)
+def test_array_with_a_hostile_dtype_is_never_allocated(dtype):
+    import tracemalloc
+
+    members = _valid_members()
+    members["canvasai/document.json"] = _extras(
+        '{"a": {"$array": [[1, 2], [3, 4]], "dtype": "' + dtype + '"}}'
+    )
+    data = make_ora(members)
+    warnings: list[str] = []
+    tracemalloc.start()
+    try:
+        doc = load_ora(data, warnings=warnings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 << 20
+    assert doc.metadata == {"a": None}
+    assert any("dtype" in w for w in warnings)
+
+
+def test_big_declared_array_is_charged_to_the_budget(scene):
+    row = "[" + ",".join("0" for _ in range(1000)) + "]"
+    arr = "[" + ",".join(row for _ in range(200)) + "]"  # 200 x 1000 float64 = 1.6 MB
+    members = _valid_members()
+    members["canvasai/document.json"] = _extras(
+        '{"a": {"$array": ' + arr + ', "dtype": "float64"}, '
+        '"b": {"$array": [[1, 2], [3]], "dtype": "int32"}}'
+    )
+    scene.refuse("arr.ora", make_ora(members), "memory", limits=OraLimits(memory_budget=4 << 20))
+    warnings: list[str] = []
+    doc = load_ora(make_ora(members), OraLimits(memory_budget=64 << 20), warnings=warnings)
+    assert doc.metadata["a"].shape == (200, 1000) and doc.metadata["a"].dtype == np.float64
+    assert doc.metadata["b"] is None and any("ragged" in w for w in warnings)
+
+
+def test_broken_extra_png_is_dropped_with_a_warning_but_still_counted(scene, monkeypatch):
+    members = _valid_members()
+    cut = png_bytes(np.random.default_rng(2).integers(0, 255, (256, 256, 4), dtype=np.uint8))
+    members["canvasai/blobs/cut.png"] = cut[: len(cut) // 2]
+    members["canvasai/document.json"] = _extras(
+        '{"t": {"$png": "canvasai/blobs/cut.png", "shape": [256, 256, 4]}}'
+    )
+    data = make_ora(members)
+    # counted: 256 x 256 x 4 (and its working copies) do not fit 512 KiB
+    scene.refuse("cut.ora", data, "memory", limits=OraLimits(memory_budget=512 << 10))
+    warnings: list[str] = []
+    doc = load_ora(data, warnings=warnings)
+    assert doc.metadata == {"t": None}
+    assert any("cut.png" in w and "truncated" in w for w in warnings)
+
+
+def test_refused_ora_leaves_the_open_document_untouched(scene):
+    layers = "".join('<layer src="data/a.png"/>' for _ in range(3))
+    members = {"stack.xml": stack_xml(8, 8, layers), "data/a.png": png_bytes(red_square())}
+    scene.refuse("tight.ora", make_ora(members), "memory", limits=OraLimits(memory_budget=700))
+
+
+def test_default_budget_comes_from_available_memory(monkeypatch):
+    from canvasai.formats import budget
+
+    monkeypatch.setattr(budget, "available_memory", lambda: 8 << 30)
+    assert budget.default_budget_bytes() == 6 << 30
+    monkeypatch.setattr(budget, "available_memory", lambda: 1 << 20)
+    assert budget.default_budget_bytes() == budget.BUDGET_FLOOR
+    monkeypatch.setattr(budget, "available_memory", lambda: 1 << 50)
+    assert budget.default_budget_bytes() == budget.BUDGET_CEILING
+    assert budget.available_memory.__module__  # real function still importable
+
+
+# -- issue 8: XML --------------------------------------------------------------------------
+def test_utf16_stack_xml_with_a_dtd_is_refused(scene):
+    xml = (
+        '<?xml version="1.0" encoding="UTF-16"?>'
+        '<!DOCTYPE lol [<!ENTITY a "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        '<image w="8" h="8"><stack><layer name="&c;" src="a.png"/></stack></image>'
+    ).encode("utf-16")
+    assert b"<!DOCTYPE" not in xml
+    members = {"stack.xml": xml, "a.png": png_bytes(red_square())}
+    scene.refuse("utf16.ora", make_ora(members), "DTD")
+
+
+def test_long_layer_names_are_cut_and_long_attributes_refused(scene):
+    members = {
+        "stack.xml": stack_xml(8, 8, f'<layer name="{"n" * 5000}" src="a.png"/>'),
+        "a.png": png_bytes(red_square()),
+    }
+    doc = load_ora(make_ora(members))
+    assert doc.layers[0].name == "n" * 1000
+    members["stack.xml"] = stack_xml(8, 8, f'<layer composite-op="{"x" * 5000}" src="a.png"/>')
+    scene.refuse("attr.ora", make_ora(members), "composite-op attribute")
+
+
+# -- issue 8: archive guard --------------------------------------------------------------
+def test_duplicate_member_names_are_refused(scene):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("mimetype", b"image/openraster")
+        zf.writestr("stack.xml", stack_xml(8, 8, '<layer src="a.png"/>'))
+        zf.writestr("./stack.xml", stack_xml(8, 8, '<layer src="evil.png"/>'))
+        zf.writestr("a.png", png_bytes(red_square()))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("a.png", png_bytes(red_square()))
+    scene.refuse("dup.ora", buf.getvalue(), "two members")
+
+
+def test_member_claiming_more_than_deflate_can_is_refused(scene):
+    data = bytearray(make_ora(_valid_members()))
+    name = b"data/a.png"
+    pos = data.find(b"PK\x01\x02")
+    while pos != -1:
+        if data[pos + 46 : pos + 46 + len(name)] == name:
+            struct.pack_into("<I", data, pos + 24, 900 << 20)  # uncompressed size: 900 MiB
+        pos = data.find(b"PK\x01\x02", pos + 4)
+    scene.refuse("ratio.ora", bytes(data), "more than deflate can|zip bomb")
+
+
+def test_archive_and_png_codec_modules_are_separate():
+    from canvasai.formats import archive, ora_extras, png_codec
+
+    assert ora_extras.encode_png is png_codec.encode_png
+    assert archive.safe_member_name("data/a.png")
+    assert not archive.safe_member_name("data/\x07a.png")
