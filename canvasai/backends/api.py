@@ -1,8 +1,13 @@
-"""Frozen, self-contained generation requests and results.
+"""The request contract: requests, results, typed task settings, seeds, JobContext, Backend.
 
-The GUI thread snapshots everything a job needs into a `GenerationRequest`; the
-worker never touches the live document. Arrays are copied on construction and
-made read-only so a request can be shared across threads safely.
+This module sits below `canvasai.generation`: the flows and the service build requests,
+backends run them, and neither side reaches into the other.
+
+The GUI thread snapshots everything a job needs into a `GenerationRequest`; the worker
+never touches the live document. Arrays are copied on construction and made read-only,
+so a request can be shared across threads safely. A request validates itself when it is
+built: sizes, counts and numbers outside their limits raise `RequestError` with a
+sentence for the person, before any memory is allocated for the job.
 
 Pixel conventions (everywhere in generation/ and backends/):
 - images: ``H x W x 4`` uint8 straight (non-premultiplied) RGBA, or ``H x W x 3`` RGB;
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +27,33 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from canvasai.core.errors import GenerationError
+from canvasai.core.settings import RANGES, GenerationDefaults
+
 CLASSIC_MODEL = "classic"
+
+# ------------------------------------------------------------------------------------ limits
+#: Largest side of any image a job takes or makes.
+MAX_SIDE = 16384
+#: Largest input or output of a job, in pixels (16384²: 1 GiB of RGBA).
+MAX_PIXELS = 1 << 28
+#: Largest picture a model generates in one piece (txt2img/sketch size): 4096².
+MAX_GENERATED_PIXELS = 4096 * 4096
+#: Smallest side a model can generate.
+MIN_GENERATED_SIDE = 8
+#: How far an outpaint may extend one edge.
+MAX_MARGIN = 8192
+SCHEDULERS = (
+    "default", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "lcm",
+)
+CLASSIC_METHODS = ("telea", "ns")
+PREFILLS = ("edge", "infill", "blur", "solid")
+UPSCALE_FACTORS = (2, 4)
+SEED_MODULUS = 2**32
+
+
+class RequestError(GenerationError):
+    """A request with a value outside its limits; the message says which and why."""
 
 
 class Task(str, enum.Enum):
@@ -48,6 +80,69 @@ def _frozen_array(a: np.ndarray | None) -> np.ndarray | None:
     return out
 
 
+# ------------------------------------------------------------------------------- validation
+
+
+def check_number(what: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> None:
+    """Raise RequestError unless `value` is a finite number in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise RequestError(f"The {what} must be a number, not {value!r}.")
+    if not math.isfinite(float(value)):
+        raise RequestError(f"The {what} must be a finite number, not {value}.")
+    if integer and float(value) != int(value):
+        raise RequestError(f"The {what} must be a whole number, not {value}.")
+    if not lo <= value <= hi:
+        shown_lo, shown_hi = (int(lo), int(hi)) if integer else (lo, hi)
+        raise RequestError(f"The {what} must be between {shown_lo} and {shown_hi}, not {value}.")
+
+
+def _check_range(what: str, key: str, value: Any, *, integer: bool) -> None:
+    lo, hi = RANGES[key]
+    check_number(what, value, lo, hi, integer=integer)
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RequestError(f"Unknown {what} “{value}”: choose one of {', '.join(choices)}.")
+
+
+def check_image(what: str, image: np.ndarray | None) -> None:
+    if image is None:
+        return
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise RequestError(f"The {what} must be an RGB or RGBA image of 8-bit values.")
+    h, w = image.shape[:2]
+    if h < 1 or w < 1:
+        raise RequestError(f"The {what} is empty.")
+    if max(h, w) > MAX_SIDE or h * w > MAX_PIXELS:
+        raise RequestError(
+            f"The {what} is {w}×{h}: at most {MAX_SIDE} pixels a side and "
+            f"{MAX_PIXELS:,} pixels in all can be processed."
+        )
+
+
+# ------------------------------------------------------------------------- task settings
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    """How a generated region goes back into the picture (inpaint, outpaint, sketch in a mask).
+
+    `canvasai.backends.masking.composite` applies it, the one paste-back: pixels farther
+    than ``grow_px + feather_px`` from the mask stay byte-identical.
+    """
+
+    grow_px: int = GenerationDefaults.grow_px
+    feather_px: int = GenerationDefaults.feather_px
+    color_match: bool = GenerationDefaults.color_match
+    padding: float = 0.5  # context around the mask, as a fraction of the mask's size
+
+    def validate(self) -> None:
+        _check_range("mask grow", "generation/grow_px", self.grow_px, integer=True)
+        _check_range("feather", "generation/feather_px", self.feather_px, integer=True)
+        check_number("context padding", self.padding, 0.0, 4.0)
+
+
 @dataclass(frozen=True)
 class ControlSettings:
     """ControlNet input for sketch -> image."""
@@ -56,10 +151,16 @@ class ControlSettings:
     image: np.ndarray  # H x W x 3/4 uint8: the sketch or photo
     model: str | None = None  # ControlNet registry name or path; None = pick by kind
     preprocess: bool = True  # run the matching preprocessor (canny edges, ...) first
-    scale: float = 1.0  # controlnet_conditioning_scale
+    scale: float = GenerationDefaults.control_scale  # controlnet_conditioning_scale
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image))
+
+    def validate(self) -> None:
+        if not isinstance(self.kind, ControlKind):
+            raise RequestError(f"Unknown control type {self.kind!r}.")
+        check_image("control image", self.image)
+        _check_range("control strength", "generation/control_scale", self.scale, integer=False)
 
 
 @dataclass(frozen=True)
@@ -68,16 +169,42 @@ class OutpaintSettings:
     right: int = 0
     top: int = 0
     bottom: int = 0
-    prefill: str = "infill"  # "edge" | "infill" | "blur" | "solid"
+    prefill: str = GenerationDefaults.prefill  # "edge" | "infill" | "blur" | "solid"
+
+    @property
+    def margins(self) -> tuple[int, int, int, int]:
+        return (self.left, self.right, self.top, self.bottom)
+
+    def validate(self) -> None:
+        for side, value in zip(("left", "right", "top", "bottom"), self.margins, strict=True):
+            check_number(f"{side} margin", value, 0, MAX_MARGIN, integer=True)
+        if not any(self.margins):
+            raise RequestError("Outpaint needs at least one edge to extend.")
+        _check_choice("pre-fill", self.prefill, PREFILLS)
 
 
 @dataclass(frozen=True)
 class UpscaleSettings:
-    scale: int = 2  # 2 or 4
-    tile: int = 512  # tile size in output pixels for tiled refine
-    overlap: int = 64
+    scale: int = GenerationDefaults.upscale_factor  # 2 or 4
+    tile: int = GenerationDefaults.tile  # tile size in output pixels for tiled refine
+    overlap: int = GenerationDefaults.overlap
     refine_strength: float = 0.3  # for tiled diffusion refine after resize
     sharpen: float = 0.0  # classic: unsharp-mask amount, 0 = off
+    noise_level: int = 20  # x4 upscaler: noise added to the low-resolution input
+
+    def validate(self) -> None:
+        if self.scale not in UPSCALE_FACTORS:
+            raise RequestError(f"Upscale by 2× or 4×, not {self.scale}×.")
+        _check_range("tile size", "generation/tile", self.tile, integer=True)
+        _check_range("tile overlap", "generation/overlap", self.overlap, integer=True)
+        if self.overlap >= self.tile:
+            raise RequestError("The tile overlap must be smaller than the tile.")
+        check_number("refine strength", self.refine_strength, 0.0, 1.0)
+        check_number("sharpening", self.sharpen, 0.0, 5.0)
+        check_number("noise level", self.noise_level, 0, 350, integer=True)
+
+
+# -------------------------------------------------------------------------------- requests
 
 
 @dataclass(frozen=True)
@@ -88,30 +215,88 @@ class GenerationRequest:
     prompt: str = ""
     negative_prompt: str = ""
     model: str = CLASSIC_MODEL  # registry name, path to folder/file, or "classic"
-    steps: int = 20
-    guidance: float = 7.0
+    steps: int = GenerationDefaults.steps
+    guidance: float = GenerationDefaults.guidance
     strength: float = 1.0  # img2img/inpaint denoising strength
-    seed: int | None = None  # None = random; the chosen seed is reported back
-    batch_size: int = 1
-    scheduler: str = "default"  # "default", "euler", "euler_a", "dpmpp_2m", "ddim", "unipc", "lcm"
-    width: int | None = None  # txt2img size; others take the image size
+    seed: int | None = None  # None = random; the service picks it, the result reports it
+    batch_size: int = GenerationDefaults.batch_size
+    scheduler: str = GenerationDefaults.scheduler
+    width: int | None = None  # txt2img/sketch size; others take the image size
     height: int | None = None
     native_resolution: bool = True  # scale the region to the model's native size and back
-    classic_method: str = "telea"  # classic inpaint: "telea" | "ns"
+    classic_method: str = GenerationDefaults.classic_method  # classic inpaint: "telea" | "ns"
+    blend: BlendSettings = field(default_factory=BlendSettings)
     control: ControlSettings | None = None
     outpaint: OutpaintSettings | None = None
     upscale: UpscaleSettings | None = None
     previews: bool = True
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image))
         object.__setattr__(self, "mask", _frozen_array(self.mask))
-        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if self.batch_size < 1:
-            raise ValueError("batch size must be at least 1")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `RequestError` for anything outside its limits (called on construction)."""
+        if not isinstance(self.task, Task):
+            raise RequestError(f"Unknown task {self.task!r}.")
+        _check_range("number of steps", "generation/steps", self.steps, integer=True)
+        _check_range("guidance", "generation/guidance", self.guidance, integer=False)
+        _check_range("strength", "generation/strength", self.strength, integer=False)
+        _check_range("batch size", "generation/batch_size", self.batch_size, integer=True)
+        if self.seed is not None:
+            check_number("seed", self.seed, 0, SEED_MODULUS - 1, integer=True)
+        _check_choice("sampler", self.scheduler, SCHEDULERS)
+        _check_choice("classic method", self.classic_method, CLASSIC_METHODS)
+        check_image("input image", self.image)
+        if self.mask is not None:
+            if self.mask.ndim != 2 or self.mask.dtype != np.uint8:
+                raise RequestError("The mask must be a single-channel 8-bit image.")
+            if self.image is not None and self.mask.shape != self.image.shape[:2]:
+                raise RequestError(
+                    f"The mask is {self.mask.shape[1]}×{self.mask.shape[0]} but the image is "
+                    f"{self.image.shape[1]}×{self.image.shape[0]}."
+                )
+        if (self.width is None) != (self.height is None):
+            raise RequestError("Give both a width and a height, or neither.")
+        if self.width is not None:
+            for what, v in (("width", self.width), ("height", self.height)):
+                check_number(what, v, MIN_GENERATED_SIDE, MAX_SIDE, integer=True)
+            if self.width * self.height > MAX_GENERATED_PIXELS:  # type: ignore[operator]
+                raise RequestError(
+                    f"{self.width}×{self.height} is too large to generate in one piece (at "
+                    f"most {MAX_GENERATED_PIXELS:,} pixels, e.g. 4096×4096): generate "
+                    f"smaller and upscale."
+                )
+        self.blend.validate()
+        for part in (self.control, self.outpaint, self.upscale):
+            if part is not None:
+                part.validate()
+        self._check_task_inputs()
+
+    def _check_task_inputs(self) -> None:
+        t = self.task
+        needs_image = t in (Task.IMG2IMG, Task.INPAINT, Task.OUTPAINT, Task.UPSCALE)
+        if needs_image and self.image is None:
+            raise RequestError(f"{t.value} needs an input image.")
+        if t == Task.INPAINT and self.mask is None:
+            raise RequestError("inpaint needs a mask.")
+        if t == Task.OUTPAINT:
+            if self.outpaint is None:
+                raise RequestError("outpaint needs margins (left, right, top, bottom).")
+            h, w = self.image.shape[:2]  # type: ignore[union-attr]
+            s = self.outpaint
+            if (w + s.left + s.right) * (h + s.top + s.bottom) > MAX_PIXELS:
+                raise RequestError("The outpainted image would be too large.")
+        if t == Task.SKETCH and self.control is None:
+            raise RequestError("sketch needs a control image.")
+        if t == Task.UPSCALE:
+            h, w = self.image.shape[:2]  # type: ignore[union-attr]
+            f = (self.upscale or UpscaleSettings()).scale
+            if w * h * f * f > MAX_PIXELS:
+                raise RequestError(
+                    f"Upscaling {w}×{h} by {f}× would exceed {MAX_PIXELS:,} pixels."
+                )
 
 
 @dataclass(frozen=True)
@@ -122,18 +307,20 @@ class GenerationResult:
     seeds: tuple[int, ...]
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 
-# --------------------------------------------------------------------------- seeds
+
+# ------------------------------------------------------------------------------------ seeds
 # Seed conventions shared by the service, the CLI and every backend.
 #
-# - A request whose ``seed`` is None gets a random seed chosen by the service before a
-#   backend sees it, so backends always receive a concrete seed.
+# - A request whose ``seed`` is None gets a random seed from `with_seed`, called by the
+#   service when the job is submitted (and by `runner.run_sync`, its headless twin), so
+#   backends always receive a concrete seed.
 # - Batch item ``i`` (0-based) of a request with seed ``s`` uses seed ``s + i``
 #   (wrapping at 2**32), so any single candidate of a batch can be re-run alone with
 #   ``batch_size=1, seed=s + i`` and give the same picture.
 # - The seeds actually used are reported in ``GenerationResult.seeds``.
-
-SEED_MODULUS = 2**32
 
 
 def random_seed() -> int:
@@ -153,7 +340,19 @@ def with_seed(request: GenerationRequest) -> GenerationRequest:
     return dataclasses.replace(request, seed=random_seed())
 
 
-# --------------------------------------------------------------------------- backends
+def request_seeds(request: GenerationRequest) -> tuple[int, ...]:
+    """The seeds a backend uses for `request` (which must have been seeded)."""
+    if request.seed is None:
+        raise GenerationError("internal error: the request reached a backend without a seed")
+    return batch_seeds(request.seed, request.batch_size)
+
+
+# --------------------------------------------------------------------------------- backends
+# A backend runs one request on the worker thread. It reports through the `JobContext`
+# the service hands it, and must call `ctx.check_cancelled()` at least once per
+# denoising step (it raises `JobCancelled`).
+
+
 class JobContext(Protocol):
     job_id: int
 

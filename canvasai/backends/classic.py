@@ -14,7 +14,13 @@ import cv2
 import numpy as np
 
 from canvasai.backends import masking
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task, batch_seeds
+from canvasai.backends.api import (
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    Task,
+    request_seeds,
+)
 from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
 
@@ -102,8 +108,7 @@ class ClassicBackend:
         ctx.check_cancelled()
         image, meta = handler(request, ctx)
         ctx.check_cancelled()
-        seed = 0 if request.seed is None else request.seed
-        seeds = batch_seeds(seed, request.batch_size)
+        seeds = request_seeds(request)
         # Deterministic: every batch item is the same picture; share the one array.
         image.setflags(write=False)
         metadata = {"backend": self.name, "note": NOTES[request.task], **meta}
@@ -160,7 +165,11 @@ class ClassicBackend:
         ctx.progress(2, total)
         ctx.check_cancelled()
         out = image.copy()
-        out[rows, cols] = masking.paste_back(image[rows, cols], filled, crop_mask)
+        # Telea/NS only invent the masked pixels; the rest is the original (not the resampled
+        # reduced-scale fill) before the one paste-back blends it in.
+        crop = image[rows, cols]
+        filled = np.where(crop_mask[..., None] > 0, filled, crop[..., :3])
+        out[rows, cols] = masking.composite(crop, filled, crop_mask, request.blend)
         self._preview(ctx, request, 2, out)
         ctx.progress(total, total)
         return out, meta
@@ -169,7 +178,8 @@ class ClassicBackend:
         self, request: GenerationRequest, ctx: JobContext
     ) -> tuple[np.ndarray, dict[str, Any]]:
         image = _require_image(request)
-        s = masking.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
+        s = request.outpaint
+        assert s is not None  # the request validated it
         ctx.progress(1, 2)
         ctx.check_cancelled()
         try:

@@ -1,4 +1,8 @@
-"""Geometry and pixel plumbing for the editing flows (inpaint, outpaint), numpy + OpenCV only.
+"""Context rectangles, feathering and paste-back, decided once (numpy + OpenCV only).
+
+Every backend that regenerates part of a picture (classic, diffusers, remote) places its
+output with `composite`, and nothing else pastes a result back: the editing flows and the
+CLI take the backend's composite as it is.
 
 Nothing here imports Qt or torch. Conventions follow `canvasai.backends.api`:
 images are ``H x W x 3|4`` uint8, masks ``H x W`` uint8 with 255 = regenerate.
@@ -12,37 +16,15 @@ copies the original bytes wherever alpha is exactly ``0.0``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 import cv2
 import numpy as np
 
-from canvasai.core.errors import GenerationError
+from canvasai.backends.api import PREFILLS, BlendSettings
 from canvasai.core.geometry import Rect
 
 SD1_NATIVE = 512
 SDXL_NATIVE = 1024
-PREFILLS = ("edge", "infill", "blur", "solid")
-
-# How a generated region is blended back: `GenerationRequest.options` keys and defaults.
-# Backends that composite and the CLI's final paste-back read the same values, so the
-# guarantee "bit-identical beyond grow + feather" holds end to end.
-# (Same keys and defaults as canvasai.backends.diffusion.inpaint.)
-GROW_OPTION = "grow_px"
-FEATHER_OPTION = "feather_px"
-DEFAULT_GROW_PX = 0
-DEFAULT_FEATHER_PX = 8
-
-
-def blend_params(options: Mapping[str, Any]) -> tuple[int, int]:
-    """(grow_px, feather_px) from a request's options, with the defaults above."""
-    grow = int(options.get(GROW_OPTION, DEFAULT_GROW_PX))
-    feather = int(options.get(FEATHER_OPTION, DEFAULT_FEATHER_PX))
-    if grow < 0 or feather < 0:
-        raise ValueError("mask grow and feather must not be negative")
-    return grow, feather
-
 
 # --------------------------------------------------------------------------- geometry
 
@@ -237,6 +219,23 @@ def color_match(
     return out
 
 
+def paste_alpha(mask: np.ndarray, blend: BlendSettings) -> np.ndarray:
+    """The alpha `composite` blends with: the mask grown and feathered by `blend`."""
+    return feather_mask(mask, blend.grow_px, blend.feather_px)
+
+
+def composite(
+    original: np.ndarray, generated: np.ndarray, mask: np.ndarray, blend: BlendSettings
+) -> np.ndarray:
+    """THE paste-back: `generated` over `original` through the feathered `mask`.
+
+    Colour-matched to the surroundings first when `blend.color_match` is set. Pixels
+    farther than ``grow_px + feather_px`` from the mask are the original bytes.
+    """
+    gen = color_match(generated, original, mask) if blend.color_match else generated
+    return paste_back(original, gen, paste_alpha(mask, blend))
+
+
 # --------------------------------------------------------------------------- outpaint
 
 
@@ -312,23 +311,3 @@ def outpaint_canvas(
         canvas[..., 3][mask > 0] = 255
     canvas[top : top + h, left : left + w] = img
     return canvas, mask
-
-
-MAX_OUTPAINT_PIXELS = 8192 * 8192
-
-
-def check_outpaint(image: np.ndarray, settings: Any, max_pixels: int = MAX_OUTPAINT_PIXELS) -> Any:
-    """Validate a request's outpaint settings against its image; returns the settings.
-
-    Raises GenerationError with a sentence for the person when they cannot work.
-    """
-    if settings is None:
-        raise GenerationError("outpaint needs margins (left/right/top/bottom)")
-    s = settings
-    margins = (s.left, s.right, s.top, s.bottom)
-    if min(margins) < 0 or max(margins) == 0:
-        raise GenerationError("outpaint needs at least one positive margin and none negative")
-    h, w = image.shape[:2]
-    if (h + s.top + s.bottom) * (w + s.left + s.right) > max_pixels:
-        raise GenerationError("the outpainted image would be too large")
-    return s

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from canvasai.backends.api import (
+    BlendSettings,
     ControlKind,
     ControlSettings,
     GenerationRequest,
@@ -146,7 +147,7 @@ def test_inpaint_outside_mask_untouched(tiny_settings, model: str) -> None:
         model=model,
         image=img,
         mask=mask,
-        options={"feather_px": 4},
+        blend=BlendSettings(grow_px=0, feather_px=4),
     )
     out = res.images[0]
     assert out.shape == img.shape
@@ -198,7 +199,7 @@ def test_outpaint_grows_canvas_and_keeps_original(tiny_models, tiny_settings) ->
         model="sd1-tiny-inpaint",
         image=img,
         outpaint=OutpaintSettings(left=16, bottom=8, prefill="blur"),
-        options={"feather_px": 4},
+        blend=BlendSettings(grow_px=0, feather_px=4),
     )
     out = res.images[0]
     assert out.shape == (H + 8, W + 16, 4)
@@ -258,7 +259,7 @@ def test_sketch_with_mask_keeps_outside(tiny_models, tiny_settings) -> None:
             ControlKind.CANNY, _image(6), model=str(tiny_models.controlnet_scribble)
         ),
     )
-    outside = masking.feather_mask(mask, 0, 8) == 0
+    outside = masking.paste_alpha(mask, BlendSettings()) == 0
     np.testing.assert_array_equal(res.images[0][outside], img[outside])
 
 
@@ -419,7 +420,7 @@ def test_sdxl_family_txt2img_img2img_inpaint(tiny_settings) -> None:
     )
     assert res.images[0].shape == img.shape
     res, _ = _run(tiny_settings, task=Task.INPAINT, model="sdxl-tiny", image=img, mask=mask)
-    outside = masking.feather_mask(mask, 0, masking.DEFAULT_FEATHER_PX) == 0
+    outside = masking.paste_alpha(mask, BlendSettings()) == 0
     np.testing.assert_array_equal(res.images[0][outside], img[outside])
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from canvasai.backends import masking
+from canvasai.backends.api import BlendSettings
 from canvasai.core.geometry import Rect
 
 DOC = Rect(0, 0, 1000, 600)
@@ -163,8 +164,15 @@ def test_outpaint_canvas_rejects_bad_arguments():
         masking.outpaint_canvas(img, left=1, prefill="magic")
 
 
-def test_blend_params_defaults_and_validation():
-    assert masking.blend_params({}) == (masking.DEFAULT_GROW_PX, masking.DEFAULT_FEATHER_PX)
-    assert masking.blend_params({masking.GROW_OPTION: 3, masking.FEATHER_OPTION: 5}) == (3, 5)
-    with pytest.raises(ValueError):
-        masking.blend_params({masking.FEATHER_OPTION: -1})
+def test_composite_is_the_one_paste_back():
+    rng = np.random.default_rng(1)
+    original = rng.integers(0, 256, (40, 50, 4), dtype=np.uint8)
+    generated = rng.integers(0, 256, (40, 50, 4), dtype=np.uint8)
+    mask = np.zeros((40, 50), np.uint8)
+    mask[15:25, 20:30] = 255
+    blend = BlendSettings(grow_px=2, feather_px=3)
+    out = masking.composite(original, generated, mask, blend)
+    alpha = masking.paste_alpha(mask, blend)
+    assert np.array_equal(out[alpha == 0], original[alpha == 0])  # untouched beyond the reach
+    assert np.array_equal(out[mask > 0], generated[mask > 0])  # repainted in full
+    assert alpha[mask > 0].min() == 1.0 and (alpha > 0).sum() > (mask > 0).sum()

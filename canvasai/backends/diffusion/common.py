@@ -13,8 +13,6 @@ from canvasai.backends.api import (
     GenerationRequest,
     GenerationResult,
     JobContext,
-    batch_seeds,
-    random_seed,
 )
 from canvasai.backends.diffusion.pipelines import (
     LoadedModel,
@@ -25,12 +23,6 @@ from canvasai.backends.diffusion.pipelines import (
 from canvasai.core.errors import GenerationError
 
 MULTIPLE = 8
-
-
-def seeds_for(request: GenerationRequest) -> tuple[int, ...]:
-    """Batch item i uses request.seed + i (the service fills the seed; pick one if not)."""
-    seed = request.seed if request.seed is not None else random_seed()
-    return batch_seeds(seed, request.batch_size)
 
 
 def require_image(request: GenerationRequest) -> np.ndarray:

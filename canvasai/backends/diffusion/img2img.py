@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
 from canvasai.backends.diffusion import common
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
@@ -43,7 +43,7 @@ def run(
     ww, wh = common.work_size((w, h), loaded, request.native_resolution)
     work = common.resize(common.rgb(image), (ww, wh))
     pipe, kw = refine_pipe(manager, loaded, work, strength)
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     images, sampler, preview = common.generate_at(
         manager, loaded, pipe, request, ctx, seeds, common.prompt_kwargs(request) | kw, (w, h),
         common.alpha_of(image),

@@ -4,11 +4,11 @@ The model sees a context rectangle around the mask (masking.inpaint_context),
 scaled to its native size and back. True inpainting models (9-channel UNet) get
 the mask and masked image as inputs; a regular 4-channel model runs in diffusers'
 legacy mask-blend mode, which works less well at the borders: the metadata says so.
-The result is pasted back through a feathered mask (masking.paste_back), so
+The result is pasted back through a feathered mask (masking.composite), so
 pixels beyond ``grow + feather`` of the mask are byte-identical to the input.
 
-Options (request.options): ``grow_px`` / ``feather_px`` (masking.blend_params),
-``color_match`` (default False), ``padding`` (context padding fraction, 0.5).
+How the result goes back is the request's `BlendSettings` (grow, feather, colour match,
+context padding), applied by `masking.composite`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from canvasai.backends import masking
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
+from canvasai.backends.api import (
+    BlendSettings,
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    request_seeds,
+)
 from canvasai.backends.diffusion import common
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
 from canvasai.core.errors import GenerationError
@@ -39,9 +45,7 @@ class InpaintJob:
     mask: np.ndarray  # H x W uint8 0/255
     region: Rect  # where the model works
     work: tuple[int, int]  # (w, h) the model runs at
-    grow_px: int = 0
-    feather_px: int = 8
-    color_match: bool = False
+    blend: BlendSettings
 
 
 def plan(
@@ -49,28 +53,15 @@ def plan(
 ) -> InpaintJob:
     if not mask.any():
         raise GenerationError("the mask is empty: paint the area to regenerate first")
-    opts = request.options
     h, w = image.shape[:2]
     region = masking.inpaint_context(
         masking.mask_bbox(mask),
         Rect(0, 0, w, h),
-        padding_frac=float(opts.get("padding", 0.5)),
+        padding_frac=request.blend.padding,
         multiple=common.MULTIPLE,
     )
     work = common.work_size((region.w, region.h), loaded, request.native_resolution)
-    try:
-        grow, feather = masking.blend_params(opts)
-    except ValueError as exc:
-        raise GenerationError(str(exc)) from exc
-    return InpaintJob(
-        image=image,
-        mask=mask,
-        region=region,
-        work=work,
-        grow_px=grow,
-        feather_px=feather,
-        color_match=bool(opts.get("color_match", False)),
-    )
+    return InpaintJob(image=image, mask=mask, region=region, work=work, blend=request.blend)
 
 
 def inpaint_images(
@@ -100,7 +91,6 @@ def inpaint_images(
         pipe = manager.variant(loaded, "inpaint")
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
     previewer = manager.previewer(loaded)
-    alpha = masking.feather_mask(crop_mask, job.grow_px, job.feather_px)
     full_alpha = common.alpha_of(job.image)
 
     def sink(step: int, small: np.ndarray) -> None:
@@ -124,10 +114,8 @@ def inpaint_images(
     out = []
     for gen in raw:
         gen = common.resize(gen, size)
-        if job.color_match:
-            gen = masking.color_match(gen, common.rgb(crop), crop_mask)
         full = job.image.copy()
-        full[rows, cols] = masking.paste_back(crop, gen, alpha)
+        full[rows, cols] = masking.composite(crop, gen, crop_mask, job.blend)
         out.append(full if full.shape[2] == 4 else common.to_rgba(full, full_alpha))
     return out, sampler, previewer.method
 
@@ -140,7 +128,7 @@ def run(
     if not 0.0 < request.strength <= 1.0:
         raise GenerationError(f"denoising strength must be in (0, 1], not {request.strength}")
     job = plan(request, image, mask, loaded)
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     images, sampler, preview = inpaint_images(manager, loaded, request, ctx, job, seeds)
     notes = [] if loaded.is_true_inpaint else [LEGACY_NOTE]
     meta = common.metadata(

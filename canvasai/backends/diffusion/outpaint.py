@@ -9,25 +9,24 @@ it. Original pixels farther than the feather width from the seam stay byte-ident
 from __future__ import annotations
 
 from canvasai.backends import masking
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
 from canvasai.backends.diffusion import common, inpaint
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
-
-MAX_OUTPUT_PIXELS = 8192 * 8192
 
 
 def run(
     manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
 ) -> GenerationResult:
     image = common.require_image(request)
-    s = masking.check_outpaint(image, request.outpaint, MAX_OUTPUT_PIXELS)
+    s = request.outpaint
+    assert s is not None  # the request validated it
     try:
         canvas, mask = masking.outpaint_canvas(image, s.left, s.right, s.top, s.bottom, s.prefill)
     except ValueError as exc:
         raise GenerationError(str(exc)) from exc
     job = inpaint.plan(request, canvas, mask, loaded)
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     images, sampler, preview = inpaint.inpaint_images(manager, loaded, request, ctx, job, seeds)
     notes = [] if loaded.is_true_inpaint else [inpaint.LEGACY_NOTE]
     meta = common.metadata(

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from canvasai.backends.api import ControlSettings, GenerationRequest, GenerationResult, JobContext
+from canvasai.backends.api import (
+    ControlSettings,
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    request_seeds,
+)
 from canvasai.backends.diffusion import common, inpaint
 from canvasai.backends.diffusion.control_maps import control_map
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
@@ -60,7 +66,7 @@ def run(
     cmap, map_note = control_map(control.kind, common.resize(src, (w, h)), control.preprocess)
     cn_info = resolve_controlnet(manager, loaded, control)
     net = manager.controlnet(cn_info)
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     notes = [n for n in (map_note,) if n]
     cn_kw = {"controlnet_conditioning_scale": float(control.scale)}
     key = str(cn_info.path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext
+from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
 from canvasai.backends.diffusion import common
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 
@@ -16,7 +16,7 @@ def run(
     out_w = int(request.width or native)
     out_h = int(request.height or native)
     w, h = common.round8(out_w), common.round8(out_h)
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     notes: list[str] = []
     kwargs = common.prompt_kwargs(request) | {"height": h, "width": w}
     if loaded.is_true_inpaint:

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, UpscaleSettings
+from canvasai.backends.api import (
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    UpscaleSettings,
+    request_seeds,
+)
 from canvasai.backends.diffusion import common, img2img
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
 from canvasai.backends.models import UPSCALER
@@ -102,11 +108,11 @@ def _x4(
     def sink(step: int, frame: np.ndarray) -> None:
         ctx.preview(step, frame.copy())
 
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     reporter = StepReporter(ctx, len(seeds), request.previews, preview_frame, sink)  # type: ignore[arg-type]
     kwargs = common.prompt_kwargs(request) | {
         "image": common.pil(common.rgb(image)),
-        "noise_level": int(request.options.get("noise_level", 20)),
+        "noise_level": int(s.noise_level),
     }
     raw = common.run_batch(
         manager, loaded, pipe, ctx, reporter, seeds, kwargs, legacy_callback=True
@@ -140,7 +146,7 @@ def _tiled(
     out_w, out_h = w * s.scale, h * s.scale
     base = common.resize(common.rgb(image), (out_w, out_h))
     alpha = _alpha_up(image, (out_w, out_h))
-    seeds = common.seeds_for(request)
+    seeds = request_seeds(request)
     if s.refine_strength <= 0:
         meta = common.metadata(
             request,
