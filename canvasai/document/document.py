@@ -127,6 +127,19 @@ class Document:
         self.notify_pixels(layer, rect)
         return rect
 
+    def add_metadata_entry(self, key: str, entry: Any, limit: int | None = None) -> None:
+        """Append `entry` to the list ``metadata[key]`` (keeping the newest `limit`).
+
+        Not an undo step, but a change: the document is unsaved and due for autosave.
+        """
+        entries = self.metadata.get(key)
+        if not isinstance(entries, list):
+            entries = self.metadata[key] = []
+        entries.append(entry)
+        if limit is not None:
+            del entries[:-limit]
+        self.history.note_change()
+
     def read_layer(self, layer: Layer, rect: Rect | None = None) -> np.ndarray:
         return layer.surface.read(rect or self.rect)
 

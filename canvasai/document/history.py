@@ -60,6 +60,7 @@ class History:
         self.changed = EventEmitter()  # no args: the stacks changed
         self.clean_index = 0  # len(_undo) at the last save
         self.revision = 0  # bumps on every change (autosave uses it)
+        self._unsaved_extra = False  # a change with no undo step (see note_change)
         self._open_macro: list[Command] | None = None
 
     @contextmanager
@@ -139,17 +140,26 @@ class History:
     def nbytes(self) -> int:
         return sum(c.nbytes for c in self._undo) + sum(c.nbytes for c in self._redo)
 
+    def note_change(self) -> None:
+        """Record a change that has no undo step (e.g. a generation-history entry): the
+        document is unsaved and due for autosave until the next `mark_clean`."""
+        self._unsaved_extra = True
+        self.revision += 1
+        self.changed.emit()
+
     def mark_clean(self) -> None:
         self.clean_index = len(self._undo)
+        self._unsaved_extra = False
 
     @property
     def is_clean(self) -> bool:
-        return self.clean_index == len(self._undo)
+        return self.clean_index == len(self._undo) and not self._unsaved_extra
 
     def clear(self) -> None:
         self._undo.clear()
         self._redo.clear()
         self.clean_index = 0
+        self._unsaved_extra = False
         self.changed.emit()
 
     def _trim(self) -> None:

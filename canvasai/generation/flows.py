@@ -17,14 +17,14 @@ into one undoable change of the document.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from canvasai.backends import masking
 from canvasai.backends.api import (
-    CLASSIC_MODEL,
     ControlKind,
     ControlSettings,
     GenerationRequest,
@@ -39,6 +39,8 @@ from canvasai.document.document import Document
 from canvasai.document.layer import Layer
 from canvasai.document.tiles import TiledSurface
 from canvasai.document.transform import resize_canvas, scale_document
+from canvasai.generation.history import GenerationRecord
+from canvasai.generation.params import FlowParams
 
 FLOWS = ("auto", "generate", "refine", "inpaint", "outpaint", "sketch", "upscale")
 MAX_STRIP = 512  # px of existing image given as context to an outpaint
@@ -46,41 +48,6 @@ MAX_STRIP = 512  # px of existing image given as context to an outpaint
 
 class FlowError(CanvasAIError):
     """The document is not ready for the chosen flow (e.g. inpaint without a mask)."""
-
-
-@dataclass
-class FlowParams:
-    """What the generation panel holds; everything a flow needs besides the document."""
-
-    prompt: str = ""
-    negative_prompt: str = ""
-    model: str = CLASSIC_MODEL
-    steps: int = 20
-    guidance: float = 7.0
-    strength: float = 0.75
-    seed: int | None = None
-    batch_size: int = 1
-    scheduler: str = "default"
-    # inpaint
-    grow_px: int = 4
-    feather_px: int = 12
-    color_match: bool = False
-    classic_method: str = "telea"
-    # outpaint
-    margins: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom
-    prefill: str = "infill"
-    # sketch
-    control: ControlKind = ControlKind.SCRIBBLE
-    controlnet: str | None = None
-    control_scale: float = 1.0
-    sketch_use_mask: bool = True
-    # upscale
-    upscale_factor: int = 2
-    upscale_source: str = "image"  # "image" | "layer"
-    upscale_target: str = "resize"  # "resize" | "new_document"
-    tile: int = 512
-    overlap: int = 64
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,6 +77,7 @@ def _base_request(task: Task, p: FlowParams, **kw: Any) -> GenerationRequest:
         "task": task, "prompt": p.prompt, "negative_prompt": p.negative_prompt, "model": p.model,
         "steps": p.steps, "guidance": p.guidance, "strength": p.strength, "seed": p.seed,
         "batch_size": p.batch_size, "scheduler": p.scheduler, "classic_method": p.classic_method,
+        "blend": p.blend(),
     }
     return GenerationRequest(**(fields | kw))
 
@@ -170,7 +138,6 @@ def plan_inpaint(doc: Document, p: FlowParams) -> FlowJob:
                                    doc.rect)
     request = _base_request(
         Task.INPAINT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0],
-        options={"grow_px": p.grow_px, "feather_px": p.feather_px},
     )
     return FlowJob("inpaint", request, ctx, ctx, p, preview_rect=ctx)
 
@@ -223,13 +190,13 @@ def plan_sketch(doc: Document, p: FlowParams) -> FlowJob:
     if not layer.surface.tile_keys() and not layer.surface.fill[3]:
         raise FlowError(f"The sketch layer “{layer.name}” is empty: draw something first.")
     sketch = _over_white(layer, doc.rect)
-    control = ControlSettings(kind=p.control, image=sketch[..., :3], model=p.controlnet,
-                              preprocess=True, scale=p.control_scale)
+    control = ControlSettings(kind=ControlKind(p.control), image=sketch[..., :3],
+                              model=p.controlnet, preprocess=p.control_preprocess,
+                              scale=p.control_scale)
     mask = region_mask(doc) if p.sketch_use_mask else None
     kw: dict[str, Any] = {}
     if mask is not None and mask.any():
-        kw = {"image": _snapshot(doc, doc.rect), "mask": mask,
-              "options": {"grow_px": p.grow_px, "feather_px": p.feather_px}}
+        kw = {"image": _snapshot(doc, doc.rect), "mask": mask}
     request = _base_request(Task.SKETCH, p, control=control, width=doc.width, height=doc.height,
                             **kw)
     return FlowJob("sketch", request, doc.rect, doc.rect, p, sketch_layer_id=layer.id,
@@ -259,7 +226,7 @@ def plan_upscale(doc: Document, p: FlowParams) -> FlowJob:
     request = _base_request(
         Task.UPSCALE, p, image=image,
         upscale=UpscaleSettings(scale=f, tile=p.tile, overlap=p.overlap,
-                                refine_strength=min(p.strength, 0.5)),
+                                refine_strength=min(p.strength, 0.5), sharpen=p.upscale_sharpen),
     )
     target = Rect(0, 0, doc.width * f, doc.height * f)
     return FlowJob("upscale", request, target, doc.rect, p, preview_rect=doc.rect)
@@ -285,25 +252,11 @@ def plan_refine(doc: Document, p: FlowParams) -> FlowJob:
 
 
 # --------------------------------------------------------------------------- results
-def generation_record(job: FlowJob, seed: int, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The parameters kept on an accepted layer (and exported as A1111-style text)."""
-    r = job.request
-    meta = dict(metadata or {})
-    return {
-        "flow": job.flow,
-        "task": r.task.value,
-        "prompt": r.prompt,
-        "negative_prompt": r.negative_prompt,
-        "steps": r.steps,
-        "sampler": meta.get("sampler", r.scheduler),
-        "cfg_scale": r.guidance,
-        "seed": int(seed),
-        "strength": r.strength,
-        "width": job.target.w,
-        "height": job.target.h,
-        "model": meta.get("model", r.model),
-        "backend": meta.get("backend", "classic" if r.model == CLASSIC_MODEL else "diffusers"),
-    }
+def generation_record(job: FlowJob, seed: int,
+                      metadata: Mapping[str, Any] | None = None) -> GenerationRecord:
+    """The one record of a candidate: kept on its layer, in the history and in exports."""
+    return GenerationRecord.of(job.flow, job.params, job.request, seed,
+                               (job.target.w, job.target.h), metadata)
 
 
 def layer_name(job: FlowJob, seed: int) -> str:
@@ -329,14 +282,18 @@ def _check_size(image: np.ndarray, w: int, h: int, what: str) -> np.ndarray:
 
 
 def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
-                 metadata: dict[str, Any] | None = None) -> Layer | Document:
+                 metadata: Mapping[str, Any] | None = None, *,
+                 into_active: bool = False) -> Layer | Document:
     """Put an accepted result into the document as one undo step.
 
     Returns the new layer, or a new Document for an upscale sent to a new document.
+    With `into_active`, an inpaint result replaces the pixels it reaches in the active
+    layer instead of landing on a new layer above (exact for a one-layer document even
+    where it is semi-transparent; the CLI uses it).
     Raises FlowError (document unchanged) when the document no longer fits the job.
     """
     img = _result_rgba(image)
-    record = generation_record(job, seed, metadata)
+    record = generation_record(job, seed, metadata).to_dict()
     name = layer_name(job, seed)
     if job.flow == "upscale" and job.params.upscale_target == "new_document":
         t = job.target
@@ -351,7 +308,9 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
     with doc.history.macro(name):
         layer = Layer(name, generation=record)
         if job.flow == "inpaint":
-            _apply_inpaint(doc, job, img, layer)
+            _apply_inpaint(doc, job, img, layer, into_active)
+            if into_active:
+                return doc.active_layer  # type: ignore[return-value]
         elif job.flow == "outpaint":
             _apply_outpaint(doc, job, img, layer)
         elif job.flow == "upscale":
@@ -362,8 +321,8 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
             t = job.target
             img = _check_size(img, t.w, t.h, job.flow)
             if job.flow == "sketch" and job.request.mask is not None:
-                alpha = masking.feather_mask(job.request.mask, job.params.grow_px,
-                                              job.params.feather_px)
+                # The backend composited inside the mask; the layer covers what it reached.
+                alpha = masking.paste_alpha(job.request.mask, job.request.blend)
                 img = img.copy()
                 img[..., 3] = np.minimum(img[..., 3], (alpha * 255 + 0.5).astype(np.uint8))
             layer.surface.write(t.x, t.y, img)
@@ -376,19 +335,24 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
     return layer
 
 
-def _apply_inpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> None:
+def _apply_inpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer,
+                   into_active: bool) -> None:
     t = job.target
     img = _check_size(img, t.w, t.h, "inpaint")
     original = job.request.image
-    mask = job.request.mask
-    p = job.params
-    if p.color_match:
-        img = _result_rgba(masking.color_match(img, original, mask))
-    alpha = masking.feather_mask(mask, p.grow_px, p.feather_px)
-    # The backend's result already equals the original beyond the feathered mask; the layer
-    # covers exactly the pixels the feather reaches and is transparent elsewhere.
-    pasted = masking.paste_back(original, img, alpha)
-    out = _result_rgba(pasted).copy()
+    # The backend pasted its result back already (masking.composite, the one paste-back):
+    # it equals the original beyond the feathered mask. The layer keeps exactly the pixels
+    # the feather reaches and is transparent elsewhere, so everything else composites
+    # bit-identically.
+    alpha = masking.paste_alpha(job.request.mask, job.request.blend)
+    active = doc.active_layer
+    if into_active and active is not None:
+        reached = (alpha > 0)[..., None]
+        pixels = np.where(reached, img, active.surface.read(t))
+        doc.write_pixels(active, t.x, t.y, pixels, text=layer.name)
+        active.generation = layer.generation
+        return
+    out = img.copy()
     out[..., 3] = np.where(alpha > 0, np.maximum(out[..., 3], original[..., 3]), 0)
     out[alpha <= 0] = 0
     layer.surface.write(t.x, t.y, out)
@@ -417,7 +381,7 @@ def _apply_upscale(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -
     scale_document(doc, t.w, t.h, text="Upscale")
     if job.params.upscale_source == "layer" and active is not None:
         doc.write_pixels(active, 0, 0, img, text="Upscaled layer")
-        active.generation = generation_record(job, 0) | (layer.generation or {})
+        active.generation = layer.generation
         return
     layer.surface.write(0, 0, img)
     doc.add_layer(layer=layer, index=len(doc.layers))

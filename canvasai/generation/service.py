@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
-from canvasai.backends.api import GenerationRequest
+from canvasai.backends.api import GenerationRequest, with_seed
 from canvasai.core.errors import CanvasAIError, JobCancelled
 from canvasai.generation.runner import BackendFactory, default_backend_factory, describe_error
 from canvasai.generation.runner import execute as execute_job
@@ -209,8 +209,13 @@ class GenerationService(QObject):
 
     def submit(self, request: GenerationRequest) -> int:
         """Queue `request`; returns its job id at once (ids start at 1 and increase)."""
+        return self.submit_job(request)[0]
+
+    def submit_job(self, request: GenerationRequest) -> tuple[int, GenerationRequest]:
+        """Queue `request`; returns its job id and the request as it will run (seed chosen)."""
         if not isinstance(request, GenerationRequest):
             raise TypeError("submit() needs a GenerationRequest")
+        request = with_seed(request)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the generation service has been shut down")
@@ -219,7 +224,7 @@ class GenerationService(QObject):
             # Post 'queued' before waking the worker so it is delivered before 'started'.
             self._post("queued", job.id)
             self._wake.emit()
-        return job.id
+        return job.id, request
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job. Returns False if it is unknown or already over."""

@@ -1,15 +1,15 @@
 """Joins the canvas and the generation service: Generate, live previews, staging, accept.
 
 Lives on the GUI thread. It plans a job from the document (a frozen snapshot, see
-`canvasai.generation.flows`), submits one request per batch item (so candidates
-arrive as each finishes), draws each preview on the canvas over the job's region,
-stages finished candidates, and applies an accepted one as a single undo step. A
-failed or cancelled job never touches the document.
+`canvasai.generation.flows`), submits it as one request (the service picks the seed and
+the backend runs the batch), draws each preview on the canvas over the job's region,
+stages finished candidates, records them in the document's generation history, and
+applies an accepted one as a single undo step. A failed or cancelled job never touches
+the document.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import replace
 from typing import Any
@@ -214,21 +214,17 @@ class GenerationController(QObject):
         self._submit(doc, job)
 
     def _submit(self, doc: Document, job: FlowJob) -> None:
-        n = job.request.batch_size
-        base_seed = job.request.seed if job.request.seed is not None else random.randrange(2**31)
-        self._last_job = replace(job, request=replace(job.request, seed=base_seed))
-        self._batch = []
-        self._batch_size = n
+        # The service chooses the seed (if the panel left it open): keep the job as it runs.
+        job_id, request = self.service.submit_job(job.request)
+        job = replace(job, request=request, params=replace(job.params, seed=request.seed))
+        self._last_job = job
+        self._jobs[job_id] = job
+        self._job_doc[job_id] = doc
+        self._batch = [job_id]
+        self._batch_size = job.request.batch_size
         self.strip.clear()
         self._shown = None
-        for i in range(n):
-            seed = (base_seed + i) % (2**32)
-            one = replace(job, request=replace(job.request, seed=seed, batch_size=1))
-            job_id = self.service.submit(one.request)
-            self._jobs[job_id] = one
-            self._job_doc[job_id] = doc
-            self._batch.append(job_id)
-        self.panel.note_seed(base_seed)
+        self.panel.note_seed(int(job.request.seed))
         self.panel.set_busy(True)
         self.panel.set_status("Queued…")
         self.cancel_action.setEnabled(True)
@@ -271,14 +267,13 @@ class GenerationController(QObject):
 
     def _on_started(self, job_id: int) -> None:
         if job_id in self._batch:
-            i = self._batch_size - len(self._batch) + 1
-            self.panel.set_status(f"{i}/{self._batch_size} · starting…" if self._batch_size > 1
-                                  else "Starting…")
+            self.panel.set_status("Starting…")
 
     def _on_progress(self, job_id: int, step: int, total: int) -> None:
         if job_id in self._batch:
-            i = self._batch_size - len(self._batch) + 1
-            self.panel.set_progress(step, total, i, self._batch_size)
+            n = max(1, self._batch_size)
+            item = min(n, (max(step, 1) - 1) * n // max(total, 1) + 1)  # progress spans the batch
+            self.panel.set_progress(step, total, item, n)
 
     def _on_preview(self, job_id: int, step: int, rgba: Any) -> None:
         job = self._jobs.get(job_id)
@@ -296,7 +291,7 @@ class GenerationController(QObject):
             meta = dict(result.metadata)
             for image, seed in zip(result.images, result.seeds, strict=False):
                 index = self.strip.add(Candidate(image, int(seed), job, meta))
-                record(doc, job.flow, job.params, int(seed), image, str(meta.get("backend", "")))
+                record(doc, flows.generation_record(job, int(seed), meta), image)
                 if index == 0 or self._shown is None:
                     self.show_candidate(self.strip.current_index())
             self.history_panel.refresh()

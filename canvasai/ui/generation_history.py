@@ -8,7 +8,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from canvasai.document.document import Document
-from canvasai.generation.history import HISTORY_KEY, params_from
+from canvasai.generation.history import entries, params_from
 from canvasai.ui.images import thumbnail
 
 
@@ -35,8 +35,7 @@ class GenerationHistoryPanel(QWidget):
 
     def refresh(self) -> None:
         self.list.clear()
-        entries = (self._doc.metadata.get(HISTORY_KEY) or []) if self._doc else []
-        for i, entry in reversed(list(enumerate(entries))):
+        for i, entry in reversed(list(enumerate(entries(self._doc)))):
             p = entry.get("params") or {}
             prompt = (p.get("prompt") or "").strip() or "(no prompt)"
             text = f"{entry.get('flow', '?')} · seed {entry.get('seed')}\n{prompt[:48]}"
@@ -52,5 +51,5 @@ class GenerationHistoryPanel(QWidget):
         item = self.list.currentItem() or (self.list.item(0) if self.list.count() else None)
         if item is None or self._doc is None:
             return
-        entry = self._doc.metadata[HISTORY_KEY][item.data(Qt.ItemDataRole.UserRole)]
+        entry = entries(self._doc)[item.data(Qt.ItemDataRole.UserRole)]
         self.reuse_requested.emit(params_from(entry), str(entry.get("flow", "auto")))

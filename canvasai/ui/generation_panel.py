@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -25,8 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from canvasai.backends.api import CLASSIC_MODEL, ControlKind
-from canvasai.generation.flows import FlowParams
+from canvasai.backends.api import CLASSIC_MODEL, MAX_MARGIN, SCHEDULERS, SEED_MODULUS, ControlKind
+from canvasai.core import settings
+from canvasai.core.settings import RANGES
+from canvasai.generation.params import FlowParams
 
 TASKS = (
     ("auto", "Auto (from mask, frame, sketch)"),
@@ -37,14 +39,17 @@ TASKS = (
     ("sketch", "Sketch → Render"),
     ("upscale", "Upscale"),
 )
-SCHEDULERS = ("default", "euler", "euler_a", "dpmpp_2m", "ddim", "unipc", "lcm")
-PROMPT_HISTORY_KEY = "generation/prompt_history"
-MAX_PROMPT_HISTORY = 30
+PROMPT_HISTORY_KEY = "ui/prompt_history"
 
 
-def _spin(lo: int, hi: int, value: int, suffix: str = "") -> QSpinBox:
+def _range(key: str) -> tuple[float, float]:
+    """A field's limits from the settings model (the request contract checks the same)."""
+    return RANGES[f"generation/{key}"]
+
+
+def _spin(lo: float, hi: float, value: int, suffix: str = "") -> QSpinBox:
     s = QSpinBox()
-    s.setRange(lo, hi)
+    s.setRange(int(lo), int(hi))
     s.setValue(value)
     if suffix:
         s.setSuffix(suffix)
@@ -126,14 +131,15 @@ class GenerationPanel(QWidget):
 
         sampling = QGroupBox("Sampling")
         form = QFormLayout(sampling)
-        self.steps = _spin(1, 150, 20)
-        self.guidance = _dspin(0.0, 30.0, 7.0, 0.5, 1)
-        self.strength = _dspin(0.0, 1.0, 0.75, 0.05)
+        d = settings.current().generation
+        self.steps = _spin(*_range("steps"), d.steps)
+        self.guidance = _dspin(*_range("guidance"), d.guidance, 0.5, 1)
+        self.strength = _dspin(*_range("strength"), d.strength, 0.05)
         self.scheduler = QComboBox()
         self.scheduler.addItems(SCHEDULERS)
-        self.batch = _spin(1, 8, 1)
+        self.batch = _spin(*_range("batch_size"), d.batch_size)
         seed_row = QHBoxLayout()
-        self.seed = _spin(0, 2**31 - 1, 0)
+        self.seed = _dspin(0, SEED_MODULUS - 1, 0, 1, 0)  # a double holds every 32-bit seed
         self.seed_lock = QToolButton()
         self.seed_lock.setText("Lock")
         self.seed_lock.setCheckable(True)
@@ -156,8 +162,8 @@ class GenerationPanel(QWidget):
         # -- task sections --------------------------------------------------------------------
         self.inpaint_box = QGroupBox("Inpaint")
         f = QFormLayout(self.inpaint_box)
-        self.grow = _spin(0, 256, 4, " px")
-        self.feather = _spin(0, 256, 12, " px")
+        self.grow = _spin(*_range("grow_px"), d.grow_px, " px")
+        self.feather = _spin(*_range("feather_px"), d.feather_px, " px")
         self.color_match = QCheckBox("Match colours to the surroundings")
         self.classic_method = QComboBox()
         self.classic_method.addItem("Telea", "telea")
@@ -170,7 +176,7 @@ class GenerationPanel(QWidget):
 
         self.outpaint_box = QGroupBox("Outpaint")
         f = QFormLayout(self.outpaint_box)
-        self.margin_spins = [_spin(0, 4096, 0, " px") for _ in range(4)]
+        self.margin_spins = [_spin(0, MAX_MARGIN, 0, " px") for _ in range(4)]
         for label, spin in zip(("Left", "Top", "Right", "Bottom"), self.margin_spins, strict=True):
             spin.setSingleStep(8)
             spin.valueChanged.connect(self._margins_edited)
@@ -195,14 +201,19 @@ class GenerationPanel(QWidget):
             self.control.addItem(kind.value.capitalize(), kind.value)
         self.controlnet = QComboBox()
         self.controlnet.addItem("Pick by control type", None)
-        self.control_scale = _dspin(0.0, 2.0, 1.0, 0.05)
+        self.control_scale = _dspin(*_range("control_scale"), d.control_scale, 0.05)
         self.sketch_mask = QCheckBox("Only inside the mask")
         self.sketch_mask.setChecked(True)
+        self.control_preprocess = QCheckBox("Detect lines/edges/depth first")
+        self.control_preprocess.setToolTip(
+            "Off when the sketch layer already is a control map (edges, depth, …)")
+        self.control_preprocess.setChecked(True)
         mark = QPushButton("Use active layer as sketch")
         mark.clicked.connect(self.mark_sketch_clicked)
         f.addRow("Control", self.control)
         f.addRow("ControlNet", self.controlnet)
         f.addRow("Control strength", self.control_scale)
+        f.addRow(self.control_preprocess)
         f.addRow(self.sketch_mask)
         f.addRow(mark)
         lay.addWidget(self.sketch_box)
@@ -218,13 +229,16 @@ class GenerationPanel(QWidget):
         self.upscale_target = QComboBox()
         self.upscale_target.addItem("Resize this document", "resize")
         self.upscale_target.addItem("Open as a new document", "new_document")
-        self.tile = _spin(128, 2048, 512, " px")
-        self.overlap = _spin(0, 512, 64, " px")
+        self.tile = _spin(*_range("tile"), d.tile, " px")
+        self.overlap = _spin(*_range("overlap"), d.overlap, " px")
+        self.sharpen = _dspin(0.0, 5.0, 0.0, 0.1)
+        self.sharpen.setToolTip("Classic upscale: unsharp-mask amount (0 = off)")
         f.addRow("Factor", self.upscale_factor)
         f.addRow("Source", self.upscale_source)
         f.addRow("Result", self.upscale_target)
         f.addRow("Tile", self.tile)
         f.addRow("Overlap", self.overlap)
+        f.addRow("Sharpen", self.sharpen)
         lay.addWidget(self.upscale_box)
         lay.addStretch(1)
 
@@ -319,7 +333,7 @@ class GenerationPanel(QWidget):
             self.task.setCurrentIndex(i)
 
     def params(self) -> FlowParams:
-        seed = self.seed.value() if self.seed_lock.isChecked() else None
+        seed = int(self.seed.value()) if self.seed_lock.isChecked() else None
         return FlowParams(
             prompt=self.prompt.toPlainText().strip(),
             negative_prompt=self.negative.toPlainText().strip(),
@@ -333,37 +347,57 @@ class GenerationPanel(QWidget):
             margins=self.margins(), prefill=self.prefill.currentData(),
             control=ControlKind(self.control.currentData()),
             controlnet=self.controlnet.currentData(), control_scale=self.control_scale.value(),
+            control_preprocess=self.control_preprocess.isChecked(),
             sketch_use_mask=self.sketch_mask.isChecked(),
             upscale_factor=int(self.upscale_factor.currentData()),
             upscale_source=self.upscale_source.currentData(),
             upscale_target=self.upscale_target.currentData(),
+            upscale_sharpen=self.sharpen.value(),
             tile=self.tile.value(), overlap=self.overlap.value(),
         )
 
     def set_params(self, p: FlowParams, flow: str | None = None) -> None:
-        """Restore settings (history's "use these settings again")."""
+        """Restore every setting of `p` (history's "use these settings again").
+
+        A model or ControlNet that is not in the lists (picked by path, or gone since) is
+        added under its stored name, so the settings come back as they were.
+        """
         if flow:
             self.set_flow(flow)
         self.prompt.setPlainText(p.prompt)
         self.negative.setPlainText(p.negative_prompt)
-        i = self.model.findData(p.model)
-        if i >= 0:
-            self.model.setCurrentIndex(i)
+        self._select_or_keep(self.model, p.model or CLASSIC_MODEL, str(p.model))
         self.steps.setValue(p.steps)
         self.guidance.setValue(p.guidance)
         self.strength.setValue(p.strength)
         self.scheduler.setCurrentText(p.scheduler)
         self.batch.setValue(p.batch_size)
+        self.seed_lock.setChecked(p.seed is not None)
         if p.seed is not None:
             self.seed.setValue(p.seed)
-            self.seed_lock.setChecked(True)
         self.grow.setValue(p.grow_px)
         self.feather.setValue(p.feather_px)
         self.color_match.setChecked(p.color_match)
-        self.prefill.setCurrentIndex(max(0, self.prefill.findData(p.prefill)))
-        self.control.setCurrentIndex(max(0, self.control.findData(ControlKind(p.control).value)))
+        self._set_data(self.classic_method, p.classic_method)
+        self.set_margins(tuple(int(v) for v in p.margins))  # type: ignore[arg-type]
+        self._set_data(self.prefill, p.prefill)
+        self._set_data(self.control, ControlKind(p.control).value)
+        self._select_or_keep(self.controlnet, p.controlnet, str(p.controlnet))
         self.control_scale.setValue(p.control_scale)
-        self.upscale_factor.setCurrentIndex(max(0, self.upscale_factor.findData(p.upscale_factor)))
+        self.control_preprocess.setChecked(p.control_preprocess)
+        self.sketch_mask.setChecked(p.sketch_use_mask)
+        self._set_data(self.upscale_factor, p.upscale_factor)
+        self._set_data(self.upscale_source, p.upscale_source)
+        self._set_data(self.upscale_target, p.upscale_target)
+        self.sharpen.setValue(p.upscale_sharpen)
+        self.tile.setValue(p.tile)
+        self.overlap.setValue(p.overlap)
+
+    @staticmethod
+    def _set_data(combo: QComboBox, value: object) -> None:
+        i = combo.findData(value)
+        if i >= 0:
+            combo.setCurrentIndex(i)
 
     def margins(self) -> tuple[int, int, int, int]:
         return tuple(s.value() for s in self.margin_spins)  # type: ignore[return-value]
@@ -451,23 +485,17 @@ class GenerationPanel(QWidget):
 
     # -- prompt history --------------------------------------------------------------------------
     def _load_prompt_history(self) -> None:
-        history = QSettings().value(PROMPT_HISTORY_KEY, []) or []
-        if isinstance(history, str):
-            history = [history]
         self.recent.clear()
         self.recent.addItem("Recent prompts…", None)
-        for text in history:
+        for text in settings.current().ui.prompt_history:
             self.recent.addItem(text if len(text) < 60 else text[:59] + "…", text)
 
     def remember_prompt(self, text: str) -> None:
         if not text:
             return
-        settings = QSettings()
-        history = settings.value(PROMPT_HISTORY_KEY, []) or []
-        if isinstance(history, str):
-            history = [history]
-        history = [text] + [h for h in history if h != text]
-        settings.setValue(PROMPT_HISTORY_KEY, history[:MAX_PROMPT_HISTORY])
+        ui = settings.current().ui
+        history = [text] + [h for h in ui.prompt_history if h != text]
+        settings.update(**{PROMPT_HISTORY_KEY: history[: ui.prompt_history_size]})
         self._load_prompt_history()
 
     def _use_recent(self, index: int) -> None:
@@ -475,4 +503,3 @@ class GenerationPanel(QWidget):
         if text:
             self.prompt.setPlainText(text)
         self.recent.setCurrentIndex(0)
-

@@ -1,5 +1,7 @@
 """Editing flows end to end on the document with the classic (OpenCV) backend."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,8 @@ from canvasai.document.document import Document
 from canvasai.document.selection import select_rect
 from canvasai.document.stroke import Stroke
 from canvasai.generation import flows
-from canvasai.generation.flows import FlowError, FlowParams
+from canvasai.generation.flows import FlowError
+from canvasai.generation.params import FlowParams
 from canvasai.generation.runner import run_sync
 
 
@@ -141,12 +144,22 @@ def test_accepted_result_and_history_survive_an_ora_round_trip(tmp_path):
     job = flows.plan(doc, "inpaint", params)
     image, seed, meta = run(job)
     flows.apply_result(doc, job, image, seed, meta)
-    record(doc, job.flow, job.params, seed, image, "classic")
+    assert doc.history.is_clean is False
+    doc.history.mark_clean()
+    record(doc, flows.generation_record(job, seed, meta), image)
+    assert doc.history.is_clean is False  # a history entry is a change worth saving
     path = tmp_path / "p.ora"
     save_ora(doc, path)
     back = load_ora(path)
     assert back.layers[-1].generation["prompt"] == "a lighthouse"
     assert back.layers[-1].generation["seed"] == seed
     entry = back.metadata["generation_history"][-1]
-    assert params_from(entry).prompt == "a lighthouse" and entry["thumbnail"].ndim == 3
+    assert params_from(entry) == replace(params, seed=seed)
+    assert params_from(back.layers[-1].generation) == replace(params, seed=seed)
+    assert entry["thumbnail"].ndim == 3
+    # one record, one set of keys: the layer's dict is the history entry less the thumbnail
+    def same(d):  # the accept time differs from the finish time, nothing else
+        return {k: v for k, v in d.items() if k not in ("thumbnail", "time")}
+
+    assert same(entry) == same(back.layers[-1].generation)
     assert np.array_equal(Compositor(back).flatten(), Compositor(doc).flatten())

@@ -63,9 +63,9 @@ def test_run_sync_failure_becomes_generation_error(fake_backend):
 def test_default_factory_classic_and_unknown_model(tmp_path, monkeypatch):
     monkeypatch.setenv("CANVASAI_MODELS_DIR", str(tmp_path))
     factory = default_backend_factory()
-    assert factory(GenerationRequest(Task.INPAINT)).name == "classic"
+    assert factory(GenerationRequest(Task.TXT2IMG)).name == "classic"
     with pytest.raises(ModelError):
-        factory(GenerationRequest(Task.INPAINT, model="definitely-not-installed"))
+        factory(GenerationRequest(Task.TXT2IMG, model="definitely-not-installed"))
 
 
 def test_describe_error_messages():

@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
 from canvasai.backends import masking
-from canvasai.backends.api import GenerationRequest, Task
+from canvasai.backends.api import BlendSettings, GenerationRequest, Task
 from canvasai.core.errors import GenerationError
 from canvasai.generation.service import GenerationService
 
@@ -306,11 +306,7 @@ def test_tiny_diffusers_inpaint_end_to_end_through_the_service(
     qtbot, make_service, tmp_path_factory, request
 ):
     """The real path: service -> router -> diffusers inpaint on a tiny random model."""
-    tiny_models = pytest.importorskip("tests.support.tiny_models")
-    try:
-        import canvasai.backends.router  # noqa: F401
-    except ModuleNotFoundError:
-        pytest.skip("canvasai.backends.router is not available yet")
+    from tests.support import tiny_models
     try:  # the session-wide build from tests.support.fixtures, when that plugin is enabled
         models = request.getfixturevalue("tiny_models")
     except pytest.FixtureLookupError:
@@ -330,7 +326,7 @@ def test_tiny_diffusers_inpaint_end_to_end_through_the_service(
             model=str(models.sd1_inpaint),
             steps=3,
             seed=11,
-            options={"feather_px": 4},
+            blend=BlendSettings(grow_px=0, feather_px=4),
         )
     )
     qtbot.waitUntil(lambda: rec.ended(job), timeout=120_000)

@@ -206,3 +206,34 @@ def test_sketch_render_lands_above_the_sketch_layer(qtbot, win, tiny_env):
     assert gen.accept(0)
     idx = doc.index_of(sketch)
     assert doc.layers[idx + 1].generation["flow"] == "sketch"
+
+
+def test_generate_then_close_asks_to_save_and_autosave_keeps_the_history(
+        qtbot, win, monkeypatch):
+    from canvasai.formats.ora import load_ora
+
+    gen, doc = win.generation, win.document
+    doc.history.mark_clean()
+    win.files._autosaved = (id(doc), doc.history.revision)  # as if just saved
+    assert not win.is_modified() and not win.files.needs_autosave()
+    paint_mask(doc, 96, 80, 10)
+    doc.history.mark_clean()
+    win.files._autosaved = (id(doc), doc.history.revision)
+    press_generate(qtbot, gen)
+    assert len(gen.strip.candidates) == 1, gen.panel.message.text()
+    # Nothing accepted, but the job is in the document's history: that is worth saving.
+    assert win.is_modified() and win.files.needs_autosave()
+    from PySide6.QtWidgets import QMessageBox
+
+    from canvasai.core import settings
+
+    settings.update(**{"ui/confirm_dialogs": True})
+    asked = []
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Cancel))
+    assert not win.close() and asked == ["The document has unsaved changes."]
+    with qtbot.waitSignal(win.files.autosaved, timeout=TIMEOUT_MS):
+        assert win.files.autosave_now()
+    recovered = load_ora(win.files.recovery.ora_path)
+    entry = recovered.metadata["generation_history"][-1]
+    assert entry["flow"] == "inpaint" and entry["seed"] == gen.strip.candidates[0].seed

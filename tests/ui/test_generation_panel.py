@@ -1,28 +1,65 @@
 """The generation panel on its own: params round trip, prompt history, typing safety."""
 
-from PySide6.QtCore import QSettings, Qt
+from dataclasses import fields
+
+from PySide6.QtCore import Qt
 
 from canvasai.backends.api import CLASSIC_MODEL, ControlKind
-from canvasai.generation.flows import FlowParams
 from canvasai.generation.history import params_from
-from canvasai.ui.generation_panel import PROMPT_HISTORY_KEY, GenerationPanel
+from canvasai.generation.params import FlowParams
+from canvasai.core import settings
+from canvasai.ui.generation_panel import GenerationPanel
 
 
-def test_params_round_trip_through_set_params(qtbot):
+def _every_field_changed() -> FlowParams:
+    """A FlowParams in which every field differs from its default, derived from the dataclass
+    itself: a field added later is covered without touching this test."""
+    default = FlowParams()
+    changed = {
+        bool: lambda v: not v,
+        int: lambda v: v + 3 if v < 8 else v // 2,
+        float: lambda v: round(v * 0.5 + 0.1, 2),
+        str: lambda v: v + "!",
+    }
+    special = {  # fields whose values come from a fixed list
+        "model": "my-model", "seed": 123456789, "scheduler": "euler_a", "upscale_factor": 4,
+        "classic_method": "ns", "prefill": "edge", "control": ControlKind.DEPTH,
+        "controlnet": "my-controlnet", "margins": (8, 16, 24, 32), "upscale_source": "layer",
+        "upscale_target": "new_document", "batch_size": 3, "strength": 0.4,
+    }
+    values = {}
+    for f in fields(FlowParams):
+        old = getattr(default, f.name)
+        new = special[f.name] if f.name in special else changed[type(old)](old)
+        assert new != old, f.name
+        values[f.name] = new
+    return FlowParams(**values)
+
+
+def test_use_these_settings_again_restores_every_field(qtbot):
     panel = GenerationPanel()
     qtbot.addWidget(panel)
-    p = FlowParams(prompt="a fox", negative_prompt="blurry", steps=33, guidance=5.5,
-                   strength=0.6, seed=42, batch_size=3, scheduler="euler_a", grow_px=6,
-                   feather_px=9, color_match=True, prefill="edge", control=ControlKind.CANNY,
-                   control_scale=0.8, upscale_factor=4)
+    p = _every_field_changed()
     panel.set_params(p, "inpaint")
-    got = panel.params()
     assert panel.flow() == "inpaint"
-    for name in ("prompt", "negative_prompt", "steps", "guidance", "strength", "seed",
-                 "batch_size", "scheduler", "grow_px", "feather_px", "color_match", "prefill",
-                 "control", "control_scale", "upscale_factor"):
-        assert getattr(got, name) == getattr(p, name), name
-    assert got.model == CLASSIC_MODEL
+    got = panel.params()
+    for f in fields(FlowParams):
+        assert getattr(got, f.name) == getattr(p, f.name), f.name
+    assert got == p
+
+
+def test_history_entry_round_trips_every_field():
+    p = _every_field_changed()
+    assert params_from({"params": p.to_dict()}) == p
+
+
+def test_a_fresh_panel_starts_from_the_settings_defaults(qtbot):
+    settings.update(**{"generation/steps": 9, "generation/feather_px": 3})
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    p = panel.params()
+    assert (p.steps, p.feather_px) == (9, 3)
+    assert p.model == CLASSIC_MODEL
 
 
 def test_unlocked_seed_is_random_and_reuse_locks_the_last_one(qtbot):
@@ -35,7 +72,6 @@ def test_unlocked_seed_is_random_and_reuse_locks_the_last_one(qtbot):
 
 
 def test_prompt_history_is_remembered_most_recent_first(qtbot):
-    QSettings().remove(PROMPT_HISTORY_KEY)
     panel = GenerationPanel()
     qtbot.addWidget(panel)
     panel.prompt.setPlainText("first")

@@ -1,0 +1,94 @@
+"""`FlowParams`: everything the generation panel holds, as one plain dataclass.
+
+The panel edits it, the flows turn it (with the document) into a request, the history
+keeps it so a job can be run again, and "Use these settings again" restores every field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from canvasai.backends.api import BlendSettings, ControlKind
+from canvasai.core.settings import GenerationDefaults
+
+_D = GenerationDefaults  # class attributes: the one place defaults are written
+
+
+@dataclass
+class FlowParams:
+    """What the generation panel holds; everything a flow needs besides the document.
+
+    Defaults come from `canvasai.core.settings.GenerationDefaults`; a person's own
+    defaults are `FlowParams.from_settings(settings.current().generation)`.
+    """
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str = _D.model
+    steps: int = _D.steps
+    guidance: float = _D.guidance
+    strength: float = _D.strength
+    seed: int | None = None
+    batch_size: int = _D.batch_size
+    scheduler: str = _D.scheduler
+    # inpaint
+    grow_px: int = _D.grow_px
+    feather_px: int = _D.feather_px
+    color_match: bool = _D.color_match
+    classic_method: str = _D.classic_method
+    # outpaint
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0)  # left, top, right, bottom
+    prefill: str = _D.prefill
+    # sketch
+    control: ControlKind = ControlKind.SCRIBBLE
+    controlnet: str | None = None
+    control_scale: float = _D.control_scale
+    control_preprocess: bool = True  # detect edges/lines/depth first; off: already a map
+    sketch_use_mask: bool = True
+    # upscale
+    upscale_factor: int = _D.upscale_factor
+    upscale_source: str = "image"  # "image" | "layer"
+    upscale_target: str = "resize"  # "resize" | "new_document"
+    upscale_sharpen: float = 0.0  # classic: unsharp-mask amount
+    tile: int = _D.tile
+    overlap: int = _D.overlap
+
+    @classmethod
+    def from_settings(cls, defaults: GenerationDefaults) -> FlowParams:
+        """Fresh params from a person's default settings."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in asdict(defaults).items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (enums as strings, tuples as lists) for records and files."""
+        d = asdict(self)
+        d["control"] = ControlKind(self.control).value
+        d["margins"] = [int(v) for v in self.margins]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FlowParams:
+        """Params from `to_dict` output (or an older/newer version's): unknown keys are
+        ignored, missing ones take defaults, values of the wrong kind are dropped."""
+        known = {f.name: f for f in fields(cls)}
+        out: dict[str, Any] = {}
+        for key, value in dict(data).items():
+            if key not in known:
+                continue
+            try:
+                if key == "margins":
+                    value = tuple(int(v) for v in value)
+                    if len(value) != 4:
+                        continue
+                elif key == "control":
+                    value = ControlKind(value)
+            except (TypeError, ValueError):
+                continue
+            out[key] = value
+        return cls(**out)
+
+    def blend(self) -> BlendSettings:
+        return BlendSettings(grow_px=self.grow_px, feather_px=self.feather_px,
+                             color_match=self.color_match)
