@@ -1,3 +1,3 @@
-from canvasai.cli import main
+from canvasai.app import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -7,12 +7,8 @@ torch is imported inside the functions so that importing this module stays cheap
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from typing import Any
-
-#: Environment override, e.g. ``CANVASAI_DEVICE=cpu`` to force the CPU on a GPU machine.
-DEVICE_ENV = "CANVASAI_DEVICE"
 
 
 @dataclass(frozen=True)
@@ -67,11 +63,14 @@ def gpu_dtype(torch: Any, device: str) -> Any:
 def choose_device(preferred: str | None = None) -> DeviceChoice:
     """The best available device, or `preferred` ("cuda"/"mps"/"cpu") when it is usable.
 
-    ``CANVASAI_DEVICE`` overrides the automatic choice when `preferred` is None.
+    The `models/device` setting ($CANVASAI_DEVICE, e.g. ``cpu`` to force the CPU on a GPU
+    machine) overrides the automatic choice when `preferred` is None.
     """
     import torch
 
-    wanted = (preferred or os.environ.get(DEVICE_ENV) or "").strip().lower() or None
+    from canvasai.core import settings
+
+    wanted = (preferred or settings.current().models.device or "").strip().lower() or None
     available = []
     if _cuda_ok(torch):
         available.append("cuda")

@@ -1,6 +1,6 @@
-"""Headless commands: ``canvasai [FILE]`` opens the app; ``canvasai COMMAND ...`` runs one job.
+"""Headless commands: ``canvasai COMMAND ...`` runs one job without the window.
 
-One module per command group; `main` is the console-script entry point.
+One module per command group (generate, models, export); `entry.main` parses and dispatches.
 """
 
 from canvasai.cli.entry import main

@@ -33,11 +33,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "generation/batch_size": (1, 16),
     "generation/grow_px": (0, 512),
     "generation/feather_px": (0, 512),
-    "generation/tile": (128, 2048),
+    "generation/tile": (64, 2048),
     "generation/overlap": (0, 512),
     "generation/control_scale": (0.0, 2.0),
     "files/autosave_s": (1.0, 24 * 3600.0),
     "ui/prompt_history_size": (0, 200),
+    "export/quality": (1, 100),
+    "export/scale_percent": (1.0, 1600.0),
 }
 
 
@@ -80,6 +82,17 @@ class FileSettings:
 
 
 @dataclass
+class ExportSettings:
+    """The export dialog's last choices."""
+
+    format: str = "png"
+    quality: int = 92
+    lossless: bool = False
+    scale_percent: float = 100.0
+    metadata: bool = True
+
+
+@dataclass
 class UISettings:
     confirm_dialogs: bool = True  # False: closing never waits on a question (tests)
     prompt_history: tuple[str, ...] = ()
@@ -92,6 +105,7 @@ class Settings:
     generation: GenerationDefaults = field(default_factory=GenerationDefaults)
     models: ModelSettings = field(default_factory=ModelSettings)
     files: FileSettings = field(default_factory=FileSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     ui: UISettings = field(default_factory=UISettings)
 
     # -- flat mapping ------------------------------------------------------------------------

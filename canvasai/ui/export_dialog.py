@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -15,35 +14,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from canvasai.core import settings
 from canvasai.formats.export import ExportOptions
 
 FORMAT_LABELS = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF")]
-SETTINGS_KEY = "export/"
 
 
 class ExportDialog(QDialog):
-    """Asks for `ExportOptions`; remembers the last choice in QSettings."""
+    """Asks for `ExportOptions`; remembers the last choice in the settings model."""
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
-        s = QSettings()
+        s = settings.current().export
         self.format = QComboBox()
         for key, label in FORMAT_LABELS:
             self.format.addItem(label, key)
-        idx = self.format.findData(s.value(SETTINGS_KEY + "format", "png"))
+        idx = self.format.findData(s.format)
         self.format.setCurrentIndex(max(0, idx))
         self.quality = QSpinBox()
         self.quality.setRange(1, 100)
-        self.quality.setValue(int(s.value(SETTINGS_KEY + "quality", 92)))
+        self.quality.setValue(s.quality)
         self.lossless = QCheckBox("Lossless (WebP)")
-        self.lossless.setChecked(s.value(SETTINGS_KEY + "lossless", False) in (True, "true"))
+        self.lossless.setChecked(s.lossless)
         self.scale = QDoubleSpinBox()
         self.scale.setRange(1.0, 1600.0)
         self.scale.setSuffix(" %")
-        self.scale.setValue(float(s.value(SETTINGS_KEY + "scale_percent", 100.0)))
+        self.scale.setValue(s.scale_percent)
         self.metadata = QCheckBox("Include generation parameters and AI provenance")
-        self.metadata.setChecked(s.value(SETTINGS_KEY + "metadata", True) in (True, "true"))
+        self.metadata.setChecked(s.metadata)
         form = QFormLayout()
         form.addRow("Format", self.format)
         form.addRow("Quality", self.quality)
@@ -78,11 +77,9 @@ class ExportDialog(QDialog):
         )
 
     def accept(self) -> None:
-        s = QSettings()
         opts = self.options()
-        s.setValue(SETTINGS_KEY + "format", opts.format)
-        s.setValue(SETTINGS_KEY + "quality", opts.quality)
-        s.setValue(SETTINGS_KEY + "lossless", opts.lossless)
-        s.setValue(SETTINGS_KEY + "scale_percent", self.scale.value())
-        s.setValue(SETTINGS_KEY + "metadata", opts.metadata)
+        settings.update(**{"export/format": opts.format, "export/quality": opts.quality,
+                           "export/lossless": opts.lossless,
+                           "export/scale_percent": self.scale.value(),
+                           "export/metadata": opts.metadata})
         super().accept()

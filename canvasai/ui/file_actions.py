@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEventLoop, QObject, QSettings, QTimer, Signal
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from canvasai.core import settings
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.formats import export as exp
@@ -52,9 +53,6 @@ from canvasai.ui.export_dialog import ExportDialog
 
 log = logging.getLogger(__name__)
 
-ENV_AUTOSAVE_S = "CANVASAI_AUTOSAVE_S"
-SETTINGS_AUTOSAVE = "autosave/interval_s"
-DEFAULT_AUTOSAVE_S = 60.0
 OPEN_FILTER = (
     "Images and projects (*.ora *.png *.jpg *.jpeg *.webp *.tif *.tiff *.bmp);;"
     "OpenRaster (*.ora);;All files (*)"
@@ -63,14 +61,8 @@ ORA_FILTER = "OpenRaster (*.ora)"
 
 
 def autosave_interval_s() -> float:
-    """$CANVASAI_AUTOSAVE_S, else QSettings autosave/interval_s, else 60 s (min 1 s)."""
-    raw: Any = os.environ.get(ENV_AUTOSAVE_S) or QSettings().value(
-        SETTINGS_AUTOSAVE, DEFAULT_AUTOSAVE_S
-    )
-    try:
-        return max(1.0, float(raw))
-    except (TypeError, ValueError):
-        return DEFAULT_AUTOSAVE_S
+    """The `files/autosave_s` setting ($CANVASAI_AUTOSAVE_S overrides it)."""
+    return settings.current().files.autosave_s
 
 
 def read_any(path: str | os.PathLike[str]) -> Document:

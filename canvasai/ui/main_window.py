@@ -8,7 +8,6 @@ controller, when that module is present).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from canvasai import __version__
+from canvasai.core import settings
 from canvasai.document import selection as sel
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
@@ -56,8 +56,9 @@ BRUSH_STEP = 1.15  # [ and ] scale the brush size by this factor
 
 
 def prompts_enabled() -> bool:
-    """Tests set CANVASAI_NO_PROMPTS=1 so closing never waits on a dialog."""
-    return os.environ.get("CANVASAI_NO_PROMPTS", "") != "1"
+    """The `ui/confirm_dialogs` setting (tests set CANVASAI_NO_PROMPTS=1 to turn it off, so
+    closing never waits on a dialog)."""
+    return settings.current().ui.confirm_dialogs
 
 
 class MainWindow(QMainWindow):
@@ -106,13 +107,9 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect_panels()
         self._build_menus()
-        self.files: object | None = None
-        try:
-            from canvasai.ui.file_actions import FileController
-        except ImportError:
-            FileController = None  # noqa: N806 - the files module is optional in this build
-        if FileController is not None:
-            self.files = FileController(self)
+        from canvasai.ui.file_actions import FileController
+
+        self.files = FileController(self)
         self._finish_file_menu()
         self.select_tool(self.current_tool_name)
         self._update_title()
@@ -324,16 +321,14 @@ class MainWindow(QMainWindow):
         """Offer to save unsaved changes. False means the person cancelled."""
         if not self.is_modified() or not prompts_enabled():
             return True
-        save = getattr(self.files, "save", None)
-        buttons = QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
-        if save is not None:
-            buttons |= QMessageBox.StandardButton.Save
+        buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                   | QMessageBox.StandardButton.Cancel)
         answer = QMessageBox.question(self, APP_NAME, "The document has unsaved changes.",
                                       buttons, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Cancel:
             return False
-        if answer == QMessageBox.StandardButton.Save and save is not None:
-            return save() is not False and not self.is_modified()
+        if answer == QMessageBox.StandardButton.Save:
+            return self.files.save() is not False and not self.is_modified()
         return True
 
     # -- actions -------------------------------------------------------------------------------
@@ -466,30 +461,25 @@ class MainWindow(QMainWindow):
         super().showEvent(event)  # type: ignore[arg-type]
         if not getattr(self, "_recovery_checked", False):
             self._recovery_checked = True
-            check = getattr(self.files, "check_recovery", None)
-            if check is not None:
-                QTimer.singleShot(0, check)
+            QTimer.singleShot(0, self.files.check_recovery)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
-        if event.mimeData().hasUrls() and hasattr(self.files, "handle_drop"):
+        if event.mimeData().hasUrls():
             event.acceptProposedAction()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
-        handle = getattr(self.files, "handle_drop", None)
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
-        if handle is None or not paths:
+        if not paths:
             event.ignore()
             return
         event.acceptProposedAction()
-        handle(paths)
+        self.files.handle_drop(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if not self.maybe_save():
             event.ignore()
             return
-        on_close = getattr(self.files, "on_close", None)
-        if on_close is not None:
-            on_close()
+        self.files.on_close()
         event.accept()

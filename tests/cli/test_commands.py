@@ -259,15 +259,16 @@ def test_progress_bar_on_a_terminal_and_lines_otherwise():
 
 
 def test_no_arguments_or_a_file_opens_the_app(tmp_path, monkeypatch, picture):
-    import canvasai.cli.entry as cli
+    import canvasai.app as app
 
     calls = []
-    monkeypatch.setattr(cli, "_open_app", lambda argv=(): calls.append(list(argv)) or 0)
+    monkeypatch.setattr(app, "main", lambda argv=(): calls.append(list(argv)) or 0)
     image, _, _, _ = picture
-    assert main([]) == 0
-    assert main([str(image)]) == 0
+    assert app.run([]) == 0
+    assert app.run([str(image)]) == 0
     assert calls == [[], [str(image)]]
-    assert main(["no-such-file.ora"]) == 2  # neither a command nor a file: usage error
+    assert app.run(["no-such-file.ora"]) == 2  # neither a command nor a file: usage error
+    assert app.run(["models", "--json"]) == 0 and len(calls) == 2
 
 
 def test_export_subcommand_is_wired(tmp_path):

@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from canvasai.backends import masking  # noqa: E402
+from canvasai.backends.api import BlendSettings  # noqa: E402
 from canvasai.cli import main  # noqa: E402
 from tests.support.fixtures import tiny_models  # noqa: E402, F401
 
@@ -47,7 +48,7 @@ def test_inpaint_with_model_folder(tmp_path, picture, tiny_models, capsys):  # n
     assert rc == 0, capsys.readouterr().err
     res = load(out)
     assert res.shape == img.shape
-    outside = masking.feather_mask(mask, 0, masking.DEFAULT_FEATHER_PX) == 0
+    outside = masking.paste_alpha(mask, BlendSettings()) == 0
     np.testing.assert_array_equal(res[outside], img[outside])
     assert sorted(p.name for p in previews.iterdir())  # one preview per step
     rc2 = main([*args[:5], str(tmp_path / "again.png"), *args[6:]])

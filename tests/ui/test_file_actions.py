@@ -300,31 +300,33 @@ def test_export_menu_flow_asks_options_then_file(win, qtbot, tmp_path, monkeypat
     win.files.message_box.close()
 
 
-def test_gui_thread_keeps_running_during_a_big_save(win, qtbot, tmp_path):
-    from PySide6.QtCore import QElapsedTimer, QTimer
+def test_gui_thread_keeps_running_during_a_big_save(win, qtbot, tmp_path, monkeypatch):
+    """The save waits, on its worker thread, for a GUI-thread timer: if saving blocked the
+    GUI thread, the timer could never fire and the save never finish. (How long the GUI
+    may pause is measured in benchmarks/editing.py, not asserted here.)"""
+    import threading
 
-    doc = Document(2048, 2048)
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        layer = doc.add_layer(f"noise {i}")
-        px = rng.integers(0, 256, (2048, 2048, 4), dtype=np.uint8)
-        doc.write_pixels(layer, 0, 0, px)
+    from PySide6.QtCore import QTimer
+
+    from canvasai.ui import file_actions
+
+    doc = Document(1024, 1024)
+    layer = doc.add_layer("noise")
+    doc.write_pixels(layer, 0, 0, np.random.default_rng(0).integers(
+        0, 256, (1024, 1024, 4), dtype=np.uint8))
     win.set_document(doc)
-    clock = QElapsedTimer()
-    gaps: list[int] = []
-    last = [0]
+    gate = threading.Event()
+    threads: list[str] = []
+    real_save = file_actions.save_ora
 
-    def tick() -> None:
-        now = clock.elapsed()
-        gaps.append(now - last[0])
-        last[0] = now
+    def gated_save(snap, path, progress=None):
+        threads.append(threading.current_thread().name)
+        assert gate.wait(20), "the GUI thread did not run while saving"
+        return real_save(snap, path, progress)
 
-    timer = QTimer()
-    timer.timeout.connect(tick)
+    monkeypatch.setattr(file_actions, "save_ora", gated_save)
+    QTimer.singleShot(50, gate.set)
     with qtbot.waitSignal(win.files.saved, timeout=60_000):
         win.files.save_in_background(str(tmp_path / "big.ora"))
-        clock.start()
-        timer.start(10)
-    timer.stop()
-    assert clock.elapsed() > 300, "the save was too quick to say anything"
-    assert len(gaps) >= 10 and max(gaps) < 750, gaps
+    assert threads and threads[0] != threading.main_thread().name
+    assert (tmp_path / "big.ora").stat().st_size > 1024 * 1024
