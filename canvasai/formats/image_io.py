@@ -52,6 +52,7 @@ ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "TIFF", "BMP", "GIF"})
 FORMAT_NAMES = "PNG, JPEG, WebP, TIFF, BMP or GIF"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 DECODED_BYTES_PER_PIXEL = 4  # straight RGBA uint8
+_ORIENTATION = 0x0112  # EXIF tag
 
 # The most pixels one byte of a *complete* file can describe, per format, where
 # the coding has a hard limit (checked before decoding; see `check_plausible_size`).
@@ -291,9 +292,11 @@ def decode_image_alpha(
                     img.seek(0)  # first frame only (GIF, multi-page TIFF, animated WebP)
                 img.load()
                 alpha = has_transparency(img)
-                transposed = ImageOps.exif_transpose(img)
-                if transposed is not None and transposed is not img:
-                    return _to_rgba_array(transposed), alpha
+                # exif_transpose copies the whole image even when there is nothing to do.
+                if img.getexif().get(_ORIENTATION, 1) in range(2, 9):
+                    transposed = ImageOps.exif_transpose(img)
+                    if transposed is not None:
+                        return _to_rgba_array(transposed), alpha
                 return _to_rgba_array(img), alpha
         except FileFormatError:
             raise
