@@ -10,6 +10,17 @@ Pickle files (``.ckpt``, ``.pt``, ``.pth``, ``.bin``) can run arbitrary code whe
 loaded. They are listed as refused and never opened, unless the person allowed
 that exact file; then they are read only with ``torch.load(weights_only=True)``.
 
+Every entry is classified on its own: a corrupt header, a malformed config, an
+unreadable folder or a broken link becomes one *refused* entry with its reason and
+never hides the rest. The scan visits each real folder and file once (by resolved
+path), so symbolic links cannot make it loop or list a model twice.
+
+One registry per process (`registry()`): the generation panel, the router (and
+through it every job, the app's and the CLI's) and ``canvasai models`` all read the
+same instance, built from ``settings.current().models``; `rescan()` refreshes it for
+all of them, and a request naming a model the last scan did not see rescans once
+before failing.
+
 This module imports neither torch nor diffusers (except for an allowed pickle).
 """
 
@@ -18,14 +29,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import struct
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canvasai.core.errors import ModelError
 from canvasai.core.paths import data_dir
+
+if TYPE_CHECKING:
+    from canvasai.core.settings import ModelSettings
 
 SD1 = "sd1"
 SD2 = "sd2"
@@ -48,7 +64,6 @@ SUPPORTED_FAMILIES = frozenset({SD1, SD2, SDXL})
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 _FILE_SUFFIXES = PICKLE_SUFFIXES | {".safetensors"}
-MODELS_DIR_ENV = "CANVASAI_MODELS_DIR"
 _MAX_HEADER = 100 * 1024 * 1024  # real SDXL headers are ~200 KB
 _SCAN_DEPTH = 4
 
@@ -105,11 +120,18 @@ def hf_cache_dir() -> Path:
 # safetensors header
 
 
+def _is_count(v: Any) -> bool:
+    """A JSON whole number >= 0 (not a bool, not a float)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
 def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON header of a .safetensors file (tensor name -> dtype/shape/offsets).
 
     Reads 8 + N bytes only. Raises `ModelError` for anything that is not a
-    well-formed safetensors file (truncated download, renamed pickle, ...).
+    well-formed safetensors file (truncated download, renamed pickle, a header whose
+    shapes or offsets are not lists of whole numbers, ...): a header that passes is
+    safe to classify.
     """
     p = Path(path)
     try:
@@ -131,7 +153,7 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelError(f"Cannot read model file {p}: {exc.strerror or exc}") from exc
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelError(
             f"{p.name} is not a valid .safetensors file (its header is not JSON)."
         ) from exc
@@ -143,13 +165,38 @@ def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any]:
             continue
         if not isinstance(entry, dict) or "shape" not in entry or "data_offsets" not in entry:
             raise ModelError(f"{p.name} is not a valid .safetensors file (bad entry {key!r}).")
-        end = max(end, int(entry["data_offsets"][1]))
+        shape, offsets, dtype = entry["shape"], entry["data_offsets"], entry.get("dtype")
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+            raise ModelError(
+                f"{p.name} is not a valid .safetensors file (tensor {key!r} has shape "
+                f"{_short(shape)}, not a list of whole numbers)."
+            )
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(_is_count(o) for o in offsets)
+            and offsets[0] <= offsets[1]
+        ):
+            raise ModelError(
+                f"{p.name} is not a valid .safetensors file (tensor {key!r} has data_offsets "
+                f"{_short(offsets)}, not [begin, end])."
+            )
+        if not isinstance(dtype, str):
+            raise ModelError(
+                f"{p.name} is not a valid .safetensors file (tensor {key!r} has no dtype)."
+            )
+        end = max(end, offsets[1])
     if 8 + n + end > size:
         raise ModelError(
             f"{p.name} is truncated: the header describes {8 + n + end} bytes but the file has {size}. "
             "Download it again."
         )
     return header
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def shapes_from_header(header: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -176,8 +223,25 @@ def control_type_from_name(name: str) -> str | None:
     return None
 
 
-def _family_from_cross_dim(dim: int | None) -> str:
-    return {768: SD1, 1024: SD2, 2048: SDXL}.get(dim or 0, UNKNOWN)
+def _family_from_cross_dim(dim: Any) -> str:
+    if not _is_count(dim):
+        return UNKNOWN
+    return {768: SD1, 1024: SD2, 2048: SDXL}.get(dim, UNKNOWN)
+
+
+def _dim(shape: Sequence[int] | None, index: int) -> int | None:
+    """``shape[index]`` when it exists (headers come from untrusted files)."""
+    if shape is None or not -len(shape) <= index < len(shape):
+        return None
+    return int(shape[index])
+
+
+def _int_field(cfg: Mapping[str, Any], key: str, default: int, where: str) -> int:
+    """A whole-number config value; `ModelError` naming the file and the value otherwise."""
+    value = cfg.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ModelError(f"{where}: {key} is {_short(value)}, not a whole number.")
+    return value
 
 
 def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> _Class:
@@ -199,7 +263,7 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
             dim = None
             for k, s in shapes.items():
                 if k.endswith("attn2.to_k.weight"):
-                    dim = int(s[-1])
+                    dim = _dim(s, -1)
                     break
             family = _family_from_cross_dim(dim)
         ctype = control_type_from_name(name)
@@ -207,7 +271,11 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
         return _Class(family, CONTROLNET, ctype, note)
 
     if unet_in is not None:
-        in_ch = int(unet_in[1])
+        in_ch = _dim(unet_in, 1)
+        if in_ch is None or len(unet_in) != 4:
+            return _Class(
+                UNKNOWN, UNSUPPORTED, note=f"unexpected UNet input weight shape {tuple(unet_in)}"
+            )
         if "conditioner.embedders.1.model.transformer.resblocks.9.mlp.c_proj.bias" in keys:
             family = SDXL
         elif "conditioner.embedders.0.model.transformer.resblocks.9.mlp.c_proj.bias" in keys:
@@ -249,11 +317,18 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > _MAX_HEADER:
+            raise ModelError(f"{path} is too large for a config file.")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"Cannot read {path}: {exc}") from exc
+    except OSError as exc:
+        raise ModelError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise ModelError(f"{path} is not a JSON object.")
+        what = {list: "a list", str: "a string", bool: "true/false", type(None): "null"}.get(
+            type(data), "a number"
+        )
+        raise ModelError(f"{path} is not a JSON object (it holds {what}).")
     return data
 
 
@@ -289,13 +364,11 @@ def classify_pipeline_folder(folder: Path) -> _Class:
                 REFUSED,
                 note=f"{comp} weights are pickle files (.bin); convert to safetensors",
             )
-    in_ch = int(unet_cfg.get("in_channels", 4))
+    in_ch = _int_field(unet_cfg, "in_channels", 4, str(unet_cfg_path))
     cross = unet_cfg.get("cross_attention_dim")
     note = ""
-    if "XL" in cls or "text_encoder_2" in index:
-        family = SDXL
-    else:
-        family = _family_from_cross_dim(int(cross) if isinstance(cross, int) else None)
+    is_xl = "XL" in cls or "text_encoder_2" in index
+    family = SDXL if is_xl else _family_from_cross_dim(cross)
     if "Upscale" in cls or (in_ch == 7 and unet_cfg.get("num_class_embeds")):
         if "LatentUpscale" in cls:
             return _Class(family, UNSUPPORTED, note="latent x2 upscaler is not supported")
@@ -307,7 +380,7 @@ def classify_pipeline_folder(folder: Path) -> _Class:
         # a Stable Diffusion pipeline with one text encoder of unusual size (e.g. a
         # distilled or test model): run it with the SD 1.x pipeline classes
         family = SD1
-        note = f"cross-attention size {cross}: treated as SD 1.x"
+        note = f"cross-attention size {_short(cross)}: treated as SD 1.x"
     if in_ch == 9:
         return _Class(family, INPAINT, note=note)
     if in_ch == 4:
@@ -344,9 +417,25 @@ def inspect_path(
 ) -> ModelInfo | None:
     """ModelInfo for one folder or file, or None when it is not a model at all.
 
-    Raises `ModelError` for a corrupt ``.safetensors``.
+    Raises `ModelError` (with the reason, for the person) for anything that cannot be
+    read or makes no sense: a corrupt ``.safetensors``, a malformed ``config.json``,
+    an unreadable folder. Never any other exception for bad file contents.
     """
     p = Path(path)
+    try:
+        return _inspect_path(p, name, allow_pickle)
+    except ModelError:
+        raise
+    except OSError as exc:
+        raise ModelError(f"Cannot read {p}: {exc.strerror or exc}") from exc
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        # a file shaped in a way no check above foresaw: still one refused entry
+        raise ModelError(
+            f"{p.name} could not be understood as a model ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
+def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | None:
     label = name or (p.stem if p.is_file() else p.name)
     if p.is_dir():
         if (p / "model_index.json").is_file():
@@ -398,6 +487,32 @@ def inspect_path(
     return None
 
 
+def refused(name: str, path: Path, reason: str) -> ModelInfo:
+    """A refused entry: something in a models folder that cannot be used, and why."""
+    suffix = path.suffix.lower()
+    fmt = (
+        "single_file"
+        if suffix == ".safetensors"
+        else "pickle"
+        if suffix in PICKLE_SUFFIXES
+        else "diffusers"
+        if _is_dir(path)
+        else "unknown"
+    )
+    size = 0
+    with contextlib.suppress(OSError, ValueError):
+        st = path.stat()
+        size = st.st_size if stat.S_ISREG(st.st_mode) else 0
+    return ModelInfo(name, path, UNKNOWN, REFUSED, fmt, None, size, reason)
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return stat.S_ISDIR(p.stat().st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def load_pickle_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read an *allowed* pickle checkpoint safely: torch.load with weights_only=True.
 
@@ -439,11 +554,185 @@ def _hf_snapshot(repo_dir: Path) -> Path | None:
     return max(dirs, key=lambda d: d.stat().st_mtime) if dirs else None
 
 
+def _real(p: Path) -> str:
+    """The resolved path: the identity of a folder or file, whatever links lead to it."""
+    try:
+        return os.path.realpath(p)
+    except (OSError, ValueError):
+        return os.path.abspath(p)
+
+
+class _Scan:
+    """One pass over the models folders.
+
+    Each real folder and file is visited once (by resolved path): a link back to a
+    parent, or two links to one model, cannot make the scan loop or list a model
+    twice. Links are followed only after the real tree, so a model found both
+    directly and through a link is listed under its real name. A bad entry becomes
+    one refused `ModelInfo`; problems with a models folder itself go to `errors`.
+    """
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+        self.found: list[ModelInfo] = []
+        self.errors: list[str] = []
+        self.seen: set[str] = set()
+        self.links: list[tuple[Path, Path, int]] = []  # (root, link, depth), followed last
+
+    def claim(self, p: Path) -> bool:
+        key = _real(p)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+    def run(self, models_dirs: Sequence[Path], hf_cache: Path | None) -> None:
+        for root in models_dirs:
+            try:
+                if not root.is_dir():
+                    continue
+            except OSError as exc:
+                self.errors.append(f"Cannot open models folder {root}: {exc.strerror or exc}")
+                continue
+            if self.claim(root):
+                self.walk(root, root, 0)
+        while self.links:
+            root, link, depth = self.links.pop(0)
+            self.entry(root, link, depth)
+        if hf_cache is not None:
+            self.hf(hf_cache)
+
+    # -- models folders ---------------------------------------------------------------------
+
+    def walk(self, root: Path, d: Path, depth: int) -> None:
+        """List folder `d` (at `depth` below `root`) and look at each entry."""
+        try:
+            with os.scandir(d) as it:
+                entries = sorted(
+                    ((e.name, e.is_symlink()) for e in it if not e.name.startswith(".")),
+                )
+        except OSError as exc:
+            reason = f"cannot read this folder: {exc.strerror or exc}"
+            if depth == 0:
+                self.errors.append(f"Cannot list models folder {d}: {exc.strerror or exc}")
+            else:
+                self.add(self.bad(d.relative_to(root).as_posix(), d, reason))
+            return
+        for name, is_link in entries:
+            if is_link:
+                self.links.append((root, d / name, depth + 1))
+            else:
+                self.entry(root, d / name, depth + 1)
+
+    def entry(self, root: Path, p: Path, depth: int) -> None:
+        rel = p.relative_to(root)
+        if rel.suffix.lower() in _FILE_SUFFIXES:
+            rel = rel.with_suffix("")
+        try:
+            st = p.stat()
+        except OSError as exc:
+            if p.suffix and p.suffix.lower() not in _FILE_SUFFIXES:
+                return  # e.g. a dangling link to a text file: not a model either way
+            if p.is_symlink():
+                why = (
+                    "a link that points nowhere"
+                    if isinstance(exc, FileNotFoundError)
+                    else (f"a link that cannot be followed ({exc.strerror or exc})")
+                )
+                target = ""
+                with contextlib.suppress(OSError):
+                    target = f" ({os.readlink(p)})"
+                self.add(self.bad(rel.as_posix(), p, f"{why}{target}"))
+            else:
+                self.add(self.bad(rel.as_posix(), p, f"cannot read: {exc.strerror or exc}"))
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self.folder(root, p, depth)
+        elif stat.S_ISREG(st.st_mode) and p.suffix.lower() in _FILE_SUFFIXES and self.claim(p):
+            self.add(self.inspect(p, rel.as_posix()))
+
+    def folder(self, root: Path, d: Path, depth: int) -> None:
+        try:
+            if d.suffix == ".config" and any(d.with_suffix(s).is_file() for s in _FILE_SUFFIXES):
+                return  # the config sidecar of a single-file checkpoint, not a model
+            if not self.claim(d):
+                return
+            is_model = (d / "model_index.json").is_file() or (d / "config.json").is_file()
+        except OSError as exc:
+            reason = f"cannot read this folder: {exc.strerror or exc}"
+            self.add(self.bad(d.relative_to(root).as_posix(), d, reason))
+            return
+        if is_model:
+            info = self.inspect(d, d.relative_to(root).as_posix())
+            if info is not None:
+                self.add(info)
+                return
+        if depth <= _SCAN_DEPTH:
+            self.walk(root, d, depth)
+
+    def add(self, info: ModelInfo | None) -> None:
+        if info is not None:
+            self.found.append(info)
+
+    def bad(self, name: str, p: Path, reason: str) -> ModelInfo:
+        """A broken entry: a refused `ModelInfo`, also reported among the scan's problems."""
+        self.errors.append(f"{name}: {reason}")
+        return refused(name, p, reason)
+
+    def inspect(self, p: Path, name: str) -> ModelInfo | None:
+        """`inspect_path`, with any failure turned into a refused entry (never raises)."""
+        try:
+            return inspect_path(p, name, allow_pickle=self.registry.is_pickle_allowed(p))
+        except ModelError as exc:
+            return self.bad(name, p, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad entry must never hide the rest
+            return self.bad(name, p, f"could not be read ({type(exc).__name__}: {exc})")
+
+    # -- Hugging Face cache -----------------------------------------------------------------
+
+    def hf(self, cache: Path) -> None:
+        try:
+            if not cache.is_dir():
+                return
+            repos = sorted(cache.glob("models--*"))
+        except OSError as exc:
+            self.errors.append(f"Cannot list the Hugging Face cache {cache}: {exc.strerror or exc}")
+            return
+        for repo_dir in repos:
+            repo = repo_dir.name.removeprefix("models--").replace("--", "/")
+            try:
+                self.hf_repo(repo, repo_dir)
+            except OSError as exc:
+                self.add(self.bad(repo, repo_dir, f"cannot read: {exc.strerror or exc}"))
+            except Exception as exc:  # noqa: BLE001 - e.g. a garbled refs/main
+                self.add(self.bad(repo, repo_dir, f"unreadable cache entry ({exc})"))
+
+    def hf_repo(self, repo: str, repo_dir: Path) -> None:
+        snap = _hf_snapshot(repo_dir)
+        if snap is None:
+            return
+        if (snap / "model_index.json").is_file() or (snap / "config.json").is_file():
+            info = self.inspect(snap, repo)
+            if info is not None:
+                self.add(info)
+                return
+        for e in sorted(snap.iterdir()):
+            name = f"{repo}/{e.stem if e.is_file() else e.name}"
+            if (
+                e.is_dir()
+                and ((e / "config.json").is_file() or (e / "model_index.json").is_file())
+                or e.is_file()
+                and e.suffix.lower() in _FILE_SUFFIXES
+            ):
+                self.add(self.inspect(e, name))
+
+
 class ModelRegistry:
     """Models found in the models folders and (optionally) the Hugging Face cache.
 
     `allow_pickle` holds the paths of pickle files the person explicitly allowed.
-    Scanning is lazy and cached; call `rescan()` after installing a model.
+    Scanning is lazy and cached; `rescan()` (thread-safe) refreshes it. The app uses
+    one instance for everything: see `registry()`.
     """
 
     def __init__(
@@ -455,14 +744,26 @@ class ModelRegistry:
         allow_pickle: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         if models_dirs is None:
-            env = os.environ.get(MODELS_DIR_ENV)
-            models_dirs = env.split(os.pathsep) if env else [default_models_dir()]
+            models_dirs = _models_dirs_from(_current_model_settings())
         self.models_dirs = [Path(d).expanduser() for d in models_dirs if str(d)]
         self.include_hf_cache = include_hf_cache
         self.hf_cache = Path(hf_cache) if hf_cache is not None else None
         self.allow_pickle = {self._key(p) for p in allow_pickle}
         self._models: list[ModelInfo] | None = None
+        self._lock = threading.RLock()
+        #: completed scans so far (tests and callers can tell whether a rescan happened)
+        self.scans = 0
         self.errors: list[str] = []  # human-readable problems met while scanning
+
+    @classmethod
+    def from_settings(cls, model_settings: ModelSettings | None = None) -> ModelRegistry:
+        """A registry for `model_settings` (default: ``settings.current().models``)."""
+        ms = model_settings if model_settings is not None else _current_model_settings()
+        return cls(
+            _models_dirs_from(ms),
+            include_hf_cache=bool(ms.include_hf_cache),
+            allow_pickle=ms.allow_pickle,
+        )
 
     @staticmethod
     def _key(p: str | os.PathLike[str]) -> str:
@@ -474,85 +775,34 @@ class ModelRegistry:
     # -- scanning ---------------------------------------------------------------------------
 
     def rescan(self) -> list[ModelInfo]:
-        self._models = None
-        return self.models()
+        """Scan the folders again (thread-safe: concurrent callers wait for one scan each)."""
+        with self._lock:
+            scan = _Scan(self)
+            scan.run(
+                self.models_dirs,
+                (self.hf_cache or hf_cache_dir()) if self.include_hf_cache else None,
+            )
+            models = self._unique_names(scan.found)
+            self.errors = scan.errors
+            self._models = models
+            self.scans += 1
+            return list(models)
+
+    def rescan_if_unchanged(self, scans: int) -> list[ModelInfo]:
+        """Rescan unless a scan completed since `scans` was read (then use that one)."""
+        with self._lock:
+            if self.scans == scans:
+                return self.rescan()
+            return self.models()
 
     def models(self) -> list[ModelInfo]:
-        if self._models is None:
-            self.errors = []
-            found: list[ModelInfo] = []
-            for d in self.models_dirs:
-                if d.is_dir():
-                    found.extend(self._scan_dir(d, d, 0))
-            if self.include_hf_cache:
-                found.extend(self._scan_hf(self.hf_cache or hf_cache_dir()))
-            self._models = self._unique_names(found)
-        return list(self._models)
-
-    def _inspect(self, p: Path, name: str) -> ModelInfo | None:
-        try:
-            return inspect_path(p, name, allow_pickle=self.is_pickle_allowed(p))
-        except ModelError as exc:
-            self.errors.append(str(exc))
-            size = p.stat().st_size if p.is_file() else 0
-            return ModelInfo(name, p, UNKNOWN, UNSUPPORTED, "single_file", None, size, str(exc))
-
-    def _scan_dir(self, root: Path, d: Path, depth: int) -> list[ModelInfo]:
-        out: list[ModelInfo] = []
-        rel = d.relative_to(root).as_posix()
-        if d.suffix == ".config" and any(d.with_suffix(s).is_file() for s in _FILE_SUFFIXES):
-            return out  # the config sidecar of a single-file checkpoint, not a model
-        if depth > 0 and ((d / "model_index.json").is_file() or (d / "config.json").is_file()):
-            info = self._inspect(d, rel)
-            if info is not None:
-                return [info]
-        if depth > _SCAN_DEPTH:
-            return out
-        try:
-            entries = sorted(d.iterdir())
-        except OSError as exc:
-            self.errors.append(f"Cannot list {d}: {exc.strerror or exc}")
-            return out
-        for e in entries:
-            if e.name.startswith("."):
-                continue
-            if e.is_dir():
-                out.extend(self._scan_dir(root, e, depth + 1))
-            elif e.suffix.lower() in PICKLE_SUFFIXES | {".safetensors"}:
-                name = e.relative_to(root).with_suffix("").as_posix()
-                info = self._inspect(e, name)
-                if info is not None:
-                    out.append(info)
-        return out
-
-    def _scan_hf(self, cache: Path) -> list[ModelInfo]:
-        out: list[ModelInfo] = []
-        if not cache.is_dir():
-            return out
-        for repo_dir in sorted(cache.glob("models--*")):
-            repo = repo_dir.name.removeprefix("models--").replace("--", "/")
-            snap = _hf_snapshot(repo_dir)
-            if snap is None:
-                continue
-            if (snap / "model_index.json").is_file() or (snap / "config.json").is_file():
-                info = self._inspect(snap, repo)
-                if info is not None:
-                    out.append(info)
-                    continue
-            for e in sorted(snap.iterdir()):
-                name = f"{repo}/{e.stem if e.is_file() else e.name}"
-                if (
-                    e.is_dir()
-                    and ((e / "config.json").is_file() or (e / "model_index.json").is_file())
-                    or e.is_file()
-                    and e.suffix.lower() in PICKLE_SUFFIXES | {".safetensors"}
-                ):
-                    info = self._inspect(e, name)
-                else:
-                    info = None
-                if info is not None:
-                    out.append(info)
-        return out
+        models = self._models
+        if models is None:
+            with self._lock:
+                models = self._models
+                if models is None:
+                    return self.rescan()
+        return list(models)
 
     @staticmethod
     def _unique_names(models: list[ModelInfo]) -> list[ModelInfo]:
@@ -567,11 +817,12 @@ class ModelRegistry:
     # -- lookups ----------------------------------------------------------------------------
 
     def get(self, name: str) -> ModelInfo | None:
-        for m in self.models():
+        models = self.models()
+        for m in models:
             if m.name == name:
                 return m
         low = name.lower()
-        matches = [m for m in self.models() if m.name.lower() == low]
+        matches = [m for m in models if m.name.lower() == low]
         return matches[0] if len(matches) == 1 else None
 
     def find(
@@ -600,16 +851,20 @@ class ModelRegistry:
     def resolve(self, model: str) -> ModelInfo:
         """A request's `model` string -> ModelInfo: a registry name, or a path to a folder/file.
 
-        Raises `ModelError` with a message for the person when nothing matches.
+        A name the last scan did not see triggers one rescan first (a model installed
+        since, without pressing refresh). Raises `ModelError` with a message for the
+        person when nothing matches.
         """
         text = (model or "").strip()
         if not text:
             raise ModelError("No model was chosen.")
         p = Path(text).expanduser()
-        looks_like_path = (
-            os.sep in text or "/" in text or p.suffix.lower() in PICKLE_SUFFIXES | {".safetensors"}
-        )
-        if p.exists():
+        looks_like_path = os.sep in text or "/" in text or p.suffix.lower() in _FILE_SUFFIXES
+        try:
+            exists = p.exists()
+        except (OSError, ValueError):
+            exists = False
+        if exists:
             info = inspect_path(p, allow_pickle=self.is_pickle_allowed(p))
             if info is None:
                 raise ModelError(
@@ -617,7 +872,12 @@ class ModelRegistry:
                     "config.json) or a .safetensors checkpoint."
                 )
             return info
+        scans = self.scans
         info = self.get(text)
+        if info is None and not (p.is_absolute() or text.startswith((".", "~"))):
+            # a name (registry names may hold "/") the last scan did not see
+            self.rescan_if_unchanged(scans)
+            info = self.get(text)
         if info is not None:
             return info
         if looks_like_path:
@@ -626,6 +886,70 @@ class ModelRegistry:
         hint = f" Installed: {known}." if known else " No models are installed."
         where = ", ".join(str(d) for d in self.models_dirs)
         raise ModelError(f"Unknown model {text!r}.{hint} Put models in {where}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# the process-wide registry
+
+
+def _current_model_settings() -> ModelSettings:
+    from canvasai.core import settings
+
+    return settings.current().models
+
+
+def _models_dirs_from(ms: ModelSettings) -> list[Path]:
+    """The `models_dirs` setting, or the default folder when it is empty."""
+    dirs = [Path(d).expanduser() for d in ms.models_dirs if str(d).strip()]
+    return dirs or [default_models_dir()]
+
+
+def _settings_key(ms: ModelSettings) -> tuple[Any, ...]:
+    return (
+        tuple(str(d) for d in _models_dirs_from(ms)),
+        bool(ms.include_hf_cache),
+        str(hf_cache_dir()) if ms.include_hf_cache else "",
+        tuple(sorted(ModelRegistry._key(p) for p in ms.allow_pickle)),
+    )
+
+
+_shared_lock = threading.Lock()
+#: registries by settings key; the one for ``settings.current().models`` is THE registry
+_shared: dict[tuple[Any, ...], ModelRegistry] = {}
+_MAX_SHARED = 4
+
+
+def registry(model_settings: ModelSettings | None = None) -> ModelRegistry:
+    """THE model registry: one instance per process for the panel, the router and the CLI.
+
+    Built from ``settings.current().models`` and rebuilt when those change (other
+    folders, HF cache on/off, allowed pickles); otherwise every caller gets the same
+    instance, so a `rescan()` is seen by all of them. With `model_settings`, the
+    registry for those settings (the same instance when they equal the current ones).
+    """
+    explicit = model_settings is not None
+    ms = model_settings if model_settings is not None else _current_model_settings()
+    key = _settings_key(ms)
+    with _shared_lock:
+        reg = _shared.get(key)
+        if reg is None:
+            if not explicit:
+                _shared.clear()  # the settings changed: nothing scanned before is kept
+            while len(_shared) >= _MAX_SHARED:
+                del _shared[next(iter(_shared))]
+            reg = _shared[key] = ModelRegistry.from_settings(ms)
+        return reg
+
+
+def rescan() -> list[ModelInfo]:
+    """Scan the models folders again for everyone (the panel's refresh button); thread-safe."""
+    return registry().rescan()
+
+
+def reset_registry() -> None:
+    """Forget the shared registry (tests); the next `registry()` builds a fresh one."""
+    with _shared_lock:
+        _shared.clear()
 
 
 def describe(info: ModelInfo) -> str:
