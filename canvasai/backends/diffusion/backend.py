@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from canvasai.backends import models
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task
 from canvasai.backends.device import free_memory, is_out_of_memory
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
@@ -52,13 +53,28 @@ def check_main_model(info: ModelInfo, task: Task) -> None:
 
 
 class DiffusersBackend:
-    """Implements `canvasai.backends.api.Backend` with diffusers pipelines."""
+    """Implements `canvasai.backends.api.Backend` with diffusers pipelines.
+
+    Without a `registry` it resolves models against THE registry
+    (`canvasai.backends.models.registry()`), looked up again for every job: never a
+    stale copy, and a settings change takes effect on the next job.
+    """
 
     name = "diffusers"
 
-    def __init__(self, registry: ModelRegistry, manager: PipelineManager | None = None) -> None:
-        self.registry = registry
+    def __init__(
+        self, registry: ModelRegistry | None = None, manager: PipelineManager | None = None
+    ) -> None:
+        self._registry = registry
         self.manager = manager or PipelineManager(registry)
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self._registry if self._registry is not None else models.registry()
+
+    @registry.setter
+    def registry(self, value: ModelRegistry | None) -> None:
+        self._registry = value
 
     def resolve(self, request: GenerationRequest) -> ModelInfo:
         info = self.registry.resolve(request.model)

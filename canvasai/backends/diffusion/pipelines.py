@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from canvasai.backends import models
 from canvasai.backends.api import JobContext
 from canvasai.backends.device import DeviceChoice, choose_device, free_memory, is_out_of_memory
 from canvasai.backends.models import (
@@ -47,8 +47,6 @@ from canvasai.core.errors import GenerationError, ModelError
 from canvasai.core.paths import resource
 
 log = logging.getLogger(__name__)
-
-CONFIGS_ENV = "CANVASAI_MODEL_CONFIGS"
 
 SCHEDULERS = {
     "euler": ("EulerDiscreteScheduler", {}),
@@ -82,10 +80,14 @@ _XL = {
 
 
 def configs_root() -> Path:
-    """Folder holding the bundled config-only model folders for single-file checkpoints."""
-    env = os.environ.get(CONFIGS_ENV)
-    if env:
-        return Path(env)
+    """Folder holding the config-only model folders for single-file checkpoints: the
+    ``models/configs_dir`` setting ($CANVASAI_MODEL_CONFIGS) when set, else the ones
+    bundled as package data."""
+    from canvasai.core import settings
+
+    override = settings.current().models.configs_dir
+    if override:
+        return Path(override).expanduser()
     return resource("model_configs")
 
 
@@ -186,13 +188,23 @@ class LoadedModel:
 class PipelineManager:
     """Owns the device and the loaded pipelines; used on the generation worker thread."""
 
-    def __init__(self, registry: ModelRegistry, device: DeviceChoice | None = None) -> None:
-        self.registry = registry
+    def __init__(
+        self, registry: ModelRegistry | None = None, device: DeviceChoice | None = None
+    ) -> None:
+        self._registry = registry  # None: THE registry, looked up on each use
         self._device = device
         self._loaded: LoadedModel | None = None
         self._controlnets: dict[str, Any] = {}
         self._taesd: dict[str, Any] = {}
         self._lock = threading.RLock()
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return self._registry if self._registry is not None else models.registry()
+
+    @registry.setter
+    def registry(self, value: ModelRegistry | None) -> None:
+        self._registry = value
 
     @property
     def device(self) -> DeviceChoice:
