@@ -178,30 +178,8 @@ class _TimedBackend:
 
 
 def diffusers_factory() -> Any:
-    """The router when it exists (the app's path); else the inpaint module directly."""
-    try:
-        import canvasai.backends.router  # noqa: F401
-
-        return default_backend_factory(None), "router"
-    except ModuleNotFoundError:
-        pass
-    from canvasai.backends.diffusion import inpaint
-    from canvasai.backends.diffusion.pipelines import PipelineManager
-    from canvasai.backends.models import ModelRegistry
-
-    class InpaintBackend:
-        name = "diffusers-inpaint"
-
-        def __init__(self) -> None:
-            self.registry = ModelRegistry(models_dirs=[], include_hf_cache=False)
-            self.manager = PipelineManager(self.registry)
-
-        def run(self, request: GenerationRequest, ctx: Any) -> Any:
-            loaded = self.manager.load(self.registry.resolve(request.model))
-            return inpaint.run(self.manager, loaded, request, ctx)
-
-    backend = InpaintBackend()
-    return (lambda request: backend), "diffusion.inpaint (no router yet)"
+    """The app's path: the router picks the diffusers backend for the request."""
+    return default_backend_factory(None), "router"
 
 
 class Harness:

@@ -33,7 +33,7 @@ def test_sdxl_bias_applied() -> None:
 
 
 def test_projection_works_on_a_full_size_latent() -> None:
-    """(Its cost per frame is measured in benchmarks/generation.py.)"""
+    """(What previews cost per step is `preview_cost_ratio` in benchmarks/generation.py.)"""
     torch = pytest.importorskip("torch")
     lat = torch.randn(1, 4, 128, 128)  # a 1024 px image
     rgb = latent_to_rgb(lat, SDXL)
