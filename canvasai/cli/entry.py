@@ -15,73 +15,15 @@ Adding a subcommand: write ``def _args_x(p)`` (declare its arguments) and
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from canvasai.cli import generate  # noqa: F401 - registers inpaint, outpaint, sketch, upscale
-from canvasai.cli.commands import SUBCOMMANDS, subcommand
+from canvasai.cli.commands import SUBCOMMANDS
 from canvasai.cli.io import UsageError
 
 PROG = "canvasai"
-
-
-def _args_models(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-@subcommand("models", "list the models CanvasAI can use", _args_models)
-def _cmd_models(args: argparse.Namespace) -> int:
-    rows: list[dict[str, Any]] = [
-        {
-            "name": "classic",
-            "path": None,
-            "family": "opencv",
-            "kind": "classic",
-            "format": "builtin",
-            "usable": True,
-            "note": "OpenCV inpaint/outpaint/upscale, no AI model",
-        }
-    ]
-    errors: list[str] = []
-    where = ""
-    try:
-        from canvasai.backends.models import ModelRegistry
-
-        reg = ModelRegistry()
-        where = ", ".join(str(d) for d in reg.models_dirs)
-        for m in reg.models():
-            rows.append(
-                {
-                    "name": m.name,
-                    "path": str(m.path),
-                    "family": m.family,
-                    "kind": m.kind,
-                    "format": m.format,
-                    "control_type": m.control_type,
-                    "size_bytes": m.size_bytes,
-                    "usable": m.usable,
-                    "note": m.note,
-                }
-            )
-        errors = list(reg.errors)
-    except ImportError as e:
-        errors.append(f"model registry unavailable: {e}")
-    if args.json:
-        print(json.dumps({"models": rows, "models_dirs": where, "errors": errors}, indent=1))
-        return 0
-    for r in rows:
-        bits = ", ".join(str(r[k]) for k in ("family", "kind", "format") if r.get(k))
-        flag = "" if r["usable"] else "  [not usable]"
-        note = f": {r['note']}" if r.get("note") else ""
-        print(f"{r['name']}  ({bits}){flag}{note}")
-    if where:
-        print(f"\nmodels folder: {where}", file=sys.stderr)
-    for e in errors:
-        print(f"warning: {e}", file=sys.stderr)
-    return 0
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -106,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         sc.configure(sp)
         sp.set_defaults(_handler=sc.run)
     from canvasai.cli.export import add_export_parser, run_export
+    from canvasai.cli.models import add_models_parser, run_models
 
+    add_models_parser(subs).set_defaults(_handler=run_models)
     add_export_parser(subs).set_defaults(_handler=run_export)
     return parser
 
@@ -117,7 +61,7 @@ def is_command(args: Sequence[str]) -> bool:
     if not args:
         return False
     first = args[0]
-    return (first in SUBCOMMANDS or first == "export" or first.startswith("-")
+    return (first in SUBCOMMANDS or first in ("export", "models") or first.startswith("-")
             or not Path(first).is_file())
 
 

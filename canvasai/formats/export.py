@@ -84,6 +84,7 @@ _KNOWN_KEYS = (
     "model_hash",
     "strength",
     "task",
+    "time",  # when the candidate was made: CanvasAI's own bookkeeping, not a setting
 )
 
 

@@ -31,34 +31,42 @@ from canvasai.ui.staging_strip import Candidate, StagingStrip
 
 
 class _ModelScan(QObject):
-    done = Signal(object, object)  # models [(group, label, value)], controlnets [(label, value)]
+    # models [(group, label, value)], controlnets [(label, value)], a note for the person
+    done = Signal(object, object, str)
 
 
 class _ScanTask(QRunnable):
-    """Scans the models folders off the GUI thread (file I/O, header reads)."""
+    """Rescans THE model registry off the GUI thread (file I/O, header reads): the panel, the
+    router and the CLI all see the result, so a model found here runs at once."""
 
     def __init__(self, signals: _ModelScan) -> None:
         super().__init__()
         self.signals = signals
 
     def run(self) -> None:
-        models: list[tuple[str, str, str]] = []
+        from canvasai.backends import models as registry
+
+        names = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
+        found: list[tuple[str, str, str]] = []
         controlnets: list[tuple[str, str]] = []
         try:
-            from canvasai.backends.models import ModelRegistry
-
-            for info in ModelRegistry().models():
-                if not info.usable:
-                    continue
-                family = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}.get(info.family,
-                                                                             info.family)
-                if info.kind == "controlnet":
-                    controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
-                elif info.kind in ("base", "inpaint", "upscaler"):
-                    models.append((f"{family} · {info.kind}", info.name, info.name))
-        except Exception:  # noqa: BLE001 - a broken models folder must not break the panel
-            pass
-        self.signals.done.emit(models, controlnets)
+            infos = registry.rescan()
+        except Exception as exc:  # noqa: BLE001 - the panel must stay usable; say why
+            self.signals.done.emit([], [], f"The models folder could not be read: {exc}")
+            return
+        refused = 0
+        for info in infos:
+            if not info.usable:
+                refused += 1
+                continue
+            family = names.get(info.family, info.family)
+            if info.kind == registry.CONTROLNET:
+                controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
+            elif info.kind in registry.MAIN_KINDS:
+                found.append((f"{family} · {info.kind}", info.name, info.name))
+        note = (f"{refused} file(s) in the models folders cannot be used: `canvasai models` "
+                f"lists them with the reason." if refused else "")
+        self.signals.done.emit(found, controlnets, note)
 
 
 class GenerationController(QObject):
@@ -175,8 +183,10 @@ class GenerationController(QObject):
     def refresh_models(self) -> None:
         QThreadPool.globalInstance().start(_ScanTask(self._scan_signals))
 
-    def _models_scanned(self, models: list, controlnets: list) -> None:
+    def _models_scanned(self, models: list, controlnets: list, note: str) -> None:
         self.panel.set_models(models, controlnets)
+        if note:
+            self.panel.show_note(note)
 
     def _frame_changed(self, margins: tuple[int, int, int, int]) -> None:
         doc = self.document()

@@ -5,9 +5,9 @@ from dataclasses import fields
 from PySide6.QtCore import Qt
 
 from canvasai.backends.api import CLASSIC_MODEL, ControlKind
+from canvasai.core import settings
 from canvasai.generation.history import params_from
 from canvasai.generation.params import FlowParams
-from canvasai.core import settings
 from canvasai.ui.generation_panel import GenerationPanel
 
 
