@@ -5,10 +5,9 @@ runs it; `describe_error` turns any exception into a sentence for the person;
 `run_sync` is the headless entry point (CLI, benchmarks, scripts) built on the same
 `execute` the `GenerationService` worker uses.
 
-Backend selection (`default_backend_factory`): the diffusers engineer's
-`canvasai.backends.router.backend_for(request, settings)` when that module exists,
-otherwise the classic backend for ``model == "classic"`` and a clear error for
-anything else. torch/diffusers are only imported by a backend, on first use.
+Backend selection (`default_backend_factory`): `canvasai.backends.router.backend_for`,
+imported on the worker thread at the first job. torch/diffusers are only imported by a
+backend, on first use.
 """
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from canvasai.backends.api import (
-    CLASSIC_MODEL,
     Backend,
     GenerationRequest,
     GenerationResult,
@@ -30,7 +28,7 @@ from canvasai.backends.api import (
     batch_seeds,
     with_seed,
 )
-from canvasai.core.errors import CanvasAIError, GenerationError, JobCancelled, ModelError
+from canvasai.core.errors import CanvasAIError, GenerationError, JobCancelled
 
 log = logging.getLogger(__name__)
 
@@ -41,42 +39,17 @@ NoteFn = Callable[[str], None]
 
 
 def default_backend_factory(settings: Any = None) -> BackendFactory:
-    """A factory that routes requests to backends, creating them lazily.
+    """A factory that routes requests to backends (the router creates them lazily).
 
-    Must be *called* (not just built) on the thread that runs jobs: that is where the
-    router (and through it torch/diffusers) gets imported.
+    `settings`: None (the settings model and THE model registry), or what
+    `router.backend_for` accepts. Must be *called* (not just built) on the thread that
+    runs jobs: that is where the router (and through it torch/diffusers) gets imported.
     """
-    classic: list[Backend] = []
-    router: list[Callable[..., Backend] | None] = []
-
-    def _classic() -> Backend:
-        if not classic:
-            from canvasai.backends.classic import ClassicBackend
-
-            classic.append(ClassicBackend())
-        return classic[0]
-
-    def _router() -> Callable[..., Backend] | None:
-        if not router:
-            try:
-                from canvasai.backends.router import backend_for
-            except ModuleNotFoundError as e:
-                if e.name not in ("canvasai.backends.router",):
-                    raise
-                backend_for = None
-            router.append(backend_for)
-        return router[0]
 
     def factory(request: GenerationRequest) -> Backend:
-        backend_for = _router()
-        if backend_for is not None:
-            return backend_for(request, settings)
-        if request.model == CLASSIC_MODEL:
-            return _classic()
-        raise ModelError(
-            f"cannot run model {request.model!r}: this build has no diffusion backend; "
-            f"use the classic model instead"
-        )
+        from canvasai.backends.router import backend_for
+
+        return backend_for(request, settings)
 
     return factory
 

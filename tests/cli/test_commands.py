@@ -286,3 +286,22 @@ def test_export_subcommand_is_wired(tmp_path):
     with Image.open(out) as im:
         assert im.size == (32, 16)
     assert main(["export", str(tmp_path / "missing.ora"), "-o", str(out)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--grow", "30000"], "--grow: must be between 0 and 512"),
+        (["--guidance", "nan"], "--guidance: must be between"),
+        (["--steps", "0"], "--steps: must be between 1"),
+        (["--batch", "100000"], "--batch: must be between 1"),
+    ],
+)
+def test_out_of_range_arguments_are_usage_errors_without_work(tmp_path, picture, capsys,
+                                                              extra, words):
+    image, mask_path, _, _ = picture
+    rc = main(["inpaint", str(image), "--mask", str(mask_path), "-o", str(tmp_path / "o.png"),
+               *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and words in err and "Traceback" not in err
+    assert not (tmp_path / "o.png").exists()

@@ -22,13 +22,12 @@ TIMEOUT_MS = 60_000
 
 @pytest.fixture
 def win(qtbot):
+    from canvasai.app import _attach_generation
+
     w = MainWindow()
     qtbot.addWidget(w)
-    gen = getattr(w, "generation", None)
-    if gen is None:  # until the main window creates it itself
-        from canvasai.ui.generation_controller import GenerationController
-
-        gen = w.generation = GenerationController(w)
+    _attach_generation(w)  # as the app wires it
+    gen = w.generation
     doc = Document(192, 160)
     rng = np.random.default_rng(0)
     px = rng.integers(0, 255, (160, 192, 4), dtype=np.uint8)

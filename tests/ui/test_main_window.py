@@ -219,10 +219,7 @@ def test_app_main_runs_test_script(tmp_path: Path):
     assert out.read_text() == "True 1920x1080 CanvasAI False"
 
 
-
-
 def test_app_main_opens_the_file_given(tmp_path: Path):
-    pytest.importorskip("canvasai.ui.file_actions")
     from PIL import Image
 
     picture = tmp_path / "small.png"
