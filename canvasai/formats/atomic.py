@@ -68,7 +68,9 @@ def _tmp_pattern(name: str) -> re.Pattern[str]:
     return re.compile(re.escape(_tmp_prefix(name)) + r"(?:(?P<pid>\d+)-)?[A-Za-z0-9_]{6,16}\.tmp\Z")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int, unknown: bool = True) -> bool:
+    """Whether a process with this id runs now; `unknown` when that cannot be told (no
+    signal-0 probe and no psutil). Our own crashed predecessors are not alive."""
     if pid <= 0:
         return False
     if pid == os.getpid():
@@ -78,13 +80,15 @@ def _pid_alive(pid: int) -> bool:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
+        except PermissionError:
+            return True  # it exists, under another user
         except OSError:
-            return True
+            return unknown
         return True
     try:
         import psutil  # type: ignore[import-untyped]
     except ImportError:
-        return True  # cannot tell: keep the file
+        return unknown
     return bool(psutil.pid_exists(pid))
 
 
@@ -113,7 +117,7 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
                     continue
                 pid = pattern.match(entry.name).group("pid")  # type: ignore[union-attr]
                 if pid is not None:
-                    stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
+                    stale = int(pid) != os.getpid() and not pid_alive(int(pid))
                     stale = stale or int(pid) == os.getpid()  # ours, but not active: left over
                 else:
                     stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_S

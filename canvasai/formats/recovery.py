@@ -32,7 +32,7 @@ from canvasai.core.paths import data_dir
 from canvasai.document.document import Document
 from canvasai.document.layer import Layer
 from canvasai.document.tiles import TiledSurface
-from canvasai.formats.atomic import atomic_write_bytes
+from canvasai.formats.atomic import atomic_write_bytes, pid_alive
 from canvasai.formats.image_io import document_from_layers
 from canvasai.formats.ora import Progress, load_ora, save_ora
 
@@ -41,29 +41,6 @@ STALE_TMP_S = 3600
 
 def recovery_dir() -> Path:
     return data_dir() / "recovery"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs now (False for our own crashed predecessors)."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    if os.name == "posix":
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        except OSError:
-            return False
-        return True
-    try:
-        import psutil  # type: ignore[import-untyped]
-    except ImportError:
-        return False  # cannot tell: offer recovery rather than lose work
-    return bool(psutil.pid_exists(pid))
 
 
 @dataclass(frozen=True)
@@ -239,7 +216,8 @@ def list_recoverable(
         if exclude is not None and info_path == exclude.info_path:
             continue
         entry = _read_entry(info_path)
-        if entry is None or entry.clean_exit or pid_alive(entry.pid):
+        # a process we cannot see counts as gone: offer recovery rather than lose work
+        if entry is None or entry.clean_exit or pid_alive(entry.pid, unknown=False):
             continue
         found.append(entry)
     found.sort(key=lambda e: e.saved_at, reverse=True)
