@@ -73,8 +73,13 @@ class ControlKind(str, enum.Enum):
 
 
 def _frozen_array(a: np.ndarray | None) -> np.ndarray | None:
+    """A read-only copy of `a`; an array that is already one (read-only, owning its data,
+    as this function makes them) is shared, so `dataclasses.replace(request, seed=...)`
+    does not copy a large image again on the GUI thread."""
     if a is None:
         return None
+    if isinstance(a, np.ndarray) and not a.flags.writeable and a.base is None:
+        return a
     out = np.array(a, copy=True)
     out.setflags(write=False)
     return out

@@ -87,6 +87,11 @@ def test_requests_are_frozen_snapshots():
     r = GenerationRequest(Task.IMG2IMG, image=img)
     img[:] = 7
     assert not r.image.any() and not r.image.flags.writeable
+    view = img[:8]
+    view.flags.writeable = False  # read-only, but a view of writable memory: still copied
+    assert GenerationRequest(Task.IMG2IMG, image=view).image.base is None
+    seeded = with_seed(r)  # the frozen snapshot itself is shared, not copied again
+    assert seeded.image is r.image
 
 
 def test_seeds_are_chosen_once_and_batches_count_up():
