@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from canvasai.backends import models
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task
 from canvasai.backends.device import free_memory, is_out_of_memory
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
@@ -65,16 +64,12 @@ class DiffusersBackend:
     def __init__(
         self, registry: ModelRegistry | None = None, manager: PipelineManager | None = None
     ) -> None:
-        self._registry = registry
         self.manager = manager or PipelineManager(registry)
 
     @property
     def registry(self) -> ModelRegistry:
-        return self._registry if self._registry is not None else models.registry()
-
-    @registry.setter
-    def registry(self, value: ModelRegistry | None) -> None:
-        self._registry = value
+        """The registry the pipeline manager loads from (one decision, in the manager)."""
+        return self.manager.registry
 
     def resolve(self, request: GenerationRequest) -> ModelInfo:
         info = self.registry.resolve(request.model)
