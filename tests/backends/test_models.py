@@ -505,16 +505,6 @@ def test_scan_depth_limit_is_kept(tmp_path: Path) -> None:
 # one registry for the panel, the router and the CLI
 
 
-@pytest.fixture
-def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "models"
-    root.mkdir()
-    monkeypatch.setenv("CANVASAI_MODELS_DIR", str(root))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    settings.reset(settings.MemoryStore())
-    return root
-
-
 def test_one_shared_registry_follows_the_settings(models_dir: Path, tmp_path: Path) -> None:
     reg = models.registry()
     assert models.registry() is reg and reg.models_dirs == [models_dir]

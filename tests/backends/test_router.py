@@ -19,17 +19,6 @@ from tests.support.fixtures import RecordingContext
 pytest.importorskip("diffusers")
 
 
-@pytest.fixture
-def models_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty models folder that the settings (and so THE registry) point at."""
-    root = tmp_path / "models"
-    root.mkdir()
-    monkeypatch.setenv("CANVASAI_MODELS_DIR", str(root))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    settings.reset(settings.MemoryStore())
-    return root
-
-
 def _txt2img(model: str) -> GenerationRequest:
     return GenerationRequest(
         Task.TXT2IMG, model=model, prompt="a fox", steps=1, seed=5, width=64, height=64
