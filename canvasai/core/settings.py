@@ -93,6 +93,18 @@ class ExportSettings:
 
 
 @dataclass
+class CredentialSettings:
+    """Content Credentials (C2PA) on exports; reading them from opened images."""
+
+    sign: bool = True  # embed signed credentials in every export
+    cert_chain: str = ""  # PEM: signing certificate, then its CA chain ("" = self-issued)
+    private_key: str = ""  # PEM private key of that certificate (unencrypted, owner-only)
+    signer_name: str = ""  # the self-issued certificate's name ("" = "CanvasAI user")
+    tsa_url: str = ""  # RFC 3161 timestamp authority ("" = none: signing stays offline)
+    trust_anchors: str = ""  # PEM bundle of CAs whose credentials show as trusted
+
+
+@dataclass
 class UISettings:
     confirm_dialogs: bool = True  # False: closing never waits on a question (tests)
     prompt_history: tuple[str, ...] = ()
@@ -107,6 +119,7 @@ class Settings:
     files: FileSettings = field(default_factory=FileSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     ui: UISettings = field(default_factory=UISettings)
+    credentials: CredentialSettings = field(default_factory=CredentialSettings)
 
     # -- flat mapping ------------------------------------------------------------------------
     def to_flat(self) -> dict[str, Any]:
@@ -185,6 +198,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CANVASAI_DEVICE": ("models/device", str),
     "CANVASAI_NO_PROMPTS": ("ui/confirm_dialogs", lambda v: "0" if v == "1" else "1"),
     "CANVASAI_TEST_SCRIPT": ("ui/test_script", str),
+    "CANVASAI_SIGN_EXPORTS": ("credentials/sign", str),
 }
 
 
