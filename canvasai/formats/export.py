@@ -20,6 +20,13 @@ False):
   `trainedAlgorithmicMedia` when every visible non-empty layer was generated,
   `compositeWithTrainedAlgorithmicMedia` when a person's painting has AI edits.
 
+Content Credentials (C2PA, `canvasai.formats.credentials`): every export, unless
+`ExportOptions.metadata` is False, also carries a signed manifest of what was created
+and edited, with which models. Pass a `ContentCredentials` to choose the identity and to
+read each file's outcome; without one, the ``credentials`` settings decide. Signing never
+fails an export: a file that cannot be signed is written without a manifest and its
+outcome says why.
+
 A layer's `generation` dict (filled by the generation flows) uses these keys;
 all optional, unknown keys are appended to the parameters line as `Key: value`:
 
@@ -49,6 +56,7 @@ from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.document.layer import Layer
 from canvasai.formats.atomic import atomic_write_bytes
+from canvasai.formats.credentials import ContentCredentials
 
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "tiff": "TIFF"}
 SUFFIXES = {
@@ -312,14 +320,33 @@ def _options_for(path: str | os.PathLike[str], options: ExportOptions | None) ->
     return opts
 
 
+def _signed(
+    data: bytes,
+    opts: ExportOptions,
+    credentials: ContentCredentials | None,
+    layers: Sequence[Layer],
+    metadata: dict[str, Any] | None,
+    path: str | os.PathLike[str],
+) -> bytes:
+    """`data` with Content Credentials (unless metadata is off); never raises."""
+    if not opts.metadata:
+        return data
+    creds = credentials if credentials is not None else ContentCredentials.from_settings()
+    return creds.sign(data, opts.format, layers, metadata, str(path))
+
+
 # -- public exports ------------------------------------------------------------------------
 def export_flattened(
-    doc: Document, path: str | os.PathLike[str], options: ExportOptions | None = None
+    doc: Document,
+    path: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    credentials: ContentCredentials | None = None,
 ) -> Path:
     """The visible image, flattened, as one file."""
     opts = _options_for(path, options)
     pixels = composite_layers(doc.layers, doc.rect)
-    return _write(path, encode_image(pixels, opts, Provenance.of(doc.layers)))
+    data = encode_image(pixels, opts, Provenance.of(doc.layers))
+    return _write(path, _signed(data, opts, credentials, doc.layers, doc.metadata, path))
 
 
 def selection_rect(doc: Document) -> Rect:
@@ -342,11 +369,15 @@ def selection_pixels(doc: Document, layer: Layer | None = None) -> np.ndarray:
 
 
 def export_selection(
-    doc: Document, path: str | os.PathLike[str], options: ExportOptions | None = None
+    doc: Document,
+    path: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    credentials: ContentCredentials | None = None,
 ) -> Path:
     """The selected part of the flattened image, cropped to the selection's bounds."""
     opts = _options_for(path, options)
-    return _write(path, encode_image(selection_pixels(doc), opts, Provenance.of(doc.layers)))
+    data = encode_image(selection_pixels(doc), opts, Provenance.of(doc.layers))
+    return _write(path, _signed(data, opts, credentials, doc.layers, doc.metadata, path))
 
 
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
@@ -413,7 +444,10 @@ def check_format_matches_path(path: str | os.PathLike[str], options: ExportOptio
 
 
 def export_layers(
-    doc: Document, folder: str | os.PathLike[str], options: ExportOptions | None = None
+    doc: Document,
+    folder: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    credentials: ContentCredentials | None = None,
 ) -> list[Path]:
     """Each layer as a full-canvas file in `folder`, named after the layer (bottom first,
     numbered so the order and duplicate names survive). Names are made safe and cut to
@@ -428,6 +462,8 @@ def export_layers(
             f"Could not create the folder “{out_dir}”: {exc.strerror or exc}."
         ) from exc
     written = []
+    if opts.metadata and credentials is None:
+        credentials = ContentCredentials.from_settings()  # one identity for every file
     for i, layer in enumerate(doc.layers):
         pixels = layer.surface.read(doc.rect)
         if layer.opacity < 1.0:
@@ -436,5 +472,8 @@ def export_layers(
         prov = (
             Provenance(format_parameters(layer.generation), GENERATED) if layer.generation else None
         )
-        written.append(_write(out_dir / name, encode_image(pixels, opts, prov)))
+        data = encode_image(pixels, opts, prov)
+        # Each file's credentials speak of that layer alone (the opened image stays its parent).
+        data = _signed(data, opts, credentials, [layer], doc.metadata, out_dir / name)
+        written.append(_write(out_dir / name, data))
     return written
