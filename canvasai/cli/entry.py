@@ -2,7 +2,8 @@
 the window: `canvasai.app.run` decides which, with `is_command`).
 
 The generating commands live in `canvasai.cli.generate` (they reuse the app's flows),
-`models` in `canvasai.cli.models`, `export` in `canvasai.cli.export`.
+`models` in `canvasai.cli.models`, `export` in `canvasai.cli.export`, `credentials` in
+`canvasai.cli.credentials`.
 
 Exit codes: 0 success, 1 the job failed, 2 bad arguments or unreadable input,
 130 interrupted. Messages go to stderr without tracebacks.
@@ -47,11 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp = subs.add_parser(sc.name, help=sc.help, description=sc.help, parents=[common])
         sc.configure(sp)
         sp.set_defaults(_handler=sc.run)
+    from canvasai.cli.credentials import add_credentials_parser, run_credentials
     from canvasai.cli.export import add_export_parser, run_export
     from canvasai.cli.models import add_models_parser, run_models
 
     add_models_parser(subs).set_defaults(_handler=run_models)
     add_export_parser(subs).set_defaults(_handler=run_export)
+    add_credentials_parser(subs).set_defaults(_handler=run_credentials)
     return parser
 
 
@@ -61,7 +64,7 @@ def is_command(args: Sequence[str]) -> bool:
     if not args:
         return False
     first = args[0]
-    return (first in SUBCOMMANDS or first in ("export", "models") or first.startswith("-")
+    return (first in SUBCOMMANDS or first in ("export", "models", "credentials") or first.startswith("-")
             or not Path(first).is_file())
 
 

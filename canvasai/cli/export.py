@@ -1,5 +1,10 @@
 """`canvasai export PROJECT.ora -o OUT [--layers DIR] [--format ...]`.
 
+Every file written carries signed Content Credentials (see canvasai.formats.credentials)
+unless `--no-credentials`, `--no-metadata` or the settings say otherwise; whether each
+was signed, or why not, is said on stderr. Exporting an image keeps it as the parent
+ingredient (its own credentials chained).
+
 Wired into the main command line by `add_export_parser(subparsers)`; the
 parser's default `func` is `run_export(args) -> int` (0 on success, 2 on a
 file error, with the message on stderr). No Qt, no torch.
@@ -12,6 +17,7 @@ import sys
 from pathlib import Path
 
 from canvasai.core.errors import CanvasAIError
+from canvasai.formats.credentials import ContentCredentials, open_image_with_credentials
 from canvasai.formats.export import (
     EXTENSION,
     ExportOptions,
@@ -21,7 +27,6 @@ from canvasai.formats.export import (
     export_selection,
     format_for_path,
 )
-from canvasai.formats.image_io import open_image_document
 from canvasai.formats.ora import load_ora
 
 
@@ -46,7 +51,12 @@ def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     p.add_argument(
         "--no-metadata",
         action="store_true",
-        help="write no generation parameters or AI provenance metadata",
+        help="write no generation parameters, AI provenance metadata or Content Credentials",
+    )
+    p.add_argument(
+        "--no-credentials",
+        action="store_true",
+        help="do not sign (no C2PA Content Credentials; default: the credentials settings)",
     )
     p.set_defaults(func=run_export)
     return p
@@ -73,7 +83,16 @@ def run_export(args: argparse.Namespace) -> int:
             if target:
                 check_format_matches_path(target, options(target))
         src = Path(args.project)
-        doc = load_ora(src) if src.suffix.lower() == ".ora" else open_image_document(src)
+        if src.suffix.lower() == ".ora":
+            doc = load_ora(src)
+        else:  # an image: it becomes the parent ingredient of what is exported
+            doc, _seen = open_image_with_credentials(src)
+        if getattr(args, "no_credentials", False):
+            creds = ContentCredentials.disabled("--no-credentials")
+        else:
+            from canvasai.cli.credentials import model_path
+
+            creds = ContentCredentials.from_settings(resolve_model=model_path)
 
         written: list[Path] = []
         if args.output:
@@ -81,16 +100,18 @@ def run_export(args: argparse.Namespace) -> int:
             opts = options(args.output)
             if not out.suffix:
                 out = out.with_suffix(EXTENSION[opts.format])
-            written.append(export_flattened(doc, out, opts))
+            written.append(export_flattened(doc, out, opts, creds))
         if args.layers:
-            written += export_layers(doc, args.layers, options(None))
+            written += export_layers(doc, args.layers, options(None), creds)
         if args.selection:
-            written.append(export_selection(doc, args.selection, options(args.selection)))
+            written.append(export_selection(doc, args.selection, options(args.selection), creds))
     except CanvasAIError as exc:
         print(f"canvasai export: {exc}", file=sys.stderr)
         return 2
     for path in written:
         print(path)
+    if creds.outcomes:  # signed or not, and why not: on stderr, the paths stay on stdout
+        print(f"canvasai export: {creds.summary()}", file=sys.stderr)
     return 0
 
 
