@@ -1,12 +1,15 @@
 """Compositing the layer stack, only where something changed.
 
-`Compositor` keeps two per-tile caches around the active layer, the way painting
-apps keep a projection: the composite of every layer *below* it, and the
-premultiplied group of every layer *above* it (only when all of those are
-source-over, which is associative). A dab on the active layer then costs three
-blends per pixel whatever the number of layers. The caches are filled lazily per
-tile, bounded by a byte budget (LRU), and invalidated per tile by the document's
-pixel events.
+`Compositor` keeps per-tile caches around the active layer, the way painting
+apps keep a projection: the composite of every layer *below* it, and, above it,
+one cached affine map per run of layers whose blend mode is affine in the
+backdrop (normal, multiply, screen, hard light, exclusion; see
+`blend.Transfer`). Layers above in a non-affine mode (overlay, soft light,
+darken, ...) are blended one by one. A dab on the active layer then costs one
+blend for the active layer, one multiply-add per affine run and one blend per
+non-affine layer above, whatever the number of layers. The caches are filled
+lazily per tile, bounded by a byte budget (one LRU), and invalidated per tile by
+the document's pixel events.
 """
 
 from __future__ import annotations
@@ -17,12 +20,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from canvasai.core.geometry import Rect
-from canvasai.document.blend import BlendMode, composite_layer, to_display, to_straight_uint8
+from canvasai.document.blend import (
+    AFFINE_MODES,
+    BlendMode,
+    Transfer,
+    composite_layer,
+    to_display,
+    to_straight_uint8,
+)
 from canvasai.document.document import Document
 from canvasai.document.layer import Layer
 from canvasai.document.tiles import TileKey
 
-DEFAULT_CACHE_BUDGET = 384 * 1024 * 1024
+# Bytes of cached projection (below) and affine maps (above); the dab path needs the
+# tiles around the stroke, the first view of a 1920x1080 viewport fills ~100-250 MiB.
+DEFAULT_CACHE_BUDGET = 640 * 1024 * 1024
 
 
 def _layer_is_blank_at(layer: Layer, key: TileKey) -> bool:
@@ -61,32 +73,60 @@ def composite_layers(layers: Sequence[Layer], rect: Rect, respect_visibility: bo
 
 
 class _TileCache:
+    """LRU of per-tile values (arrays, transfers, or None for 'nothing there')."""
+
     def __init__(self) -> None:
-        self.tiles: OrderedDict[TileKey, np.ndarray] = OrderedDict()
+        self.tiles: OrderedDict[tuple[int, TileKey], tuple[object, int]] = OrderedDict()
         self.nbytes = 0
 
-    def get(self, key: TileKey) -> np.ndarray | None:
+    def get(self, key: tuple[int, TileKey]) -> tuple[object, int] | None:
         t = self.tiles.get(key)
         if t is not None:
             self.tiles.move_to_end(key)
         return t
 
-    def put(self, key: TileKey, tile: np.ndarray, budget: int) -> None:
+    def put(self, key: tuple[int, TileKey], value: object, nbytes: int, budget: int) -> None:
         self.drop(key)
-        self.tiles[key] = tile
-        self.nbytes += tile.nbytes
+        self.tiles[key] = (value, nbytes)
+        self.nbytes += nbytes
         while self.nbytes > budget and len(self.tiles) > 1:
-            _, old = self.tiles.popitem(last=False)
-            self.nbytes -= old.nbytes
+            _, (_, old) = self.tiles.popitem(last=False)
+            self.nbytes -= old
 
-    def drop(self, key: TileKey) -> None:
+    def drop(self, key: tuple[int, TileKey]) -> None:
         t = self.tiles.pop(key, None)
         if t is not None:
-            self.nbytes -= t.nbytes
+            self.nbytes -= t[1]
 
     def clear(self) -> None:
         self.tiles.clear()
         self.nbytes = 0
+
+
+_BELOW = -1  # cache slot of the below-projection; slots 0.. are the runs above
+
+
+class _Run:
+    """Layers above the active one: a run of affine-mode layers, or one other layer."""
+
+    __slots__ = ("layers", "affine")
+
+    def __init__(self, layers: list[Layer], affine: bool) -> None:
+        self.layers = layers
+        self.affine = affine
+
+
+def _runs(layers: Sequence[Layer]) -> list[_Run]:
+    runs: list[_Run] = []
+    for layer in layers:
+        if not layer.visible:
+            continue
+        affine = layer.blend_mode in AFFINE_MODES
+        if affine and runs and runs[-1].affine:
+            runs[-1].layers.append(layer)
+        else:
+            runs.append(_Run([layer], affine))
+    return runs
 
 
 class Compositor:
@@ -95,8 +135,10 @@ class Compositor:
     def __init__(self, doc: Document, cache_budget: int = DEFAULT_CACHE_BUDGET) -> None:
         self.doc = doc
         self.cache_budget = cache_budget
-        self._below = _TileCache()
-        self._above = _TileCache()
+        self._cache = _TileCache()
+        self._runs: list[_Run] = []
+        self._run_of: dict[int, int] = {}  # layer id -> run index
+        self._signature: tuple = ()
         # Stack and visual-property changes also emit pixels_changed(None, ...), which
         # drops the caches; a rename or lock (layers_changed alone) keeps them.
         doc.pixels_changed.connect(self._on_pixels)
@@ -105,8 +147,8 @@ class Compositor:
 
     # -- cache maintenance ------------------------------------------------------------
     def invalidate(self) -> None:
-        self._below.clear()
-        self._above.clear()
+        self._cache.clear()
+        self._signature = ()
 
     def _on_pixels(self, layer: Layer | None, rect: Rect) -> None:
         if layer is None:
@@ -119,20 +161,31 @@ class Compositor:
         a = self.doc.active_index
         if idx == a:
             return
-        cache = self._below if idx < a else self._above
+        if idx < a:
+            slot = _BELOW
+        else:
+            slot = self._run_of.get(layer.id)
+            if slot is None:
+                return  # hidden, or the stack changed since (the signature catches that)
         for key in rect.tiles(self.doc.mask.tile_size):
-            cache.drop(key)
+            self._cache.drop((slot, key))
 
     @property
     def cache_nbytes(self) -> int:
-        return self._below.nbytes + self._above.nbytes
+        return self._cache.nbytes
 
-    def _above_is_groupable(self) -> bool:
-        return all(
-            layer.blend_mode is BlendMode.NORMAL
-            for layer in self.doc.layers[self.doc.active_index + 1:]
-            if layer.visible
-        )
+    def _check_stack(self) -> None:
+        """Rebuild the runs (and drop the caches) if the stack or a layer's look changed
+        since the caches were filled, whether or not an event said so."""
+        doc = self.doc
+        sig = (doc.active_index, doc.width, doc.height,
+               *((la.id, la.visible, la.blend_mode, la.opacity) for la in doc.layers))
+        if sig == self._signature:
+            return
+        self._cache.clear()
+        self._signature = sig
+        self._runs = _runs(doc.layers[doc.active_index + 1:])
+        self._run_of = {la.id: i for i, run in enumerate(self._runs) for la in run.layers}
 
     def _stack_tile(self, layers: Sequence[Layer], key: TileKey, ts: int) -> np.ndarray:
         acc = np.zeros((ts, ts, 4), np.float32)
@@ -142,17 +195,25 @@ class Compositor:
         return acc
 
     def _below_tile(self, key: TileKey, ts: int) -> np.ndarray:
-        t = self._below.get(key)
-        if t is None:
-            t = self._stack_tile(self.doc.layers[: self.doc.active_index], key, ts)
-            self._below.put(key, t, self.cache_budget // 2)
+        hit = self._cache.get((_BELOW, key))
+        if hit is not None:
+            return hit[0]  # type: ignore[return-value]
+        t = self._stack_tile(self.doc.layers[: self.doc.active_index], key, ts)
+        self._cache.put((_BELOW, key), t, t.nbytes, self.cache_budget)
         return t
 
-    def _above_tile(self, key: TileKey, ts: int) -> np.ndarray:
-        t = self._above.get(key)
-        if t is None:
-            t = self._stack_tile(self.doc.layers[self.doc.active_index + 1:], key, ts)
-            self._above.put(key, t, self.cache_budget // 2)
+    def _run_tile(self, i: int, key: TileKey, ts: int) -> Transfer | None:
+        """The cached affine map of run `i` over tile `key` (None: the run is empty there)."""
+        hit = self._cache.get((i, key))
+        if hit is not None:
+            return hit[0]  # type: ignore[return-value]
+        t: Transfer | None = None
+        for layer in self._runs[i].layers:
+            if not _layer_is_blank_at(layer, key):
+                if t is None:
+                    t = Transfer((ts, ts))
+                t.then(layer.surface.tile_or_fill(key), layer.opacity, layer.blend_mode)
+        self._cache.put((i, key), t, t.nbytes if t is not None else 64, self.cache_budget)
         return t
 
     # -- compositing --------------------------------------------------------------------
@@ -160,18 +221,17 @@ class Compositor:
         """Premultiplied float32 RGBA of the visible stack inside `rect` (clamped to the doc).
 
         Gathers the below-projection for the rect, blends the active layer once, then
-        the above group (or each layer above when they don't group).
+        applies each run above: its cached affine map, or the one non-affine layer.
         """
         rect = rect.intersect(self.doc.rect)
         out = np.empty((rect.h, rect.w, 4), np.float32)
         if rect.is_empty():
             return out
+        self._check_stack()
         doc = self.doc
         ts = doc.mask.tile_size
         a = doc.active_index
         active = doc.layers[a] if 0 <= a < len(doc.layers) else None
-        above_layers = [la for la in doc.layers[a + 1:] if la.visible]
-        groupable = self._above_is_groupable()
         parts = []
         for key in rect.tiles(ts):
             tr = Rect(key[0] * ts, key[1] * ts, ts, ts)
@@ -185,17 +245,14 @@ class Compositor:
             not _layer_is_blank_at(active, p[0]) for p in parts
         ):
             composite_layer(out, active.surface.read(rect), active.opacity, active.blend_mode)
-        if not above_layers:
-            return out
-        if groupable:
-            above = np.empty_like(out)
-            for key, ys, xs, oys, oxs in parts:
-                above[oys, oxs] = self._above_tile(key, ts)[ys, xs]
-            if above[..., 3].any():
-                out *= 1.0 - above[..., 3:4]
-                out += above
-        else:
-            for layer in above_layers:
+        for i, run in enumerate(self._runs):
+            if run.affine:
+                for key, ys, xs, oys, oxs in parts:
+                    t = self._run_tile(i, key, ts)
+                    if t is not None:
+                        t.apply(out[oys, oxs], ys, xs)
+            else:
+                layer = run.layers[0]
                 if any(not _layer_is_blank_at(layer, p[0]) for p in parts):
                     composite_layer(out, layer.surface.read(rect), layer.opacity,
                                     layer.blend_mode)
@@ -204,6 +261,43 @@ class Compositor:
     def display(self, rect: Rect) -> np.ndarray:
         """Premultiplied uint8 RGBA, ready for a QImage (Format_RGBA8888_Premultiplied)."""
         return to_display(self.composite(rect))
+
+    # -- reduced resolution (zoomed-out views and first pictures) -----------------------
+    def composite_sampled(self, rect: Rect, step: int) -> np.ndarray:
+        """Premultiplied float32 of the visible stack at every `step`-th pixel of `rect`
+        (see `TiledSurface.sample`), composited from the layers' own tiles: the
+        full-resolution pixels in between are never read, and the caches are not used."""
+        rect = rect.intersect(self.doc.rect)
+        acc = np.zeros((-(-rect.h // step), -(-rect.w // step), 4), np.float32)
+        if rect.is_empty():
+            return acc
+        for layer in self.doc.layers:
+            if not layer.visible:
+                continue
+            px = layer.surface.sample(rect, step)
+            if px is not None:
+                composite_layer(acc, px, layer.opacity, layer.blend_mode)
+        return acc
+
+    def display_level(self, rect: Rect, level: int, supersample: bool = True) -> np.ndarray:
+        """Premultiplied uint8 of `rect` at 1 / 2**level of full resolution (pixel i
+        covers rect.x + i * 2**level ...). Level 0 is `display`. With `supersample`,
+        each pixel averages 2 x 2 samples; without, it is one point sample (cheaper, for
+        a first picture that a refined one replaces)."""
+        if level <= 0:
+            return self.display(rect)
+        rect = rect.intersect(self.doc.rect)
+        step = 1 << level
+        if not supersample:
+            return to_display(self.composite_sampled(rect, step))
+        fine = self.composite_sampled(rect, step // 2)
+        h, w = -(-rect.h // step), -(-rect.w // step)
+        if fine.shape[0] != 2 * h or fine.shape[1] != 2 * w:  # odd edge: repeat the last sample
+            fine = np.pad(fine, ((0, 2 * h - fine.shape[0]), (0, 2 * w - fine.shape[1]), (0, 0)),
+                          mode="edge")
+        avg = fine.reshape(h, 2, w, 2, 4).sum(axis=(1, 3))
+        avg *= np.float32(0.25)
+        return to_display(avg)
 
     def flatten(self, rect: Rect | None = None) -> np.ndarray:
         """Straight uint8 RGBA of the whole image (or `rect`), without touching the caches."""

@@ -143,6 +143,57 @@ class TiledSurface:
                 dst[:] = src[part.y - tr.y:part.y1 - tr.y, part.x - tr.x:part.x1 - tr.x]
         return out
 
+    def sample(self, rect: Rect, step: int) -> np.ndarray | None:
+        """Every `step`-th pixel of `rect` (rows and columns from its top-left corner):
+        a new (ceil(h / step), ceil(w / step), channels) array, or None when `rect`
+        holds only a transparent fill (nothing to composite there).
+
+        Reduced-resolution views read layers through this: it touches each allocated
+        tile once with a strided slice, never the full-resolution pixels in between.
+        """
+        if step <= 1:
+            if not self.fill.any() and not self._any_tile_in(rect):
+                return None
+            return self.read(rect)
+        ny, nx = -(-rect.h // step), -(-rect.w // step)
+        ts = self.tile_size
+        if not self.fill.any():
+            keys = self._keys_in(rect)
+            if not keys:
+                return None
+            out = np.zeros((ny, nx, self.channels), np.uint8)
+        else:
+            keys = [k for k in rect.tiles(ts) if k in self._tiles]
+            out = np.empty((ny, nx, self.channels), np.uint8)
+            out[:] = self.fill
+        for key in keys:
+            tile = self._tiles[key]
+            tx, ty = key[0] * ts, key[1] * ts
+            # sample indices whose position rect.x + i * step falls inside this tile
+            i0 = max(0, -(-(tx - rect.x) // step))
+            i1 = min(nx, -(-(min(tx + ts, rect.x1) - rect.x) // step))
+            j0 = max(0, -(-(ty - rect.y) // step))
+            j1 = min(ny, -(-(min(ty + ts, rect.y1) - rect.y) // step))
+            if i0 >= i1 or j0 >= j1:
+                continue
+            lx = rect.x + i0 * step - tx
+            ly = rect.y + j0 * step - ty
+            out[j0:j1, i0:i1] = tile[ly:ly + (j1 - j0 - 1) * step + 1:step,
+                                     lx:lx + (i1 - i0 - 1) * step + 1:step]
+        return out
+
+    def _keys_in(self, rect: Rect) -> list[TileKey]:
+        """Allocated tiles overlapping `rect`, by whichever is smaller to walk."""
+        ts = self.tile_size
+        kx0, ky0 = rect.x // ts, rect.y // ts
+        kx1, ky1 = -(-rect.x1 // ts), -(-rect.y1 // ts)
+        if (kx1 - kx0) * (ky1 - ky0) <= len(self._tiles):
+            return [k for k in rect.tiles(ts) if k in self._tiles]
+        return [k for k in self._tiles if kx0 <= k[0] < kx1 and ky0 <= k[1] < ky1]
+
+    def _any_tile_in(self, rect: Rect) -> bool:
+        return bool(self._keys_in(rect))
+
     def write(self, x: int, y: int, pixels: np.ndarray) -> Rect:
         """Copy `pixels` (h, w, channels) with its top-left at (x, y). Returns the rect."""
         if pixels.ndim == 2:

@@ -87,3 +87,56 @@ def test_source_over_empty_backdrop_is_source():
 def test_ora_names_round_trip_and_unknown_falls_back():
     assert BlendMode.from_ora("svg:multiply") is BlendMode.MULTIPLY
     assert BlendMode.from_ora("krita:unknown-op") is BlendMode.NORMAL
+
+
+def _random_case(rng, h=37, w=53):
+    """A premultiplied backdrop and a straight source with the awkward values in it:
+    transparent and opaque pixels, tiny alphas, colours at exactly 0, 1/2 and 1."""
+    back = rng.random((h, w, 4)).astype(np.float32)
+    back[:4] = 0.0
+    back[4:8, :, 3] = 1.0
+    back[8:10, :, 3] = 1e-3
+    back[10:12, :, :3] = 0.5
+    back[12:14, :, :3] = 1.0
+    back[..., :3] *= back[..., 3:4]
+    src = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    src[:, :3, 3] = 0
+    src[:, 3:6, 3] = 255
+    src[:, 6:8, :3] = (0, 128, 255)
+    src[:, 8:10, :3] = 127
+    return back, src
+
+
+@pytest.mark.parametrize("mode", list(BlendMode))
+def test_fast_path_agrees_with_the_spec_formula(mode):
+    from canvasai.document.blend import composite_layer_reference
+
+    rng = np.random.default_rng(7)
+    for opacity in (1.0, 0.37):
+        back, src = _random_case(rng)
+        fast, ref = back.copy(), back.copy()
+        composite_layer(fast, src, opacity, mode)
+        composite_layer_reference(ref, src, opacity, mode)
+        np.testing.assert_allclose(fast, ref, atol=2e-6)
+
+
+def test_a_run_of_affine_layers_is_one_cached_map():
+    from canvasai.document.blend import AFFINE_MODES, Transfer
+
+    rng = np.random.default_rng(11)
+    back, _ = _random_case(rng)
+    modes = sorted(AFFINE_MODES, key=lambda m: m.value) * 3
+    layers = [(m, _random_case(rng)[1], float(rng.uniform(0.2, 1.0))) for m in modes]
+    for order in (layers, layers[::-1], layers[3:] + layers[:3]):
+        t = Transfer(back.shape[:2])
+        expected = back.copy()
+        for mode, src, opacity in order:
+            t.then(src, opacity, mode)
+            composite_layer(expected, src, opacity, mode)
+        got = back.copy()
+        t.apply(got)
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        # a part of the map applies to the same part of a backdrop
+        part = back[5:20, 7:30].copy()
+        t.apply(part, slice(5, 20), slice(7, 30))
+        np.testing.assert_allclose(part, expected[5:20, 7:30], atol=1e-5)

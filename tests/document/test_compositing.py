@@ -1,6 +1,7 @@
 """The cached compositor must always agree with a from-scratch composite."""
 
 import numpy as np
+import pytest
 
 from canvasai.core.geometry import Rect
 from canvasai.document.blend import BlendMode, to_straight_uint8
@@ -42,6 +43,65 @@ def test_cached_composite_matches_reference_through_random_edits():
         got = to_straight_uint8(comp.composite(region))
         ref = composite_layers(doc.layers, region.intersect(doc.rect))
         assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1, step
+
+
+BLEND_HEAVY = [BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.SCREEN, BlendMode.OVERLAY,
+               BlendMode.SOFT_LIGHT, BlendMode.HARD_LIGHT, BlendMode.DARKEN,
+               BlendMode.DIFFERENCE, BlendMode.EXCLUSION, BlendMode.COLOR_DODGE]
+
+
+@pytest.mark.parametrize("seed", [5, 8])
+def test_cached_composite_matches_reference_with_blend_modes(seed):
+    """Runs of affine layers (cached maps), non-affine layers between them, a non-Normal
+    active layer, and dabs anywhere in the stack: the cached path agrees with a
+    from-scratch composite after every edit."""
+    rng = np.random.default_rng(seed)
+    doc = Document(230, 170)
+    for _ in range(7):
+        doc.add_layer()
+    for i, layer in enumerate(doc.layers[1:]):
+        doc.set_layer_properties(layer, blend_mode=BLEND_HEAVY[(i + seed) % len(BLEND_HEAVY)])
+        paint(doc, layer, rng)
+    doc.set_active(4)
+    comp = Compositor(doc)
+    for step in range(36):
+        a = doc.active_index
+        action = step % 6
+        if action in (0, 1):  # the dab path: paint the active layer
+            paint(doc, doc.active_layer, rng)
+        elif action == 2:  # paint a layer above or below it
+            paint(doc, doc.layers[int(rng.integers(0, len(doc.layers)))], rng)
+        elif action == 3:
+            doc.set_layer_properties(doc.layers[int(rng.integers(0, len(doc.layers)))],
+                                     blend_mode=BLEND_HEAVY[int(rng.integers(0, len(BLEND_HEAVY)))],
+                                     opacity=float(rng.uniform(0.2, 1)))
+        elif action == 4 and step % 12 == 4:
+            doc.set_active(int(rng.integers(1, len(doc.layers))))
+        elif action == 5 and step % 18 == 5:
+            doc.set_layer_properties(doc.layers[int(rng.integers(1, len(doc.layers)))],
+                                     visible=bool(rng.integers(0, 2)))
+        for region in (Rect(int(rng.integers(0, 180)), int(rng.integers(0, 120)), 70, 60),
+                       doc.rect):
+            got = to_straight_uint8(comp.composite(region))
+            ref = composite_layers(doc.layers, region.intersect(doc.rect))
+            assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1, (step, a)
+
+
+def test_reduced_resolution_is_the_full_composite_sampled():
+    rng = np.random.default_rng(2)
+    doc = Document(300, 200)
+    for mode in (BlendMode.MULTIPLY, BlendMode.OVERLAY, BlendMode.NORMAL):
+        layer = doc.add_layer()
+        doc.set_layer_properties(layer, blend_mode=mode)
+        paint(doc, layer, rng)
+    comp = Compositor(doc)
+    full = comp.display(doc.rect)
+    for level in (1, 2, 3):
+        step = 1 << level
+        point = comp.display_level(Rect(64, 32, 200, 168), level, supersample=False)
+        assert np.abs(point.astype(int) - full[32:200:step, 64:264:step].astype(int)).max() <= 1
+        smooth = comp.display_level(doc.rect, level)
+        assert smooth.shape == (-(-200 // step), -(-300 // step), 4)
 
 
 def test_display_is_premultiplied():
