@@ -1,6 +1,9 @@
-"""The export options dialog: format, quality, lossless, scale, metadata."""
+"""The export options dialog: format, quality, lossless, scale, metadata; and how the
+export will be signed (Content Credentials; changed in Preferences)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -9,6 +12,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QLabel,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -18,6 +22,17 @@ from canvasai.core import settings
 from canvasai.formats.export import ExportOptions
 
 FORMAT_LABELS = [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WebP"), ("tiff", "TIFF")]
+
+
+def signing_text() -> str:
+    """How exports will be signed, from the settings alone (nothing is loaded here)."""
+    c = settings.current().credentials
+    if not c.sign:
+        return "Content Credentials: off (Edit ▸ Preferences)."
+    if c.cert_chain or c.private_key:
+        return f"Content Credentials: signed with your certificate ({Path(c.cert_chain).name})."
+    return ("Content Credentials: signed with CanvasAI's self-issued certificate — shown as "
+            "valid, not trusted (Edit ▸ Preferences).")
 
 
 class ExportDialog(QDialog):
@@ -41,14 +56,20 @@ class ExportDialog(QDialog):
         self.scale.setRange(1.0, 1600.0)
         self.scale.setSuffix(" %")
         self.scale.setValue(s.scale_percent)
-        self.metadata = QCheckBox("Include generation parameters and AI provenance")
+        self.metadata = QCheckBox(
+            "Include generation parameters, AI provenance and Content Credentials"
+        )
         self.metadata.setChecked(s.metadata)
+        self.signing = QLabel(signing_text())
+        self.signing.setObjectName("exportSigning")
+        self.signing.setWordWrap(True)
         form = QFormLayout()
         form.addRow("Format", self.format)
         form.addRow("Quality", self.quality)
         form.addRow("", self.lossless)
         form.addRow("Scale", self.scale)
         form.addRow("", self.metadata)
+        form.addRow("", self.signing)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -58,6 +79,7 @@ class ExportDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(buttons)
         self.format.currentIndexChanged.connect(self._sync)
+        self.metadata.toggled.connect(self._sync)
         self._sync()
 
     def _sync(self) -> None:
@@ -66,6 +88,7 @@ class ExportDialog(QDialog):
             fmt in ("jpeg", "webp") and not (fmt == "webp" and self.lossless.isChecked())
         )
         self.lossless.setEnabled(fmt == "webp")
+        self.signing.setEnabled(self.metadata.isChecked())
 
     def options(self) -> ExportOptions:
         return ExportOptions(

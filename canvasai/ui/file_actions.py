@@ -38,6 +38,12 @@ from canvasai.core import settings
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.formats import export as exp
+from canvasai.formats.credentials import (
+    ContentCredentials,
+    Credentials,
+    open_image_with_credentials,
+    read_trust_anchors,
+)
 from canvasai.formats.image_io import IMAGE_SUFFIXES, image_to_layer, open_image_document
 from canvasai.formats.ora import load_ora, save_ora
 from canvasai.formats.recovery import (
@@ -72,6 +78,23 @@ def read_any(path: str | os.PathLike[str]) -> Document:
     return open_image_document(path)
 
 
+def read_any_with_credentials(path: str | os.PathLike[str]) -> tuple[Document, Credentials | None]:
+    """Open a project or image (worker thread); an image's Content Credentials are read and
+    validated from the same bytes, and the image becomes the parent ingredient of exports."""
+    if Path(path).suffix.lower() == ".ora":
+        return load_ora(path), None
+    trust = read_trust_anchors(settings.current().credentials.trust_anchors)
+    return open_image_with_credentials(path, trust)
+
+
+def model_path(name: str) -> Path | None:
+    """The file or folder of a registry model, whose header the export's manifest hashes."""
+    from canvasai.backends.models import registry
+
+    info = registry().get(name)
+    return info.path if info is not None else None
+
+
 def qimage_from_rgba(pixels: np.ndarray) -> QImage:
     h, w = pixels.shape[:2]
     data = np.ascontiguousarray(pixels)
@@ -92,6 +115,7 @@ class FileController(QObject):
     saved = Signal(str)  # path
     autosaved = Signal(int)  # document revision written
     exported = Signal(object)  # list[Path]
+    credentials_read = Signal(object, str)  # Credentials | None, file name (after `opened`)
     error = Signal(str)  # a message already shown to the person
 
     def __init__(self, window: Any) -> None:
@@ -100,6 +124,7 @@ class FileController(QObject):
         self.runner = BackgroundRunner(self)
         self.recovery = RecoverySession()
         self.last_error: str | None = None
+        self.last_credentials: ContentCredentials | None = None  # of the last export
         self.message_box: QMessageBox | None = None
         self._autosaved: tuple[int, int] | None = None  # (id(doc), revision) on disk
         self._autosave_running = False
@@ -216,15 +241,18 @@ class FileController(QObject):
             return
         update = self._show_progress("Opening")
 
-        def done(doc: Document) -> None:
+        def done(result: tuple[Document, Credentials | None]) -> None:
+            doc, creds = result
             self._hide_progress()
             is_project = Path(path).suffix.lower() == ".ora"
             self._adopt_document(doc, path if is_project else None)
-            self._status(f"Opened {Path(path).name}")
+            note = f" — Content Credentials: {creds.state}" if creds is not None else ""
+            self._status(f"Opened {Path(path).name}{note}")
             self.opened.emit(doc)
+            self.credentials_read.emit(creds, Path(path).name)
 
         self.runner.start(
-            lambda progress: read_any(path),
+            lambda progress: read_any_with_credentials(path),
             done,
             lambda msg: self._fail("Could not open", msg),
             update,
@@ -350,17 +378,28 @@ class FileController(QObject):
             return
         snap = snapshot_document(doc)
         opts = options or exp.ExportOptions(format=exp.format_for_path(target))
+        cred_settings = settings.current().credentials
+        creds: list[ContentCredentials] = []
 
         def work(_progress: object) -> list[Path]:
+            # The identity is loaded (or made on first use) here, off the GUI thread.
+            c = ContentCredentials.from_settings(cred_settings, resolve_model=model_path)
+            creds.append(c)
             if kind == "layers":
-                return exp.export_layers(snap, target, opts)
+                return exp.export_layers(snap, target, opts, c)
             if kind == "selection":
-                return [exp.export_selection(snap, target, opts)]
-            return [exp.export_flattened(snap, target, opts)]
+                return [exp.export_selection(snap, target, opts, c)]
+            return [exp.export_flattened(snap, target, opts, c)]
 
         def done(paths: list[Path]) -> None:
             self._hide_progress()
-            self._status(f"Exported {len(paths)} file(s) to {Path(target).name}")
+            self.last_credentials = creds[0] if creds else None
+            signed = self.last_credentials.summary() if self.last_credentials else ""
+            msg = f"Exported {len(paths)} file(s) to {Path(target).name}"
+            # Unsigned exports say why; the status stays up longer then.
+            unsigned = self.last_credentials is not None and any(
+                not o.signed for o in self.last_credentials.outcomes)
+            self._status(f"{msg}. {signed}" if signed else msg, 15000 if unsigned else 5000)
             self.exported.emit(paths)
 
         self._show_progress("Exporting")

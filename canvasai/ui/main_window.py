@@ -110,6 +110,11 @@ class MainWindow(QMainWindow):
         from canvasai.ui.file_actions import FileController
 
         self.files = FileController(self)
+        from canvasai.ui.credentials_panel import install_credentials_panel
+        from canvasai.ui.preferences_dialog import install_preferences_action
+
+        install_credentials_panel(self)  # Content Credentials of opened images
+        install_preferences_action(self)  # Edit > Preferences…
         self._finish_file_menu()
         self.select_tool(self.current_tool_name)
         self._update_title()
