@@ -43,6 +43,8 @@ MAX_GENERATED_PIXELS = 4096 * 4096
 MIN_GENERATED_SIDE = 8
 #: How far an outpaint may extend one edge.
 MAX_MARGIN = 8192
+#: reference images one Edit request may carry (Qwen-Image-Edit-Plus takes up to 3 besides the picture)
+MAX_REFERENCES = 4
 SCHEDULERS = (
     "default", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "lcm",
 )
@@ -63,6 +65,7 @@ class Task(str, enum.Enum):
     OUTPAINT = "outpaint"
     SKETCH = "sketch"
     UPSCALE = "upscale"
+    EDIT = "edit"  # follow an instruction ("make it night") on the image or the selection
 
 
 class ControlKind(str, enum.Enum):
@@ -235,10 +238,15 @@ class GenerationRequest:
     outpaint: OutpaintSettings | None = None
     upscale: UpscaleSettings | None = None
     previews: bool = True
+    #: reference images (H x W x 3|4 uint8) for Edit with models that take several
+    references: tuple[np.ndarray, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image))
         object.__setattr__(self, "mask", _frozen_array(self.mask))
+        object.__setattr__(
+            self, "references", tuple(_frozen_array(r) for r in (self.references or ()))
+        )
         self.validate()
 
     def validate(self) -> None:
@@ -281,7 +289,7 @@ class GenerationRequest:
 
     def _check_task_inputs(self) -> None:
         t = self.task
-        needs_image = t in (Task.IMG2IMG, Task.INPAINT, Task.OUTPAINT, Task.UPSCALE)
+        needs_image = t in (Task.IMG2IMG, Task.INPAINT, Task.OUTPAINT, Task.UPSCALE, Task.EDIT)
         if needs_image and self.image is None:
             raise RequestError(f"{t.value} needs an input image.")
         if t == Task.INPAINT and self.mask is None:
@@ -293,6 +301,12 @@ class GenerationRequest:
             s = self.outpaint
             if (w + s.left + s.right) * (h + s.top + s.bottom) > MAX_PIXELS:
                 raise RequestError("The outpainted image would be too large.")
+        if len(self.references) > MAX_REFERENCES:
+            raise RequestError(f"At most {MAX_REFERENCES} reference images, not {len(self.references)}.")
+        for i, ref in enumerate(self.references):
+            check_image(f"reference image {i + 1}", ref)
+        if t == Task.EDIT and not self.prompt.strip():
+            raise RequestError("Edit needs an instruction, e.g. “make it night”.")
         if t == Task.SKETCH and self.control is None:
             raise RequestError("sketch needs a control image.")
         if t == Task.UPSCALE:

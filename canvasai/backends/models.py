@@ -37,6 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from canvasai.backends import parts as _parts
+from canvasai.backends.diffusion import families as _families
 from canvasai.core.errors import ModelError
 from canvasai.core.paths import data_dir
 
@@ -50,17 +52,19 @@ UNKNOWN = "unknown"
 
 BASE = "base"
 INPAINT = "inpaint"
+EDIT = "edit"  # follows instructions (Flux Kontext, Qwen-Image-Edit)
 CONTROLNET = "controlnet"
 UPSCALER = "upscaler"
 TAESD = "taesd"
 VAE = "vae"
+TEXT_ENCODER = "text_encoder"  # a separate text encoder file (split files)
 REFUSED = "refused"
 UNSUPPORTED = "unsupported"
 
 #: kinds that can be the main model of a job
-MAIN_KINDS = frozenset({BASE, INPAINT, UPSCALER})
-#: families the diffusion backend can run
-SUPPORTED_FAMILIES = frozenset({SD1, SD2, SDXL})
+MAIN_KINDS = frozenset({BASE, INPAINT, EDIT, UPSCALER})
+#: families the diffusion backend can run (one module each under backends/diffusion/families)
+SUPPORTED_FAMILIES = frozenset(_families.names())
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
 _FILE_SUFFIXES = PICKLE_SUFFIXES | {".safetensors"}
@@ -84,12 +88,15 @@ class ModelInfo:
 
     name: str  # registry name: unique, what a request's `model` may say
     path: Path  # folder or file
-    family: str  # "sd1" | "sd2" | "sdxl" | "unknown"
-    kind: str  # "base" | "inpaint" | "controlnet" | "upscaler" | "taesd" | "vae" | "refused" | "unsupported"
+    family: str  # a family name ("sd1", "sdxl", "flux", "qwen", ...; see families) or "unknown"
+    kind: str  # "base" | "inpaint" | "edit" | "controlnet" | "upscaler" | "taesd" | "vae" | "refused" | "unsupported"
     format: str  # "diffusers" | "single_file" | "pickle"
     control_type: str | None = None  # "scribble" | "lineart" | "canny" | "depth" for ControlNets
     size_bytes: int = 0
     note: str = ""
+    variant: str = ""  # within the family: "schnell", "dev", "fill", "kontext", "turbo", "edit-plus"
+    #: split files: role -> file, for a transformer kept apart from its text encoders / VAE
+    parts: tuple[tuple[str, Path], ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -213,6 +220,7 @@ class _Class:
     kind: str
     control_type: str | None = None
     note: str = ""
+    variant: str = ""
 
 
 def control_type_from_name(name: str) -> str | None:
@@ -251,6 +259,9 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
     ``xl_base``, ``xl_refiner``, ``upscale``, ``controlnet``), without loading tensors.
     """
     keys = shapes.keys()
+    dit = _families.detect_checkpoint(shapes, name)
+    if dit is not None:
+        return _Class(dit.family, dit.kind, note=dit.note, variant=dit.variant)
     unet_in = shapes.get("model.diffusion_model.input_blocks.0.0.weight")
 
     is_control = any(k.startswith("control_model.") for k in keys) or (
@@ -306,6 +317,11 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
 
     if any("lora_" in k for k in keys):
         return _Class(UNKNOWN, UNSUPPORTED, note="LoRA files are not supported yet")
+    part = _parts.classify_part(shapes)
+    if part is not None:
+        kind, ptype = part
+        what = "standalone VAE" if kind == VAE else "text encoder"
+        return _Class(UNKNOWN, kind, note=f"{what} ({ptype})", variant=ptype)
     if any(k.startswith(("encoder.down.", "first_stage_model.")) for k in keys):
         return _Class(UNKNOWN, VAE, note="standalone VAE")
     if any(k.startswith(("decoder.layers.", "encoder.layers.")) for k in keys):
@@ -350,13 +366,7 @@ def _weights_are_pickle_only(folder: Path) -> bool:
 def classify_pipeline_folder(folder: Path) -> _Class:
     index = _read_json(folder / "model_index.json")
     cls = str(index.get("_class_name", ""))
-    unet_cfg_path = folder / "unet" / "config.json"
-    unet_cfg = _read_json(unet_cfg_path) if unet_cfg_path.is_file() else {}
-    if not unet_cfg:
-        return _Class(
-            UNKNOWN, UNSUPPORTED, note=f"{cls or 'pipeline'} without a UNet is not supported"
-        )
-    for comp in ("unet", "vae", "text_encoder", "text_encoder_2"):
+    for comp in ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3", "vae"):
         sub = folder / comp
         if sub.is_dir() and _weights_are_pickle_only(sub):
             return _Class(
@@ -364,6 +374,20 @@ def classify_pipeline_folder(folder: Path) -> _Class:
                 REFUSED,
                 note=f"{comp} weights are pickle files (.bin); convert to safetensors",
             )
+    probe = dict(index)
+    probe["_name"] = folder.name if folder.parent.name != "snapshots" else folder.parent.parent.name
+    tcfg = folder / "transformer" / "config.json"
+    if tcfg.is_file():
+        probe["_transformer_config"] = _read_json(tcfg)
+    dit = _families.detect_folder(cls, probe)
+    if dit is not None:
+        return _Class(dit.family, dit.kind, note=dit.note, variant=dit.variant)
+    unet_cfg_path = folder / "unet" / "config.json"
+    unet_cfg = _read_json(unet_cfg_path) if unet_cfg_path.is_file() else {}
+    if not unet_cfg:
+        return _Class(
+            UNKNOWN, UNSUPPORTED, note=f"{cls or 'pipeline'} without a UNet is not supported"
+        )
     in_ch = _int_field(unet_cfg, "in_channels", 4, str(unet_cfg_path))
     cross = unet_cfg.get("cross_attention_dim")
     note = ""
@@ -447,7 +471,15 @@ def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | 
         else:
             return None
         return ModelInfo(
-            label, p, c.family, c.kind, "diffusers", c.control_type, _folder_size(p), c.note
+            label,
+            p,
+            c.family,
+            c.kind,
+            "diffusers",
+            c.control_type,
+            _folder_size(p),
+            c.note,
+            variant=c.variant or _variant_from_name(c.family, label),
         )
     if not p.is_file():
         return None
@@ -455,7 +487,17 @@ def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | 
     size = p.stat().st_size
     if suffix == ".safetensors":
         c = classify_checkpoint(shapes_from_header(read_safetensors_header(p)), p.name)
-        return ModelInfo(label, p, c.family, c.kind, "single_file", c.control_type, size, c.note)
+        return ModelInfo(
+            label,
+            p,
+            c.family,
+            c.kind,
+            "single_file",
+            c.control_type,
+            size,
+            c.note,
+            variant=c.variant or _variant_from_name(c.family, p.name),
+        )
     if suffix in PICKLE_SUFFIXES:
         if not allow_pickle:
             return ModelInfo(
@@ -485,6 +527,71 @@ def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | 
             f"{c.note}; {note}".strip("; "),
         )
     return None
+
+
+def _variant_from_name(family: str, name: str) -> str:
+    """Variants only a name tells (SDXL Turbo / Lightning, Z-Image-Turbo, ...)."""
+    low = name.lower()
+    for token in ("turbo", "lightning", "schnell", "kontext"):
+        if token in low and family != UNKNOWN:
+            return token
+    return ""
+
+
+def needs_parts(info: ModelInfo) -> bool:
+    """A single-file transformer of a DiT family: it runs only with its text encoders + VAE."""
+    fam = _families.find(info.family)
+    return (
+        fam is not None
+        and bool(fam.transformer_class)
+        and info.format == "single_file"
+        and info.kind in (BASE, INPAINT, EDIT)
+    )
+
+
+_PART_FOLDERS = {"diffusion_models", "unet", "checkpoints", "stable-diffusion"}
+
+
+def _install_root(p: Path) -> Path:
+    """The folder holding ComfyUI-style sub-folders (diffusion_models/, text_encoders/, vae/)."""
+    return p.parent.parent if p.parent.name.lower() in _PART_FOLDERS else p.parent
+
+
+def pair_parts(models: list[ModelInfo]) -> list[ModelInfo]:
+    """Give each single-file DiT transformer its text encoders and VAE from the same install.
+
+    Parts are looked for first under the transformer's own install root (ComfyUI's
+    ``text_encoders/``, ``clip/``, ``vae/`` next to ``diffusion_models/``), then anywhere
+    scanned. A transformer whose parts are missing becomes a refused entry that says
+    which files are missing and where they go; nothing is copied.
+    """
+    part_files = [m for m in models if m.kind in (TEXT_ENCODER, VAE) and m.variant]
+    out = []
+    for m in models:
+        if not needs_parts(m):
+            out.append(m)
+            continue
+        fam = _families.get(m.family)
+        root = _install_root(m.path)
+        chosen: list[tuple[str, Path]] = []
+        missing = []
+        for part in fam.parts:
+            fits = [f for f in part_files if f.variant in part.accepts]
+            local = [f for f in fits if root in f.path.parents]
+            pick = (local or fits or [None])[0]
+            if pick is None:
+                missing.append(part)
+            else:
+                chosen.append((part.role, pick.path))
+        if missing:
+            need = "; ".join(
+                f"the {p.what} (e.g. {p.example}) in {root / p.folder}" for p in missing
+            )
+            note = f"{fam.label} transformer without its other parts: put {need}"
+            out.append(replace(m, kind=REFUSED, note=note))
+        else:
+            out.append(replace(m, parts=tuple(chosen), note=m.note or "split files"))
+    return out
 
 
 def refused(name: str, path: Path, reason: str) -> ModelInfo:
@@ -782,7 +889,7 @@ class ModelRegistry:
                 self.models_dirs,
                 (self.hf_cache or hf_cache_dir()) if self.include_hf_cache else None,
             )
-            models = self._unique_names(scan.found)
+            models = self._unique_names(pair_parts(scan.found))
             self.errors = scan.errors
             self._models = models
             self.scans += 1
@@ -871,6 +978,8 @@ class ModelRegistry:
                     f"{p} is not a model: expected a diffusers folder (model_index.json or "
                     "config.json) or a .safetensors checkpoint."
                 )
+            if needs_parts(info):  # a split transformer named by path: find its parts
+                info = pair_parts([*self.models(), info])[-1]
             return info
         scans = self.scans
         info = self.get(text)

@@ -1,15 +1,18 @@
-"""Cheap per-step previews from diffusion latents.
+"""Cheap per-step previews from diffusion latents, for every model family.
 
 Two ways, both far cheaper than a VAE decode:
 
-- a fixed linear map latent (4 channels) -> RGB per model family: the widely used
-  approximation coefficients (ComfyUI's ``latent_formats``: SD 1.x without bias,
-  SDXL with bias), applied to the pipeline's scaled latents, giving roughly
-  [-1, 1] per channel. One 4x3 matmul over the latent (1/64 of the pixels);
-- a TAESD tiny autoencoder (`diffusers.AutoencoderTiny`) decode when one is
-  installed, which gives recognisable images at full size.
+- a fixed linear map latent -> RGB per family (`Family.projection`: the widely used
+  approximation coefficients, 4 x 3 for SD/SDXL, 16 x 3 for Flux/SD3/Qwen), applied
+  to the pipeline's scaled latents, giving roughly [-1, 1] per channel. One small
+  matmul over the latent (1/64 of the pixels). A family without published
+  coefficients (Flux.2's 32 channels) gets a normalised view of three channel groups.
+- a tiny autoencoder (`diffusers.AutoencoderTiny`: TAESD, TAESDXL, TAEF1, TAESD3) when
+  one is installed, which gives recognisable images at full size.
 
-torch is imported inside functions only.
+Packed latents (Flux, Chroma, Qwen: 2x2 patches as tokens; Flux.2: 128-channel
+tokens) are unpacked first by the family (`Family.preview_latents`), which needs
+the work size. torch is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -18,86 +21,107 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends.models import SD1, SD2, SDXL
+from canvasai.backends.diffusion import families
+from canvasai.backends.diffusion.families.base import Family
 
-# rows: latent channels 0..3, columns: R, G, B
+SD1, SD2, SDXL = "sd1", "sd2", "sdxl"
+
+#: family -> (factors C x 3, bias 3): kept as a mapping for callers that want the numbers
 LATENT_RGB: dict[str, tuple[np.ndarray, np.ndarray]] = {
-    SD1: (
-        np.array(
-            [
-                [0.3512, 0.2297, 0.3227],
-                [0.3250, 0.4974, 0.2350],
-                [-0.2829, 0.1762, 0.2721],
-                [-0.2120, -0.2616, -0.7177],
-            ],
-            dtype=np.float32,
-        ),
-        np.zeros(3, dtype=np.float32),
-    ),
-    SDXL: (
-        np.array(
-            [
-                [0.3651, 0.4232, 0.4341],
-                [-0.2533, -0.0042, 0.1068],
-                [0.1076, 0.1111, -0.0362],
-                [-0.3165, -0.2492, -0.2188],
-            ],
-            dtype=np.float32,
-        ),
-        np.array([0.1084, -0.0175, -0.0011], dtype=np.float32),
-    ),
+    f.name: (f.projection.factors, f.projection.bias) for f in families.ALL if f.projection
 }
-LATENT_RGB[SD2] = LATENT_RGB[SD1]  # same VAE as SD 1.x
+
+
+def _family(name: str) -> Family:
+    return families.find(name) or families.get(SD1)
 
 
 def latent_to_rgb(latents: Any, family: str = SD1, index: int = 0) -> np.ndarray:
-    """Project one latent of a batch (B x 4 x h x w tensor or array) to an h x w x 3 uint8 image."""
-    factors, bias = LATENT_RGB.get(family, LATENT_RGB[SD1])
+    """Project one latent of a batch (B x C x h x w tensor or array) to an h x w x 3 uint8 image."""
+    proj = _family(family).projection
     if hasattr(latents, "detach"):
         import torch
 
-        lat = latents[index].detach()
-        if lat.shape[0] != 4:
-            lat = lat[:4]
-        f = torch.from_numpy(factors).to(device=lat.device, dtype=torch.float32)
-        b = torch.from_numpy(bias).to(device=lat.device, dtype=torch.float32)
-        # (h, w, 4) @ (4, 3): a plain matmul is ~100x faster than einsum here on CPU
-        rgb = torch.matmul(lat.float().permute(1, 2, 0), f * 127.5) + (b + 1.0) * 127.5
+        lat = latents[index].detach().float()
+        if proj is None or lat.shape[0] < proj.channels:
+            return _channel_view(lat.cpu().numpy())
+        lat = lat[: proj.channels]
+        f = torch.from_numpy(proj.factors).to(device=lat.device)
+        b = torch.from_numpy(proj.bias).to(device=lat.device)
+        # (h, w, C) @ (C, 3): a plain matmul is ~100x faster than einsum here on CPU
+        rgb = torch.matmul(lat.permute(1, 2, 0), f * 127.5) + (b + 1.0) * 127.5
         return rgb.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
-    lat = np.asarray(latents, dtype=np.float32)[index][:4]
-    rgb = np.matmul(lat.transpose(1, 2, 0), factors * 127.5) + (bias + 1.0) * 127.5
+    lat = np.asarray(latents, dtype=np.float32)[index]
+    if proj is None or lat.shape[0] < proj.channels:
+        return _channel_view(lat)
+    lat = lat[: proj.channels]
+    rgb = np.matmul(lat.transpose(1, 2, 0), proj.factors * 127.5) + (proj.bias + 1.0) * 127.5
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
-def taesd_decode(taesd: Any, latents: Any, scaling_factor: float, index: int = 0) -> np.ndarray:
-    """Decode one latent with a TAESD (AutoencoderTiny) model: H x W x 3 uint8 at full size.
+def _channel_view(lat: np.ndarray) -> np.ndarray:
+    """No coefficients known: the means of three channel groups, each stretched to 0..255."""
+    groups = np.array_split(np.arange(lat.shape[0]), 3)
+    planes = []
+    for g in groups:
+        plane = lat[g].mean(axis=0) if len(g) else np.zeros(lat.shape[1:], np.float32)
+        lo, hi = float(plane.min()), float(plane.max())
+        planes.append((plane - lo) / (hi - lo) if hi > lo else np.full_like(plane, 0.5))
+    return np.clip(np.rint(np.stack(planes, axis=2) * 255.0), 0, 255).astype(np.uint8)
 
-    Pipeline latents are scaled by the VAE's `scaling_factor`; TAESD expects
-    unscaled ones (its own scaling_factor is 1.0).
+
+def taesd_decode(
+    taesd: Any, latents: Any, scaling_factor: float, index: int = 0, shift_factor: float = 0.0
+) -> np.ndarray:
+    """Decode one latent with a tiny autoencoder (AutoencoderTiny): H x W x 3 uint8 at full size.
+
+    Pipeline latents are scaled (and for Flux/SD3 shifted) by the VAE's factors; the
+    tiny autoencoders expect unscaled ones (their own scaling_factor is 1.0).
     """
     import torch
 
     param = next(taesd.parameters())
-    lat = latents[index : index + 1, :4].to(device=param.device, dtype=param.dtype)
+    channels = int(getattr(taesd.config, "latent_channels", latents.shape[1]))
+    lat = latents[index : index + 1, :channels].to(device=param.device, dtype=param.dtype)
     with torch.no_grad():
-        img = taesd.decode(lat / scaling_factor).sample[0]
+        img = taesd.decode(lat / scaling_factor + shift_factor).sample[0]
     img = ((img.float() + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8)
     return img.permute(1, 2, 0).cpu().numpy()
 
 
 class Previewer:
-    """Turns step latents into an RGB preview: TAESD when given, else the linear map."""
+    """Turns step latents into an RGB preview: a tiny autoencoder when given, else the linear map.
 
-    def __init__(self, family: str, taesd: Any | None = None, scaling_factor: float = 0.18215):
+    `pipe` and `size` (the work size, w x h) let the family unpack packed latents.
+    """
+
+    def __init__(
+        self,
+        family: str,
+        taesd: Any | None = None,
+        scaling_factor: float = 0.18215,
+        *,
+        shift_factor: float = 0.0,
+        pipe: Any = None,
+        size: tuple[int, int] = (0, 0),
+    ):
         self.family = family
         self.taesd = taesd
         self.scaling_factor = scaling_factor
+        self.shift_factor = shift_factor
+        self.pipe = pipe
+        self.size = size
 
     @property
     def method(self) -> str:
-        return "taesd" if self.taesd is not None else "latent-linear"
+        if self.taesd is not None:
+            return "taesd"
+        return "latent-linear" if _family(self.family).projection else "latent-channels"
 
     def __call__(self, latents: Any, index: int = 0) -> np.ndarray:
+        if hasattr(latents, "ndim") and (latents.ndim != 4):
+            w, h = self.size
+            latents = _family(self.family).preview_latents(self.pipe, latents, w, h)
         if self.taesd is not None:
-            return taesd_decode(self.taesd, latents, self.scaling_factor, index)
+            return taesd_decode(self.taesd, latents, self.scaling_factor, index, self.shift_factor)
         return latent_to_rgb(latents, self.family, index)

@@ -29,6 +29,7 @@ TASK_MODULES = {
     Task.OUTPAINT: "canvasai.backends.diffusion.outpaint",
     Task.SKETCH: "canvasai.backends.diffusion.sketch",
     Task.UPSCALE: "canvasai.backends.diffusion.upscale",
+    Task.EDIT: "canvasai.backends.diffusion.edit",
 }
 
 

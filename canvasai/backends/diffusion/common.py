@@ -14,6 +14,12 @@ from canvasai.backends.api import (
     GenerationResult,
     JobContext,
 )
+from canvasai.backends.diffusion.families.base import (
+    MODE_FULL_MASK,
+    MODE_IMG2IMG,
+    MODE_TXT2IMG,
+    Route,
+)
 from canvasai.backends.diffusion.pipelines import (
     LoadedModel,
     PipelineManager,
@@ -22,7 +28,7 @@ from canvasai.backends.diffusion.pipelines import (
 )
 from canvasai.core.errors import GenerationError
 
-MULTIPLE = 8
+MULTIPLE = 8  # the smallest size multiple (SD); a model's own is `loaded.multiple`
 
 
 def require_image(request: GenerationRequest) -> np.ndarray:
@@ -74,14 +80,20 @@ def resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def round8(n: float) -> int:
-    return max(MULTIPLE, int(round(n / MULTIPLE)) * MULTIPLE)
+    return round_to(n, MULTIPLE)
+
+
+def round_to(n: float, multiple: int) -> int:
+    return max(multiple, int(round(n / multiple)) * multiple)
 
 
 def work_size(size: tuple[int, int], loaded: LoadedModel, native: bool) -> tuple[int, int]:
-    """(w, h) to run the model at: its native pixel count (same aspect), or the size rounded to 8."""
+    """(w, h) to run the model at: its native pixel count (same aspect), or the size rounded
+    to the family's multiple (8 for SD, 16 for the DiTs)."""
+    m = loaded.multiple
     if native:
-        return masking.native_scale(size, loaded.native_size, MULTIPLE)
-    return round8(size[0]), round8(size[1])
+        return masking.native_scale(size, loaded.native_size, m)
+    return round_to(size[0], m), round_to(size[1], m)
 
 
 def to_uint8(img: Any) -> np.ndarray:
@@ -95,13 +107,33 @@ def pil(img: np.ndarray) -> Any:
     return Image.fromarray(img)
 
 
-def prompt_kwargs(request: GenerationRequest) -> dict[str, Any]:
-    return {
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt or None,
-        "num_inference_steps": int(request.steps),
-        "guidance_scale": float(request.guidance),
-    }
+def prompt_kwargs(request: GenerationRequest, loaded: LoadedModel) -> dict[str, Any]:
+    """Prompt, negative prompt, steps and guidance as `loaded`'s family takes them."""
+    return loaded.family.call_kwargs(
+        request.prompt,
+        request.negative_prompt,
+        int(request.steps),
+        float(request.guidance),
+        loaded.info.variant,
+        loaded.info.kind,
+    )
+
+
+def route_kwargs(route: Route, image_rgb: np.ndarray | None, strength: float) -> dict[str, Any]:
+    """The image arguments of `route.mode` for `image_rgb` (already at work size)."""
+    if route.mode == MODE_TXT2IMG:
+        return {}
+    assert image_rgb is not None
+    h, w = image_rgb.shape[:2]
+    if route.mode == MODE_FULL_MASK:
+        return full_mask_inpaint_kwargs(image_rgb) | {
+            "height": h,
+            "width": w,
+            "strength": float(strength),
+        }
+    if route.mode == MODE_IMG2IMG:
+        return {"image": pil(image_rgb), "strength": float(strength)}
+    raise GenerationError(f"internal error: {route.mode} is not a whole-image mode")
 
 
 def generate_at(
@@ -114,14 +146,19 @@ def generate_at(
     kwargs: dict[str, Any],
     size: tuple[int, int],
     alpha: np.ndarray | None = None,
+    work: tuple[int, int] | None = None,
 ) -> tuple[list[np.ndarray], str, str]:
     """Run a whole-image job: set the sampler, stream previews and return the images.
 
     Previews and results are scaled to `size` (the request's output size) and get
-    `alpha` back. Returns (RGBA images, sampler name, preview method).
+    `alpha` back; `work` is the size the model runs at (default: kwargs' width/height).
+    Returns (RGBA images, sampler name, preview method).
     """
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
-    previewer = manager.previewer(loaded)
+    if work is None:
+        work = (int(kwargs.get("width") or size[0]), int(kwargs.get("height") or size[1]))
+    kwargs = kwargs | loaded.family.extra_kwargs(type(pipe).__name__, *work)
+    previewer = manager.previewer(loaded, pipe, work)
 
     def sink(step: int, small: np.ndarray) -> None:
         ctx.preview(step, to_rgba(resize(small, size), alpha))
@@ -199,6 +236,7 @@ def metadata(
         "model": loaded.info.name,
         "model_path": str(loaded.info.path),
         "family": loaded.info.family,
+        "variant": loaded.info.variant,
         "strength": request.strength,
         "device": manager.device.describe(),
         "preview": preview_method,

@@ -1,4 +1,9 @@
-"""Image -> image refine (denoising strength). Also the per-tile engine of tiled upscaling."""
+"""Image -> image refine (denoising strength). Also the per-tile engine of tiled upscaling.
+
+The family picks the pipeline (`Family.route`): its img2img pipeline, or its inpaint
+pipeline repainting through a full mask (inpainting models; Flux.2 Klein, which has
+no img2img pipeline).
+"""
 
 from __future__ import annotations
 
@@ -16,16 +21,13 @@ def refine_pipe(
     manager: PipelineManager, loaded: LoadedModel, image_rgb: np.ndarray, strength: float
 ) -> tuple[Any, dict[str, Any]]:
     """The pipeline and its image arguments for refining `image_rgb` (already at work size)."""
+    route = loaded.route("img2img")
+    pipe = manager.variant(loaded, route.pipeline)
+    kw = common.route_kwargs(route, image_rgb, strength)
     h, w = image_rgb.shape[:2]
-    if loaded.is_true_inpaint:
-        pipe = manager.variant(loaded, "inpaint")
-        kw = common.full_mask_inpaint_kwargs(image_rgb)
-    else:
-        pipe = manager.variant(loaded, "img2img")
-        kw = {"image": common.pil(image_rgb)}
-    if loaded.is_true_inpaint:
-        kw |= {"height": h, "width": w}
-    return pipe, kw | {"strength": float(strength)}
+    if loaded.multiple != common.MULTIPLE:
+        kw |= {"height": h, "width": w}  # the DiT pipelines would resize to their own size
+    return pipe, kw
 
 
 def check_strength(strength: float) -> float:
@@ -45,10 +47,19 @@ def run(
     pipe, kw = refine_pipe(manager, loaded, work, strength)
     seeds = request_seeds(request)
     images, sampler, preview = common.generate_at(
-        manager, loaded, pipe, request, ctx, seeds, common.prompt_kwargs(request) | kw, (w, h),
+        manager,
+        loaded,
+        pipe,
+        request,
+        ctx,
+        seeds,
+        common.prompt_kwargs(request, loaded) | kw,
+        (w, h),
         common.alpha_of(image),
+        work=(ww, wh),
     )
-    notes = ["inpainting model: refined as a full-canvas inpaint"] if loaded.is_true_inpaint else []
+    route = loaded.route("img2img")
+    notes = [route.note] if route.note else []
     meta = common.metadata(
         request,
         loaded,
@@ -59,5 +70,6 @@ def run(
         preview,
         notes,
         work_size=[ww, wh],
+        pipeline=route.pipeline,
     )
     return common.result(images, seeds, meta)

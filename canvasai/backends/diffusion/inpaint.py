@@ -31,10 +31,11 @@ from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, 
 from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
 
-LEGACY_NOTE = (
-    "regular (4-channel) model used for inpainting in mask-blend mode: borders may be "
-    "less coherent than with an inpainting model"
-)
+
+def notes_for(loaded: LoadedModel) -> list[str]:
+    """What the result's metadata says about how this model inpaints (mask-blend or not)."""
+    note = loaded.route("inpaint").note
+    return [note] if note else []
 
 
 @dataclass
@@ -58,7 +59,7 @@ def plan(
         masking.mask_bbox(mask),
         Rect(0, 0, w, h),
         padding_frac=request.blend.padding,
-        multiple=common.MULTIPLE,
+        multiple=loaded.multiple,
     )
     work = common.work_size((region.w, region.h), loaded, request.native_resolution)
     return InpaintJob(image=image, mask=mask, region=region, work=work, blend=request.blend)
@@ -88,9 +89,9 @@ def inpaint_images(
     work_mask = common.resize(crop_mask, job.work)
     work_mask = (masking.grow_mask(work_mask, 1) > 0).astype(np.uint8) * np.uint8(255)
     if pipe is None:
-        pipe = manager.variant(loaded, "inpaint")
+        pipe = manager.variant(loaded, loaded.route("inpaint").pipeline)
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
-    previewer = manager.previewer(loaded)
+    previewer = manager.previewer(loaded, pipe, job.work)
     full_alpha = common.alpha_of(job.image)
 
     def sink(step: int, small: np.ndarray) -> None:
@@ -99,7 +100,7 @@ def inpaint_images(
         ctx.preview(step, frame)
 
     kwargs = (
-        common.prompt_kwargs(request)
+        common.prompt_kwargs(request, loaded)
         | {
             "image": common.pil(work_rgb),
             "mask_image": common.pil(work_mask),
@@ -107,6 +108,7 @@ def inpaint_images(
             "width": job.work[0],
             "strength": float(request.strength),
         }
+        | loaded.family.extra_kwargs(type(pipe).__name__, job.work[0], job.work[1])
         | (extra or {})
     )
     reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
@@ -130,7 +132,7 @@ def run(
     job = plan(request, image, mask, loaded)
     seeds = request_seeds(request)
     images, sampler, preview = inpaint_images(manager, loaded, request, ctx, job, seeds)
-    notes = [] if loaded.is_true_inpaint else [LEGACY_NOTE]
+    notes = notes_for(loaded)
     meta = common.metadata(
         request,
         loaded,

@@ -28,7 +28,7 @@ def run(
     job = inpaint.plan(request, canvas, mask, loaded)
     seeds = request_seeds(request)
     images, sampler, preview = inpaint.inpaint_images(manager, loaded, request, ctx, job, seeds)
-    notes = [] if loaded.is_true_inpaint else [inpaint.LEGACY_NOTE]
+    notes = inpaint.notes_for(loaded)
     meta = common.metadata(
         request,
         loaded,

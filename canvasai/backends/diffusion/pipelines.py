@@ -30,9 +30,12 @@ import numpy as np
 from canvasai.backends import models
 from canvasai.backends.api import JobContext
 from canvasai.backends.device import DeviceChoice, choose_device, free_memory, is_out_of_memory
+from canvasai.backends.diffusion import families
+from canvasai.backends.diffusion.families.base import Family, Route
 from canvasai.backends.models import (
     BASE,
     CONTROLNET,
+    EDIT,
     INPAINT,
     SD1,
     SD2,
@@ -60,22 +63,6 @@ SCHEDULERS = {
     "unipc": ("UniPCMultistepScheduler", {}),
     "lcm": ("LCMScheduler", {}),
     "pndm": ("PNDMScheduler", {}),
-}
-
-# task pipeline class names per family group
-_SD = {
-    "txt2img": "StableDiffusionPipeline",
-    "img2img": "StableDiffusionImg2ImgPipeline",
-    "inpaint": "StableDiffusionInpaintPipeline",
-    "controlnet": "StableDiffusionControlNetPipeline",
-    "controlnet_inpaint": "StableDiffusionControlNetInpaintPipeline",
-}
-_XL = {
-    "txt2img": "StableDiffusionXLPipeline",
-    "img2img": "StableDiffusionXLImg2ImgPipeline",
-    "inpaint": "StableDiffusionXLInpaintPipeline",
-    "controlnet": "StableDiffusionXLControlNetPipeline",
-    "controlnet_inpaint": "StableDiffusionXLControlNetInpaintPipeline",
 }
 
 
@@ -155,9 +142,14 @@ def dtype_kwargs(dtype: Any) -> dict[str, Any]:
     return {"dtype": dtype}
 
 
-def task_class(family: str, task: str) -> Any:
-    names = _XL if family == SDXL else _SD
-    return getattr(_diffusers(), names[task])
+def pipeline_class(name: str) -> Any:
+    """The diffusers pipeline class called `name` (names come from the family modules)."""
+    cls = getattr(_diffusers(), name, None)
+    if cls is None:
+        import diffusers
+
+        raise ModelError(f"This diffusers ({diffusers.__version__}) has no {name}: update diffusers.")
+    return cls
 
 
 @dataclass
@@ -172,17 +164,25 @@ class LoadedModel:
     degraded: list[str] = field(default_factory=list)  # OOM measures applied so far
 
     @property
-    def in_channels(self) -> int:
-        return int(self.pipe.unet.config.in_channels)
+    def family(self) -> Family:
+        return families.get(self.info.family)
 
     @property
     def native_size(self) -> int:
-        """Side length the model was trained at: UNet sample size x VAE factor (512, 1024)."""
-        return int(self.pipe.unet.config.sample_size) * int(self.pipe.vae_scale_factor)
+        """Side length of the area the model was trained at (512 for SD 1.x, 1024 for SDXL/DiTs)."""
+        return self.family.native_size(self.pipe)
+
+    @property
+    def multiple(self) -> int:
+        return self.family.multiple
 
     @property
     def is_true_inpaint(self) -> bool:
-        return self.in_channels == 9
+        """Trained to inpaint (a 9-channel SD UNet, Flux Fill): the registry says INPAINT."""
+        return self.info.kind == INPAINT
+
+    def route(self, task: str) -> Route:
+        return self.family.route(task, self.info.kind, self.info.variant)
 
 
 class PipelineManager:
@@ -241,20 +241,34 @@ class PipelineManager:
 
         d = _diffusers()
         dev = self.device
+        is_sd = info.family in (SD1, SD2, SDXL)
         if info.kind == UPSCALER:
             cls: Any = d.StableDiffusionUpscalePipeline
-        elif info.family in (SD1, SD2, SDXL) and info.kind in (BASE, INPAINT):
-            cls = task_class(info.family, "txt2img")
+        elif is_sd and info.kind in (BASE, INPAINT):
+            cls = pipeline_class(families.get(info.family).pipelines["txt2img"])
+        elif info.kind in (BASE, INPAINT, EDIT) and families.find(info.family) is not None:
+            cls = pipeline_class(families.get(info.family).loader_pipeline(info.kind, info.variant))
         else:
             raise ModelError(f"{info.name} is a {info.kind} model, not a main model.")
         extra: dict[str, Any] = {}
         if info.kind == UPSCALER:
             extra = {"safety_checker": None, "feature_extractor": None, "watermarker": None}
-        elif info.family != SDXL:
+        elif info.family in (SD1, SD2):
             extra = {"safety_checker": None, "feature_extractor": None}
             extra["requires_safety_checker"] = False
         try:
-            if info.format == "diffusers":
+            if info.parts:
+                from canvasai.backends.diffusion.assembly import load_split
+
+                pipe = load_split(cls, info, dev, self.registry)
+            elif not is_sd and info.format != "diffusers":
+                raise ModelError(
+                    f"{info.name}: a single {families.get(info.family).label} file needs its "
+                    "text encoders and VAE beside it (see the models list for what is missing)."
+                )
+            elif info.format == "diffusers":
+                if not is_sd and info.kind != UPSCALER:
+                    extra |= families.get(info.family).load_kwargs(info.path)
                 pipe = cls.from_pretrained(
                     info.path,
                     **dtype_kwargs(dev.dtype),
@@ -286,11 +300,18 @@ class PipelineManager:
             pipe.to(dev.device)
         return pipe
 
-    def variant(self, loaded: LoadedModel, task: str, controlnet: Any = None, key: str = "") -> Any:
-        """`loaded`'s pipeline as the task pipeline class (shared weights via from_pipe)."""
+    def variant(
+        self, loaded: LoadedModel, pipeline: str, controlnet: Any = None, key: str = ""
+    ) -> Any:
+        """`loaded`'s pipeline as the class named `pipeline` (shared weights via from_pipe).
+
+        `pipeline` is a diffusers class name, or a family task key ("txt2img", "inpaint",
+        "controlnet", ...) that the model's family maps to one.
+        """
         if loaded.info.kind == UPSCALER:
             return loaded.pipe
-        cls = task_class(loaded.info.family, task)
+        name = loaded.family.pipelines.get(pipeline, pipeline)
+        cls = pipeline_class(name)
         vkey = (cls.__name__, key)
         pipe = loaded.variants.get(vkey)
         if pipe is None:
@@ -301,6 +322,7 @@ class PipelineManager:
             else:
                 pipe = cls.from_pipe(loaded.pipe)
             pipe.set_progress_bar_config(disable=True)
+            loaded.family.prepare(pipe)
             loaded.variants[vkey] = pipe
         return pipe
 
@@ -360,12 +382,17 @@ class PipelineManager:
         self._taesd[family] = net
         return net
 
-    def previewer(self, loaded: LoadedModel) -> Previewer:
+    def previewer(self, loaded: LoadedModel, pipe: Any = None, size: tuple[int, int] = (0, 0)) -> Previewer:
+        """Step-latent previews for `loaded` running in `pipe` at work `size` (w, h)."""
         fam = loaded.info.family
+        vae_cfg = loaded.pipe.vae.config
         return Previewer(
             fam,
             self.taesd(fam) if loaded.info.kind != UPSCALER else None,
-            float(getattr(loaded.pipe.vae.config, "scaling_factor", 0.18215)),
+            float(getattr(vae_cfg, "scaling_factor", 0.18215) or 1.0),
+            shift_factor=float(getattr(vae_cfg, "shift_factor", 0.0) or 0.0),
+            pipe=pipe if pipe is not None else loaded.pipe,
+            size=size,
         )
 
     # -- per job ------------------------------------------------------------------------------
@@ -374,6 +401,11 @@ class PipelineManager:
         """Give `pipe` a fresh scheduler built from the model's original config; returns its name."""
         d = _diffusers()
         key = (name or "default").lower()
+        if key != "default" and loaded.scheduler_class.startswith("FlowMatch"):
+            # rectified-flow models (Flux, SD3, Z-Image, Qwen, Chroma) sample with their own
+            # flow-matching scheduler; the SD samplers would give noise
+            pipe.scheduler = getattr(d, loaded.scheduler_class).from_config(loaded.scheduler_config)
+            return f"default ({loaded.scheduler_class}; {key} does not apply to this model)"
         if key == "default":
             cls_name, extra = loaded.scheduler_class, {}
         elif key in SCHEDULERS:

@@ -63,6 +63,11 @@ def run(
         raise GenerationError("the sketch must be an H x W x 3|4 uint8 image")
     base = request.image
     w, h = (base.shape[1], base.shape[0]) if base is not None else (src.shape[1], src.shape[0])
+    if not loaded.family.controlnet_class:
+        raise GenerationError(
+            f"Sketch→Render with a {loaded.family.label} model is not supported yet: pick an "
+            "SD 1.x or SDXL model with a ControlNet for sketches."
+        )
     cmap, map_note = control_map(control.kind, common.resize(src, (w, h)), control.preprocess)
     cn_info = resolve_controlnet(manager, loaded, control)
     net = manager.controlnet(cn_info)
@@ -89,8 +94,7 @@ def run(
             pipe=pipe,
             extra={"control_image": common.pil(work_map)} | cn_kw,
         )
-        if not loaded.is_true_inpaint:
-            notes.append(inpaint.LEGACY_NOTE)
+        notes += inpaint.notes_for(loaded)
         meta = common.metadata(
             request,
             loaded,
@@ -107,7 +111,7 @@ def run(
 
     ww, wh = common.work_size((w, h), loaded, request.native_resolution)
     work_map = common.resize(cmap, (ww, wh))
-    kwargs = common.prompt_kwargs(request) | {"height": wh, "width": ww} | cn_kw
+    kwargs = common.prompt_kwargs(request, loaded) | {"height": wh, "width": ww} | cn_kw
     if loaded.is_true_inpaint:
         pipe = manager.variant(loaded, "controlnet_inpaint", controlnet=net, key=key)
         grey = np.full((wh, ww, 3), 127, np.uint8)

@@ -1,4 +1,5 @@
-"""Text -> image. A 9-channel inpainting model runs as a full-mask inpaint of a grey canvas."""
+"""Text -> image. A model trained to inpaint (SD 9-channel, Flux Fill) runs as a full-mask
+inpaint of a grey canvas; the family decides (`Family.route`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
 from canvasai.backends.diffusion import common
+from canvasai.backends.diffusion.families.base import MODE_TXT2IMG
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 
 
@@ -15,19 +17,22 @@ def run(
     native = loaded.native_size
     out_w = int(request.width or native)
     out_h = int(request.height or native)
-    w, h = common.round8(out_w), common.round8(out_h)
+    m = loaded.multiple
+    w, h = common.round_to(out_w, m), common.round_to(out_h, m)
     seeds = request_seeds(request)
-    notes: list[str] = []
-    kwargs = common.prompt_kwargs(request) | {"height": h, "width": w}
-    if loaded.is_true_inpaint:
-        pipe = manager.variant(loaded, "inpaint")
-        grey = np.full((h, w, 3), 127, np.uint8)
-        kwargs |= common.full_mask_inpaint_kwargs(grey) | {"strength": 1.0}
-        notes.append("inpainting model: generated as a full-canvas inpaint")
-    else:
-        pipe = manager.variant(loaded, "txt2img")
+    route = loaded.route("txt2img")
+    pipe = manager.variant(loaded, route.pipeline)
+    grey = None if route.mode == MODE_TXT2IMG else np.full((h, w, 3), 127, np.uint8)
+    kwargs = (
+        common.prompt_kwargs(request, loaded)
+        | {"height": h, "width": w}
+        | common.route_kwargs(route, grey, 1.0)
+    )
+    notes = [route.note] if route.note else []
     images, sampler, preview = common.generate_at(
         manager, loaded, pipe, request, ctx, seeds, kwargs, (out_w, out_h)
     )
-    meta = common.metadata(request, loaded, manager, seeds, (out_w, out_h), sampler, preview, notes)
+    meta = common.metadata(
+        request, loaded, manager, seeds, (out_w, out_h), sampler, preview, notes, pipeline=route.pipeline
+    )
     return common.result(images, seeds, meta)

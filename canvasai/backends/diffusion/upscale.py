@@ -110,7 +110,7 @@ def _x4(
 
     seeds = request_seeds(request)
     reporter = StepReporter(ctx, len(seeds), request.previews, preview_frame, sink)  # type: ignore[arg-type]
-    kwargs = common.prompt_kwargs(request) | {
+    kwargs = common.prompt_kwargs(request, loaded) | {
         "image": common.pil(common.rgb(image)),
         "noise_level": int(s.noise_level),
     }
@@ -163,7 +163,8 @@ def _tiled(
         img = common.to_rgba(base, alpha)
         return common.result([img] * len(seeds), seeds, meta)
     strength = img2img.check_strength(s.refine_strength)
-    tile = max(common.MULTIPLE, (int(s.tile) // common.MULTIPLE) * common.MULTIPLE)
+    m = loaded.multiple
+    tile = max(m, (int(s.tile) // m) * m)
     overlap = max(0, min(int(s.overlap), tile // 2))
     boxes = tiles(out_w, out_h, tile, overlap)
     previewer = manager.previewer(loaded)
@@ -176,8 +177,9 @@ def _tiled(
         frame = base.copy()
         for t, (x, y, tw, th) in enumerate(boxes):
             crop = base[y : y + th, x : x + tw]
-            work = (common.round8(tw), common.round8(th))
+            work = (common.round_to(tw, m), common.round_to(th, m))
             pipe, kw = img2img.refine_pipe(manager, loaded, common.resize(crop, work), strength)
+            previewer.pipe, previewer.size = pipe, work
             sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
 
             def sink(step: int, small: np.ndarray, x=x, y=y, tw=tw, th=th, frame=frame) -> None:
@@ -195,7 +197,7 @@ def _tiled(
                 ctx,
                 reporter,
                 (tile_seed,),
-                common.prompt_kwargs(request) | kw,
+                common.prompt_kwargs(request, loaded) | kw,
                 first_run=item * len(boxes) + t,
             )
             out = common.resize(out, (tw, th)).astype(np.float32)
