@@ -192,14 +192,20 @@ def pixels_digest(layer: Layer) -> str:
     s = layer.surface
     if not s.tile_keys():
         return "fill:" + bytes(np.asarray(s.fill, np.uint8)).hex()
-    px = s.read(s.bounds())
-    alpha = px[..., 3] > 0
-    rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+    keys = s.tile_keys()
+    box = s.key_rect(keys[0])
+    for k in keys[1:]:
+        box = box.union(s.key_rect(k))
+    px = s.read(box)  # the allocated tiles; trimmed to the painted pixels below
+    alpha = px[..., 3]
+    rows, cols = np.flatnonzero(alpha.max(axis=1)), np.flatnonzero(alpha.max(axis=0))
     if rows.size == 0:
         return "empty"
-    px = np.ascontiguousarray(px[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
-    h = hashlib.blake2b(px.tobytes(), digest_size=16)
-    h.update(str(px.shape).encode())
+    px = px[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if not px.flags.c_contiguous:
+        px = np.ascontiguousarray(px)
+    h = hashlib.sha256(str(px.shape).encode())
+    h.update(memoryview(px).cast("B"))  # no copy of the pixels
     return h.hexdigest()
 
 
