@@ -1,0 +1,149 @@
+"""Build a pipeline from split files: a transformer file plus text-encoder and VAE files.
+
+This is how ComfyUI users keep the DiT families (``diffusion_models/flux1-dev.safetensors``,
+``text_encoders/t5xxl_fp16.safetensors``, ``vae/ae.safetensors``). The registry pairs the
+files (`canvasai.backends.models.pair_parts`); here they are loaded, fully offline:
+
+- the transformer with diffusers' ``from_single_file`` (its converters understand the
+  original key layouts), configured from a local folder;
+- each VAE the same way (original layouts convert too);
+- each text encoder (a transformers state dict, as ComfyUI ships them) into a model
+  built from its local config, refusing a file whose tensors do not fit;
+- tokenizers and scheduler from the same local folder.
+
+The local folder (a diffusers layout with configs and tokenizers, weights optional) is,
+in order: ``<file>.config`` beside the transformer; ``<family>-<variant>`` or
+``<family>`` under the model-configs folder; a diffusers folder of the same family the
+registry found (e.g. in the Hugging Face cache). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from canvasai.backends.device import DeviceChoice
+from canvasai.backends.diffusion import families
+from canvasai.backends.models import ModelInfo, ModelRegistry
+from canvasai.core.errors import ModelError
+
+
+def config_source(info: ModelInfo, registry: ModelRegistry | None) -> Path:
+    """The local diffusers-layout folder that configures `info`'s split files."""
+    from canvasai.backends.diffusion.pipelines import configs_root
+
+    sidecar = info.path.with_suffix(".config")
+    candidates = [sidecar]
+    root = configs_root()
+    if info.variant:
+        candidates.append(root / f"{info.family}-{info.variant}")
+    candidates.append(root / info.family)
+    for c in candidates:
+        if (c / "model_index.json").is_file():
+            return c
+    if registry is not None:
+        same = [
+            m
+            for m in registry.models()
+            if m.family == info.family and m.format == "diffusers" and m.usable
+        ]
+        same.sort(key=lambda m: m.variant != info.variant)
+        for m in same:
+            if (m.path / "model_index.json").is_file():
+                return m.path
+    fam = families.get(info.family)
+    raise ModelError(
+        f"{info.name}: to run split {fam.label} files CanvasAI needs the model's configuration "
+        f"and tokenizers, which are not in the files themselves. Put the diffusers version of "
+        f"this model in the models folder or the Hugging Face cache (it is then found "
+        f"automatically), or a config-only copy of it in {sidecar}."
+    )
+
+
+def _component_class(config: Path, role: str) -> tuple[str, str]:
+    index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
+    entry = index.get(role)
+    if not isinstance(entry, list) or len(entry) != 2:
+        raise ModelError(f"{config}: model_index.json has no {role}.")
+    return str(entry[0]), str(entry[1])
+
+
+def load_text_encoder(cls_name: str, config_dir: Path, file: Path, dtype: Any) -> Any:
+    """A transformers text encoder from a bare state-dict file and a local config."""
+    import torch
+    import transformers
+    from safetensors.torch import load_file
+
+    cls = getattr(transformers, cls_name, None)
+    if cls is None:
+        raise ModelError(f"This transformers has no {cls_name} (needed for {file.name}).")
+    config = transformers.AutoConfig.from_pretrained(config_dir, local_files_only=True)
+    state = load_file(str(file))
+    model = cls(config)
+    expected = model.state_dict()
+    fitted: dict[str, Any] = {}
+    for key, value in state.items():
+        k = _fit_key(key, expected)
+        if k is not None:
+            fitted[k] = value
+    missing = [k for k in expected if k not in fitted and not _tied(k)]
+    if len(missing) > len(expected) // 10:
+        raise ModelError(
+            f"{file.name} does not fit a {cls_name}: {len(missing)} of {len(expected)} weights "
+            f"are missing (e.g. {missing[0]}). Is it the right text encoder for this model?"
+        )
+    wrong = [k for k, v in fitted.items() if tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise ModelError(
+            f"{file.name} does not fit a {cls_name}: {k} is {tuple(fitted[k].shape)}, "
+            f"expected {tuple(expected[k].shape)}. Is it the right text encoder for this model?"
+        )
+    model.load_state_dict(fitted, strict=False)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    return model.to(dtype=dtype).eval().requires_grad_(False) if dtype != torch.float32 else model.eval()
+
+
+def _fit_key(key: str, expected: Any) -> str | None:
+    """`key` as the model names it: files differ by a leading ``model.`` / ``text_model.``."""
+    if key in expected:
+        return key
+    for p in ("model.", "text_model.", "transformer."):
+        if key.startswith(p) and key[len(p):] in expected:
+            return key[len(p):]
+        if p + key in expected:
+            return p + key
+    return None
+
+
+def _tied(key: str) -> bool:
+    return key.endswith(("lm_head.weight", "embed_tokens.weight")) or "position_ids" in key
+
+
+def load_split(cls: Any, info: ModelInfo, dev: DeviceChoice, registry: ModelRegistry | None) -> Any:
+    """Pipeline class `cls` built from `info`'s transformer file and paired part files."""
+    import diffusers
+
+    from canvasai.backends.diffusion.pipelines import dtype_kwargs
+
+    fam = families.get(info.family)
+    config = config_source(info, registry)
+    dk = dtype_kwargs(dev.dtype)
+    tcls = getattr(diffusers, fam.transformer_class)
+    parts: dict[str, Any] = {
+        "transformer": tcls.from_single_file(
+            str(info.path), config=str(config), subfolder="transformer", local_files_only=True, **dk
+        )
+    }
+    for role, path in info.parts:
+        lib, name = _component_class(config, role)
+        if lib == "diffusers":
+            parts[role] = getattr(diffusers, name).from_single_file(
+                str(path), config=str(config), subfolder=role, local_files_only=True, **dk
+            )
+        else:
+            parts[role] = load_text_encoder(name, config / role, Path(path), dev.dtype)
+    extra = families.get(info.family).load_kwargs(config)
+    return cls.from_pretrained(config, local_files_only=True, **dk, **parts, **extra)
