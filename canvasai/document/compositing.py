@@ -15,7 +15,7 @@ the document's pixel events.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 import numpy as np
 
@@ -70,6 +70,14 @@ def composite_layers(layers: Sequence[Layer], rect: Rect, respect_visibility: bo
             composite_layer(sub, surf.read(part), layer.opacity, mode)
         out[band.y - rect.y:band.y1 - rect.y] = to_straight_uint8(acc)
     return out
+
+
+def _run_steps(steps: Generator[None, None, np.ndarray]) -> np.ndarray:
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value
 
 
 class _TileCache:
@@ -267,16 +275,20 @@ class Compositor:
         """Premultiplied float32 of the visible stack at every `step`-th pixel of `rect`
         (see `TiledSurface.sample`), composited from the layers' own tiles: the
         full-resolution pixels in between are never read, and the caches are not used."""
+        return _run_steps(self._sampled_steps(rect, step))
+
+    def _sampled_steps(self, rect: Rect, step: int) -> Generator[None, None, np.ndarray]:
         rect = rect.intersect(self.doc.rect)
         acc = np.zeros((-(-rect.h // step), -(-rect.w // step), 4), np.float32)
         if rect.is_empty():
             return acc
-        for layer in self.doc.layers:
+        for layer in list(self.doc.layers):
             if not layer.visible:
                 continue
             px = layer.surface.sample(rect, step)
             if px is not None:
                 composite_layer(acc, px, layer.opacity, layer.blend_mode)
+                yield None
         return acc
 
     def display_level(self, rect: Rect, level: int, supersample: bool = True) -> np.ndarray:
@@ -284,13 +296,20 @@ class Compositor:
         covers rect.x + i * 2**level ...). Level 0 is `display`. With `supersample`,
         each pixel averages 2 x 2 samples; without, it is one point sample (cheaper, for
         a first picture that a refined one replaces)."""
+        return _run_steps(self.display_level_steps(rect, level, supersample))
+
+    def display_level_steps(self, rect: Rect, level: int, supersample: bool = True
+                            ) -> Generator[None, None, np.ndarray]:
+        """`display_level` one layer at a time: the generator yields after each layer
+        and returns the pixels, so a caller can spread one tile over several frames."""
         if level <= 0:
             return self.display(rect)
         rect = rect.intersect(self.doc.rect)
         step = 1 << level
         if not supersample:
-            return to_display(self.composite_sampled(rect, step))
-        fine = self.composite_sampled(rect, step // 2)
+            acc = yield from self._sampled_steps(rect, step)
+            return to_display(acc)
+        fine = yield from self._sampled_steps(rect, step // 2)
         h, w = -(-rect.h // step), -(-rect.w // step)
         if fine.shape[0] != 2 * h or fine.shape[1] != 2 * w:  # odd edge: repeat the last sample
             fine = np.pad(fine, ((0, 2 * h - fine.shape[0]), (0, 2 * w - fine.shape[1]), (0, 0)),

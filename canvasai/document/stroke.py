@@ -67,6 +67,7 @@ class Stroke:
         self.surface = surface
         self.bounds = bounds
         self.color = np.asarray(color[:3], np.float32) / 255.0
+        self._target = np.append(np.asarray(color[:3], np.float32), np.float32(255.0))
         self.opacity = float(opacity)
         self.erase = erase
         self.clip = clip
@@ -134,19 +135,31 @@ class Stroke:
             return out
         keep = ba * (1 - eff)  # weight of the old colour
         oa = eff + keep
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = np.where(oa > 0, 1.0 / oa, 0.0).astype(np.float32)
-        w_new = (eff * inv)[..., None]
-        w_old = (keep * inv)[..., None]
-        rgb = base[..., :3] * w_old
-        rgb += (self.color * 255.0) * w_new
-        rgb += 0.5
-        out = np.empty_like(base)
-        out[..., :3] = rgb
-        out[..., 3] = oa * 255.0 + 0.5
-        untouched = eff == 0  # keep those bytes exactly (even hidden colour of alpha-0 pixels)
-        out[untouched] = base[untouched]
-        return out
+        # Where nothing covers the pixel (oa == 0) the old bytes stay as they are (even the
+        # hidden colour of alpha-0 pixels): weight 1 for the old colour there. Elsewhere an
+        # untouched pixel (eff == 0) has keep == oa, so its weight is exactly 1.0 too.
+        inv = 1.0 / np.maximum(oa, np.float32(1e-30))
+        h, w = eff.shape
+        # Four-channel weights (whole-array numpy ops are much faster than on 3-channel views):
+        # out = base * w_old + target * w_new, target = (colour, 255); alpha: base_a * (1 - eff)
+        # + 255 * eff = 255 * oa.
+        w_old = np.empty((h, w, 4), np.float32)
+        w_old[..., 0] = keep * inv
+        w_old[..., 0] += oa == 0
+        w_old[..., 1] = w_old[..., 0]
+        w_old[..., 2] = w_old[..., 0]
+        w_old[..., 3] = 1 - eff
+        w_new = np.empty((h, w, 4), np.float32)
+        w_new[..., 0] = eff * inv
+        w_new[..., 1] = w_new[..., 0]
+        w_new[..., 2] = w_new[..., 0]
+        w_new[..., 3] = eff
+        w_new *= self._target
+        res = base.astype(np.float32)
+        res *= w_old
+        res += w_new
+        res += 0.5
+        return res.astype(np.uint8)
 
     def finish(self) -> dict[TileKey, np.ndarray | None]:
         """End the stroke: drop coverage buffers, free tiles erased to nothing, return 'before'."""

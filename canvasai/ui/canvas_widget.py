@@ -1,8 +1,12 @@
 """The canvas: a QPainter raster view of the document that drives the active tool.
 
-Drawing goes through two per-tile QImage caches (the composite and the mask
-tint) that document events invalidate by rectangle; a document event repaints
-only the widget area it maps to. Input (mouse, tablet, wheel, keys) becomes
+Drawing goes through per-tile QImage caches (the composite, one per resolution
+level, and the mask tint) that document events invalidate by rectangle; a
+document event repaints only the widget area it maps to. Zoomed out, the
+composite comes from the level that matches the zoom (2x2 supersampled from the
+layers at that resolution, never the full-resolution document); a tile not built
+yet shows a point-sampled picture two levels coarser, built at once, so every
+frame is a complete picture and the sharp tiles replace it frame by frame. Input (mouse, tablet, wheel, keys) becomes
 `PointerEvent`s in document coordinates for the tool, or view changes (zoom
 around the cursor, space-drag and middle-button pan).
 """
@@ -41,6 +45,8 @@ from canvasai.ui.tile_cache import TileImageCache, image_with_array
 from canvasai.ui.view import ViewTransform, clamp_zoom, next_zoom_step
 
 BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
+MAX_LEVEL = 6  # 1/64 resolution: the coarsest cached level (ZOOM_MIN is 1/64)
+PREVIEW_LEVELS = 2  # a missing tile shows the picture this many levels coarser meanwhile
 WORKSPACE_COLOR = QColor(38, 39, 43)
 PENDING_COLOR = QColor(90, 92, 98)  # a tile not composited yet (never mistaken for transparency)
 
@@ -89,8 +95,12 @@ class CanvasWidget(QWidget):
         self._doc: Document | None = None
         self._compositor: Compositor | None = None
         self._tool: Tool | None = None
-        self._images: TileImageCache | None = None
+        self._images: TileImageCache | None = None  # full resolution (level 0)
+        self._levels: dict[int, TileImageCache] = {}  # level -> cache, 0 is _images
+        self._previews: dict[int, TileImageCache] = {}  # point-sampled first pictures
         self._mask: TileImageCache | None = None
+        # Whether the last paint showed the whole visible document (at some resolution).
+        self.picture_complete = False
         self._selection: list[QPolygonF] = []
         self._mask_visible = True
         self._preview: tuple[QImage, Rect] | None = None
@@ -128,6 +138,44 @@ class CanvasWidget(QWidget):
         """How many composite tiles are cached (tests and diagnostics)."""
         return len(self._images) if self._images is not None else 0
 
+    @property
+    def refining(self) -> bool:
+        """Sharper tiles are still being built for the current view (idle-time work)."""
+        return self._more_tiles.isActive() or any(c.building for c in self._levels.values())
+
+    def detail_level(self) -> int:
+        """The resolution level drawn at the current zoom: 0 at 100 % and above, L when
+        the zoom is about 1 / 2**L."""
+        z = self.view.zoom
+        if z >= 0.75:
+            return 0
+        return max(0, min(MAX_LEVEL, round(math.log2(1.0 / z))))
+
+    def _level_cache(self, level: int) -> TileImageCache:
+        cache = self._levels.get(level)
+        if cache is None:
+            comp, doc = self._compositor, self._doc
+            assert comp is not None and doc is not None
+            cache = TileImageCache(
+                lambda r, lv=level: comp.display_level(r, lv), doc.rect, level=level,
+                steps=lambda r, lv=level: comp.display_level_steps(r, lv))
+            self._levels[level] = cache
+        return cache
+
+    def _preview_cache(self, level: int) -> TileImageCache:
+        cache = self._previews.get(level)
+        if cache is None:
+            comp, doc = self._compositor, self._doc
+            assert comp is not None and doc is not None
+            cache = TileImageCache(
+                lambda r, lv=level: comp.display_level(r, lv, supersample=False), doc.rect,
+                level=level)
+            self._previews[level] = cache
+        return cache
+
+    def _all_image_caches(self) -> list[TileImageCache]:
+        return [*self._levels.values(), *self._previews.values()]
+
     def set_document(self, doc: Document | None, compositor: Compositor | None) -> None:
         """Show `doc` (drawn through `compositor`) and fit it in the view."""
         self._finish_stroke(cancel=True)
@@ -139,6 +187,9 @@ class CanvasWidget(QWidget):
         self._doc, self._compositor = doc, compositor
         self._preview = None
         self._frame = None
+        self._levels.clear()
+        self._previews.clear()
+        self.picture_complete = False
         if doc is None or compositor is None:
             self._images = self._mask = None
             self._selection = []
@@ -149,6 +200,7 @@ class CanvasWidget(QWidget):
         doc.selection_changed.connect(self._on_selection)
         doc.size_changed.connect(self._on_size)
         self._images = TileImageCache(compositor.display, doc.rect)
+        self._levels[0] = self._images
         self._mask = TileImageCache(lambda r: render_mask_tint(doc, r), doc.rect)
         self._selection = selection_outline(doc)
         self._fit_pending = True
@@ -256,8 +308,8 @@ class CanvasWidget(QWidget):
 
     # -- document events -------------------------------------------------------------------
     def _on_pixels(self, _layer: object, rect: Rect) -> None:
-        if self._images is not None:
-            self._images.invalidate(rect)
+        for cache in self._all_image_caches():
+            cache.invalidate(rect)
         self.update(self.view.rect_to_widget_aligned(rect))
 
     def _on_mask(self, rect: Rect) -> None:
@@ -275,7 +327,8 @@ class CanvasWidget(QWidget):
         doc = self._doc
         if doc is None or self._images is None or self._mask is None:
             return
-        self._images.clear(doc.rect)
+        for cache in self._all_image_caches():
+            cache.clear(doc.rect)
         self._mask.clear(doc.rect)
         self._selection = selection_outline(doc)
         self.update()
@@ -289,11 +342,12 @@ class CanvasWidget(QWidget):
         if doc is not None and self._images is not None and self._mask is not None:
             visible = self.view.widget_rect_to_doc(exposed).intersect(doc.rect)
             if not visible.is_empty():
-                missing = self._draw_tiles(p, self._images, visible, backdrop=True)
-                if self._mask_visible:
+                missing = self._draw_picture(p, visible)
+                if self._mask_visible and not doc.mask.is_blank:
                     missing |= self._draw_tiles(p, self._mask, visible)
                 if missing and not self._more_tiles.isActive():
                     self._more_tiles.start(0)
+            self.picture_complete = True
             self._draw_preview(p)
             self._draw_selection(p)
             self._draw_frame(p)
@@ -301,32 +355,56 @@ class CanvasWidget(QWidget):
         self._draw_brush_outline(p)
         p.end()
 
+    def _draw_picture(self, p: QPainter, visible: Rect) -> bool:
+        """Draw the composite over `visible` at the zoom's level; True if some tiles still
+        wait to be built (a coarser point-sampled picture stands in for them)."""
+        level = self.detail_level()
+        waiting: list[Rect] = []
+        self._draw_tiles(p, self._level_cache(level), visible, backdrop=True, waiting=waiting)
+        if not waiting:
+            return False
+        coarse = self._preview_cache(min(level + PREVIEW_LEVELS, MAX_LEVEL + PREVIEW_LEVELS))
+        for part in waiting:
+            for rect, image, _ready in coarse.tiles(part):
+                self._draw_image(p, rect, image, rect.intersect(part), coarse.level, True)
+        return True
+
+    def _draw_image(self, p: QPainter, rect: Rect, image: QImage | None, part: Rect,
+                    level: int, backdrop: bool) -> None:
+        """Draw the `part` of tile `rect` (document pixels) from its level-`level` image."""
+        if backdrop:
+            p.fillRect(self.view.rect_to_widget(part), self._checker)
+        if image is None:
+            return
+        z = self.view.zoom
+        s = float(1 << level)
+        p.save()
+        p.translate(self.view.offset)
+        p.scale(z, z)
+        # Crisp pixels when magnified; smooth when the image is scaled down or coarser.
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 1.0 or level > 0)
+        p.drawImage(QRectF(part.x, part.y, part.w, part.h), image,
+                    QRectF((part.x - rect.x) / s, (part.y - rect.y) / s, part.w / s, part.h / s))
+        p.restore()
+
     def _draw_tiles(self, p: QPainter, cache: TileImageCache, visible: Rect,
-                    backdrop: bool = False) -> bool:
+                    backdrop: bool = False, waiting: list[Rect] | None = None) -> bool:
         """Draw the cached tiles over `visible`; True if some were not built yet.
 
         With `backdrop`, a transparency checkerboard goes under each tile, and a
         flat placeholder stands in for a tile still waiting to be built.
         """
-        z = self.view.zoom
         missing = False
         for rect, image, ready in cache.tiles(visible, BUILD_SECONDS_PER_PAINT):
             part = rect.intersect(visible)
-            if backdrop:
-                p.fillRect(self.view.rect_to_widget(part), self._checker if ready else PENDING_COLOR)
             if not ready:
                 missing = True
+                if waiting is not None:
+                    waiting.append(part)
+                elif backdrop:
+                    p.fillRect(self.view.rect_to_widget(part), PENDING_COLOR)
                 continue
-            if image is None:
-                continue
-            p.save()
-            p.translate(self.view.offset)
-            p.scale(z, z)
-            # Crisp pixels when magnified; smooth when the image is scaled down.
-            p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, z < 1.0)
-            p.drawImage(QRectF(part.x, part.y, part.w, part.h), image,
-                        QRectF(part.x - rect.x, part.y - rect.y, part.w, part.h))
-            p.restore()
+            self._draw_image(p, rect, image, part, cache.level, backdrop)
         return missing
 
     def _draw_preview(self, p: QPainter) -> None:

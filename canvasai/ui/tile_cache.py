@@ -5,13 +5,19 @@ the touched part of each cached tile dirty, and the next paint recomputes just
 that part (several pointer events between two frames coalesce into one
 refresh). Missing tiles are built under a time budget per paint so a huge
 document never freezes the GUI thread; the rest arrive on the next frames.
+
+A cache holds one resolution level: at level L a tile's QImage is `tile_size`
+pixels wide and shows `tile_size * 2**L` document pixels (the canvas keeps one
+cache per level it has shown, like a mipmap pyramid). A tile whose renderer
+works in steps (`steps`, a generator per tile) is built over several frames,
+so even an expensive tile never holds the GUI thread longer than the budget.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import numpy as np
 from PySide6.QtGui import QImage
@@ -21,8 +27,10 @@ from canvasai.core.geometry import Rect
 DISPLAY_TILE = 256
 DEFAULT_BUDGET = 512 * 1024 * 1024  # bytes of cached display pixels
 
-# render(rect) -> (h, w, 4) uint8 premultiplied RGBA, or None where there is nothing to show
+# render(rect) -> (ceil(h / 2**L), ceil(w / 2**L), 4) uint8 premultiplied RGBA, or None
+# where there is nothing to show
 Renderer = Callable[[Rect], "np.ndarray | None"]
+StepRenderer = Callable[[Rect], Generator[None, None, "np.ndarray | None"]]
 
 
 def image_with_array(w: int, h: int, fmt: QImage.Format) -> tuple[QImage, np.ndarray]:
@@ -61,28 +69,39 @@ class _Tile:
 
 
 class TileImageCache:
-    """QImages of `DISPLAY_TILE`-sized tiles of a document-sized plane."""
+    """QImages of `DISPLAY_TILE`-sized tiles of a document-sized plane, at one level."""
 
     def __init__(self, render: Renderer, bounds: Rect, tile_size: int = DISPLAY_TILE,
-                 budget: int = DEFAULT_BUDGET) -> None:
+                 budget: int = DEFAULT_BUDGET, level: int = 0,
+                 steps: StepRenderer | None = None) -> None:
         self._render = render
+        self._steps = steps
         self.bounds = bounds
         self.tile_size = tile_size
+        self.level = level
+        self.span = tile_size << level  # document pixels per tile side
         self.budget = budget
         self._tiles: OrderedDict[tuple[int, int], _Tile] = OrderedDict()
         self._nbytes = 0
+        self._pending: tuple[tuple[int, int], Generator] | None = None
 
     # -- invalidation --------------------------------------------------------------
     def clear(self, bounds: Rect | None = None) -> None:
         self._tiles.clear()
         self._nbytes = 0
+        self._pending = None
         if bounds is not None:
             self.bounds = bounds
 
     def invalidate(self, rect: Rect) -> None:
         """Mark the part of each cached tile inside `rect` for recomputation."""
         rect = rect.intersect(self.bounds)
-        for key in rect.tiles(self.tile_size):
+        if rect.is_empty():
+            return
+        pending = self._pending
+        if pending is not None and not self.tile_rect(pending[0]).intersect(rect).is_empty():
+            self._pending = None  # restart that tile from the new pixels
+        for key in rect.tiles(self.span):
             tile = self._tiles.get(key)
             if tile is not None:
                 part = tile.rect.intersect(rect)
@@ -95,14 +114,19 @@ class TileImageCache:
     def __len__(self) -> int:
         return len(self._tiles)
 
+    @property
+    def building(self) -> bool:
+        """A tile is part-way built (its next steps wait for the next frame)."""
+        return self._pending is not None
+
     # -- access --------------------------------------------------------------------
     def tile_rect(self, key: tuple[int, int]) -> Rect:
-        t = self.tile_size
+        t = self.span
         return Rect(key[0] * t, key[1] * t, t, t).intersect(self.bounds)
 
     def tiles(self, rect: Rect, build_seconds: float | None = None
               ) -> Iterator[tuple[Rect, QImage | None, bool]]:
-        """(tile rect, image or None, ready) for every tile overlapping `rect`.
+        """(tile rect in document pixels, image or None, ready) for every tile overlapping `rect`.
 
         Dirty parts of cached tiles are always refreshed (they are what the
         person is painting). Missing tiles are built until `build_seconds` have
@@ -110,32 +134,60 @@ class TileImageCache:
         """
         rect = rect.intersect(self.bounds)
         deadline = None if build_seconds is None else time.perf_counter() + build_seconds
-        built = 0
-        for key in rect.tiles(self.tile_size):
+        worked = False
+        for key in rect.tiles(self.span):
             tile = self._tiles.get(key)
             if tile is None:
-                # at least one tile per call, so every frame makes progress
-                if deadline is not None and built and time.perf_counter() > deadline:
+                # at least one tile (or step) per call, so every frame makes progress
+                if deadline is not None and worked and time.perf_counter() > deadline:
                     yield self.tile_rect(key), None, False
                     continue
-                tile = self._build(key)
-                built += 1
+                tile = self._build(key, deadline)
+                worked = True
+                if tile is None:
+                    yield self.tile_rect(key), None, False
+                    continue
             elif tile.dirty is not None:
                 self._refresh(tile)
             self._tiles.move_to_end(key)
             yield tile.rect, tile.image, True
 
-    def _build(self, key: tuple[int, int]) -> _Tile:
+    def _build(self, key: tuple[int, int], deadline: float | None) -> _Tile | None:
         r = self.tile_rect(key)
-        tile = _Tile(r, self._render(r))
+        if self._steps is None:
+            pixels = self._render(r)
+        else:
+            if self._pending is None or self._pending[0] != key:
+                self._pending = (key, self._steps(r))
+            gen = self._pending[1]
+            while True:
+                try:
+                    next(gen)
+                except StopIteration as done:
+                    pixels = done.value
+                    self._pending = None
+                    break
+                if deadline is not None and time.perf_counter() > deadline:
+                    return None  # go on from here next frame
+        tile = _Tile(r, pixels)
         self._tiles[key] = tile
         self._nbytes += tile.nbytes
         self._trim()
         return tile
 
+    def _aligned(self, part: Rect) -> Rect:
+        """`part` grown to whole pixels of this level (never beyond the tile or bounds)."""
+        s = 1 << self.level
+        if s == 1:
+            return part
+        x0, y0 = part.x // s * s, part.y // s * s
+        x1, y1 = -(-part.x1 // s) * s, -(-part.y1 // s) * s
+        return Rect.from_bounds(x0, y0, x1, y1).intersect(self.bounds)
+
     def _refresh(self, tile: _Tile) -> None:
         part, tile.dirty = tile.dirty, None
         assert part is not None
+        part = self._aligned(part).intersect(tile.rect)
         pixels = self._render(part)
         if tile.pixels is None:
             if pixels is None:
@@ -146,9 +198,14 @@ class TileImageCache:
             self._nbytes += tile.nbytes
             self._trim()
             return
-        ys = slice(part.y - tile.rect.y, part.y1 - tile.rect.y)
-        xs = slice(part.x - tile.rect.x, part.x1 - tile.rect.x)
-        tile.pixels[ys, xs] = 0 if pixels is None else pixels
+        lv = self.level
+        y0, x0 = (part.y - tile.rect.y) >> lv, (part.x - tile.rect.x) >> lv
+        if pixels is None:
+            h, w = -(-part.h >> lv), -(-part.w >> lv)
+            tile.pixels[y0:y0 + h, x0:x0 + w] = 0
+        else:
+            h, w = pixels.shape[:2]
+            tile.pixels[y0:y0 + h, x0:x0 + w] = pixels
 
     def _trim(self) -> None:
         while self._nbytes > self.budget and len(self._tiles) > 1:

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from canvasai.core.geometry import Rect
 from canvasai.document.tiles import TILE_SIZE, TiledSurface
@@ -74,3 +75,20 @@ def test_stroke_and_undo_after_snapshot_leave_snapshot_intact():
     st.dab(64, 64, 30)
     st.finish()
     assert (snap.read(doc.rect) == 7).all()
+
+
+@pytest.mark.parametrize("fill", [0, (255, 255, 255, 255)])
+def test_sample_is_every_nth_pixel_of_read(fill):
+    rng = np.random.default_rng(0)
+    surf = TiledSurface(4, fill=fill)
+    surf.write(37, 11, rng.integers(0, 256, (300, 400, 4), dtype=np.uint8))
+    rects = [Rect(0, 0, 500, 400), Rect(13, 7, 251, 97), Rect(64, 0, 450, 333),
+             Rect(0, 128, 1000, 1000), Rect(600, 600, 50, 50)]
+    for rect in rects:
+        for step in (1, 2, 3, 4, 32, 64, 100):
+            got = surf.sample(rect, step)
+            full = surf.read(rect)
+            if got is None:
+                assert not fill and not full.any()
+            else:
+                assert np.array_equal(got, full[::step, ::step]), (rect, step)
