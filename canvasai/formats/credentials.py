@@ -565,7 +565,8 @@ class ActionInfo:
         if self.model_hash:
             parts.append(f"hash {self.model_hash[:23]}…")
         if self.when:
-            parts.append(f"at {self.when}")
+            when = self.when.replace("T", " ")
+            parts.append(f"at {when[:-6] + ' UTC' if when.endswith('+00:00') else when}")
         return " ".join(parts)
 
 

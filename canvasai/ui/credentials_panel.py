@@ -16,7 +16,8 @@ import html
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtGui import QTextOption
+from PySide6.QtWidgets import QFrame, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from canvasai.formats.credentials import Credentials
 
@@ -28,8 +29,8 @@ STATE_COLORS = {
     "unreadable": "#ef6c00",
 }
 SELF_ISSUED_NOTE = (
-    "Signed with a certificate its maker issued to themselves (as CanvasAI does by "
-    "default): the record is intact, but nobody vouches for who the signer is."
+    "Self-issued certificate (CanvasAI's default): the record is intact, but no one "
+    "vouches for who the signer is."
 )
 
 
@@ -44,24 +45,19 @@ class CredentialsPanel(QWidget):
         self.state_label = QLabel()
         self.state_label.setObjectName("credentialsState")
         self.state_label.setWordWrap(True)
-        self.body = QLabel()
+        # A text browser wraps long words (model names, hashes) inside a narrow dock and
+        # scrolls vertically; links in untrusted text are never followed.
+        self.body = QTextBrowser()
         self.body.setObjectName("credentialsBody")
-        self.body.setWordWrap(True)
-        self.body.setTextFormat(Qt.TextFormat.RichText)
-        self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        inner = QWidget()
-        col = QVBoxLayout(inner)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.addWidget(self.state_label)
-        col.addWidget(self.body, 1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(inner)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.body.setOpenLinks(False)
+        self.body.setOpenExternalLinks(False)
+        self.body.setFrameShape(QFrame.Shape.NoFrame)
+        self.body.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.body.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.state_label)
+        layout.addWidget(self.body, 1)
         self.clear()
 
     def clear(self) -> None:
@@ -69,7 +65,7 @@ class CredentialsPanel(QWidget):
         self.file_name = ""
         self.state_label.setText("No image opened.")
         self.state_label.setStyleSheet("")
-        self.body.setText(
+        self.body.setHtml(
             "<p>Open a PNG, JPEG, WebP or TIFF file to see its Content Credentials "
             "(C2PA): who signed it, what was done to it and with which AI models.</p>"
         )
@@ -81,7 +77,7 @@ class CredentialsPanel(QWidget):
         if creds is None:
             self.state_label.setText(f"{file_name or 'This image'}: no Content Credentials")
             self.state_label.setStyleSheet("font-weight: bold;")
-            self.body.setText(
+            self.body.setHtml(
                 "<p>The file carries no C2PA manifest, so nothing says where it came from. "
                 "What you export from it will name it as its source.</p>"
             )
@@ -89,12 +85,19 @@ class CredentialsPanel(QWidget):
         color = STATE_COLORS.get(creds.state, "#555")
         self.state_label.setText(creds.state_text)
         self.state_label.setStyleSheet(f"font-weight: bold; color: {color};")
-        self.body.setText(self._html(creds, name))
+        self.body.setHtml(self._html(creds, name))
 
     @staticmethod
     def _html(c: Credentials, name: str) -> str:
+        """What happened first (actions, ingredients), then who vouches for it."""
         e = html.escape
         rows = [f"<p><b>{name}</b></p>"]
+        if c.actions:
+            items = "".join(f"<li>{e(a.text())}</li>" for a in c.actions)
+            rows.append(f"<p><b>Actions</b></p><ol>{items}</ol>")
+        if c.ingredients:
+            items = "".join(f"<li>{e(g.text())}</li>" for g in c.ingredients)
+            rows.append(f"<p><b>Ingredients</b></p><ul>{items}</ul>")
         if c.signer or c.issuer:
             rows.append(f"<p><b>Signed by</b> {e(c.signer or '?')}<br/>"
                         f"<b>Issuer</b> {e(c.issuer or '?')}</p>")
@@ -103,12 +106,6 @@ class CredentialsPanel(QWidget):
         rows.append(f"<p><b>Signed at</b> {e(c.time) if c.time else 'not timestamped'}</p>")
         if c.generator:
             rows.append(f"<p><b>Made with</b> {e(c.generator)}</p>")
-        if c.actions:
-            items = "".join(f"<li>{e(a.text())}</li>" for a in c.actions)
-            rows.append(f"<p><b>Actions</b></p><ol>{items}</ol>")
-        if c.ingredients:
-            items = "".join(f"<li>{e(g.text())}</li>" for g in c.ingredients)
-            rows.append(f"<p><b>Ingredients</b></p><ul>{items}</ul>")
         if c.problems:
             items = "".join(f"<li>{e(p)}</li>" for p in c.problems)
             rows.append(f"<p><b>Problems</b></p><ul>{items}</ul>")

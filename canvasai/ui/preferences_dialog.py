@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPushButton,
     QRadioButton,
+    QScrollArea,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -230,7 +231,7 @@ class PreferencesDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("preferencesDialog")
         self.setWindowTitle("Preferences")
-        self.resize(760, 560)
+        self.resize(780, 640)
         self.list = QListWidget()
         self.list.setObjectName("preferencesTopics")
         self.list.setMaximumWidth(190)
@@ -241,7 +242,12 @@ class PreferencesDialog(QDialog):
             page = cls()
             page.load(current)
             self.pages.append(page)
-            self.stack.addWidget(page)
+            scroll = QScrollArea()  # a long page still fits a small screen
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            scroll.setWidget(page)
+            self.stack.addWidget(scroll)
             self.list.addItem(cls.title)
         self.list.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.list.setCurrentRow(0)

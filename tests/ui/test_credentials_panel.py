@@ -53,7 +53,7 @@ def test_signed_image_shows_its_credentials_then_the_chain_holds(window, qtbot, 
     assert name == "signed.png" and creds.state == "valid"
     assert panel.credentials is creds
     assert "Valid" in panel.state_label.text()
-    body = panel.body.text()
+    body = panel.body.toPlainText()
     assert "Painter" in body and "created" in body and "dream" in body and "self" in body
     panels = next(a.menu() for a in window.menu_view.actions() if a.menu() is not None)
     assert window.docks["credentials"].toggleViewAction() in panels.actions()

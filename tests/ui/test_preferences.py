@@ -79,7 +79,7 @@ def test_pages_are_pluggable(qtbot):
     dlg = PreferencesDialog(pages=[CredentialsPage, Other])
     qtbot.addWidget(dlg)
     dlg.show_page("Other")
-    assert dlg.stack.currentWidget() is dlg.page("Other")
+    assert dlg.stack.currentWidget().widget() is dlg.page("Other")
     dlg.apply()
     assert settings.current().ui.prompt_history_size == 7
 
