@@ -408,3 +408,26 @@ def test_summarize_survives_nonsense_json():
         got = cr.summarize(store, "Valid")
         assert got.state in cr.STATES
         got.lines()
+
+
+def test_parent_survives_saving_the_project(tmp_path, identity):
+    from canvasai.formats.ora import load_ora, save_ora
+
+    first = tmp_path / "first.png"
+    export_flattened(ai_document("dream"), first, credentials=creds(identity))
+    doc, _ = cr.open_image_with_credentials(first)
+    save_ora(doc, tmp_path / "p.ora")
+    again = load_ora(tmp_path / "p.ora")
+    out = tmp_path / "out.png"
+    export_flattened(again, out, credentials=creds(identity))
+    got = cr.read_credentials(out.read_bytes())
+    assert got.actions[0].action == "c2pa.opened" and got.ingredients[0].has_manifest
+
+
+def test_unreachable_timestamp_authority_leaves_the_export_unsigned(tmp_path, identity):
+    # Port 9 on the loopback: refused at once, nothing leaves this machine.
+    c = cr.ContentCredentials(identity, tsa_url="http://127.0.0.1:9/tsa")
+    out = tmp_path / "x.png"
+    export_flattened(ai_document("dream"), out, credentials=c)
+    assert out.exists() and cr.read_credentials(out.read_bytes()) is None
+    assert not c.outcomes[0].signed and "not signed" in c.outcomes[0].message
