@@ -1050,6 +1050,17 @@ def registry(model_settings: ModelSettings | None = None) -> ModelRegistry:
         return reg
 
 
+def peek(name: str) -> ModelInfo | None:
+    """`name` in THE registry's last scan, without scanning (None if not scanned or unknown).
+
+    For quick questions on the GUI thread ("is the chosen model an edit model?").
+    """
+    reg = _shared.get(_settings_key(_current_model_settings())) if _shared else None
+    if reg is None or reg._models is None:
+        return None
+    return next((m for m in reg._models if m.name == name), None)
+
+
 def rescan() -> list[ModelInfo]:
     """Scan the models folders again for everyone (the panel's refresh button); thread-safe."""
     return registry().rescan()

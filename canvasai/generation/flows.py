@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from canvasai.backends import masking
+from canvasai.backends import masking, models
 from canvasai.backends.api import (
     ControlKind,
     ControlSettings,
@@ -102,8 +102,16 @@ def _region_bounds(surface: TiledSurface, doc: Document) -> Rect:
     return surface.bounds().intersect(doc.rect)
 
 
+def _is_edit_model(name: str) -> bool:
+    """The chosen model follows instructions (the registry's last scan says; no new scan)."""
+    info = models.peek(name)
+    return info is not None and info.kind == models.EDIT
+
+
 def auto_flow(doc: Document, p: FlowParams) -> str:
     """What Generate does when the person didn't pick a task."""
+    if _is_edit_model(p.model) and not any(p.margins):
+        return "edit"
     if any(p.margins):
         return "outpaint"
     if not doc.mask.is_blank:
@@ -122,6 +130,7 @@ def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:
     planners = {
         "inpaint": plan_inpaint, "outpaint": plan_outpaint, "sketch": plan_sketch,
         "upscale": plan_upscale, "generate": plan_generate, "refine": plan_refine,
+        "edit": plan_edit,
     }
     if flow not in planners:
         raise FlowError(f"Unknown task “{flow}”.")
@@ -140,6 +149,34 @@ def plan_inpaint(doc: Document, p: FlowParams) -> FlowJob:
         Task.INPAINT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0],
     )
     return FlowJob("inpaint", request, ctx, ctx, p, preview_rect=ctx)
+
+
+def plan_edit(doc: Document, p: FlowParams) -> FlowJob:
+    """Edit by instruction: the selection (or painted mask) with context, else the whole picture.
+
+    With a region the result goes back through the feathered mask like inpaint; the
+    layers named in `p.reference_layers` go along as reference images.
+    """
+    if not p.prompt.strip():
+        raise FlowError("Write the instruction first, e.g. “make it night” or “remove the lamp”.")
+    refs = tuple(
+        layer.surface.read(doc.rect)
+        for layer in doc.layers
+        if layer.id in set(p.reference_layers)
+    )
+    surface = region_surface(doc)
+    bbox = _region_bounds(surface, doc) if surface is not None else Rect(0, 0, 0, 0)
+    if bbox.is_empty():
+        r = doc.rect
+        request = _base_request(Task.EDIT, p, image=_snapshot(doc, r), references=refs)
+        return FlowJob("edit", request, r, r, p, preview_rect=r)
+    reach = p.grow_px + p.feather_px
+    ctx = masking.inpaint_context(bbox.adjusted(reach, reach, reach, reach).intersect(doc.rect),
+                                   doc.rect)
+    request = _base_request(
+        Task.EDIT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0], references=refs,
+    )
+    return FlowJob("edit", request, ctx, ctx, p, preview_rect=ctx)
 
 
 def _outpaint_context(doc: Document, margins: tuple[int, int, int, int]) -> Rect:
@@ -307,7 +344,8 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
         raise FlowError("The canvas changed size since the job started: run it again.")
     with doc.history.macro(name):
         layer = Layer(name, generation=record)
-        if job.flow == "inpaint":
+        if job.flow == "inpaint" or (job.flow == "edit" and job.request.mask is not None):
+            # an edit of the selection goes back exactly like an inpaint
             _apply_inpaint(doc, job, img, layer, into_active)
             if into_active:
                 return doc.active_layer  # type: ignore[return-value]

@@ -54,6 +54,8 @@ class FlowParams:
     upscale_sharpen: float = 0.0  # classic: unsharp-mask amount
     tile: int = _D.tile
     overlap: int = _D.overlap
+    # edit: layers (by id) given to the edit model as reference images
+    reference_layers: tuple[int, ...] = ()
 
     @classmethod
     def from_settings(cls, defaults: GenerationDefaults) -> FlowParams:
@@ -66,6 +68,7 @@ class FlowParams:
         d = asdict(self)
         d["control"] = ControlKind(self.control).value
         d["margins"] = [int(v) for v in self.margins]
+        d["reference_layers"] = [int(v) for v in self.reference_layers]
         return d
 
     @classmethod
@@ -82,6 +85,8 @@ class FlowParams:
                     value = tuple(int(v) for v in value)
                     if len(value) != 4:
                         continue
+                elif key == "reference_layers":
+                    value = tuple(int(v) for v in value)
                 elif key == "control":
                     value = ControlKind(value)
             except (TypeError, ValueError):

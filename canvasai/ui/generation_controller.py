@@ -31,8 +31,9 @@ from canvasai.ui.staging_strip import Candidate, StagingStrip
 
 
 class _ModelScan(QObject):
-    # models [(group, label, value)], controlnets [(label, value)], a note for the person
-    done = Signal(object, object, str)
+    # models [(group, label, value)], controlnets [(label, value)], a note for the person,
+    # {name: (family, kind, variant)} of the main models
+    done = Signal(object, object, str, object)
 
 
 class _ScanTask(QRunnable):
@@ -45,28 +46,31 @@ class _ScanTask(QRunnable):
 
     def run(self) -> None:
         from canvasai.backends import models as registry
+        from canvasai.backends.diffusion import families
 
-        names = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
         found: list[tuple[str, str, str]] = []
+        kinds: dict[str, tuple[str, str, str]] = {}
         controlnets: list[tuple[str, str]] = []
         try:
             infos = registry.rescan()
         except Exception as exc:  # noqa: BLE001 - the panel must stay usable; say why
-            self.signals.done.emit([], [], f"The models folder could not be read: {exc}")
+            self.signals.done.emit([], [], f"The models folder could not be read: {exc}", {})
             return
         refused = 0
         for info in infos:
             if not info.usable:
                 refused += 1
                 continue
-            family = names.get(info.family, info.family)
+            fam = families.find(info.family)
+            family = fam.label if fam is not None else info.family
             if info.kind == registry.CONTROLNET:
                 controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
             elif info.kind in registry.MAIN_KINDS:
                 found.append((f"{family} · {info.kind}", info.name, info.name))
+                kinds[info.name] = (info.family, info.kind, info.variant)
         note = (f"{refused} file(s) in the models folders cannot be used: `canvasai models` "
                 f"lists them with the reason." if refused else "")
-        self.signals.done.emit(found, controlnets, note)
+        self.signals.done.emit(found, controlnets, note, kinds)
 
 
 class GenerationController(QObject):
@@ -105,6 +109,7 @@ class GenerationController(QObject):
         self.panel.margins_changed.connect(lambda m: self.frame.set(*m))
         self.panel.mark_sketch_clicked.connect(self.mark_active_as_sketch)
         self.panel.refresh_models_clicked.connect(self.refresh_models)
+        self.panel.task.currentIndexChanged.connect(lambda _i: self.refresh_reference_layers())
         self.frame.on_change.append(self._frame_changed)
         self.strip.selected.connect(self.show_candidate)
         self.strip.accept_requested.connect(self.accept)
@@ -179,12 +184,20 @@ class GenerationController(QObject):
         if ctx is not None:
             ctx.frame = self.frame
         self.history_panel.set_document(doc)
+        self.refresh_reference_layers()
+
+    def refresh_reference_layers(self) -> None:
+        """The document's layers as Edit's reference choices (names may have changed)."""
+        doc = self.document()
+        layers = [] if doc is None else [(la.id, la.name) for la in reversed(doc.layers)]
+        self.panel.set_reference_layers(layers)
 
     def refresh_models(self) -> None:
         QThreadPool.globalInstance().start(_ScanTask(self._scan_signals))
 
-    def _models_scanned(self, models: list, controlnets: list, note: str) -> None:
+    def _models_scanned(self, models: list, controlnets: list, note: str, kinds: dict) -> None:
         self.panel.set_models(models, controlnets)
+        self.panel.set_model_info(kinds)
         if note:
             self.panel.show_note(note)
 

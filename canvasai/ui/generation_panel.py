@@ -15,6 +15,8 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -38,7 +40,12 @@ TASKS = (
     ("outpaint", "Outpaint (extend canvas)"),
     ("sketch", "Sketch → Render"),
     ("upscale", "Upscale"),
+    ("edit", "Edit (follow an instruction)"),
 )
+PROMPT_HINTS = {
+    "edit": "Instruction: “make it night”, “remove the lamp”, “turn the cat into a fox”…",
+}
+DEFAULT_PROMPT_HINT = "Describe what to paint…"
 PROMPT_HISTORY_KEY = "ui/prompt_history"
 
 
@@ -98,7 +105,7 @@ class GenerationPanel(QWidget):
         self.task.currentIndexChanged.connect(self._update_sections)
         lay.addWidget(self.task)
         self.prompt = QPlainTextEdit()
-        self.prompt.setPlaceholderText("Describe what to paint…")
+        self.prompt.setPlaceholderText(DEFAULT_PROMPT_HINT)
         self.prompt.setFixedHeight(72)
         self.prompt.setTabChangesFocus(True)
         lay.addWidget(self.prompt)
@@ -111,6 +118,13 @@ class GenerationPanel(QWidget):
         self.negative.setFixedHeight(44)
         self.negative.setTabChangesFocus(True)
         lay.addWidget(self.negative)
+        self.negative_note = QLabel("")
+        self.negative_note.setWordWrap(True)
+        self.negative_note.setObjectName("negativeNote")
+        self.negative_note.setVisible(False)
+        lay.addWidget(self.negative_note)
+        self._model_info: dict[str, tuple[str, str, str]] = {}  # name -> family, kind, variant
+        self._defaults_for: tuple[str, str, str] | None = None
 
         # -- model and sampling -------------------------------------------------------------
         model_row = QHBoxLayout()
@@ -128,6 +142,11 @@ class GenerationPanel(QWidget):
         browse.clicked.connect(self._browse_model)
         model_row.addWidget(browse)
         lay.addLayout(model_row)
+        self.model_note = QLabel("")
+        self.model_note.setWordWrap(True)
+        self.model_note.setObjectName("modelNote")
+        lay.addWidget(self.model_note)
+        self.model.currentIndexChanged.connect(self._model_changed)
 
         sampling = QGroupBox("Sampling")
         form = QFormLayout(sampling)
@@ -240,6 +259,20 @@ class GenerationPanel(QWidget):
         f.addRow("Overlap", self.overlap)
         f.addRow("Sharpen", self.sharpen)
         lay.addWidget(self.upscale_box)
+
+        self.edit_box = QGroupBox("Edit")
+        f = QFormLayout(self.edit_box)
+        hint = QLabel("Edits the selection (or the painted mask); with none, the whole picture. "
+                      "Needs an edit model: Flux Kontext, Qwen-Image-Edit or Flux.2 Klein.")
+        hint.setWordWrap(True)
+        f.addRow(hint)
+        self.references = QListWidget()
+        self.references.setToolTip("Ticked layers go to the model as reference images")
+        self.references.setMaximumHeight(90)
+        self._reference_ids: set[int] = set()
+        self.references.itemChanged.connect(self._reference_ticked)
+        f.addRow("Reference layers", self.references)
+        lay.addWidget(self.edit_box)
         lay.addStretch(1)
 
         # -- run ------------------------------------------------------------------------------
@@ -295,6 +328,76 @@ class GenerationPanel(QWidget):
         for label, value in controlnets:
             self.controlnet.addItem(label, value)
         self._select_or_keep(self.controlnet, cn_current, cn_text)
+
+    def set_model_info(self, info: dict[str, tuple[str, str, str]]) -> None:
+        """What each listed model is: name -> (family, kind, variant), for its defaults."""
+        self._model_info = dict(info)
+        self._model_changed()
+
+    def _model_changed(self, *_: object) -> None:
+        """Show the chosen model's family defaults and whether it reads a negative prompt.
+
+        Steps, guidance and strength change only when the family or variant changes, so
+        a person's own values survive a rescan or picking another model of the same kind.
+        """
+        from canvasai.backends.diffusion import families
+
+        info = self._model_info.get(str(self.model.currentData()))
+        fam = families.find(info[0]) if info else None
+        if info is None or fam is None:
+            self.negative.setEnabled(True)
+            self.negative_note.setVisible(False)
+            self.model_note.setText("")
+            self._defaults_for = None
+            return
+        family, kind, variant = info
+        d = fam.defaults(variant, kind)
+        self.negative.setEnabled(d.negative_prompt)
+        self.negative_note.setText(d.note if not d.negative_prompt else "")
+        self.negative_note.setVisible(not d.negative_prompt)
+        label = f"{fam.label}{f' {variant}' if variant else ''}"
+        self.model_note.setText(
+            f"{label}: {d.steps} steps, guidance {d.guidance:g} by default"
+            + (" · follows instructions (Edit)" if kind == "edit" else "")
+        )
+        if self._defaults_for != info:
+            self._defaults_for = info
+            self.steps.setValue(d.steps)
+            self.guidance.setValue(d.guidance)
+            self.strength.setValue(d.strength)
+
+    def set_reference_layers(self, layers: Iterable[tuple[int, str]]) -> None:
+        """The layers that can be references for Edit: (id, name); ticks are kept by id."""
+        ticked = set(self._reference_ids)
+        self.references.blockSignals(True)
+        self.references.clear()
+        for layer_id, name in layers:
+            item = QListWidgetItem(name)
+            item.setData(Qt.ItemDataRole.UserRole, int(layer_id))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(
+                Qt.CheckState.Checked if layer_id in ticked else Qt.CheckState.Unchecked
+            )
+            self.references.addItem(item)
+        self.references.blockSignals(False)
+
+    def _reference_ticked(self, item: QListWidgetItem) -> None:
+        layer_id = int(item.data(Qt.ItemDataRole.UserRole))
+        if item.checkState() == Qt.CheckState.Checked:
+            self._reference_ids.add(layer_id)
+        else:
+            self._reference_ids.discard(layer_id)
+
+    def reference_layer_ids(self) -> tuple[int, ...]:
+        """The ticked reference layers (ids; kept while their layers are not listed)."""
+        return tuple(sorted(self._reference_ids))
+
+    def set_reference_layer_ids(self, ids: Iterable[int]) -> None:
+        self._reference_ids = {int(i) for i in ids}
+        for i in range(self.references.count()):
+            item = self.references.item(i)
+            on = int(item.data(Qt.ItemDataRole.UserRole)) in self._reference_ids
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
     @staticmethod
     def _select_or_keep(combo: QComboBox, value: object, text: str) -> None:
@@ -354,6 +457,7 @@ class GenerationPanel(QWidget):
             upscale_target=self.upscale_target.currentData(),
             upscale_sharpen=self.sharpen.value(),
             tile=self.tile.value(), overlap=self.overlap.value(),
+            reference_layers=self.reference_layer_ids(),
         )
 
     def set_params(self, p: FlowParams, flow: str | None = None) -> None:
@@ -392,6 +496,7 @@ class GenerationPanel(QWidget):
         self.sharpen.setValue(p.upscale_sharpen)
         self.tile.setValue(p.tile)
         self.overlap.setValue(p.overlap)
+        self.set_reference_layer_ids(p.reference_layers)
 
     @staticmethod
     def _set_data(combo: QComboBox, value: object) -> None:
@@ -477,7 +582,10 @@ class GenerationPanel(QWidget):
             "outpaint": {"outpaint"},
             "sketch": {"sketch", "inpaint"},
             "upscale": {"upscale"},
+            "edit": {"inpaint", "edit"},
         }[flow]
+        self.edit_box.setVisible("edit" in show)
+        self.prompt.setPlaceholderText(PROMPT_HINTS.get(flow, DEFAULT_PROMPT_HINT))
         self.inpaint_box.setVisible("inpaint" in show)
         self.outpaint_box.setVisible("outpaint" in show)
         self.sketch_box.setVisible("sketch" in show)

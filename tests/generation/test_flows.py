@@ -163,3 +163,36 @@ def test_accepted_result_and_history_survive_an_ora_round_trip(tmp_path):
 
     assert same(entry) == same(back.layers[-1].generation)
     assert np.array_equal(Compositor(back).flatten(), Compositor(doc).flatten())
+
+
+def test_edit_plans_the_selection_or_the_whole_picture_with_reference_layers(monkeypatch):
+    from canvasai.backends import models
+    from canvasai.backends.api import Task
+
+    doc = painted_doc()
+    ref = doc.add_layer("Reference")
+    with pytest.raises(FlowError, match="instruction"):
+        flows.plan(doc, "edit", FlowParams(prompt=" "))
+    p = FlowParams(prompt="make it night", reference_layers=(ref.id,))
+    whole = flows.plan(doc, "edit", p)
+    assert whole.request.task == Task.EDIT and whole.request.mask is None
+    assert whole.target == doc.rect and len(whole.request.references) == 1
+    select_rect(doc, Rect(40, 30, 32, 24))
+    part = flows.plan(doc, "edit", p)
+    assert part.request.mask is not None and part.target.contains(Rect(40, 30, 32, 24))
+    # a changed picture comes back: only the feathered selection reaches the canvas
+    before = Compositor(doc).flatten()
+    img = np.array(part.request.image)
+    inside = part.request.mask > 0
+    img[inside] = 255 - img[inside]
+    flows.apply_result(doc, part, img, 1, {})
+    after = Compositor(doc).flatten()
+    t = part.target
+    far = np.ones(after.shape[:2], bool)
+    far[t.y : t.y + t.h, t.x : t.x + t.w] = False
+    assert np.array_equal(after[far], before[far]) and not np.array_equal(after, before)
+    # Auto picks Edit when the chosen model is an edit model
+    fake = models.ModelInfo("kontext", models.Path("/m/kontext"), "flux", models.EDIT, "diffusers")
+    monkeypatch.setattr(models, "peek", lambda name: fake if name == "kontext" else None)
+    assert flows.auto_flow(doc, replace(p, model="kontext")) == "edit"
+    assert flows.auto_flow(doc, replace(p, model="other")) == "inpaint"

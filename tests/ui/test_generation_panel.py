@@ -26,6 +26,7 @@ def _every_field_changed() -> FlowParams:
         "classic_method": "ns", "prefill": "edge", "control": ControlKind.DEPTH,
         "controlnet": "my-controlnet", "margins": (8, 16, 24, 32), "upscale_source": "layer",
         "upscale_target": "new_document", "batch_size": 3, "strength": 0.4,
+        "reference_layers": (3, 5),
     }
     values = {}
     for f in fields(FlowParams):
@@ -97,3 +98,35 @@ def test_tab_in_the_prompt_moves_focus_instead_of_typing(qtbot):
 def test_history_entry_with_unknown_keys_still_restores():
     p = params_from({"params": {"prompt": "x", "margins": [8, 0, 0, 0], "from_the_future": 1}})
     assert p.prompt == "x" and p.margins == (8, 0, 0, 0)
+
+
+def test_model_family_sets_defaults_and_disables_an_ignored_negative_prompt(qtbot):
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    panel.set_models([("Flux.1 · base", "schnell", "schnell"), ("SD 3.5 · base", "sd35", "sd35"),
+                      ("Flux.1 · edit", "kontext", "kontext")])
+    panel.set_model_info({"schnell": ("flux", "base", "schnell"), "sd35": ("sd3", "base", ""),
+                          "kontext": ("flux", "edit", "kontext")})
+    panel.model.setCurrentIndex(panel.model.findData("schnell"))
+    assert panel.steps.value() == 4 and not panel.negative.isEnabled()
+    assert "no negative prompt" in panel.negative_note.text() or "ignored" in panel.negative_note.text()
+    panel.steps.setValue(6)  # the person's own value survives a rescan of the same model
+    panel.set_model_info({"schnell": ("flux", "base", "schnell"), "sd35": ("sd3", "base", "")})
+    assert panel.steps.value() == 6
+    panel.model.setCurrentIndex(panel.model.findData("sd35"))
+    assert panel.negative.isEnabled() and panel.steps.value() == 28
+    panel.model.setCurrentIndex(panel.model.findData(CLASSIC_MODEL))
+    assert panel.negative.isEnabled()
+
+
+def test_edit_task_shows_its_section_and_reference_layers(qtbot):
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    panel.set_flow("edit")
+    assert not panel.edit_box.isHidden() and "Instruction" in panel.prompt.placeholderText()
+    panel.set_reference_layers([(7, "Character"), (9, "Background")])
+    panel.references.item(0).setCheckState(Qt.CheckState.Checked)
+    assert panel.params().reference_layers == (7,)
+    panel.set_reference_layers([(9, "Background"), (7, "Character renamed")])
+    assert panel.params().reference_layers == (7,)
+    assert panel.references.item(1).checkState() == Qt.CheckState.Checked
