@@ -27,6 +27,7 @@ from canvasai.cli.io import (
     read_mask,
     write_image,
 )
+from canvasai.core.errors import CanvasAIError
 from canvasai.core.settings import RANGES, GenerationDefaults
 
 # ---------------------------------------------------------------------------- argument types
@@ -67,6 +68,33 @@ D = GenerationDefaults  # the settings model's defaults, shown in --help
 
 def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (.png, .jpg, .webp, ...)")
+    p.add_argument("--no-credentials", action="store_true",
+                   help="do not sign the output with Content Credentials (C2PA)")
+
+
+def _credentials(args: argparse.Namespace) -> Any:
+    """How outputs are signed (the credentials settings), made once per command."""
+    from canvasai.cli.credentials import model_path
+    from canvasai.formats.credentials import ContentCredentials
+
+    if getattr(args, "no_credentials", False):
+        return ContentCredentials.disabled("--no-credentials")
+    return ContentCredentials.from_settings(resolve_model=model_path)
+
+
+def _with_parent(doc: Any, path: str) -> Any:
+    """The input file becomes the parent ingredient of the output (its credentials chained)."""
+    from canvasai.formats import credentials as cr
+    from canvasai.formats.image_io import MAX_IMAGE_FILE_BYTES, read_file_limited
+
+    try:
+        data = read_file_limited(path, MAX_IMAGE_FILE_BYTES, "image")
+    except CanvasAIError:
+        return doc
+    record = cr.parent_record(data, Path(path).name, doc.layers[0] if doc.layers else None)
+    if record is not None:
+        doc.metadata[cr.PARENT_KEY] = record
+    return doc
 
 
 def _add_generation(p: argparse.ArgumentParser, default_model: str = D.model) -> None:
@@ -164,10 +192,10 @@ def _run(request: Any, args: argparse.Namespace, place: Any = None) -> Any:
     return result
 
 
-def _results(doc: Any, flow: str, params: Any, args: argparse.Namespace
-             ) -> Iterator[tuple[np.ndarray, int]]:
-    """Plan, run and apply `flow` like the app does; yields (flattened picture, seed)."""
-    from canvasai.core.errors import CanvasAIError
+def _results(doc: Any, flow: str, params: Any, args: argparse.Namespace, creds: Any = None
+             ) -> Iterator[tuple[np.ndarray, int, Any]]:
+    """Plan, run and apply `flow` like the app does; yields (flattened picture, seed, its
+    Content Credentials manifest, made while the result is in the document)."""
     from canvasai.document.compositing import composite_layers
     from canvasai.document.document import Document
     from canvasai.generation import flows
@@ -185,7 +213,13 @@ def _results(doc: Any, flow: str, params: Any, args: argparse.Namespace
         # semi-transparent picture keeps its alpha exactly.
         applied = flows.apply_result(doc, job, image, seed, result.metadata, into_active=True)
         target = applied if isinstance(applied, Document) else doc
-        yield composite_layers(target.layers, target.rect), int(seed)
+        manifest = None
+        if creds is not None and creds.identity is not None:
+            try:
+                manifest = creds.manifest(target.layers, doc.metadata, args.output)
+            except Exception as exc:  # noqa: BLE001 - the picture is still saved, unsigned
+                creds.problem = str(exc)
+        yield composite_layers(target.layers, target.rect), int(seed), manifest
         if target is doc:
             doc.undo()
 
@@ -210,15 +244,34 @@ def _placer(doc: Any, job: Any) -> Any:
     return place
 
 
-def _save(args: argparse.Namespace, pictures: Iterator[tuple[np.ndarray, int]],
-          keep_alpha: bool) -> None:
+def _save(args: argparse.Namespace, pictures: Iterator[tuple[np.ndarray, int, Any]],
+          keep_alpha: bool, creds: Any = None, metadata: Any = None) -> None:
     items = list(pictures)
     path = Path(args.output)
     outs = [path] if len(items) == 1 else [
         path.with_name(f"{path.stem}-{i + 1}{path.suffix}") for i in range(len(items))]
-    for out, (img, seed) in zip(outs, items, strict=True):
+    for out, (img, seed, manifest) in zip(outs, items, strict=True):
         write_image(out, img if keep_alpha else np.ascontiguousarray(img[..., :3]))
         print(f"wrote {out} (seed {seed})", file=sys.stderr)
+        if creds is not None:
+            _sign_file(out, manifest, creds, metadata)
+
+
+def _sign_file(out: Path, manifest: Any, creds: Any, metadata: Any) -> None:
+    """Embed the output's Content Credentials; an unsigned output says why (never fails)."""
+    from canvasai.formats.atomic import atomic_write_bytes
+    from canvasai.formats.export import SUFFIXES
+
+    data = out.read_bytes()
+    fmt = SUFFIXES.get(out.suffix.lower(), out.suffix.lower().lstrip("."))
+    signed = creds.sign_manifest(data, fmt, manifest, metadata, str(out))
+    if signed is not data:
+        try:
+            atomic_write_bytes(out, signed)
+        except CanvasAIError as exc:
+            print(f"{out.name}: not signed: {exc}", file=sys.stderr)
+            return
+    print(f"{out.name}: {creds.outcomes[-1].message}", file=sys.stderr)
 
 
 def _prepare_previews(args: argparse.Namespace) -> None:
@@ -250,11 +303,13 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     mask = read_mask(args.mask, (image.shape[1], image.shape[0]))
     if not mask.any():
         raise UsageError(f"the mask {args.mask} is empty (no white pixels): nothing to inpaint")
-    doc = _document(image)
+    doc = _with_parent(_document(image), args.image)
     doc.mask.write(0, 0, mask)
     doc.mask.prune()
     params = _params(args, classic_method=args.method)
-    _save(args, _results(doc, "inpaint", params, args), image.shape[2] == 4)
+    creds = _credentials(args)
+    _save(args, _results(doc, "inpaint", params, args, creds), image.shape[2] == 4, creds,
+          doc.metadata)
     return 0
 
 
@@ -277,7 +332,9 @@ def _cmd_outpaint(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     params = _params(args, margins=(args.left, args.top, args.right, args.bottom),
                      prefill=args.prefill)
-    _save(args, _results(_document(image), "outpaint", params, args), image.shape[2] == 4)
+    doc, creds = _with_parent(_document(image), args.image), _credentials(args)
+    _save(args, _results(doc, "outpaint", params, args, creds), image.shape[2] == 4, creds,
+          doc.metadata)
     return 0
 
 
@@ -307,7 +364,8 @@ def _cmd_sketch(args: argparse.Namespace) -> int:
     params = _params(args, control=ControlKind(args.control), controlnet=args.controlnet,
                      control_scale=args.control_scale, control_preprocess=not args.no_preprocess,
                      sketch_use_mask=False)
-    _save(args, _results(_document(sketch, sketch=True), "sketch", params, args), False)
+    doc, creds = _with_parent(_document(sketch, sketch=True), args.sketch), _credentials(args)
+    _save(args, _results(doc, "sketch", params, args, creds), False, creds, doc.metadata)
     return 0
 
 
@@ -338,5 +396,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     params = _params(args, upscale_factor=args.scale, tile=args.tile, overlap=args.overlap,
                      upscale_sharpen=args.sharpen, strength=args.refine,
                      upscale_target="new_document")
-    _save(args, _results(_document(image), "upscale", params, args), image.shape[2] == 4)
+    doc, creds = _with_parent(_document(image), args.image), _credentials(args)
+    _save(args, _results(doc, "upscale", params, args, creds), image.shape[2] == 4, creds,
+          doc.metadata)
     return 0

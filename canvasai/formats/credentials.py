@@ -426,22 +426,52 @@ class ContentCredentials:
     ) -> bytes:
         """`data` (an encoded `fmt` file) with a manifest embedded, or `data` unchanged when
         it cannot be signed; either way the outcome is appended to `outcomes`."""
-        name = Path(target).name
         if self.identity is None:
+            return self.sign_manifest(data, fmt, None, metadata, target)
+        try:
+            manifest = self.manifest(layers, metadata, target)
+        except Exception as exc:  # noqa: BLE001 - a failure to sign never blocks an export
+            self._unsigned(target, exc)
+            return data
+        return self.sign_manifest(data, fmt, manifest, metadata, target)
+
+    def manifest(
+        self, layers: Sequence[Layer], metadata: Mapping[str, Any] | None, target: str
+    ) -> dict[str, Any]:
+        """The manifest for `layers` (computed where the layers are, signed later)."""
+        return manifest_for(layers, Path(target).name, parent=_parent_of(metadata),
+                            model_hash=self._model_hash)
+
+    def sign_manifest(
+        self,
+        data: bytes,
+        fmt: str,
+        manifest: Mapping[str, Any] | None,
+        metadata: Mapping[str, Any] | None,
+        target: str,
+    ) -> bytes:
+        """Like `sign`, with the manifest already made by `manifest`."""
+        name = Path(target).name
+        if self.identity is None or manifest is None:
             self.outcomes.append(SignOutcome(name, False, f"not signed: {self.problem}"))
             return data
+        if fmt not in MIME:
+            self._unsigned(target, f"{fmt.upper()} files cannot carry Content Credentials")
+            return data
+        parent = _parent_of(metadata)
         try:
-            parent = _parent_of(metadata)
-            manifest = manifest_for(layers, name, parent=parent, model_hash=self._model_hash)
             signed = sign_bytes(data, fmt, manifest, self.identity, self.tsa_url,
                                 parent["archive"] if parent else None)
         except Exception as exc:  # noqa: BLE001 - a failure to sign never blocks an export
-            msg = str(exc).strip() or type(exc).__name__
-            log.warning("could not sign %s: %s", name, msg)
-            self.outcomes.append(SignOutcome(name, False, f"not signed: {msg}"))
+            self._unsigned(target, exc)
             return data
         self.outcomes.append(SignOutcome(name, True, f"signed by {self.identity.describe()}"))
         return signed
+
+    def _unsigned(self, target: str, why: object) -> None:
+        msg = (str(why).strip() or type(why).__name__)[:500]
+        log.warning("could not sign %s: %s", Path(target).name, msg)
+        self.outcomes.append(SignOutcome(Path(target).name, False, f"not signed: {msg}"))
 
     def summary(self) -> str:
         """One line for a status bar or the CLI."""

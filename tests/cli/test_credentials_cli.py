@@ -83,3 +83,29 @@ def test_exporting_an_image_keeps_it_as_the_parent(tmp_path, capsys):
     got = read_credentials(second.read_bytes())
     assert got.state == "valid" and got.actions[0].action == "c2pa.opened"
     assert got.ingredients[0].title == "first.png" and got.ingredients[0].has_manifest
+
+
+def test_generating_commands_sign_their_output_with_the_input_as_parent(tmp_path, capsys):
+    src = tmp_path / "in.png"
+    img = np.zeros((32, 48, 3), np.uint8)
+    img[..., 0] = 120
+    img[8:16, 8:16] = (255, 0, 255)
+    Image.fromarray(img).save(src)
+    mask = np.zeros((32, 48), np.uint8)
+    mask[6:18, 6:18] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    out = tmp_path / "out.jpg"
+    assert main(["inpaint", str(src), "--mask", str(tmp_path / "mask.png"), "-o", str(out)]) == 0
+    assert "out.jpg: signed by" in capsys.readouterr().err
+    got = read_credentials(out.read_bytes())
+    assert got.state == "valid"
+    assert [a.action for a in got.actions] == ["c2pa.opened", "c2pa.edited"]
+    assert got.actions[1].source_type == "algorithmicMedia"  # the classic backend: no AI model
+    assert got.ingredients[0].title == "in.png"
+
+    bmp = tmp_path / "up.bmp"
+    assert main(["upscale", str(src), "--scale", "2", "-o", str(bmp)]) == 0
+    assert "cannot carry Content Credentials" in capsys.readouterr().err
+    plain = tmp_path / "plain.png"
+    assert main(["upscale", str(src), "--scale", "2", "-o", str(plain), "--no-credentials"]) == 0
+    assert read_credentials(plain.read_bytes()) is None
