@@ -115,3 +115,39 @@ def is_out_of_memory(exc: BaseException) -> bool:
             or "can't allocate memory" in text
         )
     return False
+
+
+# ------------------------------------------------------------------------- placement
+#: where a model's weights live while it runs (`plan_placement`)
+ON_DEVICE = "on_device"
+MODEL_OFFLOAD = "model_cpu_offload"  # each component moves to the GPU while it runs
+SEQUENTIAL_OFFLOAD = "sequential_cpu_offload"  # layer by layer: slowest, least memory
+
+
+def plan_placement(total_bytes: int, largest_bytes: int, free_bytes: int | None) -> str:
+    """How to place a model of `total_bytes` (its largest component `largest_bytes`) on a
+    GPU with `free_bytes` free (None: not a GPU, or unknown).
+
+    Everything on the GPU when it fits with room for activations (~15 %); else one
+    component at a time (text encoders run once and go back, the transformer stays
+    while denoising) when the largest component fits; else layer by layer.
+    """
+    if free_bytes is None or total_bytes <= 0.85 * free_bytes:
+        return ON_DEVICE
+    if largest_bytes <= 0.8 * free_bytes:
+        return MODEL_OFFLOAD
+    return SEQUENTIAL_OFFLOAD
+
+
+def free_device_bytes(device: str) -> int | None:
+    """Free memory on a CUDA device, else None."""
+    if device != "cuda":
+        return None
+    import torch
+
+    try:
+        free, _total = torch.cuda.mem_get_info()
+    except Exception:  # noqa: BLE001 - no answer means: do not plan around it
+        return None
+    return int(free)
+

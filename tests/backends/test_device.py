@@ -46,3 +46,19 @@ def test_out_of_memory_recognised() -> None:
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
     assert not is_out_of_memory(ValueError("out of memory"))
+
+
+def test_placement_steps_down_to_offload_when_a_model_does_not_fit() -> None:
+    from canvasai.backends.device import (
+        MODEL_OFFLOAD,
+        ON_DEVICE,
+        SEQUENTIAL_OFFLOAD,
+        plan_placement,
+    )
+
+    gb = 1 << 30
+    assert plan_placement(30 * gb, 24 * gb, None) == ON_DEVICE  # CPU: nothing to plan
+    assert plan_placement(12 * gb, 8 * gb, 24 * gb) == ON_DEVICE
+    # Flux dev bf16 on a 16 GB card: 24 GB transformer + 9 GB T5 does not fit
+    assert plan_placement(33 * gb, 11 * gb, 16 * gb) == MODEL_OFFLOAD
+    assert plan_placement(33 * gb, 24 * gb, 16 * gb) == SEQUENTIAL_OFFLOAD

@@ -29,7 +29,16 @@ import numpy as np
 
 from canvasai.backends import models
 from canvasai.backends.api import JobContext
-from canvasai.backends.device import DeviceChoice, choose_device, free_memory, is_out_of_memory
+from canvasai.backends.device import (
+    MODEL_OFFLOAD,
+    ON_DEVICE,
+    DeviceChoice,
+    choose_device,
+    free_device_bytes,
+    free_memory,
+    is_out_of_memory,
+    plan_placement,
+)
 from canvasai.backends.diffusion import families
 from canvasai.backends.diffusion.families.base import Family, Route
 from canvasai.backends.models import (
@@ -196,6 +205,7 @@ class PipelineManager:
         self._loaded: LoadedModel | None = None
         self._controlnets: dict[str, Any] = {}
         self._taesd: dict[str, Any] = {}
+        self._placement: dict[str, str] = {}  # model path -> how it was placed (device.py)
         self._lock = threading.RLock()
 
     @property
@@ -228,6 +238,9 @@ class PipelineManager:
                 scheduler_class=type(sched).__name__,
                 scheduler_config=dict(sched.config),
             )
+            how = self._placement.get(str(info.path), ON_DEVICE)
+            if how != ON_DEVICE:
+                self._loaded.degraded.append(how)
             return self._loaded
 
     def unload(self) -> None:
@@ -297,8 +310,23 @@ class PipelineManager:
             raise ModelError(f"Could not load {info.name} ({info.path}): {first}") from exc
         pipe.set_progress_bar_config(disable=True)
         if torch.device(dev.device).type != "cpu":
-            pipe.to(dev.device)
+            self._place(pipe, info)
         return pipe
+
+    def _place(self, pipe: Any, info: ModelInfo) -> None:
+        """Move `pipe` to the GPU, or offload parts of it when it would not fit."""
+        sizes = component_bytes(pipe)
+        total, largest = sum(sizes.values()), max(sizes.values(), default=0)
+        how = plan_placement(total, largest, free_device_bytes(self.device.device))
+        self._placement[str(info.path)] = how
+        if how == ON_DEVICE:
+            pipe.to(self.device.device)
+        elif how == MODEL_OFFLOAD:
+            pipe.enable_model_cpu_offload()
+        else:
+            pipe.enable_sequential_cpu_offload()
+        if how != ON_DEVICE:
+            log.info("%s (%.1f GB) does not fit: %s", info.name, total / 1e9, how)
 
     def variant(
         self, loaded: LoadedModel, pipeline: str, controlnet: Any = None, key: str = ""
@@ -486,10 +514,21 @@ class StepReporter:
         return callback
 
 
+def component_bytes(pipe: Any) -> dict[str, int]:
+    """Bytes of weights per torch component of a pipeline (transformer, text encoders, VAE)."""
+    out = {}
+    for name, comp in getattr(pipe, "components", {}).items():
+        params = getattr(comp, "parameters", None)
+        if callable(params):
+            out[name] = sum(p.numel() * p.element_size() for p in params())
+    return out
+
+
 _OOM_LEVELS = (
     "out of memory: freed caches, retrying",
     "out of memory: retrying with VAE tiling and attention slicing",
     "out of memory: retrying with model CPU offload",
+    "out of memory: retrying with sequential CPU offload (slow, least memory)",
 )
 
 
@@ -506,10 +545,18 @@ def _apply_oom_level(manager: PipelineManager, loaded: LoadedModel, pipe: Any, l
         loaded.degraded.append("vae_tiling+attention_slicing")
         return True
     if level == 3:
-        if manager.device.device != "cuda":
+        if manager.device.device != "cuda" or "model_cpu_offload" in loaded.degraded:
             return False
         pipe.enable_model_cpu_offload()
         loaded.degraded.append("model_cpu_offload")
+        return True
+    if level == 4:
+        if manager.device.device != "cuda" or "sequential_cpu_offload" in loaded.degraded:
+            return False
+        with contextlib.suppress(Exception):
+            pipe.remove_all_hooks()
+        pipe.enable_sequential_cpu_offload()
+        loaded.degraded.append("sequential_cpu_offload")
         return True
     return False
 
