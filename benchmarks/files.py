@@ -1,6 +1,9 @@
 """Save/open time and peak memory of a big .ora project.
 
-    python benchmarks/files.py [--size 8192] [--layers 20] [--compress-level 1]
+    python benchmarks/files.py [--size 8192] [--layers 20] [--compress-level 1] [--rounds 2]
+
+CANVASAI_BENCH_SIZE / CANVASAI_BENCH_LAYERS (or CANVASAI_BENCH_QUICK=1: 2048 x 8)
+give a quicker run.
 
 Builds a SIZE x SIZE document with LAYERS layers of painted-looking content
 (a full textured background, then layers covering 30-100 % of the canvas with
@@ -10,6 +13,9 @@ soft-edged alpha), then measures:
 - snapshot_s: copying the document on the GUI thread before a background save
 - save_s, file_mib: save_ora to a temporary folder
 - open_s: load_ora of that file
+- plain_open_s: a plain reader of the same file (zipfile + Pillow decoding each layer
+  PNG into one array), run alternately with load_ora (`--rounds` times each);
+  open_ratio = median open_s / median plain_open_s, from the same run
 - peak_mib: the process's peak RSS over the whole run (psutil sampling + ru_maxrss),
   with save_peak_mib / open_peak_mib the peaks above the baseline in each phase
 - a PNG compress-level table for one layer (encode time and size)
@@ -150,10 +156,28 @@ def compress_table(doc: Document, levels: tuple[int, ...] = (1, 3, 6)) -> list[d
     return rows
 
 
+def plain_open(path: Path) -> list[np.ndarray]:
+    """The naive reader: zipfile + Pillow, each layer PNG decoded into one RGBA array."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    out = []
+    with zipfile.ZipFile(path) as zf:
+        root = ET.fromstring(zf.read("stack.xml"))
+        for el in root.iter("layer"):
+            with zf.open(el.get("src")) as fh, Image.open(fh) as img:
+                out.append(np.asarray(img.convert("RGBA")))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--size", type=int, default=8192)
-    ap.add_argument("--layers", type=int, default=20)
+    quick = os.environ.get("CANVASAI_BENCH_QUICK", "") not in ("", "0")
+    ap.add_argument("--size", type=int,
+                    default=int(os.environ.get("CANVASAI_BENCH_SIZE", 2048 if quick else 8192)))
+    ap.add_argument("--layers", type=int,
+                    default=int(os.environ.get("CANVASAI_BENCH_LAYERS", 8 if quick else 20)))
+    ap.add_argument("--rounds", type=int, default=2, help="opens of each reader, alternating")
     ap.add_argument("--compress-level", type=int, default=1)
     ap.add_argument("--no-table", action="store_true")
     args = ap.parse_args(argv)
@@ -182,13 +206,27 @@ def main(argv: list[str] | None = None) -> int:
             reference = [la.surface.bounds() for la in doc.layers]
             del doc
             gc.collect()
-            base_open = rss_mib()
-            with PeakSampler() as open_peak:
-                t0 = time.perf_counter()
-                back = load_ora(path)
-                open_s = time.perf_counter() - t0
-            assert [la.surface.bounds() for la in back.layers] == reference
-            del back
+            opens, plains, open_peaks, plain_peaks = [], [], [], []
+            for _ in range(max(1, args.rounds)):
+                gc.collect()
+                base_open = rss_mib()
+                with PeakSampler() as open_peak:
+                    t0 = time.perf_counter()
+                    back = load_ora(path)
+                    opens.append(time.perf_counter() - t0)
+                open_peaks.append(open_peak.peak - base_open)
+                assert [la.surface.bounds() for la in back.layers] == reference
+                del back
+                gc.collect()
+                base_plain = rss_mib()
+                with PeakSampler() as plain_peak:
+                    t0 = time.perf_counter()
+                    arrays = plain_open(path)
+                    plains.append(time.perf_counter() - t0)
+                plain_peaks.append(plain_peak.peak - base_plain)
+                del arrays
+            open_s = float(np.median(opens))
+            plain_s = float(np.median(plains))
     peak_mib = max(total_peak.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     result = {
@@ -201,9 +239,14 @@ def main(argv: list[str] | None = None) -> int:
         "save_s": round(save_s, 2),
         "file_mib": round(file_mib, 1),
         "open_s": round(open_s, 2),
+        "plain_open_s": round(plain_s, 2),
+        "open_ratio": round(open_s / plain_s, 3),
+        "opens_s": [round(v, 2) for v in opens],
+        "plain_opens_s": [round(v, 2) for v in plains],
         "peak_mib": round(peak_mib, 1),
         "save_peak_above_doc_mib": round(save_peak.peak - base, 1),
-        "open_peak_mib": round(open_peak.peak - base_open, 1),
+        "open_peak_mib": round(max(open_peaks), 1),
+        "plain_open_peak_mib": round(max(plain_peaks), 1),
         "png_levels": table,
     }
     print(f"{'metric':<26}value")

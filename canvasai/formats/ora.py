@@ -22,7 +22,12 @@ attributes CanvasAI reads are length-capped (layer names are cut to
 `OraLimits.max_name_chars`). Before any pixel is decoded, every decode the file
 asks for (each layer per occurrence, mask, selection, the extras' images,
 arrays and blobs) is charged, from PNG headers alone, to one memory budget
-(formats/budget.py); over budget, the file is refused and nothing is decoded. Unknown elements and attributes are
+(formats/budget.py); over budget, the file is refused and nothing is decoded. Layers are then decoded on several
+threads (zlib and numpy release the GIL), each PNG inflated and unfiltered one
+tile row at a time straight into tiles, fully transparent tiles never allocated
+(`png_codec.decode_png_tiles`); PNGs it does not handle (palette, 16-bit,
+interlaced, Average/Paeth filters, as other programs write) go through Pillow.
+Unknown elements and attributes are
 ignored; nested <stack> groups are flattened (a group's visibility and opacity
 are folded into its layers; its own blend mode is not applied).
 """
@@ -36,6 +41,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
 import zipfile
@@ -57,7 +63,7 @@ from canvasai.document.blend import BlendMode
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import MAX_SIDE, Document, validate_size
 from canvasai.document.layer import Layer
-from canvasai.document.tiles import TiledSurface
+from canvasai.document.tiles import TILE_SIZE, TiledSurface
 from canvasai.formats.archive import ArchiveLimits, ArchiveReader
 from canvasai.formats.atomic import atomic_writer, remove_stale_temporaries
 from canvasai.formats.budget import MemoryBudget
@@ -77,7 +83,10 @@ from canvasai.formats.ora_extras import (
 )
 from canvasai.formats.png_codec import (
     PNG_HEADER_BYTES,
+    NotStreamable,
     PngHeader,
+    decode_png_tiles,
+    decode_workers,
     default_workers,
     encode_png,
     read_png_header,
@@ -520,6 +529,7 @@ class _Loader:
         self.pixels_total = 0
         self.allowance: Counter[str] = Counter()  # decodes budgeted, per member
         self.headers: dict[str, PngHeader] = {}
+        self._read_lock = threading.Lock()
 
     def warn(self, message: str) -> None:
         log.warning("%s: %s", self.label, message)
@@ -580,17 +590,22 @@ class _Loader:
                     self.budget.charge(f"{name!r}", self.archive.size(name), decode=False)
 
     # -- decoding ---------------------------------------------------------------------
-    def decode(self, member: str) -> np.ndarray:
-        """Decode a PNG member that `plan_png` budgeted (once per planned occurrence)."""
+    def _take(self, member: str) -> None:
+        """Use up one planned decode of `member` (refuse one that was not budgeted)."""
         if self.allowance[member] <= 0:
             raise FileFormatError(
                 f"“{self.label}”: {member!r} was not counted against the memory budget."
             )
         self.allowance[member] -= 1
-        planned = self.headers[member]
-        data = self.archive.read(member)
-        if read_png_header(data[:PNG_HEADER_BYTES], member) != planned:
+
+    def _read_planned(self, member: str) -> bytes:
+        with self._read_lock:  # the archive's counters are not thread-safe
+            data = self.archive.read(member)
+        if read_png_header(data[:PNG_HEADER_BYTES], member) != self.headers[member]:
             raise FileFormatError(f"“{self.label}”: {member!r} changed while reading.")
+        return data
+
+    def _decode_data(self, data: bytes, member: str) -> np.ndarray:
         return decode_image(
             data,
             f"{self.label}: {member}",
@@ -598,6 +613,58 @@ class _Loader:
             frozenset({"PNG"}),
             budget=MemoryBudget.already_charged(),
         )
+
+    def decode(self, member: str) -> np.ndarray:
+        """Decode a PNG member that `plan_png` budgeted (once per planned occurrence)."""
+        self._take(member)
+        return self._decode_data(self._read_planned(member), member)
+
+    def layer_surface(self, spec: _LayerSpec, doc_rect: Rect) -> TiledSurface:
+        """A layer's surface, decoded straight into tiles (fully transparent tiles are never
+        allocated, no full-size array exists) when its PNG allows, else through Pillow.
+        Thread-safe once `_take` was called for it on the loading thread."""
+        data = self._read_planned(spec.src)
+        try:
+            tiles, uniform = decode_png_tiles(
+                data, spec.x, spec.y, (doc_rect.x, doc_rect.y, doc_rect.x1, doc_rect.y1),
+                TILE_SIZE, f"{self.label}: {spec.src}",
+            )
+        except NotStreamable:
+            pixels = self._decode_data(data, spec.src)
+            del data
+            return _surface_from_pixels(pixels, spec.x, spec.y, doc_rect)
+        if uniform is not None:
+            return TiledSurface(4, fill=uniform.tolist())
+        surface = TiledSurface(4)
+        for key, tile in tiles.items():
+            surface.set_tile(key, tile)
+        return surface
+
+    def decode_layers(self, specs: list[_LayerSpec], doc_rect: Rect, total: int
+                      ) -> list[TiledSurface]:
+        """Every layer's surface, decoded on `decode_workers()` threads (zlib and numpy
+        release the GIL), in stack order."""
+        for spec in specs:
+            self._take(spec.src)
+        workers = min(decode_workers(), len(specs))
+        if workers <= 1:
+            out = []
+            for i, spec in enumerate(specs):
+                out.append(self.layer_surface(spec, doc_rect))
+                if self.progress is not None:
+                    self.progress(i + 1, total)
+            return out
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="ora-decode")
+        try:
+            futures = [pool.submit(self.layer_surface, spec, doc_rect) for spec in specs]
+            out = []
+            for i, fut in enumerate(futures):
+                out.append(fut.result())
+                if self.progress is not None:
+                    self.progress(i + 1, total)
+            return out
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def load(self) -> Document:
         a = self.archive
@@ -660,10 +727,8 @@ class _Loader:
         # 2. Decode.
         layers: list[Layer] = []
         total = len(specs) + 1
-        for i, (spec, extra) in enumerate(zip(specs, matched, strict=True)):
-            pixels = self.decode(spec.src)
-            surface = _surface_from_pixels(pixels, spec.x, spec.y, doc_rect)
-            del pixels
+        surfaces = self.decode_layers(specs, doc_rect, total)
+        for spec, extra, surface in zip(specs, matched, surfaces, strict=True):
             layer = Layer(
                 spec.name, surface, spec.opacity, spec.visible, spec.blend_mode, spec.locked
             )
@@ -672,8 +737,7 @@ class _Loader:
                 gen = self._unpack(extra.get("generation"), f"layer “{spec.name[:80]}”")
                 layer.generation = gen if isinstance(gen, dict) else None
             layers.append(layer)
-            if self.progress is not None:
-                self.progress(i + 1, total)
+        del surfaces
         active = next((i for i, s in enumerate(specs) if s.selected), len(layers) - 1)
         if isinstance(extras.get("active_index"), int) and 0 <= extras["active_index"] < len(
             layers
