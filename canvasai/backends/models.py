@@ -538,6 +538,12 @@ def _variant_from_name(family: str, name: str) -> str:
     return ""
 
 
+def memory_estimate(info: ModelInfo) -> int:
+    """Rough GPU memory (bytes) to run `info` with everything on the GPU: its weights as
+    stored (bf16/fp16 files) plus room for activations at about 1 MP."""
+    return int(info.size_bytes * 1.2) + (1 << 30)
+
+
 def needs_parts(info: ModelInfo) -> bool:
     """A single-file transformer of a DiT family: it runs only with its text encoders + VAE."""
     fam = _families.find(info.family)
@@ -590,7 +596,18 @@ def pair_parts(models: list[ModelInfo]) -> list[ModelInfo]:
             note = f"{fam.label} transformer without its other parts: put {need}"
             out.append(replace(m, kind=REFUSED, note=note))
         else:
-            out.append(replace(m, parts=tuple(chosen), note=m.note or "split files"))
+            extra = 0
+            for _role, path in chosen:
+                with contextlib.suppress(OSError):
+                    extra += path.stat().st_size
+            out.append(
+                replace(
+                    m,
+                    parts=tuple(chosen),
+                    note=m.note or "split files",
+                    size_bytes=m.size_bytes + extra,
+                )
+            )
     return out
 
 

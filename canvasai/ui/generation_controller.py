@@ -32,7 +32,7 @@ from canvasai.ui.staging_strip import Candidate, StagingStrip
 
 class _ModelScan(QObject):
     # models [(group, label, value)], controlnets [(label, value)], a note for the person,
-    # {name: (family, kind, variant)} of the main models
+    # {name: (family, kind, variant, bytes on disk, GPU bytes estimate)} of the main models
     done = Signal(object, object, str, object)
 
 
@@ -49,7 +49,7 @@ class _ScanTask(QRunnable):
         from canvasai.backends.diffusion import families
 
         found: list[tuple[str, str, str]] = []
-        kinds: dict[str, tuple[str, str, str]] = {}
+        kinds: dict[str, tuple[str, str, str, int, int]] = {}
         controlnets: list[tuple[str, str]] = []
         try:
             infos = registry.rescan()
@@ -67,7 +67,10 @@ class _ScanTask(QRunnable):
                 controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
             elif info.kind in registry.MAIN_KINDS:
                 found.append((f"{family} · {info.kind}", info.name, info.name))
-                kinds[info.name] = (info.family, info.kind, info.variant)
+                kinds[info.name] = (
+                    info.family, info.kind, info.variant,
+                    info.size_bytes, registry.memory_estimate(info),
+                )
         note = (f"{refused} file(s) in the models folders cannot be used: `canvasai models` "
                 f"lists them with the reason." if refused else "")
         self.signals.done.emit(found, controlnets, note, kinds)

@@ -123,7 +123,8 @@ class GenerationPanel(QWidget):
         self.negative_note.setObjectName("negativeNote")
         self.negative_note.setVisible(False)
         lay.addWidget(self.negative_note)
-        self._model_info: dict[str, tuple[str, str, str]] = {}  # name -> family, kind, variant
+        # name -> (family, kind, variant[, bytes on disk, GPU bytes estimate])
+        self._model_info: dict[str, tuple] = {}
         self._defaults_for: tuple[str, str, str] | None = None
 
         # -- model and sampling -------------------------------------------------------------
@@ -329,8 +330,9 @@ class GenerationPanel(QWidget):
             self.controlnet.addItem(label, value)
         self._select_or_keep(self.controlnet, cn_current, cn_text)
 
-    def set_model_info(self, info: dict[str, tuple[str, str, str]]) -> None:
-        """What each listed model is: name -> (family, kind, variant), for its defaults."""
+    def set_model_info(self, info: dict[str, tuple]) -> None:
+        """What each listed model is: name -> (family, kind, variant[, size, memory]),
+        for its defaults and the size / memory line under the picker."""
         self._model_info = dict(info)
         self._model_changed()
 
@@ -350,18 +352,23 @@ class GenerationPanel(QWidget):
             self.model_note.setText("")
             self._defaults_for = None
             return
-        family, kind, variant = info
+        family, kind, variant = info[:3]
         d = fam.defaults(variant, kind)
         self.negative.setEnabled(d.negative_prompt)
         self.negative_note.setText(d.note if not d.negative_prompt else "")
         self.negative_note.setVisible(not d.negative_prompt)
         label = f"{fam.label}{f' {variant}' if variant else ''}"
+        size = ""
+        if len(info) >= 5 and info[3]:
+            size = (f" · {info[3] / 1e9:.1f} GB, needs about {info[4] / 1e9:.0f} GB of GPU "
+                    "memory (runs with less, offloaded)")
         self.model_note.setText(
             f"{label}: {d.steps} steps, guidance {d.guidance:g} by default"
             + (" · follows instructions (Edit)" if kind == "edit" else "")
+            + size
         )
-        if self._defaults_for != info:
-            self._defaults_for = info
+        if self._defaults_for != info[:3]:
+            self._defaults_for = info[:3]
             self.steps.setValue(d.steps)
             self.guidance.setValue(d.guidance)
             self.strength.setValue(d.strength)

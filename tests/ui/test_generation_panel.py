@@ -115,6 +115,9 @@ def test_model_family_sets_defaults_and_disables_an_ignored_negative_prompt(qtbo
     assert panel.steps.value() == 6
     panel.model.setCurrentIndex(panel.model.findData("sd35"))
     assert panel.negative.isEnabled() and panel.steps.value() == 28
+    panel.set_model_info({"sd35": ("sd3", "base", "", 5_100_000_000, 7_200_000_000)})
+    assert "5.1 GB" in panel.model_note.text() and "about 7 GB" in panel.model_note.text()
+    assert panel.steps.value() == 28  # same model: the defaults were not applied again
     panel.model.setCurrentIndex(panel.model.findData(CLASSIC_MODEL))
     assert panel.negative.isEnabled()
 
