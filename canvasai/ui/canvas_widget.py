@@ -42,7 +42,7 @@ from canvasai.document.document import Document
 from canvasai.tools.base import PointerEvent, Tool
 from canvasai.ui.overlays import render_mask_tint, selection_outline
 from canvasai.ui.tile_cache import TileImageCache, image_with_array
-from canvasai.ui.view import ViewTransform, clamp_zoom, next_zoom_step
+from canvasai.ui.view import ViewTransform, clamp_zoom, detail_level, next_zoom_step
 
 BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
 MAX_LEVEL = 6  # 1/64 resolution: the coarsest cached level (ZOOM_MIN is 1/64)
@@ -146,10 +146,7 @@ class CanvasWidget(QWidget):
     def detail_level(self) -> int:
         """The resolution level drawn at the current zoom: 0 at 100 % and above, L when
         the zoom is about 1 / 2**L."""
-        z = self.view.zoom
-        if z >= 0.75:
-            return 0
-        return max(0, min(MAX_LEVEL, round(math.log2(1.0 / z))))
+        return detail_level(self.view.zoom, MAX_LEVEL)
 
     def _level_cache(self, level: int) -> TileImageCache:
         cache = self._levels.get(level)
@@ -363,7 +360,7 @@ class CanvasWidget(QWidget):
         self._draw_tiles(p, self._level_cache(level), visible, backdrop=True, waiting=waiting)
         if not waiting:
             return False
-        coarse = self._preview_cache(min(level + PREVIEW_LEVELS, MAX_LEVEL + PREVIEW_LEVELS))
+        coarse = self._preview_cache(level + PREVIEW_LEVELS)
         for part in waiting:
             for rect, image, _ready in coarse.tiles(part):
                 self._draw_image(p, rect, image, rect.intersect(part), coarse.level, True)

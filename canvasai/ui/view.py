@@ -72,6 +72,14 @@ class ViewTransform:
         self.offset = QPointF((view_w - doc_w * self.zoom) / 2, (view_h - doc_h * self.zoom) / 2)
 
 
+def detail_level(zoom: float, max_level: int = 6) -> int:
+    """The resolution level to draw at `zoom`: 0 (full resolution) from 75 % up, else the
+    L whose scale 1 / 2**L is nearest the zoom (so the image is drawn at 0.7x-1.4x)."""
+    if zoom >= 0.75:
+        return 0
+    return max(0, min(max_level, round(math.log2(1.0 / zoom))))
+
+
 def next_zoom_step(zoom: float, direction: int) -> float:
     """The next preset zoom above (direction > 0) or below the current one."""
     eps = 1e-6

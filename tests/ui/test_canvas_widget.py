@@ -289,3 +289,71 @@ def test_fit_shows_the_whole_outpaint_frame(qtbot):
     for x, y in ((-100, 0), (300, 150)):
         p = canvas.map_from_doc(x, y)
         assert 0 <= p.x() <= 400 and 0 <= p.y() <= 300
+
+
+def _big_doc(side: int = 2048) -> Document:
+    from canvasai.document.blend import BlendMode
+    from canvasai.document.stroke import Stroke
+
+    doc = Document(side, side)
+    rng = np.random.default_rng(0)
+    for mode in (BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.OVERLAY):
+        layer = doc.add_layer()
+        doc.set_layer_properties(layer, blend_mode=mode)
+        s = Stroke(layer.surface, doc.rect, color=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        for x in range(100, side - 100, 200):
+            s.dab(float(x), side / 2 + float(rng.uniform(-300, 300)), 120.0, 0.5)
+        s.finish()
+    doc.history.clear()
+    return doc
+
+
+def test_zoomed_out_views_come_from_reduced_levels_never_full_resolution(qtbot):
+    """Fit-to-window on a big document: the first paint is a complete (coarse) picture,
+    refinement builds the zoom's own level in later frames, and no paint composites the
+    full-resolution document."""
+    from canvasai.ui.view import detail_level
+
+    doc = _big_doc()
+    comp = Compositor(doc)
+    full_res: list[Rect] = []
+    display = comp.display
+    comp.display = lambda r: full_res.append(r) or display(r)
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.set_document(doc, comp)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    qtbot.waitUntil(lambda: canvas.picture_complete, timeout=5000)
+    level = detail_level(canvas.zoom)
+    assert level >= 2
+    qtbot.waitUntil(lambda: not canvas.refining, timeout=20000)
+    assert full_res == []
+    # what is on screen is the composite, sampled: compare a pixel in the painted band
+    img = canvas.grab().toImage()
+    c = canvas.map_from_doc(1024, 1024).toPoint()
+    shown = img.pixelColor(c)
+    ref = comp.display(Rect(1016, 1016, 16, 16)).reshape(-1, 4).mean(axis=0)
+    assert abs(shown.red() - ref[0]) < 40 and abs(shown.green() - ref[1]) < 40
+
+
+def test_painting_while_zoomed_out_refreshes_the_reduced_level(qtbot):
+    doc = Document(1024, 1024, background=(255, 255, 255, 255))
+    comp = Compositor(doc)
+    ctx = ToolContext(doc, comp, brush=BrushSettings(size=80, hardness=1.0), foreground=(0, 0, 255))
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(300, 300)
+    canvas.set_document(doc, comp)
+    canvas.set_tool(make_tools(ctx)["brush"])
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    qtbot.waitUntil(lambda: not canvas.refining, timeout=10000)
+    assert canvas.zoom < 0.4
+    p = widget_point(canvas, 512, 512)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, p)
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, p)
+    canvas.repaint()
+    px = canvas.grab().toImage().pixelColor(p)
+    assert px.blue() > 200 and px.red() < 60
