@@ -325,7 +325,7 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
     if any(k.startswith(("encoder.down.", "first_stage_model.")) for k in keys):
         return _Class(UNKNOWN, VAE, note="standalone VAE")
     if any(k.startswith(("decoder.layers.", "encoder.layers.")) for k in keys):
-        return _Class(SDXL if "xl" in name.lower() else SD1, TAESD)
+        return _Class(tiny_autoencoder_family(name), TAESD)
     return _Class(
         UNKNOWN, UNSUPPORTED, note="not a Stable Diffusion checkpoint this app recognises"
     )
@@ -426,7 +426,7 @@ def classify_component_folder(folder: Path, name: str) -> _Class | None:
             return _Class(family, REFUSED, ctype, "weights are pickle files (.bin)")
         return _Class(family, CONTROLNET, ctype, note)
     if cls == "AutoencoderTiny":
-        return _Class(SDXL if "xl" in name.lower() else SD1, TAESD)
+        return _Class(tiny_autoencoder_family(name), TAESD)
     if cls in ("AutoencoderKL", "AsymmetricAutoencoderKL"):
         return _Class(UNKNOWN, VAE, note="standalone VAE")
     return None
@@ -527,6 +527,17 @@ def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | 
             f"{c.note}; {note}".strip("; "),
         )
     return None
+
+
+def tiny_autoencoder_family(name: str) -> str:
+    """Which family's latents a tiny autoencoder decodes, from the name people give it
+    (taesd, taesdxl, taesd3, taef1, taef2)."""
+    low = name.lower()
+    for token, family in (("taesdxl", SDXL), ("taesd3", "sd3"), ("taef1", "flux"),
+                          ("taef2", "flux2"), ("xl", SDXL)):
+        if token in low:
+            return family
+    return SD1
 
 
 def _variant_from_name(family: str, name: str) -> str:

@@ -198,3 +198,25 @@ def test_family_defaults_and_negative_prompt() -> None:
     assert not families.get("zimage").takes_negative_prompt("turbo")
     for fam in families.ALL:
         assert fam.multiple in (8, 16) and fam.defaults().steps > 0
+
+
+def test_tiny_autoencoder_previews_for_the_16_channel_families(family_root, tmp_path) -> None:
+    """An installed TAEF1 decodes Flux previews, and Z-Image's (Flux's VAE) too."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(0)
+    AutoencoderTiny(
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+        latent_channels=16,
+    ).save_pretrained(tmp_path / "taef1")
+    backend = DiffusersBackend(ModelRegistry([tmp_path], include_hf_cache=False))
+    (tae,) = [m for m in backend.registry.models() if m.kind == "taesd"]
+    assert tae.family == "flux"
+    for kind in ("flux", "zimage"):
+        model = str(tf.cached(kind, family_root))
+        res, ctx = _run(backend, kind, model, task=Task.TXT2IMG, width=W, height=H)
+        assert res.metadata["preview"] == "taesd", kind
+        assert len(ctx.previews) == 2 and ctx.previews[0][1].shape == (H, W, 4)

@@ -393,6 +393,8 @@ class PipelineManager:
 
     def taesd(self, family: str) -> Any | None:
         """An installed TAESD for `family`, loaded once; None when there is none."""
+        fam = families.find(family)
+        family = fam.tae_family if fam is not None and fam.tae_family else family
         if family in self._taesd:
             return self._taesd[family]
         info = self.registry.find(TAESD, family=family)

@@ -121,6 +121,7 @@ class Family:
     transformer_class: str = ""  # the denoiser class for single-file / GGUF / split loading
     parts: tuple[Part, ...] = ()
     tiny_autoencoders: tuple[str, ...] = ()  # names people give its tiny VAE ("taef1", ...)
+    tae_family: str = ""  # a family whose tiny autoencoder it shares ("" = its own)
     max_sequence_length: int | None = None  # passed to the pipeline when set
     uses_references: bool = False  # takes reference images through `image=` (Flux.2 Klein)
     controlnet_class: str = ""  # ControlNet model class Sketch→Render loads ("" = none yet)

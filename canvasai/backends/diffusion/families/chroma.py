@@ -33,6 +33,7 @@ class Chroma(Family):
     transformer_class = "ChromaTransformer2DModel"
     parts = (Part("text_encoder", T5_XXL.what, T5_XXL.folder, T5_XXL.example, T5_XXL.accepts), FLUX_VAE)
     tiny_autoencoders = ("taef1",)
+    tae_family = "flux"  # Flux.1's VAE, so TAEF1 decodes its latents
     pipelines = {
         "txt2img": "ChromaPipeline",
         "img2img": "ChromaImg2ImgPipeline",

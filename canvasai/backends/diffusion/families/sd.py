@@ -79,6 +79,7 @@ class SD2(_StableDiffusion):
     native_side = 768
     projection = _SD1_RGB  # same VAE as SD 1.x
     tiny_autoencoders = ("taesd",)
+    tae_family = "sd1"
 
 
 class SDXL(_StableDiffusion):

@@ -35,6 +35,7 @@ class ZImage(Family):
         Part("vae", "Flux VAE (16 channels)", "vae", "ae.safetensors", ("vae16",)),
     )
     tiny_autoencoders = ("taef1",)
+    tae_family = "flux"  # Flux.1's VAE, so TAEF1 decodes its latents
     pipelines = {
         "txt2img": "ZImagePipeline",
         "img2img": "ZImageImg2ImgPipeline",
