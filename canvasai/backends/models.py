@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from canvasai.backends import parts as _parts
 from canvasai.backends.diffusion import families as _families
+from canvasai.backends.gguf_header import read_gguf_shapes
 from canvasai.core.errors import ModelError
 from canvasai.core.paths import data_dir
 
@@ -67,7 +68,7 @@ MAIN_KINDS = frozenset({BASE, INPAINT, EDIT, UPSCALER})
 SUPPORTED_FAMILIES = frozenset(_families.names())
 
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin"})
-_FILE_SUFFIXES = PICKLE_SUFFIXES | {".safetensors"}
+_FILE_SUFFIXES = PICKLE_SUFFIXES | {".safetensors", ".gguf"}
 _MAX_HEADER = 100 * 1024 * 1024  # real SDXL headers are ~200 KB
 _SCAN_DEPTH = 4
 
@@ -90,7 +91,7 @@ class ModelInfo:
     path: Path  # folder or file
     family: str  # a family name ("sd1", "sdxl", "flux", "qwen", ...; see families) or "unknown"
     kind: str  # "base" | "inpaint" | "edit" | "controlnet" | "upscaler" | "taesd" | "vae" | "refused" | "unsupported"
-    format: str  # "diffusers" | "single_file" | "pickle"
+    format: str  # "diffusers" | "single_file" | "gguf" | "pickle"
     control_type: str | None = None  # "scribble" | "lineart" | "canny" | "depth" for ControlNets
     size_bytes: int = 0
     note: str = ""
@@ -485,6 +486,23 @@ def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | 
         return None
     suffix = p.suffix.lower()
     size = p.stat().st_size
+    if suffix == ".gguf":
+        c = classify_checkpoint(read_gguf_shapes(p), p.name)
+        if c.family == UNKNOWN or not _families.get(c.family).transformer_class:
+            c = _Class(UNKNOWN, UNSUPPORTED, note="not a diffusion transformer CanvasAI knows "
+                       "(GGUF is supported for the Flux, Flux.2, SD3, Z-Image, Qwen, Chroma "
+                       "transformers)")
+        return ModelInfo(
+            label,
+            p,
+            c.family,
+            c.kind,
+            "gguf",
+            None,
+            size,
+            c.note or "GGUF-quantized transformer",
+            variant=c.variant or _variant_from_name(c.family, p.name),
+        )
     if suffix == ".safetensors":
         c = classify_checkpoint(shapes_from_header(read_safetensors_header(p)), p.name)
         return ModelInfo(
@@ -561,7 +579,7 @@ def needs_parts(info: ModelInfo) -> bool:
     return (
         fam is not None
         and bool(fam.transformer_class)
-        and info.format == "single_file"
+        and info.format in ("single_file", "gguf")
         and info.kind in (BASE, INPAINT, EDIT)
     )
 
@@ -628,6 +646,8 @@ def refused(name: str, path: Path, reason: str) -> ModelInfo:
     fmt = (
         "single_file"
         if suffix == ".safetensors"
+        else "gguf"
+        if suffix == ".gguf"
         else "pickle"
         if suffix in PICKLE_SUFFIXES
         else "diffusers"

@@ -123,3 +123,40 @@ def test_a_vae_of_another_family_does_not_complete_a_model(tmp_path) -> None:
                                                    "decoder.conv_in.weight": (8, 4, 3, 3)})
     (z,) = [m for m in ModelRegistry([root], include_hf_cache=False).models() if m.family == "zimage"]
     assert z.kind == REFUSED and "Qwen3 text encoder" in z.note and "Flux VAE" in z.note
+
+
+def _save_gguf(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
+    gguf = pytest.importorskip("gguf")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(path), arch="flux")
+    for k, s in shapes.items():
+        w.add_tensor(k, np.zeros(s, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_gguf_transformers_are_recognised_and_paired_like_split_files(tmp_path) -> None:
+    root = tmp_path / "models"
+    path = _save_gguf(root / "unet" / "flux1-dev-Q8_0.gguf", FLUX_DEV | {"img_in.weight": (16, 64)})
+    for name, keys in PARTS.items():
+        _save(root / ("vae" if name == "ae.safetensors" else "clip") / name, keys)
+    (info,) = [m for m in ModelRegistry([root], include_hf_cache=False).models() if m.format == "gguf"]
+    assert (info.family, info.kind, info.variant) == ("flux", BASE, "dev")
+    assert info.path == path and {r for r, _ in info.parts} == {"text_encoder", "text_encoder_2", "vae"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"GGUF", b"GGUF\x03\x00\x00\x00" + b"\xff" * 16, b"NOPE" + b"\x00" * 40,
+     b"GGUF\x03\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+     + b"\xff\xff\xff\xff\xff\xff\xff\x7f"],
+)
+def test_hostile_gguf_headers_are_refused_with_a_reason(tmp_path, payload) -> None:
+    bad = tmp_path / "models" / "bad.gguf"
+    bad.parent.mkdir()
+    bad.write_bytes(payload)
+    (info,) = ModelRegistry([tmp_path / "models"], include_hf_cache=False).models()
+    assert info.kind == REFUSED and info.note

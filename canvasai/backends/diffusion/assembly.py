@@ -1,4 +1,5 @@
-"""Build a pipeline from split files: a transformer file plus text-encoder and VAE files.
+"""Build a pipeline from split files: a transformer file (safetensors or GGUF-quantized)
+plus text-encoder and VAE files.
 
 This is how ComfyUI users keep the DiT families (``diffusion_models/flux1-dev.safetensors``,
 ``text_encoders/t5xxl_fp16.safetensors``, ``vae/ae.safetensors``). The registry pairs the
@@ -132,9 +133,23 @@ def load_split(cls: Any, info: ModelInfo, dev: DeviceChoice, registry: ModelRegi
     config = config_source(info, registry)
     dk = dtype_kwargs(dev.dtype)
     tcls = getattr(diffusers, fam.transformer_class)
+    quant: dict[str, Any] = {}
+    if info.format == "gguf":
+        try:
+            import gguf  # noqa: F401
+        except ImportError as exc:
+            raise ModelError(
+                f"{info.name} is a GGUF file: install the 'gguf' package to run it."
+            ) from exc
+        quant = {"quantization_config": diffusers.GGUFQuantizationConfig(compute_dtype=dev.dtype)}
     parts: dict[str, Any] = {
         "transformer": tcls.from_single_file(
-            str(info.path), config=str(config), subfolder="transformer", local_files_only=True, **dk
+            str(info.path),
+            config=str(config),
+            subfolder="transformer",
+            local_files_only=True,
+            **dk,
+            **quant,
         )
     }
     for role, path in info.parts:
