@@ -35,6 +35,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from canvasai.core.events import EventEmitter  # noqa: E402
 from canvasai.core.geometry import Rect  # noqa: E402
 from canvasai.document.blend import BlendMode  # noqa: E402
 from canvasai.document.compositing import Compositor  # noqa: E402
@@ -50,6 +51,28 @@ BLEND_CYCLE = (BlendMode.MULTIPLY, BlendMode.SCREEN, BlendMode.OVERLAY, BlendMod
 
 def rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
+
+
+_DOCS: dict[tuple[int, int, bool], Document] = {}
+
+
+def shared_doc(side: int, n_layers: int, blend: bool) -> Document:
+    """One document per case for the whole run (building one takes ~20 s at 8192^2); each
+    measurement gets its own fresh compositor (empty caches) and widget."""
+    key = (side, n_layers, blend)
+    if key not in _DOCS:
+        doc = build_doc(side, n_layers, np.random.default_rng(1), blend)
+        doc._bench_listeners = {  # type: ignore[attr-defined]
+            name: list(em._callbacks) for name, em in vars(doc).items()
+            if isinstance(em, EventEmitter)
+        }
+        _DOCS[key] = doc
+    doc = _DOCS[key]
+    # Forget the compositors and widgets of earlier measurements (their caches too).
+    for name, callbacks in doc._bench_listeners.items():  # type: ignore[attr-defined]
+        getattr(doc, name)._callbacks[:] = callbacks
+    gc.collect()
+    return doc
 
 
 def build_doc(side: int, n_layers: int, rng: np.random.Generator, blend: bool = False) -> Document:
@@ -96,8 +119,7 @@ def _brush() -> BrushSettings:
 
 
 def bench_dabs(side: int, n_layers: int, n_dabs: int, blend: bool = False) -> dict[str, float]:
-    rng = np.random.default_rng(1)
-    doc = build_doc(side, n_layers, rng, blend)
+    doc = shared_doc(side, n_layers, blend)
     comp = Compositor(doc)
     # The canvas has displayed the viewport (1920x1080 at 100 %) around the stroke before
     # the person paints: that is when the projection caches fill.
@@ -221,7 +243,7 @@ def bench_e2e(side: int, n_layers: int, n_dabs: int, blend: bool) -> dict[str, f
     from canvasai.tools.registry import make_tools
 
     app = _qt()
-    doc = build_doc(side, n_layers, np.random.default_rng(1), blend)
+    doc = shared_doc(side, n_layers, blend)
     comp = Compositor(doc)
     canvas = _widget(doc, comp, fit=False)
     _show(canvas, False, side)
@@ -270,7 +292,7 @@ def bench_e2e(side: int, n_layers: int, n_dabs: int, blend: bool) -> dict[str, f
 def bench_first_view(side: int, n_layers: int) -> dict[str, float]:
     out = {}
     for fit in (False, True):
-        doc = build_doc(side, n_layers, np.random.default_rng(1))
+        doc = shared_doc(side, n_layers, False)
         gc.collect()
         comp = Compositor(doc)
         canvas = _widget(doc, comp, fit)

@@ -258,6 +258,29 @@ class Transfer:
         if self.q is not None:
             self.q *= beta
 
+    @classmethod
+    def gather(cls, pieces: list[tuple[Transfer, slice, slice, slice, slice]],
+               shape: tuple[int, int]) -> Transfer:
+        """One map over an area of `shape` from parts of tile maps: (map, ys, xs, oys, oxs)
+        puts map[ys, xs] at [oys, oxs]; uncovered parts are the identity. Applying one
+        gathered map costs a few whole-array operations instead of a few per tile."""
+        out = cls(shape)
+        need_q = any(t.q is not None for t, *_ in pieces)
+        if need_q:
+            out.q = np.ones((*shape, 4), np.float32)
+        if any(t.r is not None for t, *_ in pieces):
+            out.r = np.zeros((*shape, 4), np.float32)
+        for t, ys, xs, oys, oxs in pieces:
+            out.p[oys, oxs] = t.p[ys, xs]
+            if out.q is not None:
+                if t.q is not None:
+                    out.q[oys, oxs] = t.q[ys, xs]
+                else:
+                    out.q[oys, oxs] = 1.0 - _backdrop_alpha4(t.p[ys, xs])
+            if out.r is not None and t.r is not None:
+                out.r[oys, oxs] = t.r[ys, xs]
+        return out
+
     def apply(self, x: np.ndarray, ys: slice = slice(None), xs: slice = slice(None)) -> None:
         """x = self(x) in place, using the part [ys, xs] of the map (x has that shape)."""
         p = self.p[ys, xs]

@@ -255,10 +255,13 @@ class Compositor:
             composite_layer(out, active.surface.read(rect), active.opacity, active.blend_mode)
         for i, run in enumerate(self._runs):
             if run.affine:
-                for key, ys, xs, oys, oxs in parts:
-                    t = self._run_tile(i, key, ts)
-                    if t is not None:
+                pieces = [(t, ys, xs, oys, oxs) for key, ys, xs, oys, oxs in parts
+                          if (t := self._run_tile(i, key, ts)) is not None]
+                if len(pieces) <= 2:
+                    for t, ys, xs, oys, oxs in pieces:
                         t.apply(out[oys, oxs], ys, xs)
+                else:
+                    Transfer.gather(pieces, out.shape[:2]).apply(out)
             else:
                 layer = run.layers[0]
                 if any(not _layer_is_blank_at(layer, p[0]) for p in parts):
