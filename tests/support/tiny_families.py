@@ -553,6 +553,7 @@ def _pipe_sd3() -> Any:
         caption_projection_dim=HEADS * HEAD_DIM,
         pooled_projection_dim=2 * CLIP_DIM,
         pos_embed_max_size=32,
+        qk_norm="rms_norm",  # as SD3.5
     ).eval()
     return diffusers.StableDiffusion3Pipeline(
         scheduler=_flow_scheduler(shift=3.0),
@@ -831,3 +832,144 @@ def qwen_edit_area(area: int) -> Iterator[None]:
     finally:
         for mod, orig in saved:
             mod.calculate_dimensions = orig
+
+
+# ------------------------------------------------- single files and split files
+
+# Key prefix of the transformer in the file as its publisher ships it: BFL (Flux.1/.2),
+# lodestones (Chroma), Tongyi / ComfyUI (Z-Image, Qwen-Image) ship bare keys;
+# StabilityAI's sd3.5_*.safetensors nest the MMDiT under model.diffusion_model.
+SINGLE_FILE_PREFIX = {"SD3Transformer2DModel": "model.diffusion_model."}
+NEEDS_FLUX_WIDTH_PATCH = ("FluxTransformer2DModel", "ChromaTransformer2DModel")
+
+
+def _index(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / "model_index.json").read_text())
+
+
+def transformer_class(folder: Path) -> str:
+    return _index(folder)["transformer"][1]
+
+
+def _component_state(folder: Path, name: str) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    files = sorted((Path(folder) / name).glob("*.safetensors"))
+    state: dict[str, Any] = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    return state
+
+
+def _save(state: dict[str, Any], dest: Path, metadata: dict[str, str] | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(dest), metadata=metadata)
+    return dest
+
+
+def original_transformer_state(folder: Path, prefix: str | None = None) -> dict[str, Any]:
+    """The folder's transformer in its original checkpoint key layout."""
+    from tests.support.family_layouts import TO_ORIGINAL
+
+    cls = transformer_class(folder)
+    state = TO_ORIGINAL[cls](_component_state(folder, "transformer"))
+    prefix = SINGLE_FILE_PREFIX.get(cls, "") if prefix is None else prefix
+    return {prefix + k: v for k, v in state.items()}
+
+
+def save_single_file_transformer(folder: Path, dest_file: Path, prefix: str | None = None) -> Path:
+    """Write the folder's transformer as one ``.safetensors`` in the original key layout."""
+    return _save(original_transformer_state(folder, prefix), dest_file, {"format": "pt"})
+
+
+def load_single_file_transformer(path: Path, folder: Path, **kwargs: Any) -> Any:
+    """``<TransformerClass>.from_single_file(path, config=folder, subfolder="transformer")``.
+
+    Flux.1 / Chroma go through ``family_layouts.flux_width_agnostic()`` (diffusers
+    hard-codes their full width; see there).
+    """
+    import diffusers
+
+    from tests.support.family_layouts import flux_width_agnostic
+
+    name = transformer_class(folder)
+    cls = getattr(diffusers, name)
+    ctx = flux_width_agnostic() if name in NEEDS_FLUX_WIDTH_PATCH else contextlib.nullcontext()
+    with ctx:
+        return cls.from_single_file(
+            str(path), config=str(folder), subfolder="transformer", local_files_only=True, **kwargs
+        )
+
+
+# ComfyUI's file names for the text encoders of each family (models/text_encoders/).
+TEXT_ENCODER_FILES = {
+    "CLIPTextModel": "clip_l",
+    "CLIPTextModelWithProjection": "clip_l",
+    "T5EncoderModel": "t5xxl_fp16",
+    "Qwen2_5_VLForConditionalGeneration": "qwen_2.5_vl_7b",
+    "Qwen3ForCausalLM": "qwen_3_4b",
+    "Qwen3Model": "qwen_3_4b",
+}
+
+
+def _text_encoder_file_name(index: dict[str, Any], attr: str) -> str:
+    cls = index[attr][1]
+    if cls == "CLIPTextModelWithProjection" and attr == "text_encoder_2":
+        return "clip_g"
+    return TEXT_ENCODER_FILES.get(cls, attr)
+
+
+def original_text_encoder_state(folder: Path, attr: str) -> dict[str, Any]:
+    """A text encoder with the key names of the original Hugging Face checkpoints (as
+    ComfyUI's clip_l / clip_g / t5xxl / qwen_2.5_vl / qwen_3 files have them): CLIP under
+    ``text_model.``, T5 as T5EncoderModel, Qwen2.5-VL as ``model.`` + ``visual.`` +
+    ``lm_head``, Qwen3 under ``model.``."""
+    cls = _index(folder)[attr][1]
+    state = _component_state(folder, attr)
+    out = {}
+    for k, v in state.items():
+        if cls.startswith("CLIPTextModel") and not k.startswith(("text_model.", "text_projection")):
+            k = "text_model." + k
+        elif cls == "Qwen2_5_VLForConditionalGeneration":
+            k = k.replace("model.language_model.", "model.").replace("model.visual.", "visual.")
+        elif cls == "Qwen3Model":
+            k = "model." + k
+        out[k] = v
+    return out
+
+
+def original_vae_state(folder: Path) -> dict[str, Any]:
+    """The VAE as BFL's ``ae.safetensors`` / SD3's VAE has it (LDM names, no prefix) for
+    AutoencoderKL; AutoencoderKLFlux2 / AutoencoderKLQwenImage keep diffusers names
+    (diffusers 0.42.1 cannot load either from a single file)."""
+    from tests.support.ldm_layout import vae_to_ldm
+
+    state = _component_state(folder, "vae")
+    if _index(folder)["vae"][1] != "AutoencoderKL":
+        return state
+    cfg = json.loads((Path(folder) / "vae" / "config.json").read_text())
+    return vae_to_ldm(state, cfg, "")
+
+
+def save_split_files(folder: Path, root: Path, name: str) -> dict[str, Path]:
+    """ComfyUI's layout: ``diffusion_models/<name>.safetensors`` (original transformer
+    layout), ``text_encoders/<clip_l|clip_g|t5xxl_fp16|qwen_2.5_vl_7b|qwen_3_4b>.safetensors``,
+    ``vae/<name>_vae.safetensors``. Returns {"transformer"|"vae"|<text encoder attr>: path}."""
+    folder, root = Path(folder), Path(root)
+    index = _index(folder)
+    out = {
+        "transformer": save_single_file_transformer(
+            folder, root / "diffusion_models" / f"{name}.safetensors"
+        )
+    }
+    for attr in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+        if index.get(attr, [None])[0]:
+            dest = root / "text_encoders" / f"{_text_encoder_file_name(index, attr)}.safetensors"
+            out[attr] = _save(original_text_encoder_state(folder, attr), dest, {"format": "pt"})
+    out["vae"] = _save(
+        original_vae_state(folder), root / "vae" / f"{name}_vae.safetensors", {"format": "pt"}
+    )
+    return out
