@@ -607,9 +607,15 @@ class IngredientInfo:
     format: str
     has_manifest: bool
     state: str  # of its own manifest when it has one: valid / invalid / tampered / ""
+    signer: str = ""  # of its own manifest (the chain, one step back)
+    actions: tuple[str, ...] = ()  # its own manifest's actions, e.g. ("created", "edited")
 
     def text(self) -> str:
         cred = f"its own credentials: {self.state}" if self.has_manifest else "no credentials"
+        if self.signer:
+            cred += f", signed by {self.signer}"
+        if self.actions:
+            cred += "; " + ", ".join(self.actions)
         return f"{self.title or '(untitled)'} ({self.relationship or 'ingredient'}, {cred})"
 
 
@@ -706,8 +712,18 @@ def _action_info(a: Mapping[str, Any]) -> ActionInfo:
     )
 
 
-def _ingredient_info(g: Mapping[str, Any]) -> IngredientInfo:
+def _actions_of(manifest: Mapping[str, Any]) -> list[ActionInfo]:
+    actions: list[ActionInfo] = []
+    for assertion in _l(manifest.get("assertions")):
+        assertion = _d(assertion)
+        if _s(assertion.get("label")).startswith("c2pa.actions"):
+            actions += [_action_info(_d(a)) for a in _l(_d(assertion.get("data")).get("actions"))]
+    return actions
+
+
+def _ingredient_info(g: Mapping[str, Any], manifests: Mapping[str, Any]) -> IngredientInfo:
     active = _s(g.get("active_manifest"))
+    own = _d(manifests.get(active)) if active else {}
     results = g.get("validation_results")
     failures = _codes(results, g.get("validation_status"))
     state = ""
@@ -720,6 +736,8 @@ def _ingredient_info(g: Mapping[str, Any]) -> IngredientInfo:
         format=_s(g.get("format"), 60),
         has_manifest=bool(active),
         state=state,
+        signer=_s(_d(own.get("signature_info")).get("common_name")),
+        actions=tuple(a.action.removeprefix("c2pa.") for a in _actions_of(own)[:20]),
     )
 
 
@@ -729,11 +747,7 @@ def summarize(store: Mapping[str, Any], raw_state: str) -> Credentials:
     active = _d(manifests.get(_s(store.get("active_manifest"))))
     failures = _codes(store.get("validation_results"), store.get("validation_status"))
     sig = _d(active.get("signature_info"))
-    actions: list[ActionInfo] = []
-    for assertion in _l(active.get("assertions")):
-        assertion = _d(assertion)
-        if _s(assertion.get("label")).startswith("c2pa.actions"):
-            actions += [_action_info(_d(a)) for a in _l(_d(assertion.get("data")).get("actions"))]
+    actions = _actions_of(active)
     gens = [_d(g) for g in _l(active.get("claim_generator_info"))]
     generator = ", ".join(
         f"{_s(g.get('name'))} {_s(g.get('version'))}".strip() for g in gens if g.get("name")
@@ -750,7 +764,9 @@ def summarize(store: Mapping[str, Any], raw_state: str) -> Credentials:
         generator=generator,
         title=_s(active.get("title")),
         actions=tuple(actions[:100]),
-        ingredients=tuple(_ingredient_info(_d(g)) for g in _l(active.get("ingredients"), 50)),
+        ingredients=tuple(
+            _ingredient_info(_d(g), manifests) for g in _l(active.get("ingredients"), 50)
+        ),
         problems=tuple(
             dict.fromkeys(f"{_s(f.get('code'), 80)}: {_s(f.get('explanation'))}" for f in failures)
         )[:20],

@@ -194,6 +194,8 @@ def test_chain_holds_through_open_paint_export(tmp_path, identity):
     assert ingredient["active_manifest"] in store["manifests"]
     got = cr.read_credentials(second.read_bytes())
     assert got.ingredients[0].has_manifest and got.ingredients[0].state == "valid"
+    assert got.ingredients[0].signer == "Test Painter"
+    assert got.ingredients[0].actions == ("created",)  # one step back along the chain
 
 
 def test_opened_image_without_credentials_is_still_the_parent(tmp_path, identity):
