@@ -162,8 +162,8 @@ def flux_width_agnostic() -> Iterator[None]:
     """Let diffusers' Flux.1 / Chroma single-file converters split ``linear1`` of any width.
 
     They call ``torch.split(linear1, (3072, 3072, 3072, 12288))``; inside this block
-    that call splits into q, k, v (width = the weight's input size, or a seventh of the
-    bias for MLP ratio 4) and the MLP rest instead. Test-only: it swaps the module's
+    that call splits into q, k, v (a seventh of the rows each, as the MLP ratio is 4)
+    and the MLP rest instead (rows, so GGUF-quantized byte tensors split the same). Test-only: it swaps the module's
     ``torch`` reference for a proxy, and puts it back on exit.
     """
     import torch
@@ -176,7 +176,7 @@ def flux_width_agnostic() -> Iterator[None]:
         @staticmethod
         def split(t: Tensor, sizes: Any, dim: int = 0) -> Any:
             if isinstance(sizes, tuple) and len(sizes) == 4 and sum(sizes) != t.shape[dim]:
-                width = t.shape[1] if t.ndim == 2 else t.shape[0] // 7
+                width = t.shape[dim] // 7  # rows = q + k + v + MLP (ratio 4) = 7 x width
                 sizes = (width, width, width, t.shape[dim] - 3 * width)
             return torch.split(t, sizes, dim=dim)
 

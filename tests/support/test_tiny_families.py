@@ -170,3 +170,31 @@ def test_split_files(family_root: Path, tmp_path: Path, kind: str) -> None:
             cls.from_pretrained(hf, local_files_only=True),
             cls.from_pretrained(folder / attr, local_files_only=True),
         )
+
+
+@pytest.mark.parametrize(
+    ("kind", "qtype"),
+    [("flux", "Q8_0"), ("flux-dev", "F16"), ("chroma", "Q8_0"), ("flux2-klein", "Q8_0")]
+    + [("sd3", "Q8_0"), ("zimage", "Q8_0"), ("qwen", "Q8_0")],
+)
+def test_gguf_transformer(family_root: Path, tmp_path: Path, kind: str, qtype: str) -> None:
+    pytest.importorskip("gguf")
+    from gguf import GGUFReader
+
+    folder = tf.cached(kind, family_root)
+    path = tf.save_gguf_transformer(folder, tmp_path / f"{kind}-{qtype}.gguf", qtype)
+    names = {t.name: t.tensor_type.name for t in GGUFReader(str(path)).tensors}
+    key = ORIGINAL_KEY.get(kind, "double_blocks.0.img_attn.qkv.weight").removeprefix(
+        "model.diffusion_model."
+    )
+    assert names[key] == qtype
+    model = tf.load_gguf_transformer(path, folder)
+    quantized = [p for p in model.parameters() if type(p).__name__ == "GGUFParameter"]
+    assert bool(quantized) == (qtype not in ("F16", "F32"))
+    task = next(iter(tf.TASKS[kind]))
+    pipe = tf.load(folder, task)
+    ref = pipe(**tf.call_kwargs(kind, task, 32, 32)).images
+    pipe.transformer = model
+    out = pipe(**tf.call_kwargs(kind, task, 32, 32)).images
+    assert np.isfinite(out).all()
+    assert np.abs(out - ref).max() < 0.05  # 8-bit weights: close to, not equal to, the original

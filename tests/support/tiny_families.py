@@ -973,3 +973,61 @@ def save_split_files(folder: Path, root: Path, name: str) -> dict[str, Path]:
         original_vae_state(folder), root / "vae" / f"{name}_vae.safetensors", {"format": "pt"}
     )
     return out
+
+
+# ------------------------------------------------------------------------ GGUF
+
+GGUF_ARCH = {  # general.architecture as city96's GGUF conversions name it
+    "FluxTransformer2DModel": "flux",
+    "ChromaTransformer2DModel": "chroma",
+    "Flux2TransformerModel": "flux2",
+    "Flux2Transformer2DModel": "flux2",
+    "SD3Transformer2DModel": "sd3",
+    "ZImageTransformer2DModel": "lumina2",
+    "QwenImageTransformer2DModel": "qwen_image",
+}
+
+
+def save_gguf_transformer(folder: Path, dest_file: Path, qtype: str = "Q8_0") -> Path:
+    """Write the folder's transformer as a GGUF file in the original key layout (bare keys,
+    as city96's ``*-Q8_0.gguf`` files). ``qtype``: "F32", "F16", or "Q8_0" / "Q4_0" / ...
+    (2-D ``.weight`` tensors whose rows split into 32-element blocks; the rest F16,
+    1-D tensors F32)."""
+    import gguf
+    import numpy as np
+
+    dest_file = Path(dest_file)
+    dest_file.parent.mkdir(parents=True, exist_ok=True)
+    state = original_transformer_state(folder, prefix="")
+    writer = gguf.GGUFWriter(str(dest_file), arch=GGUF_ARCH[transformer_class(folder)])
+    writer.add_file_type(
+        gguf.LlamaFileType.ALL_F32 if qtype == "F32" else gguf.LlamaFileType.MOSTLY_Q8_0
+    )
+    quant = getattr(gguf.GGMLQuantizationType, qtype)
+    block = gguf.GGML_QUANT_SIZES[quant][0]
+    for name, tensor in state.items():
+        data = tensor.detach().float().numpy()
+        if data.ndim < 2 or qtype == "F32":
+            writer.add_tensor(name, data.astype(np.float32))
+        elif qtype == "F16":
+            writer.add_tensor(name, data.astype(np.float16))
+        elif data.ndim == 2 and name.endswith(".weight") and data.shape[-1] % block == 0:
+            # only linear weights: diffusers dequantizes in its GGUF Linear layers, so a
+            # quantized pos_embed (SD3) or pad token (Z-Image) would be used as raw bytes
+            writer.add_tensor(name, gguf.quants.quantize(data, quant), raw_dtype=quant)
+        else:
+            writer.add_tensor(name, data.astype(np.float16))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return dest_file
+
+
+def load_gguf_transformer(path: Path, folder: Path, compute_dtype: Any = None) -> Any:
+    """``from_single_file(path, quantization_config=GGUFQuantizationConfig(...), config=folder, subfolder="transformer")``."""
+    import diffusers
+    import torch
+
+    qc = diffusers.GGUFQuantizationConfig(compute_dtype=compute_dtype or torch.float32)
+    return load_single_file_transformer(path, folder, quantization_config=qc)
