@@ -13,7 +13,8 @@ actions with two model entries), then, for PNG and JPEG (quality 92):
   manifest, hash the file, sign, embed);
 - share: sign_s / (export_s + sign_s), the part of a signed export spent on signing
   (target <= 10 %); share_diff: (signed_export_s - export_s) / signed_export_s, the same
-  from the two whole exports (noisier);
+  from the two whole exports, run alternately (noisier: it is a difference of two
+  numbers each ~10-50x larger);
 - chained_sign_s: signing when the picture started from an opened, signed image (its
   manifest chained in as the parent ingredient; this includes recognising the opened
   image among the layers by a digest of its pixels, which dominates at this size).
@@ -88,6 +89,18 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def paired_times(plain, signed, repeats: int) -> tuple[float, float]:
+    """Medians of the two, run alternately so that load from elsewhere hits both alike."""
+    plain(), signed()
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, out in ((plain, a), (signed, b)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=2048)
@@ -113,11 +126,8 @@ def main() -> int:
     for fmt, suffix in (("png", ".png"), ("jpeg", ".jpg")):
         opts = ExportOptions(format=fmt, quality=92)
         out = tmp / f"out{suffix}"
-        export_s = median_time(
+        export_s, signed_s = paired_times(
             lambda o=opts, p=out: export_flattened(doc, p, o, cr.ContentCredentials.disabled()),
-            args.repeats,
-        )
-        signed_s = median_time(
             lambda o=opts, p=out: export_flattened(
                 doc, p, o, cr.ContentCredentials.from_settings(cs)),
             args.repeats,
