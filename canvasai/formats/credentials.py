@@ -479,8 +479,9 @@ class ContentCredentials:
         if not self.outcomes:
             return ""
         bad = [o for o in self.outcomes if not o.signed]
-        if not bad:
-            return "Content Credentials: " + self.outcomes[0].message
+        if not bad and self.identity is not None:
+            kind = " (self-issued: valid, not trusted)" if self.identity.self_issued else ""
+            return f"Content Credentials: signed as {self.identity.subject}{kind}"
         return f"Content Credentials: {len(bad)} of {len(self.outcomes)} file(s) " + bad[0].message
 
 

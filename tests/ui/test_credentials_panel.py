@@ -66,7 +66,7 @@ def test_signed_image_shows_its_credentials_then_the_chain_holds(window, qtbot, 
     with qtbot.waitSignal(window.files.exported, timeout=10_000):
         window.files.export_to("flattened", str(out))
     assert window.files.last_credentials.outcomes[0].signed
-    assert "signed by CanvasAI user" in window.statusBar().currentMessage()
+    assert "signed as CanvasAI user (self-issued" in window.statusBar().currentMessage()
     got = cr.read_credentials(out.read_bytes())
     assert got.state == "valid"
     assert [a.action for a in got.actions] == ["c2pa.opened", "c2pa.edited"]
