@@ -24,7 +24,29 @@ written for the real models apply. Everything else is as small as the classes al
 (one block of each kind, 2 heads of 16). Tokenizers are built in code: byte-level
 CLIP and Qwen2 BPE (no merges, so one token per byte), a character-level T5
 unigram. ``TASKS`` names the pipeline class per task, ``call_kwargs`` the arguments
-each family needs for a tiny, fast call.
+each family needs for a tiny, fast call, ``load(folder, task)`` loads and switches.
+
+Other forms, from a built folder:
+
+- ``save_single_file_transformer(folder, file)``: the transformer alone in its original
+  checkpoint key layout (``tests.support.family_layouts``); load with
+  ``load_single_file_transformer(file, folder)`` =
+  ``<Cls>.from_single_file(str(file), config=str(folder), subfolder="transformer",
+  local_files_only=True)`` (Flux.1 / Chroma inside ``flux_width_agnostic()``).
+- ``save_split_files(folder, root, name)``: ComfyUI's models/ layout
+  (``diffusion_models/``, ``text_encoders/``, ``vae/``).
+- ``save_gguf_transformer(folder, file, qtype)``: GGUF (needs the ``gguf`` package);
+  load with ``load_gguf_transformer(file, folder)``.
+
+Pin torch to one thread in tests (``torch.set_num_threads(1)``): on a shared 2-core
+machine two threads make these tiny runs many times slower.
+
+Known diffusers / transformers gaps these models run into (see the report in the
+commit history): Qwen2VLProcessor cannot be built or loaded without torchvision
+(``load`` passes an assembled one), ChromaInpaintPipeline reads a
+``guidance_embeds`` config key Chroma does not have (``chroma_inpaint_workaround``),
+the Qwen-Image edit pipelines work at ~1 MP whatever the input size
+(``qwen_edit_area``).
 """
 
 from __future__ import annotations
