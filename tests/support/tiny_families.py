@@ -41,8 +41,8 @@ Other forms, from a built folder:
 Pin torch to one thread in tests (``torch.set_num_threads(1)``): on a shared 2-core
 machine two threads make these tiny runs many times slower.
 
-Known diffusers / transformers gaps these models run into (see the report in the
-commit history): Qwen2VLProcessor cannot be built or loaded without torchvision
+Known diffusers / transformers gaps these models run into:
+Qwen2VLProcessor cannot be built or loaded without torchvision
 (``load`` passes an assembled one), ChromaInpaintPipeline reads a
 ``guidance_embeds`` config key Chroma does not have (``chroma_inpaint_workaround``),
 the Qwen-Image edit pipelines work at ~1 MP whatever the input size
