@@ -416,6 +416,15 @@ def classify_pipeline_folder(folder: Path) -> _Class:
 def classify_component_folder(folder: Path, name: str) -> _Class | None:
     cfg = _read_json(folder / "config.json")
     cls = str(cfg.get("_class_name", ""))
+    dit_family = {
+        f.controlnet_class: f.name for f in _families.ALL if f.controlnet_class != "ControlNetModel"
+    }.get(cls)
+    if dit_family is not None and cls:
+        ctype = control_type_from_name(name)
+        if _weights_are_pickle_only(folder):
+            return _Class(dit_family, REFUSED, ctype, "weights are pickle files (.bin)")
+        note = "" if ctype else "control type not recognised from the folder name"
+        return _Class(dit_family, CONTROLNET, ctype, note)
     if cls in ("ControlNetModel", "ControlNetXSAdapter"):
         cross = cfg.get("cross_attention_dim")
         family = (

@@ -220,3 +220,42 @@ def test_tiny_autoencoder_previews_for_the_16_channel_families(family_root, tmp_
         res, ctx = _run(backend, kind, model, task=Task.TXT2IMG, width=W, height=H)
         assert res.metadata["preview"] == "taesd", kind
         assert len(ctx.previews) == 2 and ctx.previews[0][1].shape == (H, W, 4)
+
+
+@pytest.mark.parametrize(
+    ("kind", "cn_class"),
+    [("flux", "FluxControlNetModel"), ("sd3", "SD3ControlNetModel"),
+     ("zimage", "ZImageControlNetModel"), ("qwen", "QwenImageControlNetModel")],
+)
+def test_sketch_to_render_with_a_family_controlnet(family_root, tmp_path, kind, cn_class) -> None:
+    import diffusers
+
+    from canvasai.backends.api import ControlKind, ControlSettings
+
+    folder = tf.cached(kind, family_root)
+    transformer = getattr(diffusers, families.get(EXPECTED[kind][0]).transformer_class)
+    torch.manual_seed(0)
+    t = transformer.from_pretrained(folder / "transformer")
+    extra = {"num_layers": 1} if kind in ("flux", "sd3", "qwen") else {}
+    if kind == "flux":
+        extra["num_single_layers"] = 0
+    if kind == "zimage":
+        extra = {"control_layers_places": [0], "control_refiner_layers_places": [0],
+                 "control_in_dim": 33, "add_control_noise_refiner": "control_layers"}
+    # a ControlNet with the transformer's dimensions (from_transformer's defaults are full size)
+    net = getattr(diffusers, cn_class).from_config({**dict(t.config), **extra})
+    net.save_pretrained(tmp_path / f"{kind}-scribble-controlnet")
+    backend = DiffusersBackend(ModelRegistry([tmp_path], include_hf_cache=False))
+    (cn,) = [m for m in backend.registry.models() if m.kind == "controlnet"]
+    assert (cn.family, cn.control_type) == (EXPECTED[kind][0], "scribble")
+    sketch = np.full((H, W, 3), 255, np.uint8)
+    sketch[10:40, 30] = 0
+    control = ControlSettings(kind=ControlKind.SCRIBBLE, image=sketch)
+    res, ctx = _run(backend, kind, str(folder), task=Task.SKETCH, control=control, width=W, height=H)
+    assert res.images[0].shape == (H, W, 4) and len(ctx.previews) == 2
+    assert res.metadata["controlnet"] == cn.name
+    img, mask = _image(), _mask()
+    res, _ = _run(backend, kind, str(folder), task=Task.SKETCH, control=control, image=img,
+                  mask=mask, width=W, height=H)
+    _outside_unchanged(img, res.images[0], mask, GenerationRequest(task=Task.INPAINT, image=img,
+                                                                  mask=mask).blend)

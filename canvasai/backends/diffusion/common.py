@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from canvasai.backends.diffusion.pipelines import (
     run_with_oom_stepdown,
 )
 from canvasai.core.errors import GenerationError
+
+log = logging.getLogger(__name__)
 
 MULTIPLE = 8  # the smallest size multiple (SD); a model's own is `loaded.multiple`
 
@@ -189,6 +192,7 @@ def run_batch(
     """
     import torch
 
+    kwargs = accepted_kwargs(pipe, kwargs)
     out = []
     for i, seed in enumerate(seeds):
         if on_item is not None:
@@ -209,6 +213,23 @@ def run_batch(
         image = run_with_oom_stepdown(manager, loaded, pipe, ctx, call)
         out.append(to_uint8(image))
     return out
+
+
+def accepted_kwargs(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` without the arguments `pipe` does not take (a family's pipelines differ:
+    e.g. Z-Image's ControlNet inpainting has no strength)."""
+    import inspect
+
+    try:
+        params = inspect.signature(type(pipe).__call__).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    dropped = [k for k in kwargs if k not in params]
+    if dropped:
+        log.debug("%s takes no %s", type(pipe).__name__, ", ".join(dropped))
+    return {k: v for k, v in kwargs.items() if k in params}
 
 
 def metadata(

@@ -75,10 +75,13 @@ def inpaint_images(
     *,
     pipe: Any = None,
     extra: dict[str, Any] | None = None,
+    masked_inputs: bool = True,
 ) -> tuple[list[np.ndarray], str, str]:
     """Run the batch and composite each result back. Returns (images, sampler, preview method).
 
     `pipe`/`extra` let sketch pass a ControlNet inpaint pipeline and its control image.
+    Without `masked_inputs` the pipeline renders the whole context rectangle (a ControlNet
+    pipeline that takes no image/mask) and only the paste-back limits it to the mask.
     """
     rows, cols = job.region.slices()
     crop = job.image[rows, cols]
@@ -99,14 +102,14 @@ def inpaint_images(
         frame[rows, cols, :3] = common.resize(small, size)
         ctx.preview(step, frame)
 
+    masked = {"image": common.pil(work_rgb), "mask_image": common.pil(work_mask),
+              "strength": float(request.strength)}
     kwargs = (
         common.prompt_kwargs(request, loaded)
+        | (masked if masked_inputs else {})
         | {
-            "image": common.pil(work_rgb),
-            "mask_image": common.pil(work_mask),
             "height": job.work[1],
             "width": job.work[0],
-            "strength": float(request.strength),
         }
         | loaded.family.extra_kwargs(type(pipe).__name__, job.work[0], job.work[1])
         | (extra or {})

@@ -361,7 +361,10 @@ class PipelineManager:
             d = _diffusers()
             try:
                 if info.format == "diffusers":
-                    net = d.ControlNetModel.from_pretrained(
+                    fam = families.find(info.family)
+                    cn_cls = getattr(d, fam.controlnet_class if fam and fam.controlnet_class
+                                     else "ControlNetModel")
+                    net = cn_cls.from_pretrained(
                         info.path,
                         **dtype_kwargs(self.device.dtype),
                         local_files_only=True,

@@ -65,8 +65,8 @@ def run(
     w, h = (base.shape[1], base.shape[0]) if base is not None else (src.shape[1], src.shape[0])
     if not loaded.family.controlnet_class:
         raise GenerationError(
-            f"Sketch→Render with a {loaded.family.label} model is not supported yet: pick an "
-            "SD 1.x or SDXL model with a ControlNet for sketches."
+            f"Sketch→Render with a {loaded.family.label} model is not supported yet: pick a "
+            "model of a family with ControlNets (SD 1.x, SDXL, Flux.1, SD 3.5, Z-Image, Qwen-Image)."
         )
     cmap, map_note = control_map(control.kind, common.resize(src, (w, h)), control.preprocess)
     cn_info = resolve_controlnet(manager, loaded, control)
@@ -83,7 +83,13 @@ def run(
         job = inpaint.plan(request, image, mask, loaded)
         rows, cols = job.region.slices()
         work_map = common.resize(cmap[rows, cols], job.work)
-        pipe = manager.variant(loaded, "controlnet_inpaint", controlnet=net, key=key)
+        masked = loaded.family.has("controlnet_inpaint")
+        pipe = manager.variant(
+            loaded, "controlnet_inpaint" if masked else "controlnet", controlnet=net, key=key
+        )
+        if not masked:
+            notes.append("the sketch was rendered over the masked area's context and pasted "
+                         "back through the mask (no ControlNet inpainting for this family)")
         images, sampler, preview = inpaint.inpaint_images(
             manager,
             loaded,
@@ -92,7 +98,8 @@ def run(
             job,
             seeds,
             pipe=pipe,
-            extra={"control_image": common.pil(work_map)} | cn_kw,
+            extra=loaded.family.control_kwargs(common.pil(work_map), inpaint=masked) | cn_kw,
+            masked_inputs=masked,
         )
         notes += inpaint.notes_for(loaded)
         meta = common.metadata(
@@ -115,14 +122,15 @@ def run(
     if loaded.is_true_inpaint:
         pipe = manager.variant(loaded, "controlnet_inpaint", controlnet=net, key=key)
         grey = np.full((wh, ww, 3), 127, np.uint8)
-        kwargs |= common.full_mask_inpaint_kwargs(grey) | {
-            "control_image": common.pil(work_map),
-            "strength": 1.0,
-        }
+        kwargs |= (
+            common.full_mask_inpaint_kwargs(grey)
+            | loaded.family.control_kwargs(common.pil(work_map), inpaint=True)
+            | {"strength": 1.0}
+        )
         notes.append("inpainting model: generated as a full-canvas ControlNet inpaint")
     else:
         pipe = manager.variant(loaded, "controlnet", controlnet=net, key=key)
-        kwargs["image"] = common.pil(work_map)
+        kwargs |= loaded.family.control_kwargs(common.pil(work_map), inpaint=False)
     images, sampler, preview_method = common.generate_at(
         manager, loaded, pipe, request, ctx, seeds, kwargs, (w, h)
     )

@@ -234,6 +234,10 @@ class Family:
             kw["max_sequence_length"] = self.max_sequence_length
         return kw
 
+    def control_kwargs(self, control: Any, inpaint: bool) -> dict[str, Any]:
+        """The control map as this family's ControlNet pipelines take it."""
+        return {"control_image": control}
+
     def edit_kwargs(self, images: list[Any], variant: str = "") -> dict[str, Any]:
         """The picture to edit (first) and any references, as the edit pipeline takes them."""
         return {"image": images if self.uses_references else images[0]}

@@ -73,6 +73,7 @@ class Flux(Family):
     packed = True
     projection = FLUX_RGB
     guidance_mode = DISTILLED
+    controlnet_class = "FluxControlNetModel"
     transformer_class = "FluxTransformer2DModel"
     parts = (CLIP_L, T5_XXL, FLUX_VAE)
     tiny_autoencoders = ("taef1",)

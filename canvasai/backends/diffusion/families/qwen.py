@@ -55,6 +55,7 @@ class QwenImage(Family):
     packed = True
     projection = WAN_RGB
     guidance_mode = TRUE_CFG
+    controlnet_class = "QwenImageControlNetModel"
     transformer_class = "QwenImageTransformer2DModel"
     parts = (
         Part("text_encoder", "Qwen2.5-VL text encoder", "text_encoders",
@@ -68,7 +69,6 @@ class QwenImage(Family):
         "edit": "QwenImageEditPipeline",
         "edit_inpaint": "QwenImageEditInpaintPipeline",
         "controlnet": "QwenImageControlNetPipeline",
-        "controlnet_inpaint": "QwenImageControlNetInpaintPipeline",
     }
     folder_classes = {
         "QwenImagePipeline": (BASE, ""),

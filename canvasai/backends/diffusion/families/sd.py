@@ -57,6 +57,10 @@ class _StableDiffusion(Family):
     def defaults(self, variant: str = "", kind: str = "base") -> Defaults:
         return Defaults(steps=25, guidance=7.0, sampler="default", strength=0.75)
 
+    def control_kwargs(self, control: Any, inpaint: bool) -> dict[str, Any]:
+        # SD's ControlNet txt2img pipelines call the control map `image`
+        return {"control_image": control} if inpaint else {"image": control}
+
     def native_size(self, pipe: Any) -> int:
         """UNet sample size x VAE factor (512, 768, 1024), as the model says."""
         try:

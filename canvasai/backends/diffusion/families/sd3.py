@@ -51,6 +51,7 @@ class SD3(Family):
     projection = SD3_RGB
     guidance_mode = CFG
     max_sequence_length = 256
+    controlnet_class = "SD3ControlNetModel"
     transformer_class = "SD3Transformer2DModel"
     parts = (
         Part("text_encoder", "CLIP-L text encoder", "text_encoders", "clip_l.safetensors", ("clip_l",)),
@@ -64,7 +65,6 @@ class SD3(Family):
         "img2img": "StableDiffusion3Img2ImgPipeline",
         "inpaint": "StableDiffusion3InpaintPipeline",
         "controlnet": "StableDiffusion3ControlNetPipeline",
-        "controlnet_inpaint": "StableDiffusion3ControlNetInpaintingPipeline",
     }
     folder_classes = {
         "StableDiffusion3Pipeline": (BASE, ""),

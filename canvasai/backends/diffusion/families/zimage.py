@@ -29,6 +29,7 @@ class ZImage(Family):
     latent_channels = 16
     projection = FLUX_RGB  # Flux.1's VAE
     guidance_mode = CFG
+    controlnet_class = "ZImageControlNetModel"
     transformer_class = "ZImageTransformer2DModel"
     parts = (
         Part("text_encoder", "Qwen3 text encoder", "text_encoders", "qwen_3_4b.safetensors", ("qwen3",)),
