@@ -318,7 +318,7 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
 
     if any("lora_" in k for k in keys):
         return _Class(UNKNOWN, UNSUPPORTED, note="LoRA files are not supported yet")
-    part = _parts.classify_part(shapes)
+    part = _parts.classify_part(shapes, name)
     if part is not None:
         kind, ptype = part
         what = "standalone VAE" if kind == VAE else "text encoder"

@@ -37,14 +37,18 @@ def _strip(shapes: Mapping[str, Sequence[int]]) -> dict[str, Sequence[int]]:
     return out
 
 
-def classify_part(shapes: Mapping[str, Sequence[int]]) -> tuple[str, str] | None:
-    """(kind, part type) of a text-encoder or VAE file, or None when it is neither."""
+def classify_part(shapes: Mapping[str, Sequence[int]], name: str = "") -> tuple[str, str] | None:
+    """(kind, part type) of a text-encoder or VAE file, or None when it is neither.
+
+    CLIP-L and CLIP-G differ by width (768 / 1280); a file of another width is told by
+    its name."""
     s = _strip(shapes)
     keys = s.keys()
     tok = "text_model.embeddings.token_embedding.weight"
     if tok in s:
         w = _width(s, tok)
-        return TEXT_ENCODER, {768: "clip_l", 1280: "clip_g"}.get(w or 0, "clip_l")
+        by_width = {768: "clip_l", 1280: "clip_g"}.get(w or 0)
+        return TEXT_ENCODER, by_width or ("clip_g" if "clip_g" in name.lower() else "clip_l")
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in keys:
         return TEXT_ENCODER, "t5"
     if any(k.startswith("visual.") or k.startswith("model.visual.") for k in keys) and any(
@@ -60,6 +64,8 @@ def classify_part(shapes: Mapping[str, Sequence[int]]) -> tuple[str, str] | None
     if "decoder.middle.0.residual.0.gamma" in keys:
         return VAE, "wan"
     conv = s.get("decoder.conv_in.weight")
+    if conv is not None and len(conv) == 5 and any(k.startswith("encoder.down") for k in keys):
+        return VAE, "wan"  # 3-D convolutions: the video-style VAE (diffusers layout)
     if conv is not None and len(conv) == 4 and any(k.startswith("encoder.down") for k in keys):
         return VAE, {4: "vae4", 16: "vae16", 32: "vae32"}.get(int(conv[1]), "vae4")
     return None

@@ -21,6 +21,8 @@ registry found (e.g. in the Hugging Face cache). Nothing is downloaded.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -71,56 +73,81 @@ def _component_class(config: Path, role: str) -> tuple[str, str]:
 
 
 def load_text_encoder(cls_name: str, config_dir: Path, file: Path, dtype: Any) -> Any:
-    """A transformers text encoder from a bare state-dict file and a local config."""
-    import torch
+    """A transformers text encoder from a bare weights file (as ComfyUI keeps them) and a
+    local config, through transformers' own loading (so its key renames for older
+    checkpoint layouts apply). The file is linked, never copied, into a scratch folder
+    beside the config. A file whose tensors do not fit is refused, naming the file."""
+    import tempfile
+
     import transformers
-    from safetensors.torch import load_file
 
     cls = getattr(transformers, cls_name, None)
     if cls is None:
         raise ModelError(f"This transformers has no {cls_name} (needed for {file.name}).")
-    config = transformers.AutoConfig.from_pretrained(config_dir, local_files_only=True)
-    state = load_file(str(file))
-    model = cls(config)
-    expected = model.state_dict()
-    fitted: dict[str, Any] = {}
-    for key, value in state.items():
-        k = _fit_key(key, expected)
-        if k is not None:
-            fitted[k] = value
-    missing = [k for k in expected if k not in fitted and not _tied(k)]
-    if len(missing) > len(expected) // 10:
+    with tempfile.TemporaryDirectory(prefix="canvasai-encoder-") as tmp:
+        folder = Path(tmp)
+        for name in ("config.json", "generation_config.json"):
+            if (config_dir / name).is_file():
+                shutil.copyfile(config_dir / name, folder / name)
+        _link(file, folder / "model.safetensors")
+        try:
+            model, info = cls.from_pretrained(
+                folder, dtype=dtype, local_files_only=True, output_loading_info=True
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelError(f"{file.name} could not be loaded as a {cls_name}: {exc}") from exc
+    missing = [k for k in info.get("missing_keys", ()) if not _tied(k)]
+    wrong = list(info.get("mismatched_keys", ()))
+    if missing or wrong:
+        example = missing[0] if missing else wrong[0][0]
         raise ModelError(
-            f"{file.name} does not fit a {cls_name}: {len(missing)} of {len(expected)} weights "
-            f"are missing (e.g. {missing[0]}). Is it the right text encoder for this model?"
+            f"{file.name} does not fit a {cls_name} ({len(missing)} weights missing, "
+            f"{len(wrong)} of the wrong size, e.g. {example}). Is it the right text encoder "
+            "for this model?"
         )
-    wrong = [k for k, v in fitted.items() if tuple(v.shape) != tuple(expected[k].shape)]
-    if wrong:
-        k = wrong[0]
-        raise ModelError(
-            f"{file.name} does not fit a {cls_name}: {k} is {tuple(fitted[k].shape)}, "
-            f"expected {tuple(expected[k].shape)}. Is it the right text encoder for this model?"
-        )
-    model.load_state_dict(fitted, strict=False)
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
-    return model.to(dtype=dtype).eval().requires_grad_(False) if dtype != torch.float32 else model.eval()
+    return model.eval().requires_grad_(False)
 
 
-def _fit_key(key: str, expected: Any) -> str | None:
-    """`key` as the model names it: files differ by a leading ``model.`` / ``text_model.``."""
-    if key in expected:
-        return key
-    for p in ("model.", "text_model.", "transformer."):
-        if key.startswith(p) and key[len(p):] in expected:
-            return key[len(p):]
-        if p + key in expected:
-            return p + key
-    return None
+def _link(src: Path, dest: Path) -> None:
+    """`dest` pointing at `src` without copying gigabytes: a symbolic link, else a hard link
+    (Windows without the symlink privilege), else a copy as the last resort."""
+    try:
+        dest.symlink_to(src.resolve())
+        return
+    except OSError:
+        pass
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
 
 def _tied(key: str) -> bool:
     return key.endswith(("lm_head.weight", "embed_tokens.weight")) or "position_ids" in key
+
+
+def _load_vae(cls: Any, config: Path, role: str, file: Path, dk: dict[str, Any]) -> Any:
+    """A VAE from one file: diffusers' converter where it has one (AutoencoderKL reads the
+    original layouts), else the file's diffusers-named weights into the configured model
+    (Flux.2's and Qwen-Image's VAEs have no single-file converter in diffusers)."""
+    from diffusers.loaders.single_file_model import SINGLE_FILE_LOADABLE_CLASSES
+
+    if cls.__name__ in SINGLE_FILE_LOADABLE_CLASSES:
+        return cls.from_single_file(
+            str(file), config=str(config), subfolder=role, local_files_only=True, **dk
+        )
+    from safetensors.torch import load_file
+
+    model = cls.from_config(cls.load_config(config / role))
+    state = load_file(str(file))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing:
+        raise ModelError(
+            f"{file.name} does not fit a {cls.__name__}: {len(missing)} weights are missing "
+            f"(e.g. {missing[0]}). Is it this model's VAE?"
+        )
+    dtype = dk.get("dtype", dk.get("torch_dtype"))
+    return (model.to(dtype=dtype) if dtype is not None else model).eval()
 
 
 def load_split(cls: Any, info: ModelInfo, dev: DeviceChoice, registry: ModelRegistry | None) -> Any:
@@ -155,9 +182,7 @@ def load_split(cls: Any, info: ModelInfo, dev: DeviceChoice, registry: ModelRegi
     for role, path in info.parts:
         lib, name = _component_class(config, role)
         if lib == "diffusers":
-            parts[role] = getattr(diffusers, name).from_single_file(
-                str(path), config=str(config), subfolder=role, local_files_only=True, **dk
-            )
+            parts[role] = _load_vae(getattr(diffusers, name), config, role, Path(path), dk)
         else:
             parts[role] = load_text_encoder(name, config / role, Path(path), dev.dtype)
     extra = families.get(info.family).load_kwargs(config)

@@ -20,9 +20,10 @@ from canvasai.backends.diffusion.families.sd3 import SD3
 from canvasai.backends.diffusion.families.zimage import ZImage
 from canvasai.core.errors import ModelError
 
-# order matters for checkpoint detection: Chroma before Flux (it has Flux's blocks too)
+# order matters for checkpoint detection: Chroma and Flux.2 before Flux.1 (they have
+# Flux.1-style double blocks too)
 ALL: tuple[Family, ...] = (
-    SD1(), SD2(), SDXL(), Chroma(), Flux(), Flux2Klein(), SD3(), ZImage(), QwenImage(),
+    SD1(), SD2(), SDXL(), Chroma(), Flux2Klein(), Flux(), SD3(), ZImage(), QwenImage(),
 )
 _BY_NAME = {f.name: f for f in ALL}
 

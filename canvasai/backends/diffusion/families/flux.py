@@ -107,8 +107,8 @@ class Flux(Family):
         s = strip_prefix(shapes)
         if "double_blocks.0.img_attn.norm.key_norm.scale" not in s:
             return None
-        if "distilled_guidance_layer.in_proj.bias" in s:
-            return None  # Chroma
+        if "distilled_guidance_layer.in_proj.bias" in s or "single_stream_modulation.lin.weight" in s:
+            return None  # Chroma, Flux.2
         img_in = s.get("img_in.weight") or ()
         in_ch = int(img_in[1]) if len(img_in) == 2 else 64
         low = name.lower()
