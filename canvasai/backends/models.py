@@ -632,6 +632,9 @@ def pair_parts(models: list[ModelInfo]) -> list[ModelInfo]:
                 f"the {p.what} (e.g. {p.example}) in {root / p.folder}" for p in missing
             )
             note = f"{fam.label} transformer without its other parts: put {need}"
+            wrong = _wrong_parts(missing, part_files, root)
+            if wrong:
+                note += f". Found there, but for other models: {wrong}"
             out.append(replace(m, kind=REFUSED, note=note))
         else:
             extra = 0
@@ -647,6 +650,23 @@ def pair_parts(models: list[ModelInfo]) -> list[ModelInfo]:
                 )
             )
     return out
+
+
+_PART_NAMES = {
+    "clip_l": "CLIP-L", "clip_g": "CLIP-G", "t5": "T5", "qwen3": "Qwen3",
+    "qwen25vl": "Qwen2.5-VL", "mistral": "Mistral", "vae4": "SD/SDXL VAE (4 channels)",
+    "vae16": "16-channel VAE", "vae32": "Flux.2 VAE (32 channels)", "wan": "Qwen-Image VAE",
+}
+
+
+def _wrong_parts(missing: Sequence[Any], part_files: Sequence[ModelInfo], root: Path) -> str:
+    """Files of the missing parts' kind that sit in the install but are not what is needed,
+    e.g. a Qwen2.5-VL encoder where Z-Image wants Qwen3: named, so the mix-up is clear."""
+    kinds = {TEXT_ENCODER if p.role.startswith("text_encoder") else VAE for p in missing}
+    found = [f for f in part_files if f.kind in kinds and root in f.path.parents]
+    return ", ".join(
+        f"{f.path.name} ({_PART_NAMES.get(f.variant, f.variant)})" for f in found
+    )
 
 
 def refused(name: str, path: Path, reason: str) -> ModelInfo:

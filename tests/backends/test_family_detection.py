@@ -123,6 +123,8 @@ def test_a_vae_of_another_family_does_not_complete_a_model(tmp_path) -> None:
                                                    "decoder.conv_in.weight": (8, 4, 3, 3)})
     (z,) = [m for m in ModelRegistry([root], include_hf_cache=False).models() if m.family == "zimage"]
     assert z.kind == REFUSED and "Qwen3 text encoder" in z.note and "Flux VAE" in z.note
+    # what it found instead is named, so the mix-up is plain
+    assert "t5xxl.safetensors (T5)" in z.note and "sdxl_vae.safetensors (SD/SDXL VAE" in z.note
 
 
 def _save_gguf(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
