@@ -54,6 +54,7 @@ def collect() -> dict[str, Any]:
     dirs: list[str] = []
     ok = True
     try:
+        from canvasai.backends import models
         from canvasai.backends.models import registry
 
         reg = registry()
@@ -69,6 +70,9 @@ def collect() -> dict[str, Any]:
                 "size_bytes": m.size_bytes,
                 "usable": m.usable,
                 "note": m.note,
+                "variant": m.variant,
+                "parts": {role: str(path) for role, path in m.parts},
+                "memory_bytes": models.memory_estimate(m) if m.kind in models.MAIN_KINDS else 0,
             }
             (usable if m.usable else refused).append(row)
         errors = list(reg.errors)
@@ -79,13 +83,18 @@ def collect() -> dict[str, Any]:
 
 
 def _line(row: dict[str, Any]) -> str:
-    bits = [str(row[k]) for k in ("family", "kind") if row.get(k)]
+    bits = [str(row[k]) for k in ("family", "variant", "kind") if row.get(k)]
     if row.get("control_type"):
         bits.append(str(row["control_type"]))
     if row.get("format"):
         bits.append(str(row["format"]))
+    if row.get("size_bytes"):
+        bits.append(f"{row['size_bytes'] / 1e9:.1f} GB")
+    if row.get("memory_bytes"):
+        bits.append(f"needs ~{row['memory_bytes'] / 1e9:.0f} GB GPU memory")
     note = f": {row['note']}" if row.get("note") else ""
-    return f"{row['name']}  ({', '.join(bits)}){note}"
+    parts = "".join(f"\n    {role}: {path}" for role, path in (row.get("parts") or {}).items())
+    return f"{row['name']}  ({', '.join(bits)}){note}{parts}"
 
 
 def run_models(args: argparse.Namespace) -> int:
