@@ -22,11 +22,10 @@ attributes CanvasAI reads are length-capped (layer names are cut to
 `OraLimits.max_name_chars`). Before any pixel is decoded, every decode the file
 asks for (each layer per occurrence, mask, selection, the extras' images,
 arrays and blobs) is charged, from PNG headers alone, to one memory budget
-(formats/budget.py); over budget, the file is refused and nothing is decoded. Layers are then decoded on several
-threads (zlib and numpy release the GIL), each PNG inflated and unfiltered one
-tile row at a time straight into tiles, fully transparent tiles never allocated
-(`png_codec.decode_png_tiles`); PNGs it does not handle (palette, 16-bit,
-interlaced, Average/Paeth filters, as other programs write) go through Pillow.
+(formats/budget.py); over budget, the file is refused and nothing is decoded. Layers are then decoded two at a
+time on worker threads, straight into arrays, while the loading thread turns
+each into tiles a tile row at a time (fully transparent tiles are never
+allocated).
 Unknown elements and attributes are
 ignored; nested <stack> groups are flattened (a group's visibility and opacity
 are folded into its layers; its own blend mode is not applied).
@@ -41,11 +40,13 @@ import logging
 import math
 import os
 import re
+import struct
 import threading
 import time
+import warnings
 import xml.etree.ElementTree as ET
 import zipfile
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ from canvasai.document.blend import BlendMode
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import MAX_SIDE, Document, validate_size
 from canvasai.document.layer import Layer
-from canvasai.document.tiles import TILE_SIZE, TiledSurface
+from canvasai.document.tiles import TiledSurface
 from canvasai.formats.archive import ArchiveLimits, ArchiveReader
 from canvasai.formats.atomic import atomic_writer, remove_stale_temporaries
 from canvasai.formats.budget import MemoryBudget
@@ -73,6 +74,7 @@ from canvasai.formats.image_io import (
     decode_image,
     document_from_layers,
     read_file_limited,
+    strict_decoding,
 )
 from canvasai.formats.ora_extras import (
     EXTRAS_DIR,
@@ -83,10 +85,7 @@ from canvasai.formats.ora_extras import (
 )
 from canvasai.formats.png_codec import (
     PNG_HEADER_BYTES,
-    NotStreamable,
     PngHeader,
-    decode_png_tiles,
-    decode_workers,
     default_workers,
     encode_png,
     read_png_header,
@@ -341,6 +340,9 @@ def ora_bytes(doc: Document, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> by
 # -- reading ---------------------------------------------------------------------------
 # Parsed XML and JSON take several times their size as Python objects.
 PARSE_OVERHEAD = 8
+_EXIF_ORIENTATION = 0x0112
+# Layers decoded at once while opening (threads, and decoded layers held outside tiles).
+DECODE_WINDOW = 2
 
 # Attributes of stack.xml that CanvasAI reads; each is capped (see OraLimits).
 _READ_ATTRS = (
@@ -491,20 +493,48 @@ def _surface_from_pixels(
     pixels: np.ndarray, x: int, y: int, doc_rect: Rect, allow_fill: bool = True
 ) -> TiledSurface:
     """Surface for a layer image at (x, y), clipped to the document. A uniform layer
-    covering the whole document becomes a fill value (no tiles)."""
+    covering the whole document becomes a fill value (no tiles); otherwise the pixels go
+    into tiles one tile row at a time, and tiles with nothing visible (alpha 0 all over;
+    no alpha: all zero) are never allocated."""
     h, w = pixels.shape[:2]
     part = Rect(x, y, w, h).intersect(doc_rect)
-    surface = TiledSurface(pixels.shape[2] if pixels.ndim == 3 else 1)
+    c = pixels.shape[2] if pixels.ndim == 3 else 1
+    surface = TiledSurface(4 if c in (3, 4) else c)
     if part.is_empty():
         return surface
     crop = pixels[part.y - y : part.y1 - y, part.x - x : part.x1 - x]
-    if allow_fill and part == doc_rect and crop.ndim == 3 and crop[..., -1].all():
+    if allow_fill and part == doc_rect and crop.ndim == 3 and c in (3, 4) and (
+        c == 3 or crop[..., -1].all()
+    ):
         first = crop[0, 0]
         probes = crop[:: max(1, part.h // 7), :: max(1, part.w // 7)]
         if (probes == first).all() and (crop == first).all():
-            return TiledSurface(crop.shape[2], fill=first.tolist())
-    surface.write(part.x, part.y, crop)
-    surface.prune()
+            fill = first.tolist() + ([255] if c == 3 else [])
+            return TiledSurface(4, fill=fill)
+    if crop.ndim == 2:
+        crop = crop[:, :, None]
+    ts = surface.tile_size
+    ch = surface.channels
+    kx0 = part.x // ts
+    nk = -(-part.x1 // ts) - kx0
+    x0 = part.x - kx0 * ts
+    top = part.y
+    while top < part.y1:
+        ky = top // ts
+        bottom = min(part.y1, (ky + 1) * ts)
+        band = np.zeros((ts, nk * ts, ch), np.uint8)
+        dst = band[top - ky * ts : bottom - ky * ts, x0 : x0 + part.w]
+        src = crop[top - part.y : bottom - part.y]
+        if c == 3:
+            dst[..., :3] = src
+            dst[..., 3] = 255
+        else:
+            dst[:] = src
+        grid = band.reshape(ts, nk, ts, ch)
+        visible = grid[..., -1].any(axis=(0, 2))
+        for k in np.flatnonzero(visible).tolist():
+            surface.set_tile((kx0 + k, ky), np.ascontiguousarray(grid[:, k]))
+        top = bottom
     return surface
 
 
@@ -619,52 +649,59 @@ class _Loader:
         self._take(member)
         return self._decode_data(self._read_planned(member), member)
 
-    def layer_surface(self, spec: _LayerSpec, doc_rect: Rect) -> TiledSurface:
-        """A layer's surface, decoded straight into tiles (fully transparent tiles are never
-        allocated, no full-size array exists) when its PNG allows, else through Pillow.
-        Thread-safe once `_take` was called for it on the loading thread."""
+    def decode_layer(self, spec: _LayerSpec) -> np.ndarray:
+        """Read and decode one layer's PNG into an RGBA array (on the decode thread:
+        Pillow's inflate and unfiltering release the GIL). An 8-bit RGBA PNG is decoded
+        straight into the array (a Pillow image mapped onto its memory), with no
+        intermediate image or copy; any other flavour goes through the one image reader."""
         data = self._read_planned(spec.src)
-        try:
-            tiles, uniform = decode_png_tiles(
-                data, spec.x, spec.y, (doc_rect.x, doc_rect.y, doc_rect.x1, doc_rect.y1),
-                TILE_SIZE, f"{self.label}: {spec.src}",
-            )
-        except NotStreamable:
-            pixels = self._decode_data(data, spec.src)
-            del data
-            return _surface_from_pixels(pixels, spec.x, spec.y, doc_rect)
-        if uniform is not None:
-            return TiledSurface(4, fill=uniform.tolist())
-        surface = TiledSurface(4)
-        for key, tile in tiles.items():
-            surface.set_tile(key, tile)
-        return surface
+        name = f"{self.label}: {spec.src}"
+        with strict_decoding(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                with Image.open(io.BytesIO(data), formats=["PNG"]) as img:
+                    if img.mode == "RGBA":
+                        w, h = img.size
+                        pixels = np.empty((h, w, 4), np.uint8)
+                        target = Image.frombuffer("RGBA", (w, h), pixels, "raw", "RGBA", 0, 1)
+                        img.im = target.im  # load() decodes into an image of the right size
+                        img.load()
+                        if img.getexif().get(_EXIF_ORIENTATION, 1) in (0, 1):
+                            return pixels if img.im is target.im else np.asarray(img)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
+                    SyntaxError, ValueError, EOFError, struct.error) as exc:
+                raise FileFormatError(f"“{name}” could not be read: {exc}.") from exc
+        return self._decode_data(data, spec.src)
 
     def decode_layers(self, specs: list[_LayerSpec], doc_rect: Rect, total: int
                       ) -> list[TiledSurface]:
-        """Every layer's surface, decoded on `decode_workers()` threads (zlib and numpy
-        release the GIL), in stack order."""
+        """Every layer's surface, in stack order. Two threads decode PNGs (Pillow releases
+        the GIL) while this one turns each decoded layer into tiles; a layer is submitted
+        only when the one two places before it has become tiles, so at most two layers'
+        pixels exist at once outside the tiles (as many as a one-layer-at-a-time reader
+        that holds a decoded image and its array copy). The tiles are allocated on this
+        thread, where memory a closed document freed can be reused."""
         for spec in specs:
             self._take(spec.src)
-        workers = min(decode_workers(), len(specs))
-        if workers <= 1:
-            out = []
-            for i, spec in enumerate(specs):
-                out.append(self.layer_surface(spec, doc_rect))
-                if self.progress is not None:
-                    self.progress(i + 1, total)
-            return out
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="ora-decode")
-        try:
-            futures = [pool.submit(self.layer_surface, spec, doc_rect) for spec in specs]
-            out = []
-            for i, fut in enumerate(futures):
-                out.append(fut.result())
-                if self.progress is not None:
-                    self.progress(i + 1, total)
-            return out
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        window = DECODE_WINDOW
+        out: list[TiledSurface] = []
+        with ThreadPoolExecutor(window, thread_name_prefix="ora-decode") as pool:
+            pending = deque(pool.submit(self.decode_layer, s) for s in specs[:window])
+            try:
+                for i, spec in enumerate(specs):
+                    pixels = pending.popleft().result()
+                    out.append(_surface_from_pixels(pixels, spec.x, spec.y, doc_rect))
+                    del pixels
+                    if i + window < len(specs):
+                        pending.append(pool.submit(self.decode_layer, specs[i + window]))
+                    if self.progress is not None:
+                        self.progress(i + 1, total)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
+        return out
 
     def load(self) -> Document:
         a = self.archive
