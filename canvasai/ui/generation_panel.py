@@ -302,6 +302,12 @@ class GenerationPanel(QWidget):
             combo.setMinimumContentsLength(8)
         self._load_prompt_history()
         self._update_sections()
+        # never narrower than what the sections need: a narrower dock clipped the right
+        # edge (the model row's buttons, long notes) instead of wrapping
+        self._scroll = scroll
+        scroll.setMinimumWidth(
+            body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2
+        )
 
     # -- models ---------------------------------------------------------------------------------
     def set_models(self, models: Iterable[tuple[str, str, str]],

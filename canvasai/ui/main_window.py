@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -61,6 +61,15 @@ def prompts_enabled() -> bool:
     return settings.current().ui.confirm_dialogs
 
 
+
+def initial_size(available: QSize) -> tuple[int, int]:
+    """1400 x 900, or the screen's available area when smaller (a 1366 x 768 laptop): a
+    window larger than the screen clips its right-hand panels."""
+    w, h = available.width(), available.height()
+    if w <= 0 or h <= 0:
+        return 1400, 900
+    return min(1400, w), min(900, h)
+
 class MainWindow(QMainWindow):
     """The application window. `document_changed(doc)` fires after `set_document` rewired everything
     (the generation controller and others follow the current document through it)."""
@@ -71,7 +80,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setObjectName("mainWindow")
         self.setWindowIcon(icon("canvasai"))
-        self.resize(1400, 900)
+        self.resize(*initial_size(self.screen().availableGeometry().size()))
         self.setAcceptDrops(True)
         self.document: Document | None = None
         self.compositor: Compositor | None = None
