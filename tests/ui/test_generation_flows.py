@@ -236,3 +236,40 @@ def test_generate_then_close_asks_to_save_and_autosave_keeps_the_history(
     recovered = load_ora(win.files.recovery.ora_path)
     entry = recovered.metadata["generation_history"][-1]
     assert entry["flow"] == "inpaint" and entry["seed"] == gen.strip.candidates[0].seed
+
+
+def test_edit_flow_with_an_edit_model_changes_only_the_selection(qtbot, win, tmp_path,
+                                                                   monkeypatch):
+    """A person picks Flux Kontext from the models folder: Auto becomes Edit, the
+    instruction is applied to the selection, the result lands as one undoable layer."""
+    from canvasai.document.selection import select_rect
+    from tests.support import tiny_families
+
+    models_dir = tmp_path / "models"
+    tiny_families.cached("flux-kontext", models_dir)
+    monkeypatch.setenv("CANVASAI_MODELS_DIR", str(models_dir))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    from canvasai.core import settings
+
+    settings.reset(settings.MemoryStore())  # the environment is read when settings load
+    gen, doc = win.generation, win.document
+    gen.refresh_models()
+    qtbot.waitUntil(lambda: gen.panel.model.findData("flux-kontext") >= 0, timeout=TIMEOUT_MS)
+    gen.panel.model.setCurrentIndex(gen.panel.model.findData("flux-kontext"))
+    assert gen.panel.steps.value() == 28 and not gen.panel.negative.isEnabled()
+    gen.panel.steps.setValue(2)
+    gen.panel.prompt.setPlainText("make it night")
+    select_rect(doc, Rect(64, 48, 48, 48))
+    before = Compositor(doc).flatten()
+    press_generate(qtbot, gen)
+    assert gen.strip.candidates, gen.panel.message.text()
+    assert gen.strip.candidates[0].job.flow == "edit"
+    qtbot.mouseClick(gen.strip.accept_button, Qt.MouseButton.LeftButton)
+    after = Compositor(doc).flatten()
+    reach = gen.panel.grow.value() + gen.panel.feather.value() + 2
+    far = np.ones(after.shape[:2], bool)
+    far[max(0, 48 - reach) : 96 + reach, max(0, 64 - reach) : 112 + reach] = False
+    assert far.sum() > 0.3 * far.size and np.array_equal(after[far], before[far])
+    assert not np.array_equal(after, before)
+    doc.undo()
+    assert np.array_equal(Compositor(doc).flatten(), before)
