@@ -259,3 +259,18 @@ def test_sketch_to_render_with_a_family_controlnet(family_root, tmp_path, kind, 
                   mask=mask, width=W, height=H)
     _outside_unchanged(img, res.images[0], mask, GenerationRequest(task=Task.INPAINT, image=img,
                                                                   mask=mask).blend)
+
+
+@pytest.mark.parametrize("kind", ["flux", "flux2-klein"])
+def test_upscale_refine_tiles_with_the_family(family_root, family_backend, kind) -> None:
+    from canvasai.backends.api import UpscaleSettings
+
+    model = _model(family_root, family_backend, kind)
+    img = _image()[:32, :48]
+    res, ctx = _run(
+        family_backend, kind, model, task=Task.UPSCALE, image=img,
+        upscale=UpscaleSettings(scale=2, tile=64, overlap=16, refine_strength=0.4),
+    )
+    assert res.images[0].shape == (64, 96, 4)
+    assert res.metadata["method"] == "lanczos+tiled-refine" and res.metadata["tiles"] > 1
+    assert res.metadata["tile"] % 16 == 0 and len(ctx.previews) == len(ctx.progress_calls)
