@@ -22,10 +22,9 @@ attributes CanvasAI reads are length-capped (layer names are cut to
 `OraLimits.max_name_chars`). Before any pixel is decoded, every decode the file
 asks for (each layer per occurrence, mask, selection, the extras' images,
 arrays and blobs) is charged, from PNG headers alone, to one memory budget
-(formats/budget.py); over budget, the file is refused and nothing is decoded. Layers are then decoded two at a
-time on worker threads, straight into arrays, while the loading thread turns
-each into tiles a tile row at a time (fully transparent tiles are never
-allocated).
+(formats/budget.py); over budget, the file is refused and nothing is decoded. Layers are then decoded on a worker
+thread, straight into arrays, one ahead of the loading thread, which turns each
+into tiles a tile row at a time (fully transparent tiles are never allocated).
 Unknown elements and attributes are
 ignored; nested <stack> groups are flattened (a group's visibility and opacity
 are folded into its layers; its own blend mode is not applied).
@@ -341,8 +340,10 @@ def ora_bytes(doc: Document, compress_level: int = DEFAULT_COMPRESS_LEVEL) -> by
 # Parsed XML and JSON take several times their size as Python objects.
 PARSE_OVERHEAD = 8
 _EXIF_ORIENTATION = 0x0112
-# Layers decoded at once while opening (threads, and decoded layers held outside tiles).
-DECODE_WINDOW = 2
+# Layers decoded ahead of the one being turned into tiles while opening. One keeps the
+# peak memory of a one-at-a-time reader; two decodes faster on an idle multi-core machine
+# but holds one more decoded layer (measured with benchmarks/files.py).
+DECODE_WINDOW = 1
 
 # Attributes of stack.xml that CanvasAI reads; each is capped (see OraLimits).
 _READ_ATTRS = (
@@ -522,18 +523,25 @@ def _surface_from_pixels(
     while top < part.y1:
         ky = top // ts
         bottom = min(part.y1, (ky + 1) * ts)
-        band = np.zeros((ts, nk * ts, ch), np.uint8)
-        dst = band[top - ky * ts : bottom - ky * ts, x0 : x0 + part.w]
-        src = crop[top - part.y : bottom - part.y]
-        if c == 3:
-            dst[..., :3] = src
-            dst[..., 3] = 255
-        else:
-            dst[:] = src
-        grid = band.reshape(ts, nk, ts, ch)
-        visible = grid[..., -1].any(axis=(0, 2))
+        rows = crop[top - part.y : bottom - part.y]
+        # which tiles of this tile row have a visible pixel (alpha, or coverage, > 0)
+        alpha = np.zeros((bottom - top, nk * ts), np.uint8)
+        alpha[:, x0 : x0 + part.w] = rows[..., -1] if c != 3 else 255
+        visible = alpha.reshape(bottom - top, nk, ts).any(axis=(0, 2))
+        y0 = top - ky * ts
         for k in np.flatnonzero(visible).tolist():
-            surface.set_tile((kx0 + k, ky), np.ascontiguousarray(grid[:, k]))
+            tx0 = max(part.x, (kx0 + k) * ts)
+            tx1 = min(part.x1, (kx0 + k + 1) * ts)
+            src = rows[:, tx0 - part.x : tx1 - part.x]
+            whole = y0 == 0 and bottom - top == ts and tx1 - tx0 == ts
+            tile = np.empty((ts, ts, ch), np.uint8) if whole else np.zeros((ts, ts, ch), np.uint8)
+            dst = tile[y0 : y0 + bottom - top, tx0 - (kx0 + k) * ts : tx1 - (kx0 + k) * ts]
+            if c == 3:
+                dst[..., :3] = src
+                dst[..., 3] = 255
+            else:
+                dst[:] = src
+            surface.set_tile((kx0 + k, ky), tile)
         top = bottom
     return surface
 
@@ -676,12 +684,12 @@ class _Loader:
 
     def decode_layers(self, specs: list[_LayerSpec], doc_rect: Rect, total: int
                       ) -> list[TiledSurface]:
-        """Every layer's surface, in stack order. Two threads decode PNGs (Pillow releases
-        the GIL) while this one turns each decoded layer into tiles; a layer is submitted
-        only when the one two places before it has become tiles, so at most two layers'
-        pixels exist at once outside the tiles (as many as a one-layer-at-a-time reader
-        that holds a decoded image and its array copy). The tiles are allocated on this
-        thread, where memory a closed document freed can be reused."""
+        """Every layer's surface, in stack order. `DECODE_WINDOW` threads decode the next
+        layers' PNGs (Pillow releases the GIL) while this one turns the current layer into
+        tiles. With a window of one, at most two layers' pixels exist at once outside the
+        tiles: as many as the one-layer-at-a-time reader before, which held a decoded
+        image and its array copy. The tiles are allocated on this thread, where memory a
+        closed document freed can be reused."""
         for spec in specs:
             self._take(spec.src)
         window = DECODE_WINDOW
@@ -691,10 +699,10 @@ class _Loader:
             try:
                 for i, spec in enumerate(specs):
                     pixels = pending.popleft().result()
+                    if i + window < len(specs):  # decode the next while this one becomes tiles
+                        pending.append(pool.submit(self.decode_layer, specs[i + window]))
                     out.append(_surface_from_pixels(pixels, spec.x, spec.y, doc_rect))
                     del pixels
-                    if i + window < len(specs):
-                        pending.append(pool.submit(self.decode_layer, specs[i + window]))
                     if self.progress is not None:
                         self.progress(i + 1, total)
             except BaseException:
