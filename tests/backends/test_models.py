@@ -429,7 +429,7 @@ def test_models_command_lists_refused_entries_without_traceback(
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     assert out.splitlines()[0].startswith("classic")
-    assert "good-file  (sd1, base, single_file)" in out
+    assert "good-file  (sd1, base, single_file, " in out
     assert f"refused ({len(expected)}):" in out
     for name, reason in expected.items():
         line = next(x for x in out.splitlines() if x.strip().startswith(f"{name}  [refused]"))
