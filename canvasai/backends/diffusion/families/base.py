@@ -116,7 +116,8 @@ class Family:
     #: task key -> diffusers pipeline class name; keys: txt2img, img2img, inpaint, fill,
     #: edit, edit_inpaint, controlnet, controlnet_inpaint
     pipelines: Mapping[str, str] = {}
-    #: model_index.json `_class_name` -> (kind, variant)
+    #: model_index.json `_class_name` -> (kind, variant); empty: the generate / refine /
+    #: inpaint pipelines of `pipelines` are base models
     folder_classes: Mapping[str, tuple[str, str]] = {}
     transformer_class: str = ""  # the denoiser class for single-file / GGUF / split loading
     parts: tuple[Part, ...] = ()
@@ -130,7 +131,11 @@ class Family:
 
     def detect_folder(self, class_name: str, index: Mapping[str, Any]) -> Detected | None:
         """A pipeline folder whose ``model_index.json`` names `class_name`, or None."""
-        hit = self.folder_classes.get(class_name)
+        known = self.folder_classes or {
+            self.pipelines[k]: (BASE, "") for k in ("txt2img", "img2img", "inpaint")
+            if k in self.pipelines
+        }
+        hit = known.get(class_name)
         if hit is None:
             return None
         return Detected(self.name, hit[0], hit[1])

@@ -39,11 +39,6 @@ class Chroma(Family):
         "img2img": "ChromaImg2ImgPipeline",
         "inpaint": "ChromaInpaintPipeline",
     }
-    folder_classes = {
-        "ChromaPipeline": (BASE, ""),
-        "ChromaImg2ImgPipeline": (BASE, ""),
-        "ChromaInpaintPipeline": (BASE, ""),
-    }
 
     def detect_checkpoint(self, shapes: Mapping[str, Sequence[int]], name: str) -> Detected | None:
         s = strip_prefix(shapes)

@@ -66,11 +66,6 @@ class SD3(Family):
         "inpaint": "StableDiffusion3InpaintPipeline",
         "controlnet": "StableDiffusion3ControlNetPipeline",
     }
-    folder_classes = {
-        "StableDiffusion3Pipeline": (BASE, ""),
-        "StableDiffusion3Img2ImgPipeline": (BASE, ""),
-        "StableDiffusion3InpaintPipeline": (BASE, ""),
-    }
 
     def detect_checkpoint(self, shapes: Mapping[str, Sequence[int]], name: str) -> Detected | None:
         s = strip_prefix(shapes)

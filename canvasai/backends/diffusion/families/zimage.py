@@ -18,7 +18,7 @@ from canvasai.backends.diffusion.families.base import (
     Family,
     Part,
 )
-from canvasai.backends.diffusion.families.flux import FLUX_RGB, strip_prefix
+from canvasai.backends.diffusion.families.flux import FLUX_RGB, FLUX_VAE, strip_prefix
 
 
 class ZImage(Family):
@@ -33,7 +33,7 @@ class ZImage(Family):
     transformer_class = "ZImageTransformer2DModel"
     parts = (
         Part("text_encoder", "Qwen3 text encoder", "text_encoders", "qwen_3_4b.safetensors", ("qwen3",)),
-        Part("vae", "Flux VAE (16 channels)", "vae", "ae.safetensors", ("vae16",)),
+        FLUX_VAE,
     )
     tiny_autoencoders = ("taef1",)
     tae_family = "flux"  # Flux.1's VAE, so TAEF1 decodes its latents
@@ -43,11 +43,6 @@ class ZImage(Family):
         "inpaint": "ZImageInpaintPipeline",
         "controlnet": "ZImageControlNetPipeline",
         "controlnet_inpaint": "ZImageControlNetInpaintPipeline",
-    }
-    folder_classes = {
-        "ZImagePipeline": (BASE, ""),
-        "ZImageImg2ImgPipeline": (BASE, ""),
-        "ZImageInpaintPipeline": (BASE, ""),
     }
 
     def detect_folder(self, class_name: str, index: Mapping[str, Any]) -> Detected | None:
