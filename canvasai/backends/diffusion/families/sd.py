@@ -8,11 +8,13 @@ UNet takes 9 input channels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from canvasai.backends.diffusion.families.base import (
     CFG,
     Defaults,
+    Detected,
     Family,
     LatentProjection,
     Part,
@@ -53,6 +55,9 @@ class _StableDiffusion(Family):
     pipelines = _SD_PIPELINES
     controlnet_class = "ControlNetModel"
     parts = (Part("text_encoder", "CLIP text encoder", "checkpoints"),)
+
+    def detect_folder(self, class_name: str, index: Mapping[str, Any]) -> Detected | None:
+        return None  # the registry's UNet rules decide (9 input channels: inpainting)
 
     def defaults(self, variant: str = "", kind: str = "base") -> Defaults:
         return Defaults(steps=25, guidance=7.0, sampler="default", strength=0.75)
