@@ -66,7 +66,8 @@ class _ScanTask(QRunnable):
             if info.kind == registry.CONTROLNET:
                 controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
             elif info.kind in registry.MAIN_KINDS:
-                found.append((f"{family} · {info.kind}", info.name, info.name))
+                size = f"  ({info.size_bytes / 1e9:.1f} GB)" if info.size_bytes >= 1e8 else ""
+                found.append((f"{family} · {info.kind}", info.name + size, info.name))
                 kinds[info.name] = (
                     info.family, info.kind, info.variant,
                     info.size_bytes, registry.memory_estimate(info),
