@@ -108,10 +108,16 @@ def build_doc(side: int, n_layers: int, rng: np.random.Generator, blend: bool = 
 
 
 def _stroke_points(side: int, n: int) -> list[tuple[float, float]]:
-    y = side / 2 - 200
-    x0 = side / 2 - min(700, side / 2 - 300)
-    step = 12.8  # one dab per event (spacing 0.1 x 128)
-    return [(x0 + i * step, y + 30 * np.sin(i / 20)) for i in range(n + 1)]
+    """One dab per event (spacing 0.1 x 128 = 12.8 px), back and forth across the middle
+    of the 1920x1080 view around the centre, so every dab is on screen."""
+    cx, y = side / 2, side / 2 - 200
+    span = min(1600.0, side - 400.0)
+    pts = []
+    for i in range(n + 1):
+        u = (i * 12.8) % (2 * span)
+        x = cx - span / 2 + (u if u < span else 2 * span - u)
+        pts.append((x, y + 30 * np.sin(i / 20)))
+    return pts
 
 
 def _brush() -> BrushSettings:
