@@ -113,6 +113,14 @@ class UISettings:
 
 
 @dataclass
+class RemoteSettings:
+    """ComfyUI servers jobs can run on (Preferences ▸ Servers); none = no remote engine."""
+
+    servers: tuple[str, ...] = ()  # http(s)://host:port, one per server
+    tokens: tuple[str, ...] = ()  # access token of the server at the same index ("" = none)
+
+
+@dataclass
 class Settings:
     generation: GenerationDefaults = field(default_factory=GenerationDefaults)
     models: ModelSettings = field(default_factory=ModelSettings)
@@ -120,6 +128,7 @@ class Settings:
     export: ExportSettings = field(default_factory=ExportSettings)
     ui: UISettings = field(default_factory=UISettings)
     credentials: CredentialSettings = field(default_factory=CredentialSettings)
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
 
     # -- flat mapping ------------------------------------------------------------------------
     def to_flat(self) -> dict[str, Any]:
@@ -199,6 +208,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CANVASAI_NO_PROMPTS": ("ui/confirm_dialogs", lambda v: "0" if v == "1" else "1"),
     "CANVASAI_TEST_SCRIPT": ("ui/test_script", str),
     "CANVASAI_SIGN_EXPORTS": ("credentials/sign", str),
+    "CANVASAI_COMFYUI_SERVERS": ("remote/servers", lambda v: [u for u in v.split(",") if u.strip()]),
 }
 
 
