@@ -385,7 +385,9 @@ class JobContext(Protocol):
         """True when a preview frame would be shown now (throttling); skip the work otherwise."""
 
     def preview(self, step: int, rgba: np.ndarray) -> None:
-        """Hand over a preview frame: H x W x 4 uint8 covering the request's image area."""
+        """Hand over a preview frame: H x W x 4 uint8 covering the request's image area.
+
+        The backend may reuse the array for its next frame: copy it to keep it."""
 
     def note(self, message: str) -> None:
         """A human-readable status note (e.g. 'out of memory: retrying with VAE tiling')."""

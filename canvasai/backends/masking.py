@@ -179,13 +179,15 @@ def paste_back(original: np.ndarray, generated: np.ndarray, alpha: np.ndarray) -
         raise ValueError(f"alpha shape {a.shape} does not match image {orig.shape[:2]}")
     a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
     out = orig.copy()
-    sel = a > 0.0
-    if not sel.any():
+    full = a >= 1.0
+    out[full] = gen[full]  # what the blend would give there, without float work
+    part = (a > 0.0) & ~full
+    if not part.any():
         return out
-    av = a[sel][:, None]
-    o = orig[sel].astype(np.float32)
-    g = gen[sel].astype(np.float32)
-    out[sel] = np.clip(np.rint(o + (g - o) * av), 0, 255).astype(np.uint8)
+    av = a[part][:, None]
+    o = orig[part].astype(np.float32)
+    g = gen[part].astype(np.float32)
+    out[part] = np.clip(np.rint(o + (g - o) * av), 0, 255).astype(np.uint8)
     return out
 
 

@@ -79,10 +79,13 @@ def run(
     whole = request.mask is None
     alpha = common.alpha_of(image)
 
+    frame: list[np.ndarray] = []  # one buffer for every preview: only the region changes
+
     def sink(step: int, small: np.ndarray) -> None:
-        frame = image.copy() if image.shape[2] == 4 else common.to_rgba(image)
-        frame[rows, cols, :3] = common.resize(small, size)
-        ctx.preview(step, frame)
+        if not frame:
+            frame.append(image.copy() if image.shape[2] == 4 else common.to_rgba(image))
+        frame[0][rows, cols, :3] = common.resize(small, size)
+        ctx.preview(step, frame[0])
 
     seeds = request_seeds(request)
     reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)

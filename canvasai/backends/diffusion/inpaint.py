@@ -96,11 +96,13 @@ def inpaint_images(
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
     previewer = manager.previewer(loaded, pipe, job.work)
     full_alpha = common.alpha_of(job.image)
+    frame: list[np.ndarray] = []  # one buffer for every preview: only the region changes
 
     def sink(step: int, small: np.ndarray) -> None:
-        frame = job.image.copy() if job.image.shape[2] == 4 else common.to_rgba(job.image)
-        frame[rows, cols, :3] = common.resize(small, size)
-        ctx.preview(step, frame)
+        if not frame:
+            frame.append(job.image.copy() if job.image.shape[2] == 4 else common.to_rgba(job.image))
+        frame[0][rows, cols, :3] = common.resize(small, size)
+        ctx.preview(step, frame[0])
 
     masked = {"image": common.pil(work_rgb), "mask_image": common.pil(work_mask),
               "strength": float(request.strength)}
