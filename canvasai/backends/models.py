@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from canvasai.backends import parts as _parts
+from canvasai.backends import scan_index as _scan_index
 from canvasai.backends.diffusion import families as _families
 from canvasai.backends.gguf_header import read_gguf_shapes
 from canvasai.core.errors import ModelError
@@ -762,6 +763,7 @@ class _Scan:
         self.errors: list[str] = []
         self.seen: set[str] = set()
         self.links: list[tuple[Path, Path, int]] = []  # (root, link, depth), followed last
+        self.indexed: set[str] = set()  # scan-index keys met in this pass
 
     def claim(self, p: Path) -> bool:
         key = _real(p)
@@ -864,13 +866,52 @@ class _Scan:
         return refused(name, p, reason)
 
     def inspect(self, p: Path, name: str) -> ModelInfo | None:
-        """`inspect_path`, with any failure turned into a refused entry (never raises)."""
+        """`inspect_path`, with any failure turned into a refused entry (never raises).
+
+        With a scan index, an entry whose fingerprint (size, mtime, inode; a folder's total
+        size, newest mtime and file count) is unchanged since the last scan is not read again.
+        """
+        allow = self.registry.is_pickle_allowed(p)
+        index = self.registry.index
+        key: str | None = None
+        fp: list[int] = []
+        if index is not None:
+            try:
+                key = _real(p)
+                st = os.stat(key)
+                fp = (
+                    _scan_index.folder_fingerprint(Path(key))
+                    if stat.S_ISDIR(st.st_mode)
+                    else _scan_index.file_fingerprint(st)
+                )
+            except OSError:
+                key = None
+            if key is not None:
+                self.indexed.add(key)
+                hit = index.lookup(key, fp, allow)
+                if hit is not None:
+                    if hit.get("error"):
+                        return self.bad(name, p, str(hit["error"]))
+                    fields = hit.get("info")
+                    if not isinstance(fields, dict):
+                        return None
+                    try:
+                        return ModelInfo(name, p, **fields)
+                    except TypeError:
+                        pass  # an entry from another version: read the file again
         try:
-            return inspect_path(p, name, allow_pickle=self.registry.is_pickle_allowed(p))
+            info = inspect_path(p, name, allow_pickle=allow)
         except ModelError as exc:
-            return self.bad(name, p, str(exc))
+            reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - one bad entry must never hide the rest
-            return self.bad(name, p, f"could not be read ({type(exc).__name__}: {exc})")
+            reason = f"could not be read ({type(exc).__name__}: {exc})"
+        else:
+            if index is not None and key is not None:
+                index.store(key, fp, allow, info)
+            return info
+        if index is not None and key is not None:
+            index.store(key, fp, allow, None, reason)
+        return self.bad(name, p, reason)
 
     # -- Hugging Face cache -----------------------------------------------------------------
 
@@ -926,7 +967,13 @@ class ModelRegistry:
         *,
         hf_cache: str | os.PathLike[str] | None = None,
         allow_pickle: Iterable[str | os.PathLike[str]] = (),
+        index: _scan_index.ScanIndex | None | bool = True,
     ) -> None:
+        """`index`: the persistent scan index (True: the shared one in the data folder;
+        False / None: read every file on every scan)."""
+        if index is True:
+            index = _scan_index.shared_index()
+        self.index: _scan_index.ScanIndex | None = index or None
         if models_dirs is None:
             models_dirs = _models_dirs_from(_current_model_settings())
         self.models_dirs = [Path(d).expanduser() for d in models_dirs if str(d)]
@@ -967,10 +1014,27 @@ class ModelRegistry:
                 (self.hf_cache or hf_cache_dir()) if self.include_hf_cache else None,
             )
             models = self._unique_names(pair_parts(scan.found))
+            if self.index is not None:
+                self._save_index(scan)
             self.errors = scan.errors
             self._models = models
             self.scans += 1
             return list(models)
+
+    def _save_index(self, scan: _Scan) -> None:
+        """Forget index entries under the scanned folders that this scan no longer met, then
+        write the index (only a cache: failures are ignored)."""
+        assert self.index is not None
+        roots = [_real(d) + os.sep for d in self.models_dirs]
+        if self.include_hf_cache:
+            roots.append(_real(self.hf_cache or hf_cache_dir()) + os.sep)
+        met = scan.indexed
+
+        def keep(key: str) -> bool:
+            return key in met or not any(key.startswith(r) for r in roots)
+
+        self.index.prune(keep)
+        self.index.save()
 
     def rescan_if_unchanged(self, scans: int) -> list[ModelInfo]:
         """Rescan unless a scan completed since `scans` was read (then use that one)."""
