@@ -1,4 +1,4 @@
-"""Pick the backend for a request: the classic OpenCV one, or diffusers.
+"""Pick the backend for a request: the classic OpenCV one, diffusers, or a ComfyUI server.
 
 Importing this module imports neither torch nor diffusers; backends are created
 on first use (on the generation worker thread) and cached, so loaded pipelines
@@ -128,9 +128,40 @@ def backend_for(
             return _classic
     if not model:
         raise ModelError("No model was chosen.")
+    if model.startswith(REMOTE_PREFIX):
+        return remote_backend()
     backend = diffusers_backend(settings, registry=registry)
     backend.resolve(request)  # fail early, with the model's own explanation
     return backend
+
+
+#: server models are named ``comfyui:<folder>/<file>`` (canvasai.backends.remote.catalog)
+REMOTE_PREFIX = "comfyui:"
+_remote: dict[tuple[Any, ...], Backend] = {}
+
+
+def remote_backend() -> Backend:
+    """The backend for the configured ComfyUI servers; `ModelError` when none is configured.
+
+    One backend per set of servers (the pool keeps their model lists between jobs); a
+    change in Preferences ▸ Servers takes effect on the next job.
+    """
+    from canvasai.backends.remote.backend import RemoteBackend
+    from canvasai.backends.remote.pool import shared_pool
+
+    pool = shared_pool()
+    if pool is None:
+        raise ModelError(
+            "This is a model on a ComfyUI server, but no server is configured: add one in "
+            "Preferences ▸ Servers."
+        )
+    with _lock:
+        backend = _remote.get(pool.configs)
+        if backend is None or getattr(backend, "pool", None) is not pool:
+            _remote.clear()
+            backend = RemoteBackend(pool)
+            _remote[pool.configs] = backend
+        return backend
 
 
 def reset() -> None:
@@ -140,4 +171,5 @@ def reset() -> None:
         _classic = None
         _diffusers.clear()
         _legacy.clear()
+        _remote.clear()
     models.reset_registry()
