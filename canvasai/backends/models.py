@@ -973,7 +973,7 @@ class ModelRegistry:
         False / None: read every file on every scan)."""
         if index is True:
             index = _scan_index.shared_index()
-        self.index: _scan_index.ScanIndex | None = index or None
+        self.index = index if isinstance(index, _scan_index.ScanIndex) else None
         if models_dirs is None:
             models_dirs = _models_dirs_from(_current_model_settings())
         self.models_dirs = [Path(d).expanduser() for d in models_dirs if str(d)]
