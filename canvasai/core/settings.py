@@ -73,6 +73,10 @@ class ModelSettings:
     allow_pickle: tuple[str, ...] = ()  # pickle files the person explicitly allowed
     configs_dir: str = ""  # override for the bundled config-only model folders
     device: str = ""  # "" = automatic (cuda, then mps, then cpu)
+    hidden: tuple[str, ...] = ()  # model paths the person hid from the lists
+    defaults: tuple[str, ...] = ()  # "task=model name": the default model per task
+    last_used: tuple[str, ...] = ()  # "task=model name": the picker's last choice per task
+    setup_done: bool = False  # the first-run models setup was shown (finished or skipped)
 
 
 @dataclass
