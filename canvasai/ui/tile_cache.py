@@ -133,6 +133,7 @@ class TileImageCache:
         passed; after that they come back with ready=False for a later frame.
         """
         rect = rect.intersect(self.bounds)
+        self._refresh_together(rect)
         deadline = None if build_seconds is None else time.perf_counter() + build_seconds
         worked = False
         for key in rect.tiles(self.span):
@@ -151,6 +152,34 @@ class TileImageCache:
                 self._refresh(tile)
             self._tiles.move_to_end(key)
             yield tile.rect, tile.image, True
+
+    def _refresh_together(self, rect: Rect) -> None:
+        """Refresh the dirty parts of several tiles with one render of their bounding rect
+        (a dab across a tile border is composited once, not once per tile), unless that
+        rect is much larger than the parts."""
+        dirty = [t for key in rect.tiles(self.span)
+                 if (t := self._tiles.get(key)) is not None and t.dirty is not None
+                 and t.pixels is not None]
+        if len(dirty) < 2:
+            return
+        parts = [self._aligned(t.dirty).intersect(t.rect) for t in dirty]  # type: ignore[arg-type]
+        union = parts[0]
+        for part in parts[1:]:
+            union = union.union(part)
+        if union.w * union.h > 1.5 * sum(p.w * p.h for p in parts):
+            return
+        pixels = self._render(union)
+        lv = self.level
+        for tile, part in zip(dirty, parts, strict=True):
+            tile.dirty = None
+            assert tile.pixels is not None
+            y0, x0 = (part.y - tile.rect.y) >> lv, (part.x - tile.rect.x) >> lv
+            h, w = -(-part.h >> lv), -(-part.w >> lv)
+            if pixels is None:
+                tile.pixels[y0:y0 + h, x0:x0 + w] = 0
+            else:
+                uy, ux = (part.y - union.y) >> lv, (part.x - union.x) >> lv
+                tile.pixels[y0:y0 + h, x0:x0 + w] = pixels[uy:uy + h, ux:ux + w]
 
     def _build(self, key: tuple[int, int], deadline: float | None) -> _Tile | None:
         r = self.tile_rect(key)
