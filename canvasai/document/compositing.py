@@ -179,6 +179,13 @@ class Compositor:
             self._cache.drop((slot, key))
 
     @property
+    def opaque(self) -> bool:
+        """Every pixel of the composite is opaque: some visible layer at full opacity has
+        an opaque fill (no blend mode lowers alpha: ao = as + ab - as ab)."""
+        return any(la.visible and la.opacity >= 1.0 and la.surface.fill[-1] == 255
+                   for la in self.doc.layers)
+
+    @property
     def cache_nbytes(self) -> int:
         return self._cache.nbytes
 

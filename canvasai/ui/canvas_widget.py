@@ -106,6 +106,7 @@ class CanvasWidget(QWidget):
         self._preview: tuple[QImage, Rect] | None = None
         self._frame: Rect | None = None
         self._checker = _checker_brush()
+        self._opaque = False  # the composite has no transparent pixel (no checkerboard)
         self._fit_pending = False
         self._space_held = False
         self._pan_last: QPointF | None = None
@@ -334,9 +335,11 @@ class CanvasWidget(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
         p = QPainter(self)
         exposed = event.rect()
-        p.fillRect(exposed, WORKSPACE_COLOR)
         doc = self._doc
+        if doc is None or not self.view.rect_to_widget(doc.rect).contains(QRectF(exposed)):
+            p.fillRect(exposed, WORKSPACE_COLOR)  # (inside the document, tiles cover it all)
         if doc is not None and self._images is not None and self._mask is not None:
+            self._opaque = self._compositor is not None and self._compositor.opaque
             visible = self.view.widget_rect_to_doc(exposed).intersect(doc.rect)
             if not visible.is_empty():
                 missing = self._draw_picture(p, visible)
@@ -369,9 +372,11 @@ class CanvasWidget(QWidget):
     def _draw_image(self, p: QPainter, rect: Rect, image: QImage | None, part: Rect,
                     level: int, backdrop: bool) -> None:
         """Draw the `part` of tile `rect` (document pixels) from its level-`level` image."""
-        if backdrop:
+        if backdrop and not self._opaque:  # the checkerboard would be hidden anyway
             p.fillRect(self.view.rect_to_widget(part), self._checker)
         if image is None:
+            if backdrop and self._opaque:
+                p.fillRect(self.view.rect_to_widget(part), self._checker)
             return
         z = self.view.zoom
         s = float(1 << level)
