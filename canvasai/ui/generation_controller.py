@@ -10,6 +10,7 @@ the document.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -51,6 +52,8 @@ class _ScanTask(QRunnable):
         found: list[tuple[str, str, str]] = []
         kinds: dict[str, tuple[str, str, str, int, int]] = {}
         controlnets: list[tuple[str, str]] = []
+        servers = _ServerList()  # ComfyUI servers' models, listed while the folders are scanned
+        servers.start()
         try:
             infos = registry.rescan()
         except Exception as exc:  # noqa: BLE001 - the panel must stay usable; say why
@@ -74,7 +77,32 @@ class _ScanTask(QRunnable):
                 )
         note = (f"{refused} file(s) in the models folders cannot be used: `canvasai models` "
                 f"lists them with the reason." if refused else "")
+        r_found, r_kinds, r_controlnets, r_note = servers.result()
+        found += r_found
+        kinds.update(r_kinds)
+        controlnets += r_controlnets
+        note = " ".join(n for n in (note, r_note) if n)
         self.signals.done.emit(found, controlnets, note, kinds)
+
+
+class _ServerList(threading.Thread):
+    """Lists the configured ComfyUI servers' models (network) beside the folder scan."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="server-models")
+        self.entries: tuple = ([], {}, [], "")
+
+    def run(self) -> None:
+        try:
+            from canvasai.backends.remote.pool import picker_entries
+
+            self.entries = picker_entries()
+        except Exception as exc:  # noqa: BLE001 - the local models must still be listed
+            self.entries = ([], {}, [], f"The servers' models could not be listed: {exc}")
+
+    def result(self, timeout: float = 20.0) -> tuple:
+        self.join(timeout)
+        return self.entries
 
 
 class GenerationController(QObject):
