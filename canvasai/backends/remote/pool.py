@@ -178,3 +178,38 @@ def reset() -> None:
         if _shared is not None:
             _shared.close()
         _shared = None
+
+
+def picker_entries(
+    pool: ServerPool | None = None,
+) -> tuple[list[tuple[str, str, str]], dict[str, tuple], list[tuple[str, str]], str]:
+    """What the model picker lists for the servers: ((group, label, value) triples,
+    name -> (family, kind, variant, size, memory), ControlNets, a note about servers down).
+
+    Groups are "<server> · <family label> · <kind>". Blocks on the network: call it from
+    a pool thread (the picker's scan), never from the GUI thread.
+    """
+    from canvasai.backends.diffusion import families
+
+    pool = pool if pool is not None else shared_pool()
+    if pool is None:
+        return [], {}, [], ""
+    found: list[tuple[str, str, str]] = []
+    kinds: dict[str, tuple] = {}
+    controlnets: list[tuple[str, str]] = []
+    down = []
+    for state in pool.refresh():
+        if not state.alive:
+            down.append(f"{state.label} ({state.error})")
+            continue
+        for m in catalog.main_models(state.listing):
+            fam = families.find(m.family)
+            label = fam.label if fam is not None else m.family
+            found.append((f"{state.label} · {label} · {m.kind}", m.filename, m.id))
+            kinds.setdefault(m.id, (m.family, m.kind, m.variant, 0, 0))
+        for f in state.listing.get("controlnet") or ():
+            entry = (f"{f} (on {state.label})", catalog.model_id("controlnet", f))
+            if entry not in controlnets:
+                controlnets.append(entry)
+    note = f"Server(s) not connected: {'; '.join(down)}." if down else ""
+    return found, kinds, controlnets, note
