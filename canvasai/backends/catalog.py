@@ -62,8 +62,7 @@ CATALOG: tuple[CatalogEntry, ...] = (
     CatalogEntry(
         "sdxl-turbo", "SDXL Turbo", "drafts", "stabilityai/sdxl-turbo",
         "A picture in 1–4 steps at 512 px: quick drafts and ideas on an 8 GB card.",
-        6.9, 8, "Stability AI Community License (non-commercial; commercial use needs a "
-        "Stability AI licence)", "https://huggingface.co/stabilityai/sdxl-turbo/blob/main/LICENSE.md",
+        6.9, 8, "Stability AI Community License (non-commercial use)", "https://huggingface.co/stabilityai/sdxl-turbo/blob/main/LICENSE.md",
         allow=("sd_xl_turbo_1.0_fp16.safetensors",), non_commercial=True, family="sdxl",
     ),
     CatalogEntry(
