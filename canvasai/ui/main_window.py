@@ -124,6 +124,9 @@ class MainWindow(QMainWindow):
 
         install_credentials_panel(self)  # Content Credentials of opened images
         install_preferences_action(self)  # Edit > Preferences…
+        from canvasai.ui.models_window import install_models_menu
+
+        install_models_menu(self)  # Models: the Models window, downloads, setup
         self._finish_file_menu()
         self.select_tool(self.current_tool_name)
         self._update_title()
@@ -476,6 +479,9 @@ class MainWindow(QMainWindow):
         if not getattr(self, "_recovery_checked", False):
             self._recovery_checked = True
             QTimer.singleShot(0, self.files.check_recovery)
+            from canvasai.ui.first_run import maybe_show_first_run
+
+            QTimer.singleShot(0, lambda: maybe_show_first_run(self))  # once; skippable
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
