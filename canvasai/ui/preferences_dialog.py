@@ -12,11 +12,12 @@ The dialog is window-modal and opened with `open()`: the GUI never waits on it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QScrollArea,
     QStackedWidget,
+    QTableWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -220,8 +222,156 @@ class CredentialsPage(PreferencesPage):
         return text
 
 
+class _ServerCheckSignals(QObject):
+    done = Signal(int, object)  # check number, [state sentence per row]
+
+
+class _ServerCheck(QRunnable):
+    """Asks each server for its state on a pool thread (the GUI never waits on a server)."""
+
+    def __init__(self, number: int, rows: list[tuple[str, str]], signals: _ServerCheckSignals):
+        super().__init__()
+        self.number, self.rows, self.signals = number, rows, signals
+
+    def run(self) -> None:
+        from canvasai.backends.remote.pool import ServerPool
+        from canvasai.backends.remote.protocol import ServerConfig, ServerError
+
+        out: list[str] = []
+        configs: list[tuple[int, ServerConfig]] = []
+        for i, (url, token) in enumerate(self.rows):
+            out.append("")
+            try:
+                configs.append((i, ServerConfig(url, token)))
+            except ServerError as exc:
+                out[i] = str(exc)
+        pool = ServerPool([c for _, c in configs], timeout=5.0, connect_timeout=3.0)
+        try:
+            for (i, _), state in zip(configs, pool.refresh(), strict=True):
+                out[i] = state.describe()
+        finally:
+            pool.close()
+        with contextlib.suppress(RuntimeError):  # the dialog was closed meanwhile
+            self.signals.done.emit(self.number, out)
+
+
+class ServersPage(PreferencesPage):
+    """ComfyUI servers jobs can run on: address, optional token, and each one's state."""
+
+    title = "Servers"
+    URL, TOKEN, STATE = range(3)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("serversPage")
+        intro = QLabel(
+            "Run jobs on ComfyUI servers: another computer at home or in the studio, or a "
+            "rented GPU. Their models appear in the model picker under the server's name; "
+            "several servers share the candidates of a batch. Previews, cancel and the "
+            "paste-back work as with local models. Tokens are kept in CanvasAI's settings."
+        )
+        intro.setWordWrap(True)
+        self.table = QTableWidget(0, 3)
+        self.table.setObjectName("serverTable")
+        self.table.setHorizontalHeaderLabels(["Address (http:// or https://)", "Token", "State"])
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setStretchLastSection(True)
+        self.table.setColumnWidth(self.URL, 220)
+        self.table.setColumnWidth(self.TOKEN, 110)
+        self.table.setMinimumHeight(180)
+        add = QPushButton("Add server")
+        add.setObjectName("addServer")
+        add.clicked.connect(lambda: self.add_row("", ""))
+        remove = QPushButton("Remove")
+        remove.setObjectName("removeServer")
+        remove.clicked.connect(self.remove_selected)
+        check = QPushButton("Check now")
+        check.setObjectName("checkServers")
+        check.clicked.connect(self.check)
+        buttons = QHBoxLayout()
+        for b in (add, remove, check):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        self._signals = _ServerCheckSignals(self)
+        self._signals.done.connect(self._checked)
+        self._number = 0
+        lay = QVBoxLayout(self)
+        lay.addWidget(intro)
+        lay.addWidget(self.table)
+        lay.addLayout(buttons)
+        lay.addStretch(1)
+
+    def add_row(self, url: str, token: str) -> int:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        edit = QLineEdit(url)
+        edit.setObjectName(f"serverUrl{row}")
+        edit.setPlaceholderText("http://192.168.1.20:8188")
+        secret = QLineEdit(token)
+        secret.setObjectName(f"serverToken{row}")
+        secret.setEchoMode(QLineEdit.EchoMode.Password)
+        secret.setPlaceholderText("none")
+        state = QLabel("not checked yet")
+        state.setObjectName(f"serverState{row}")
+        state.setWordWrap(True)
+        self.table.setCellWidget(row, self.URL, edit)
+        self.table.setCellWidget(row, self.TOKEN, secret)
+        self.table.setCellWidget(row, self.STATE, state)
+        self.table.setRowHeight(row, 44)
+        return row
+
+    def remove_selected(self) -> None:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True)
+        if not rows and self.table.rowCount():
+            rows = [self.table.rowCount() - 1]
+        for r in rows:
+            self.table.removeRow(r)
+
+    def rows(self) -> list[tuple[str, str]]:
+        out = []
+        for r in range(self.table.rowCount()):
+            url = self.table.cellWidget(r, self.URL).text().strip()
+            token = self.table.cellWidget(r, self.TOKEN).text().strip()
+            out.append((url, token))
+        return out
+
+    def state_text(self, row: int) -> str:
+        return self.table.cellWidget(row, self.STATE).text()
+
+    def check(self) -> None:
+        """Ask every listed server for its state, off the GUI thread."""
+        self._number += 1
+        rows = self.rows()
+        for r, (url, _) in enumerate(rows):
+            self.table.cellWidget(r, self.STATE).setText("checking…" if url else "")
+        filled = [(r, row) for r, row in enumerate(rows) if row[0]]
+        self._rows_checked = [r for r, _ in filled]
+        if filled:
+            QThreadPool.globalInstance().start(
+                _ServerCheck(self._number, [row for _, row in filled], self._signals))
+
+    def _checked(self, number: int, states: list[str]) -> None:
+        if number != self._number:
+            return  # an older check
+        for r, text in zip(self._rows_checked, states, strict=False):
+            if r < self.table.rowCount():
+                self.table.cellWidget(r, self.STATE).setText(text)
+
+    def load(self, s: Settings) -> None:
+        self.table.setRowCount(0)
+        tokens = list(s.remote.tokens)
+        for i, url in enumerate(s.remote.servers):
+            self.add_row(url, tokens[i] if i < len(tokens) else "")
+        self.check()
+
+    def changes(self) -> dict[str, Any]:
+        rows = [r for r in self.rows() if r[0]]
+        return {"remote/servers": [u for u, _ in rows], "remote/tokens": [t for _, t in rows]}
+
+
 #: The pages, in the order the dialog lists them (other topics append theirs).
-PAGES: list[type[PreferencesPage]] = [CredentialsPage]
+PAGES: list[type[PreferencesPage]] = [CredentialsPage, ServersPage]
 
 
 class PreferencesDialog(QDialog):
