@@ -104,3 +104,28 @@ def test_export_dialog_says_how_it_will_sign(qtbot):
     assert "self-issued" in dlg.signing.text() and "not trusted" in dlg.signing.text()
     settings.update(**{"credentials/sign": False})
     assert "off" in ExportDialog("Export").signing.text()
+
+
+def test_servers_page_edits_servers_and_shows_their_state(qtbot):
+    from canvasai.ui.preferences_dialog import ServersPage
+    from tests.support.fake_comfyui import FakeComfyUI
+
+    with FakeComfyUI(name="NVIDIA GeForce RTX 4090", vram_total=24 * 10**9,
+                     vram_free=20 * 10**9) as srv:
+        settings.update(**{"remote/servers": [srv.url, "http://127.0.0.1:9"],
+                           "remote/tokens": ["", "t"]})
+        dlg = PreferencesDialog()
+        qtbot.addWidget(dlg)
+        page = dlg.page("Servers")
+        assert isinstance(page, ServersPage) and ServersPage in PAGES
+        assert page.rows() == [(srv.url, ""), ("http://127.0.0.1:9", "t")]
+        qtbot.waitUntil(lambda: page.state_text(0).startswith("connected"), timeout=10000)
+        assert "NVIDIA GeForce RTX 4090, 20.0 of 24.0 GB free" in page.state_text(0)
+        qtbot.waitUntil(lambda: page.state_text(1).startswith("not connected"), timeout=10000)
+        page.table.selectRow(1)
+        page.remove_selected()
+        row = page.add_row("gpu.example:8188", "secret")
+        assert page.table.cellWidget(row, page.TOKEN).echoMode().name == "Password"
+        dlg.apply()
+        r = settings.current().remote
+        assert r.servers == (srv.url, "gpu.example:8188") and r.tokens == ("", "secret")
