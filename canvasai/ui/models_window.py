@@ -875,3 +875,77 @@ def install_models_menu(window: Any) -> None:
 
     a.triggered.connect(rescan)
     menu.addAction(a)
+
+
+# ------------------------------------------------------------------------------ the picker
+
+
+class PickerMemory(QObject):
+    """The generation panel's model picker remembers the last model per task (kept in the
+    ``models/last_used`` setting, so across launches) and starts from the default model per
+    task (``models/defaults``, set in the Models window). Also says "Loading NAME (x.x GB)…"
+    for the first job on a model in this session."""
+
+    def __init__(self, panel: Any) -> None:
+        super().__init__(panel)
+        self.panel = panel
+        self._quiet = 0
+        self.loaded: set[str] = set()
+        panel.model.currentIndexChanged.connect(self._remember)
+        panel.task.currentIndexChanged.connect(lambda _i: self.restore())
+
+    class _Quiet:
+        def __init__(self, owner: PickerMemory) -> None:
+            self.owner = owner
+
+        def __enter__(self) -> None:
+            self.owner._quiet += 1
+
+        def __exit__(self, *exc: object) -> None:
+            self.owner._quiet -= 1
+
+    def filling(self) -> PickerMemory._Quiet:
+        """While the picker is refilled, its changes are not choices of the person."""
+        return PickerMemory._Quiet(self)
+
+    def _remember(self, _index: int = 0) -> None:
+        if self._quiet:
+            return
+        value = self.panel.model.currentData()
+        if not value:
+            return
+        ms = settings.current().models
+        values = model_roles.with_choice(ms.last_used, self.panel.flow(), str(value))
+        if tuple(values) != tuple(ms.last_used):
+            settings.update(**{"models/last_used": values})
+
+    def wanted(self) -> str | None:
+        """The model the current task should start with: the last one used for it, else the
+        task's default."""
+        ms = settings.current().models
+        flow = self.panel.flow()
+        return (model_roles.task_map(ms.last_used).get(flow)
+                or model_roles.task_map(ms.defaults).get(model_roles.task_of_flow(flow)))
+
+    def restore(self) -> None:
+        want = self.wanted()
+        if not want:
+            return
+        i = self.panel.model.findData(want)
+        if i >= 0 and i != self.panel.model.currentIndex():
+            with self.filling():
+                self.panel.model.setCurrentIndex(i)
+
+    def starting_text(self, job: Any) -> str:
+        """"Loading NAME (x.x GB)…" the first time a model runs in this session, else "Starting…"."""
+        name = str(getattr(getattr(job, "request", None), "model", "") or "")
+        if not name or name == "classic" or name in self.loaded:
+            return "Starting…"
+        self.loaded.add(name)
+        info = getattr(self.panel, "_model_info", {}).get(name)
+        size = info[3] if info is not None and len(info) > 3 else 0
+        if not size:
+            found = registry.peek(name)
+            size = found.size_bytes if found is not None else 0
+        label = os.path.basename(name.rstrip("/")) if os.sep in name else name
+        return f"Loading {label} ({size / 1e9:.1f} GB)…" if size else f"Loading {label}…"
