@@ -60,7 +60,12 @@ class _ScanTask(QRunnable):
             self.signals.done.emit([], [], f"The models folder could not be read: {exc}", {})
             return
         refused = 0
+        from canvasai.core import settings
+
+        hidden = set(settings.current().models.hidden)  # hidden in the Models window
         for info in infos:
+            if str(info.path) in hidden:
+                continue
             if not info.usable:
                 refused += 1
                 continue
@@ -142,6 +147,9 @@ class GenerationController(QObject):
         self.panel.mark_sketch_clicked.connect(self.mark_active_as_sketch)
         self.panel.refresh_models_clicked.connect(self.refresh_models)
         self.panel.task.currentIndexChanged.connect(lambda _i: self.refresh_reference_layers())
+        from canvasai.ui.models_window import PickerMemory
+
+        self.picker_memory = PickerMemory(self.panel)  # last model per task, "Loading NAME…"
         self.frame.on_change.append(self._frame_changed)
         self.strip.selected.connect(self.show_candidate)
         self.strip.accept_requested.connect(self.accept)
@@ -228,8 +236,10 @@ class GenerationController(QObject):
         QThreadPool.globalInstance().start(_ScanTask(self._scan_signals))
 
     def _models_scanned(self, models: list, controlnets: list, note: str, kinds: dict) -> None:
-        self.panel.set_models(models, controlnets)
-        self.panel.set_model_info(kinds)
+        with self.picker_memory.filling():
+            self.panel.set_models(models, controlnets)
+            self.panel.set_model_info(kinds)
+        self.picker_memory.restore()
         if note:
             self.panel.show_note(note)
 
@@ -322,7 +332,7 @@ class GenerationController(QObject):
 
     def _on_started(self, job_id: int) -> None:
         if job_id in self._batch:
-            self.panel.set_status("Starting…")
+            self.panel.set_status(self.picker_memory.starting_text(self._jobs.get(job_id)))
 
     def _on_progress(self, job_id: int, step: int, total: int) -> None:
         if job_id in self._batch:
