@@ -1,5 +1,11 @@
 """`canvasai models [--json]`: the models CanvasAI can use, and the entries it refused.
 
+Also: ``--installs [FOLDER ...]`` lists existing ComfyUI / A1111 / Forge / InvokeAI
+installs and the HF cache (found in the usual places and in the folders given);
+``--catalog`` lists the starter catalogue; ``--download ID`` downloads a catalogue entry
+(or any ``org/name`` repository) into the Hugging Face cache, with progress on stderr,
+hash checks, and ``--accept-licence`` required for gated or non-commercial models.
+
 Wired into the main command line by `add_models_parser(subparsers)`; the parser's
 default ``func`` is `run_models(args) -> int`. It lists THE registry
 (`canvasai.backends.models.registry()`, freshly rescanned), the same one the app's
@@ -38,6 +44,15 @@ def add_models_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "cache), and every entry that was refused, with the reason.",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--installs", nargs="*", metavar="FOLDER", default=None,
+                   help="list existing ComfyUI / A1111 / Forge / InvokeAI installs and the HF "
+                   "cache (the usual places, plus FOLDER...)")
+    p.add_argument("--catalog", action="store_true", help="list the starter catalogue")
+    p.add_argument("--download", metavar="ID", help="download a catalogue entry (or org/name "
+                   "repository) into the Hugging Face cache")
+    p.add_argument("--token", default=None, help="Hugging Face access token (gated models)")
+    p.add_argument("--accept-licence", action="store_true",
+                   help="accept the licence of a gated or non-commercial model")
     p.set_defaults(func=run_models)
     return p
 
@@ -97,7 +112,87 @@ def _line(row: dict[str, Any]) -> str:
     return f"{row['name']}  ({', '.join(bits)}){note}{parts}"
 
 
+def _run_installs(folders: list[str], as_json: bool) -> int:
+    from canvasai.backends import installs
+
+    found = installs.find_installs(folders)
+    rows = [{"kind": i.kind, "label": i.label, "root": str(i.root), "models_dir": str(i.models_dir),
+             "files": i.files, "size_bytes": i.size_bytes, "problems": list(i.problems)}
+            for i in found]
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    for r in rows:
+        print(f"{r['label']}: {r['root']}\n    add {r['models_dir']} to the models folders "
+              f"({r['files']} model files, {r['size_bytes'] / 1e9:.1f} GB)")
+    if not rows:
+        print("No existing install found.", file=sys.stderr)
+    return 0
+
+
+def _run_catalog(as_json: bool) -> int:
+    from dataclasses import asdict
+
+    from canvasai.backends import catalog
+
+    if as_json:
+        print(json.dumps([asdict(e) for e in catalog.CATALOG], indent=1))
+        return 0
+    for label, entries in catalog.by_use():
+        print(label)
+        for e in entries:
+            flags = ", ".join(f for f, on in (("gated", e.gated), ("non-commercial", e.non_commercial))
+                              if on)
+            print(f"  {e.id:<26} {e.repo}  ~{e.size_gb:g} GB download, ~{e.memory_gb:g} GB GPU, "
+                  f"{e.licence}" + (f" [{flags}]" if flags else ""))
+    return 0
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    from canvasai.backends import catalog, downloads
+
+    entry = catalog.get(args.download)
+    repo = entry.repo if entry is not None else args.download
+    if entry is None and "/" not in repo:
+        print(f"error: {repo!r} is neither a catalogue id (see --catalog) nor an org/name "
+              "repository", file=sys.stderr)
+        return 2
+    if entry is not None and entry.needs_acceptance and not args.accept_licence:
+        print(f"error: {entry.title} is under the {entry.licence} ({entry.licence_url}); read it "
+              "and pass --accept-licence to download.", file=sys.stderr)
+        return 2
+    last = [0.0]
+
+    def progress(p: downloads.Progress) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - last[0] >= 1.0 or p.done == p.total:
+            last[0] = now
+            print(f"\r{downloads.describe_progress(p)}", end="", file=sys.stderr, flush=True)
+
+    try:
+        kwargs = {"allow": entry.allow, "ignore": entry.ignore} if entry is not None else {}
+        snap = downloads.download(repo, token=args.token, progress=progress, **kwargs)
+    except downloads.DownloadError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ncancelled", file=sys.stderr)
+        return 130
+    print(file=sys.stderr)
+    print(snap)
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
+    as_json = bool(getattr(args, "json", False))
+    if getattr(args, "installs", None) is not None:
+        return _run_installs(list(args.installs), as_json)
+    if getattr(args, "catalog", False):
+        return _run_catalog(as_json)
+    if getattr(args, "download", None):
+        return _run_download(args)
     data = collect()
     try:
         if getattr(args, "json", False):
