@@ -80,8 +80,8 @@ class _ScanTask(QRunnable):
                     info.family, info.kind, info.variant,
                     info.size_bytes, registry.memory_estimate(info),
                 )
-        note = (f"{refused} file(s) in the models folders cannot be used: `canvasai models` "
-                f"lists them with the reason." if refused else "")
+        note = (f"{refused} file(s) in the models folders cannot be used: Models → Models… "
+                f"shows why and how to fix it." if refused else "")
         r_found, r_kinds, r_controlnets, r_note = servers.result()
         found += r_found
         kinds.update(r_kinds)
