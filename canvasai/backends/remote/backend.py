@@ -92,6 +92,7 @@ class Plan:
     finish: Callable[[np.ndarray], np.ndarray]  # server image -> result (request's area)
     preview: Callable[[np.ndarray], np.ndarray]  # preview image -> H x W x 4 frame
     meta: dict[str, Any] = field(default_factory=dict)
+    preview_size: tuple[int, int] | None = None  # (w, h) previews are shown at, if smaller
 
 
 def _work_size(size: tuple[int, int], fam: Any, native: bool) -> tuple[int, int]:
@@ -140,7 +141,7 @@ def _inpaint_plan(request: GenerationRequest, model: catalog.ServerModel, fam: A
         return frame
 
     meta = {"region": [region.x, region.y, region.w, region.h], "work_size": list(work)}
-    return Plan(int(request.steps), {"image": upload}, graph, finish, preview, meta)
+    return Plan(int(request.steps), {"image": upload}, graph, finish, preview, meta, size)
 
 
 def make_plan(request: GenerationRequest, model: catalog.ServerModel,
@@ -478,7 +479,7 @@ class RemoteBackend:
                 elif kind == "preview":
                     if previews and ctx.wants_preview():
                         try:
-                            small = decode_image(ev[2], "preview")
+                            small = decode_image(ev[2], "preview", plan.preview_size)
                         except ServerError:
                             continue  # a broken preview frame is not worth failing a job for
                         ctx.preview(max(1, frame_step), plan.preview(small))

@@ -148,12 +148,17 @@ def parse_message(message: str | bytes) -> Event | None:
     return Event(obj["type"], data if isinstance(data, dict) else {})
 
 
-def decode_image(data: bytes, what: str = "image") -> np.ndarray:
-    """Encoded PNG/JPEG -> H x W x 3|4 uint8 (Pillow; `ServerError` if it is not one)."""
+def decode_image(data: bytes, what: str = "image", fit: tuple[int, int] | None = None) -> np.ndarray:
+    """Encoded PNG/JPEG -> H x W x 3|4 uint8 (Pillow; `ServerError` if it is not one).
+
+    `fit` (w, h): a JPEG may be decoded at a reduced scale no smaller than that (previews
+    shown smaller than the server sent them cost less)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as im:
+            if fit is not None and im.format == "JPEG":
+                im.draft("RGB", fit)
             im.load()
             mode = "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
             return np.asarray(im.convert(mode)).copy()
