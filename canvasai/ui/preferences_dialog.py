@@ -279,7 +279,7 @@ class ServersPage(PreferencesPage):
         header.setStretchLastSection(True)
         self.table.setColumnWidth(self.URL, 220)
         self.table.setColumnWidth(self.TOKEN, 110)
-        self.table.setMinimumHeight(180)
+        self.table.setMinimumHeight(220)
         add = QPushButton("Add server")
         add.setObjectName("addServer")
         add.clicked.connect(lambda: self.add_row("", ""))
@@ -318,7 +318,7 @@ class ServersPage(PreferencesPage):
         self.table.setCellWidget(row, self.URL, edit)
         self.table.setCellWidget(row, self.TOKEN, secret)
         self.table.setCellWidget(row, self.STATE, state)
-        self.table.setRowHeight(row, 44)
+        self.table.setRowHeight(row, 60)  # three lines of state: connection, models, GPU
         return row
 
     def remove_selected(self) -> None:
