@@ -248,14 +248,18 @@ class Compositor:
         a = doc.active_index
         active = doc.layers[a] if 0 <= a < len(doc.layers) else None
         parts = []
-        for key in rect.tiles(ts):
-            tr = Rect(key[0] * ts, key[1] * ts, ts, ts)
-            part = tr.intersect(rect)
-            ys, xs = slice(part.y - tr.y, part.y1 - tr.y), slice(part.x - tr.x, part.x1 - tr.x)
-            oys = slice(part.y - rect.y, part.y1 - rect.y)
-            oxs = slice(part.x - rect.x, part.x1 - rect.x)
-            out[oys, oxs] = self._below_tile(key, ts)[ys, xs]
-            parts.append((key, ys, xs, oys, oxs))
+        x0, y0, x1, y1 = rect.x, rect.y, rect.x + rect.w, rect.y + rect.h
+        for ky in range(y0 // ts, (y1 - 1) // ts + 1):
+            ty = ky * ts
+            a, b = max(y0, ty), min(y1, ty + ts)
+            ys, oys = slice(a - ty, b - ty), slice(a - y0, b - y0)
+            for kx in range(x0 // ts, (x1 - 1) // ts + 1):
+                tx = kx * ts
+                c, d = max(x0, tx), min(x1, tx + ts)
+                key = (kx, ky)
+                xs, oxs = slice(c - tx, d - tx), slice(c - x0, d - x0)
+                out[oys, oxs] = self._below_tile(key, ts)[ys, xs]
+                parts.append((key, ys, xs, oys, oxs))
         if active is not None and active.visible and any(
             not _layer_is_blank_at(active, p[0]) for p in parts
         ):

@@ -132,15 +132,21 @@ class TiledSurface:
         if rect.is_empty():
             return out
         ts = self.tile_size
-        for key in rect.tiles(ts):
-            tr = self.key_rect(key)
-            part = tr.intersect(rect)
-            src = self._tiles.get(key)
-            dst = out[part.y - rect.y:part.y1 - rect.y, part.x - rect.x:part.x1 - rect.x]
-            if src is None:
-                dst[:] = self.fill
-            else:
-                dst[:] = src[part.y - tr.y:part.y1 - tr.y, part.x - tr.x:part.x1 - tr.x]
+        tiles = self._tiles
+        fill = self.fill
+        x0, y0, x1, y1 = rect.x, rect.y, rect.x + rect.w, rect.y + rect.h
+        for ky in range(y0 // ts, (y1 - 1) // ts + 1):
+            ty = ky * ts
+            a, b = max(y0, ty), min(y1, ty + ts)
+            dst_rows = out[a - y0:b - y0]
+            for kx in range(x0 // ts, (x1 - 1) // ts + 1):
+                tx = kx * ts
+                c, d = max(x0, tx), min(x1, tx + ts)
+                src = tiles.get((kx, ky))
+                if src is None:
+                    dst_rows[:, c - x0:d - x0] = fill
+                else:
+                    dst_rows[:, c - x0:d - x0] = src[a - ty:b - ty, c - tx:d - tx]
         return out
 
     def sample(self, rect: Rect, step: int) -> np.ndarray | None:
