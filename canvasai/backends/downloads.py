@@ -39,6 +39,9 @@ from typing import Any
 from canvasai.backends.models import hf_cache_dir
 from canvasai.core.errors import CanvasAIError
 
+#: hash each file while it downloads (a second thread reading behind the writer) instead of
+#: reading it again afterwards
+HASH_WHILE_DOWNLOADING = True
 #: seconds between progress callbacks
 PROGRESS_INTERVAL = 0.1
 #: free space kept on top of the download (the cache's own files, temp files of other tools)
@@ -366,14 +369,92 @@ def _sha256(path: Path, cancel: threading.Event | None = None) -> str:
     return h.hexdigest()
 
 
-def verify(local: Path, remote: RemoteFile, cancel: threading.Event | None = None) -> None:
+class _TailHasher(threading.Thread):
+    """Hashes the download's temporary file while huggingface_hub appends to it, so the hash
+    is ready (nearly) when the transfer ends instead of costing a second pass over the file.
+
+    The file is found by the name huggingface_hub gives it (``<etag>.<random>.incomplete`` in
+    the repository's blobs folder). Anything unexpected (no such file, the file shrinking
+    because a server ignored a Range request) marks the result unusable; `verify` then reads
+    the finished file again, so this is only ever a shortcut.
+    """
+
+    def __init__(self, folder: Path, remote: RemoteFile) -> None:
+        super().__init__(daemon=True, name="download-hash")
+        self.folder = folder
+        self.pattern = f"{remote.sha256 or remote.blob_id}.*.incomplete"
+        self.git = not remote.sha256
+        self.h = hashlib.sha1(usedforsecurity=False) if self.git else hashlib.sha256()
+        if self.git:
+            self.h.update(b"blob %d\0" % remote.size)
+        self.size = remote.size
+        self.finished = threading.Event()
+        self.digest: str | None = None
+        self._since = time.time() - 2
+
+    def _open(self) -> Any:
+        while not self.finished.is_set():
+            try:
+                found = [(p.stat().st_mtime, p) for p in self.folder.glob(self.pattern)]
+            except OSError:
+                found = []
+            found = [x for x in found if x[0] >= self._since]
+            if found:
+                try:
+                    return max(found)[1].open("rb")
+                except OSError:
+                    pass
+            time.sleep(0.005)
+        return None
+
+    def run(self) -> None:
+        f = self._open()
+        if f is None:
+            return
+        pos = 0
+        with f:
+            while True:
+                done = self.finished.is_set()
+                try:
+                    size = os.fstat(f.fileno()).st_size
+                except OSError:
+                    return
+                if size < pos:
+                    return  # rewritten from the start: not this shortcut's business
+                while pos < size:
+                    block = f.read(min(8 << 20, size - pos))
+                    if not block:
+                        break
+                    self.h.update(block)
+                    pos += len(block)
+                if done:
+                    for block in iter(lambda: f.read(8 << 20), b""):
+                        self.h.update(block)
+                        pos += len(block)
+                    break
+                self.finished.wait(0.01)
+        if pos == self.size:
+            self.digest = self.h.hexdigest()
+
+    def result(self) -> str | None:
+        self.finished.set()
+        self.join()
+        return self.digest
+
+
+def verify(local: Path, remote: RemoteFile, cancel: threading.Event | None = None,
+           digest: str | None = None) -> None:
     """Check a downloaded file against the hub's hash; on a mismatch remove it from the cache
-    (the snapshot link and the blob) and raise DownloadError('hash')."""
+    (the snapshot link and the blob) and raise DownloadError('hash'). `digest`: the hash
+    computed while downloading, if any (a mismatch there is checked again on the file)."""
+    want = (remote.sha256 or remote.blob_id).lower()
+    if digest is not None and digest.lower() == want:
+        return
     if remote.sha256:
-        got, want, what = _sha256(local, cancel), remote.sha256, "SHA-256"
+        got, what = _sha256(local, cancel), "SHA-256"
     else:
-        got, want, what = _git_blob_id(local), remote.blob_id, "git blob id"
-    if got.lower() == want.lower():
+        got, what = _git_blob_id(local), "git blob id"
+    if got.lower() == want:
         return
     blob = Path(os.path.realpath(local))
     for p in (local, blob):
@@ -414,8 +495,12 @@ def download(
         if cancel is not None and cancel.is_set():
             raise DownloadError("cancelled", "Download cancelled.")
         fresh = f in p.missing
+        tail: _TailHasher | None = None
         if fresh:
             meter.start_file(p.missing.index(f) + 1, f.path)
+        if fresh and HASH_WHILE_DOWNLOADING:
+            tail = _TailHasher(cache / ("models--" + repo.replace("/", "--")) / "blobs", f)
+            tail.start()
         try:
             local = Path(hf_hub_download(
                 repo, f.path, revision=revision, cache_dir=str(cache), token=token or None,
@@ -429,9 +514,11 @@ def download(
             ) from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes a message
             raise explain(exc, repo) from exc
+        finally:
+            digest = tail.result() if tail is not None else None
         if fresh:
             try:
-                verify(local, f, cancel)
+                verify(local, f, cancel, digest)
             except _Cancelled:
                 raise DownloadError("cancelled", "Download cancelled.") from None
             meter.end_file(f.size)

@@ -58,11 +58,12 @@ QTreeView::indicator, QListView::indicator, QCheckBox::indicator {
     width: 13px; height: 13px; border: 1px solid #9aa0aa; border-radius: 2px; background: #1d1f23;
 }
 QTreeView::indicator:checked, QListView::indicator:checked, QCheckBox::indicator:checked {
-    background: #5b8ed6; border-color: #cfe0ff;
+    background: #eef3ff; border: 3px solid #4f7fc4;
 }
 QTreeView::indicator:disabled, QCheckBox::indicator:disabled { border-color: #555a63; }
 """
 PROBLEM_COLOUR = "#ff8a80"
+LINK = "color: #8ab4f8"  # links readable on the dark theme
 
 
 def _gb(n: int | float) -> str:
@@ -393,7 +394,8 @@ class CatalogWidget(QWidget):
         extra = f" <b>{'; '.join(flags)}.</b>" if flags else ""
         self.details.setText(
             f"<b>{e.title}</b> — {e.summary}{extra}<br>Repository: "
-            f"<a href='{e.url}'>{e.repo}</a> · Licence: <a href='{e.licence_url}'>{e.licence}</a>")
+            f"<a style='{LINK}' href='{e.url}'>{e.repo}</a> · Licence: "
+            f"<a style='{LINK}' href='{e.licence_url}'>{e.licence}</a>")
 
     # -- downloading --------------------------------------------------------------------
     def start(self) -> None:
@@ -633,7 +635,10 @@ class ModelsWindow(QDialog):
                 f"No models found in {dirs}. Use “Use models I have” to add an existing "
                 "install, or “Download” for a starter set; Classic (no model) always works.")
         else:
-            self.details.setText("Select a model to see where it is and what it serves.")
+            dirs = ", ".join(str(d) for d in registry.registry().models_dirs)
+            hf = " and the Hugging Face cache" if settings.current().models.include_hf_cache else ""
+            self.details.setText(f"Select a model to see where it is and what it serves.\n"
+                                 f"Scanned: {dirs}{hf}.")
         self._shown = shown
 
     def _item(self, m: registry.ModelInfo, hidden: bool) -> QTreeWidgetItem:

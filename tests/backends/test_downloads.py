@@ -194,3 +194,15 @@ def test_cancel_removes_the_partial_file_and_a_later_download_resumes(hub, tmp_p
     snap = downloads.download("tiny/taesd", cache_dir=cache, planned=plan)
     got = (snap / "diffusion_pytorch_model.safetensors").read_bytes()
     assert hashlib.sha256(got).hexdigest() == plan.missing[0].sha256
+
+
+def test_hash_is_computed_while_downloading_not_in_a_second_pass(hub, tmp_path, monkeypatch):
+    second_pass: list[Path] = []
+    real = downloads._sha256
+    monkeypatch.setattr(downloads, "_sha256", lambda p, c=None: second_pass.append(p) or real(p, c))
+    downloads.download("tiny/taesd", cache_dir=tmp_path)
+    assert second_pass == []
+    # a damaged file is still caught (and re-read once before it is deleted)
+    with pytest.raises(DownloadError):
+        downloads.download("tiny/bad", cache_dir=tmp_path)
+    assert len(second_pass) == 1

@@ -12,10 +12,12 @@ Point HF_ENDPOINT at `url`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -34,9 +36,13 @@ class FakeFile:
     lfs: bool = True
     declared_sha256: str | None = None  # a lie about the content, for the hash-mismatch test
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
         return self.declared_sha256 or hashlib.sha256(self.data).hexdigest()
+
+    @functools.cached_property
+    def blob_id(self) -> str:
+        return git_blob_id(self.data)
 
 
 @dataclass
@@ -51,6 +57,7 @@ class FakeHub:
     cut_once: set[str] = field(default_factory=set)  # "repo/path": first GET stops halfway
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range)
     chunk: int = 1 << 20
+    delay: float = 0.0  # seconds to wait after each chunk (a slow line, for screenshots)
 
     def start(self) -> FakeHub:
         hub = self
@@ -156,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return None
             rows = []
             for name, f in sorted(repo.files.items()):
-                row = {"type": "file", "oid": git_blob_id(f.data), "size": len(f.data), "path": name}
+                row = {"type": "file", "oid": f.blob_id, "size": len(f.data), "path": name}
                 if f.lfs:
                     row["lfs"] = {"oid": f.sha256, "size": len(f.data), "pointerSize": 134}
                 rows.append(row)
@@ -181,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
                    head=head)
 
     def _file(self, repo_id: str, name: str, f: FakeFile, head: bool) -> None:
-        etag = f.sha256 if f.lfs else git_blob_id(f.data)
+        etag = f.sha256 if f.lfs else f.blob_id
         data = f.data
         start = 0
         rng = self.headers.get("Range", "")
@@ -212,6 +219,8 @@ class _Handler(BaseHTTPRequestHandler):
         view = memoryview(body)
         for i in range(0, len(body), self.hub.chunk):
             self.wfile.write(view[i: i + self.hub.chunk])
+            if self.hub.delay:
+                time.sleep(self.hub.delay)
 
 
 def tiny_repo(size: int = 300_000, seed: int = 1) -> FakeRepo:
