@@ -113,9 +113,13 @@ class ServerPool:
             list(ex.map(lambda s: self.check(s, models), self.states))
         return list(self.states)
 
-    def ensure_listed(self) -> None:
-        """Refresh servers never checked (or down) so a job sees their models."""
-        stale = [s for s in self.states if not s.checked or not s.alive]
+    def ensure_listed(self, everyone: bool = False) -> None:
+        """Refresh servers never checked, and those down for longer than `RETRY_DOWN_S`
+        (a dead address costs its connect timeout, so not on every job); `everyone`:
+        refresh all (a model the lists do not know may have been added since)."""
+        now = time.monotonic()
+        stale = [s for s in self.states if everyone or not s.checked
+                 or (not s.alive and now - s.checked_at > RETRY_DOWN_S)]
         if stale:
             with ThreadPoolExecutor(max_workers=min(8, len(stale))) as ex:
                 list(ex.map(self.check, stale))
@@ -124,6 +128,9 @@ class ServerPool:
         """Servers that are up and list `model_id`, idle ones first (queue state re-read)."""
         self.ensure_listed()
         found = [s for s in self.states if s.alive and s.has(model_id)]
+        if not found:
+            self.ensure_listed(everyone=True)
+            found = [s for s in self.states if s.alive and s.has(model_id)]
         for s in found:
             try:
                 s.queue_remaining = s.client.queue_remaining()
@@ -136,6 +143,8 @@ class ServerPool:
         with self._lock:
             state.alive, state.error = False, reason
 
+
+RETRY_DOWN_S = 10.0  # a server found down is asked again by a job after this long
 
 _shared_lock = threading.Lock()
 _shared: ServerPool | None = None

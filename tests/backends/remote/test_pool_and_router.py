@@ -103,3 +103,29 @@ def test_a_failed_job_through_the_service_reports_and_changes_nothing(qtbot, rem
     assert failed.args[1].startswith("Out of GPU memory")  # the server's OOM, said as locally
     assert finished == []
     assert svc.shutdown(5000)
+
+
+def test_a_model_added_on_the_server_after_the_listing_is_found(make_server):
+    srv = make_server()
+    pool = ServerPool([ServerConfig(srv.url)])
+    pool.refresh()
+    srv.models["checkpoints"] = [*srv.models["checkpoints"], "new_model.safetensors"]
+    (found,) = pool.servers_for("comfyui:checkpoints/new_model.safetensors")
+    assert found.label == srv.url[7:]
+    pool.close()
+
+
+def test_a_server_found_down_is_not_asked_again_on_every_job(make_server, monkeypatch):
+    from canvasai.backends.remote import pool as pool_module
+
+    srv = make_server()
+    srv.drop()
+    pool = ServerPool([ServerConfig(srv.url)], connect_timeout=1.0)
+    pool.refresh()
+    calls = []
+    monkeypatch.setattr(pool, "check", lambda s, models=True: calls.append(s) or s)
+    assert pool.servers_for(SD15) == [] and len(calls) == 1  # the "maybe new model" retry
+    monkeypatch.setattr(pool_module, "RETRY_DOWN_S", 0.0)
+    pool.ensure_listed()
+    assert len(calls) == 2
+    pool.close()
