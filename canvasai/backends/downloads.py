@@ -534,13 +534,22 @@ def download_entry(entry: Any, **kwargs: Any) -> Path:
 
 
 def installed(entry: Any, cache_dir: Path | None = None) -> bool:
-    """True when the entry's repository has a snapshot in the cache (no network)."""
+    """True when the cache holds weights of the entry's repository (a .safetensors / .gguf
+    file it would download; a config alone, left by a cancelled download, does not count).
+    No network."""
     cache = Path(cache_dir) if cache_dir is not None else hf_cache_dir()
     folder = cache / ("models--" + entry.repo.replace("/", "--")) / "snapshots"
     try:
-        return any(any(d.iterdir()) for d in folder.iterdir() if d.is_dir())
+        snaps = [d for d in folder.iterdir() if d.is_dir()]
+        for snap in snaps:
+            for p in snap.rglob("*"):
+                rel = p.relative_to(snap).as_posix()
+                if (p.suffix in (".safetensors", ".gguf") and p.exists()
+                        and matches(rel, entry.allow, entry.ignore)):
+                    return True
     except OSError:
         return False
+    return False
 
 
 def humanize_bytes(n: float) -> str:

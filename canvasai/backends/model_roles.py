@@ -90,7 +90,8 @@ def fix_for(info: m.ModelInfo) -> str:
     note = info.note.lower()
     if info.format == "pickle" or "pickle" in note:
         return ("Convert it to .safetensors (or download the .safetensors version); or, if you "
-                "trust its source, allow this file under Preferences → Models.")
+                "trust its source, allow this one file (Models window: “Allow this pickle…”; it "
+                "is then read with torch's weights-only loader).")
     if "without its other parts" in note:
         return "Put the missing text encoder / VAE files where the note says, then rescan."
     if "truncated" in note or "interrupted" in note or "only" in note and "bytes" in note:

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QFileDialog,
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -351,7 +351,8 @@ class CatalogWidget(QWidget):
         for eid, item in self.items.items():
             e = catalog.get(eid)
             assert e is not None
-            item.setText(0, e.title + ("  ✓ in the cache" if eid in ids else ""))
+            size = f"≈ {e.size_gb:g} GB" if e.size_gb >= 0.1 else "< 100 MB"
+            item.setText(1, "✓ in the cache" if eid in ids else size)
 
     def ticked(self) -> list[catalog.CatalogEntry]:
         out = []
@@ -498,9 +499,14 @@ class ModelsWindow(QDialog):
         self.reveal_button.clicked.connect(self.reveal)
         self.hide_button = QPushButton("Hide from the list")
         self.hide_button.clicked.connect(self.toggle_hidden)
+        self.allow_button = QPushButton("Allow this pickle…")
+        self.allow_button.setToolTip("Pickle files can run code when opened: allow only a file "
+                                     "from a source you trust")
+        self.allow_button.clicked.connect(lambda: self.allow_pickle())
+        self.allow_button.setVisible(False)
         self.show_hidden = QCheckBox("Show hidden")
         self.show_hidden.toggled.connect(lambda *_: self._fill())
-        for w in (self.rescan_button, self.reveal_button, self.hide_button):
+        for w in (self.rescan_button, self.reveal_button, self.hide_button, self.allow_button):
             bar.addWidget(w)
         bar.addWidget(self.show_hidden)
         bar.addStretch(1)
@@ -521,19 +527,23 @@ class ModelsWindow(QDialog):
         self.details.setObjectName("modelDetails")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.details.setMinimumHeight(60)
+        self.details.setMinimumHeight(110)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         fl.addWidget(self.details)
         box = QGroupBox("Default model per task (the picker starts from these)")
-        form = QFormLayout(box)
+        grid = QGridLayout(box)  # two columns: the window stays short enough for a laptop
         self.default_combos: dict[str, QComboBox] = {}
-        for key, label, _kinds in model_roles.TASKS:
+        for n, (key, label, _kinds) in enumerate(model_roles.TASKS):
             combo = QComboBox()
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(30)
+            combo.setMinimumContentsLength(20)
             combo.currentIndexChanged.connect(lambda _i, k=key: self._default_changed(k))
             self.default_combos[key] = combo
-            form.addRow(label, combo)
+            row, col = divmod(n, 2)
+            grid.addWidget(QLabel(label), row, col * 2)
+            grid.addWidget(combo, row, col * 2 + 1)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
         fl.addWidget(box)
         self.tabs.addTab(found, "Models found")
 
@@ -694,11 +704,14 @@ class ModelsWindow(QDialog):
             if m.note:
                 lines.append(f"Note: {m.note}")
         else:
-            lines.append(f"<b>Problem:</b> {m.note}")
-            lines.append(f"<b>Fix:</b> {model_roles.fix_for(m)}")
-        self.details.setText("<br>".join(_esc(x) if i else x for i, x in enumerate(lines)))
+            lines.append(f"\0Problem:\1 {m.note}")
+            lines.append(f"\0Fix:\1 {model_roles.fix_for(m)}")
+        html = [x if i == 0 else _esc(x).replace("\0", "<b>").replace("\1", "</b>")
+                for i, x in enumerate(lines)]
+        self.details.setText("<br>".join(html))
         hidden = str(m.path) in self._hidden()
         self.hide_button.setText("Show in the list again" if hidden else "Hide from the list")
+        self.allow_button.setVisible(m.format == "pickle" and not m.usable)
 
     # -- actions ------------------------------------------------------------------------
     def reveal(self) -> None:
@@ -722,6 +735,33 @@ class ModelsWindow(QDialog):
         self._fill()
         self._show_details()
         _refresh_app_models(self)
+
+    def allow_pickle(self, confirm: bool | None = None) -> bool:
+        """Allow the selected refused pickle file (after a warning), then rescan."""
+        m = self.current_model()
+        if m is None or m.format != "pickle":
+            return False
+        if confirm is None:
+            confirm = settings.current().ui.confirm_dialogs
+        if confirm:
+            from PySide6.QtWidgets import QMessageBox
+
+            answer = QMessageBox.warning(
+                self, "Allow a pickle file",
+                f"{m.path.name} is a Python pickle: a crafted one can run code on this computer "
+                "when it is opened. CanvasAI reads allowed files with torch's weights-only loader, "
+                "which refuses code, but only allow a file from a source you trust.\n\nAllow it?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        allowed = list(settings.current().models.allow_pickle)
+        if str(m.path) not in allowed:
+            allowed.append(str(m.path))
+            settings.update(**{"models/allow_pickle": allowed})
+        self.rescan()
+        _refresh_app_models(self)
+        return True
 
     def _fill_defaults(self) -> None:
         self._filling = True

@@ -163,3 +163,31 @@ def test_download_from_the_catalogue_shows_progress_and_lands_in_the_registry(
         assert "not found" in cat.status.text()
     finally:
         hub.stop()
+
+
+def test_a_refused_pickle_can_be_allowed_and_is_then_read_safely(qtbot, models_dir):
+    import torch
+
+    torch.save({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+                "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight":
+                    torch.zeros(77, 8)}, models_dir / "old.ckpt")
+    win = ModelsWindow()
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: len(win.models) == 3, timeout=5000)
+    _select(win, "old")
+    assert not win.allow_button.isHidden()
+    assert win.allow_pickle(confirm=False)
+    assert str(models_dir / "old.ckpt") in settings.current().models.allow_pickle
+    qtbot.waitUntil(lambda: any(m.name == "old" and m.usable for m in win.models), timeout=10000)
+
+
+def test_a_cancelled_download_is_not_in_the_cache(tmp_path):
+    from canvasai.backends import catalog, downloads
+
+    entry = catalog.get("taesd")
+    snap = tmp_path / "models--madebyollin--taesd" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    assert not downloads.installed(entry, tmp_path)
+    (snap / "diffusion_pytorch_model.safetensors").write_bytes(b"x")
+    assert downloads.installed(entry, tmp_path)
