@@ -135,10 +135,13 @@ def _inpaint_plan(request: GenerationRequest, model: catalog.ServerModel, fam: A
         full[rows, cols] = masking.composite(crop, gen, crop_mask, request.blend)
         return full if full.shape[2] == 4 else _rgba(full, alpha)
 
+    frame: list[np.ndarray] = []  # one buffer for every step (the service copies what it keeps)
+
     def preview(small: np.ndarray) -> np.ndarray:
-        frame = image.copy() if image.shape[2] == 4 else _rgba(image)
-        frame[rows, cols, :3] = _resize(np.ascontiguousarray(small[..., :3]), size)
-        return frame
+        if not frame:
+            frame.append(image.copy() if image.shape[2] == 4 else _rgba(image))
+        frame[0][rows, cols, :3] = _resize(np.ascontiguousarray(small[..., :3]), size)
+        return frame[0]
 
     meta = {"region": [region.x, region.y, region.w, region.h], "work_size": list(work)}
     return Plan(int(request.steps), {"image": upload}, graph, finish, preview, meta, size)

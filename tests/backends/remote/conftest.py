@@ -51,7 +51,7 @@ class Ctx:
 
     def preview(self, step: int, rgba: np.ndarray) -> None:
         self._here()
-        self.frames.append((step, rgba))
+        self.frames.append((step, rgba.copy()))  # as the service does: backends may reuse buffers
 
     def note(self, message: str) -> None:
         self._here()
