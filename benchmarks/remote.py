@@ -8,14 +8,16 @@ Measures, with the servers' own time per step fixed (``--step-ms``):
    wait for ``executing`` with ``node: null``, ``/history``, ``/view``). Target <= 1.05.
    Also for an inpaint job (region crop, upload, paste-back) against the hand-posted graph
    with the same upload. CanvasAI's side also builds the previews, throttled as the
-   app's service does (30 fps), which the hand-posted run skips.
+   app's service does (30 fps), which the hand-posted run skips; the same job with
+   previews off isolates the protocol's own overhead.
 2. preview latency: from a preview frame's arrival on the WebSocket (parsed) to
    ``ctx.preview`` holding the frame at the request's size (what the canvas then paints,
    the same path as a local preview), median and p95.
 3. batch of 8 candidates on two servers vs one: throughput ratio (target >= 1.8 when the
    servers' time dominates).
 
-Run: ``.venv/bin/python benchmarks/remote.py`` (``--step-ms 20 --steps 20 --repeats 5``).
+Each server runs in its own process, as a real one would. Run:
+``.venv/bin/python benchmarks/remote.py`` (``--step-ms 20 --steps 20 --repeats 5``).
 Prints a table and, as its last line, ``RESULT {json}``.
 """
 
@@ -39,7 +41,7 @@ from canvasai.backends.remote import catalog, graphs  # noqa: E402
 from canvasai.backends.remote.backend import RemoteBackend  # noqa: E402
 from canvasai.backends.remote.pool import ServerPool  # noqa: E402
 from canvasai.backends.remote.protocol import ServerConfig, new_id  # noqa: E402
-from tests.support.fake_comfyui import FakeComfyUI, Knobs  # noqa: E402
+from tests.support.fake_comfyui import FakeComfyUI  # noqa: E402
 
 MODEL = "comfyui:checkpoints/sd15.safetensors"
 APP_INTERVAL = 1.0 / 30.0  # GenerationService's default preview interval
@@ -72,6 +74,9 @@ class Ctx:
         pass
 
 
+_clients: dict[str, Any] = {}
+
+
 def by_hand(url: str, graph: dict, upload: tuple[str, np.ndarray] | None = None) -> float:
     """Post `graph` the way a script would (encode and upload its picture, post, wait,
     fetch and decode the result); returns the wall time."""
@@ -81,8 +86,11 @@ def by_hand(url: str, graph: dict, upload: tuple[str, np.ndarray] | None = None)
 
     from canvasai.backends.remote.protocol import encode_png
 
+    http = _clients.get(url)
+    if http is None:  # one client per server, kept as a script would (no reconnect per job)
+        http = _clients[url] = httpx.Client(base_url=url, timeout=30)
     t0 = time.perf_counter()
-    with httpx.Client(base_url=url, timeout=30) as http:
+    if True:
         if upload is not None:
             png = encode_png(upload[1])
             http.post("/upload/image", files={"image": (upload[0], png, "image/png")},
@@ -108,7 +116,39 @@ def by_hand(url: str, graph: dict, upload: tuple[str, np.ndarray] | None = None)
     return time.perf_counter() - t0
 
 
-def overhead(srv: FakeComfyUI, steps: int, repeats: int, size: int) -> dict[str, Any]:
+class Server:
+    """A loopback server in its own process (as a real server is: its work does not
+    compete with CanvasAI's for this interpreter's lock)."""
+
+    CODE = (
+        "import sys, time\n"
+        "sys.path.insert(0, {root!r})\n"
+        "from tests.support.fake_comfyui import FakeComfyUI, Knobs\n"
+        "s = FakeComfyUI(knobs=Knobs(step_time={step}))\n"
+        "s.start()\n"
+        "print(s.url, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+
+    def __init__(self, step_s: float) -> None:
+        import subprocess
+
+        root = str(Path(__file__).resolve().parents[1])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.CODE.format(root=root, step=step_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        self.models = FakeComfyUI().models  # what it lists (the defaults)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()  # its stdin closes: it exits
+        self.proc.wait(10)
+
+
+def overhead(srv: Server, steps: int, repeats: int, size: int) -> dict[str, Any]:
     pool = ServerPool([ServerConfig(srv.url)])
     backend = RemoteBackend(pool)
     pool.refresh()
@@ -117,7 +157,9 @@ def overhead(srv: FakeComfyUI, steps: int, repeats: int, size: int) -> dict[str,
                             width=size, height=size)
     graph = graphs.txt2img(model, srv.models, graphs.Sampling("p", "", steps, 7.0, 1),
                            size, size)
-    ours, hand = [], []
+    quiet = GenerationRequest(Task.TXT2IMG, prompt="p", model=MODEL, seed=1, steps=steps,
+                              width=size, height=size, previews=False)
+    ours, hand, ours_quiet = [], [], []
     backend.run(req, Ctx())  # warm both paths once
     by_hand(srv.url, graph)
     for _ in range(repeats):
@@ -125,6 +167,9 @@ def overhead(srv: FakeComfyUI, steps: int, repeats: int, size: int) -> dict[str,
         backend.run(req, Ctx(APP_INTERVAL))
         ours.append(time.perf_counter() - t)
         hand.append(by_hand(srv.url, graph))
+        t = time.perf_counter()
+        backend.run(quiet, Ctx())
+        ours_quiet.append(time.perf_counter() - t)
     # inpaint: the same server work plus region, upload and paste-back on our side
     img = np.random.default_rng(0).integers(0, 256, (1024, 1024, 4), dtype=np.uint8)
     img[..., 3] = 255
@@ -133,7 +178,6 @@ def overhead(srv: FakeComfyUI, steps: int, repeats: int, size: int) -> dict[str,
     ireq = GenerationRequest(Task.INPAINT, image=img, mask=mask, prompt="p", model=MODEL, seed=1,
                              steps=steps)
     plan = backend_module.make_plan(ireq, model, lambda s: "")
-    srv.uploads["bench.png"] = plan.uploads["image"]
     igraph = graphs.inpaint(model, srv.models, graphs.Sampling("p", "", steps, 7.0, 1, "default", 1.0),
                             "bench.png")
     iours, ihand = [], []
@@ -146,12 +190,14 @@ def overhead(srv: FakeComfyUI, steps: int, repeats: int, size: int) -> dict[str,
     return {
         "canvasai_s": statistics.median(ours), "hand_s": statistics.median(hand),
         "ratio": statistics.median(ours) / statistics.median(hand),
+        "quiet_s": statistics.median(ours_quiet),
+        "quiet_ratio": statistics.median(ours_quiet) / statistics.median(hand),
         "inpaint_canvasai_s": statistics.median(iours), "inpaint_hand_s": statistics.median(ihand),
         "inpaint_ratio": statistics.median(iours) / statistics.median(ihand),
     }
 
 
-def preview_latency(srv: FakeComfyUI, steps: int, size: int) -> dict[str, Any]:
+def preview_latency(srv: Server, steps: int, size: int) -> dict[str, Any]:
     arrivals: list[float] = []
     original = backend_module.parse_message
 
@@ -177,7 +223,7 @@ def preview_latency(srv: FakeComfyUI, steps: int, size: int) -> dict[str, Any]:
             "median_ms": statistics.median(lat), "p95_ms": lat[int(0.95 * (len(lat) - 1))]}
 
 
-def batch(servers: list[FakeComfyUI], steps: int, n: int) -> float:
+def batch(servers: list[Server], steps: int, n: int) -> float:
     pool = ServerPool([ServerConfig(s.url) for s in servers])
     pool.refresh()
     req = GenerationRequest(Task.TXT2IMG, prompt="p", model=MODEL, seed=1, steps=steps,
@@ -196,16 +242,21 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--size", type=int, default=512)
     args = ap.parse_args()
-    knobs = Knobs(step_time=args.step_ms / 1000.0)
-    with FakeComfyUI(knobs=knobs) as a, FakeComfyUI(knobs=Knobs(step_time=args.step_ms / 1000.0)) as b:
+    a, b = Server(args.step_ms / 1000.0), Server(args.step_ms / 1000.0)
+    try:
         ov = overhead(a, args.steps, args.repeats, args.size)
         pv = preview_latency(a, args.steps, args.size)
         one = batch([a], args.steps, 8)
         two = batch([a, b], args.steps, 8)
+    finally:
+        a.close()
+        b.close()
     throughput = one / two
     rows = [
         ("txt2img: CanvasAI / by hand", f"{ov['canvasai_s'] * 1000:.0f} / {ov['hand_s'] * 1000:.0f} ms",
          f"{ov['ratio']:.3f}", "<= 1.05"),
+        ("txt2img, previews off: CanvasAI / by hand", f"{ov['quiet_s'] * 1000:.0f} / "
+         f"{ov['hand_s'] * 1000:.0f} ms", f"{ov['quiet_ratio']:.3f}", "<= 1.05"),
         ("inpaint 1024²: CanvasAI / by hand", f"{ov['inpaint_canvasai_s'] * 1000:.0f} / "
          f"{ov['inpaint_hand_s'] * 1000:.0f} ms", f"{ov['inpaint_ratio']:.3f}", "<= 1.05"),
         ("preview: frame received -> ctx.preview", f"{pv['frames']}/{pv['of_steps']} frames",
@@ -218,7 +269,8 @@ def main() -> int:
     for r in rows:
         print(f"{r[0]:42} {r[1]:24} {r[2]:32} {r[3]}")
     result = {
-        "ratio": round(ov["ratio"], 4), "inpaint_ratio": round(ov["inpaint_ratio"], 4),
+        "ratio": round(ov["ratio"], 4), "ratio_previews_off": round(ov["quiet_ratio"], 4),
+        "inpaint_ratio": round(ov["inpaint_ratio"], 4),
         "canvasai_ms": round(ov["canvasai_s"] * 1000, 1), "hand_ms": round(ov["hand_s"] * 1000, 1),
         "preview_median_ms": round(pv["median_ms"], 2), "preview_p95_ms": round(pv["p95_ms"], 2),
         "preview_frames": pv["frames"], "steps": args.steps,
