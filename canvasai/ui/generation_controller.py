@@ -82,6 +82,10 @@ class _ScanTask(QRunnable):
                 )
         note = (f"{refused} file(s) in the models folders cannot be used: Models → Models… "
                 f"shows why and how to fix it." if refused else "")
+        if servers.is_alive():  # a slow server: show the local models now, theirs when known
+            servers.join(0.5)
+            if servers.is_alive():
+                self.signals.done.emit(list(found), list(controlnets), note, dict(kinds))
         r_found, r_kinds, r_controlnets, r_note = servers.result()
         found += r_found
         kinds.update(r_kinds)
@@ -332,7 +336,10 @@ class GenerationController(QObject):
 
     def _on_started(self, job_id: int) -> None:
         if job_id in self._batch:
-            self.panel.set_status(self.picker_memory.starting_text(self._jobs.get(job_id)))
+            text = self.picker_memory.starting_text(self._jobs.get(job_id))
+            if text.startswith("Loading"):
+                self.panel.progress.setRange(0, 0)  # busy until the first step reports
+            self.panel.set_status(text)
 
     def _on_progress(self, job_id: int, step: int, total: int) -> None:
         if job_id in self._batch:
