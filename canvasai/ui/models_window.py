@@ -850,6 +850,11 @@ class ModelsWindow(QDialog):
         super().done(result)
 
 
+def _short_name(name: str) -> str:
+    """A model's registry name, or a path's last part."""
+    return os.path.basename(name.rstrip("/")) if os.sep in name else name
+
+
 def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -936,6 +941,7 @@ class PickerMemory(QObject):
         self.panel = panel
         self._quiet = 0
         self.loaded: set[str] = set()
+        self.last_run = ""  # the model of the last job (the one the service has loaded)
         panel.model.currentIndexChanged.connect(self._remember)
         panel.task.currentIndexChanged.connect(lambda _i: self.restore())
 
@@ -982,9 +988,14 @@ class PickerMemory(QObject):
                 self.panel.model.setCurrentIndex(i)
 
     def starting_text(self, job: Any) -> str:
-        """"Loading NAME (x.x GB)…" the first time a model runs in this session, else "Starting…"."""
+        """"Loading NAME (x.x GB)…" when a job runs a model other than the last one (the
+        service keeps one pipeline loaded and unloads it for another, which the text then
+        says), else "Starting…" (the loaded model is reused)."""
         name = str(getattr(getattr(job, "request", None), "model", "") or "")
-        if not name or name == "classic" or name in self.loaded:
+        if not name or name == "classic":
+            return "Starting…"
+        previous, self.last_run = self.last_run, name
+        if name == previous:
             return "Starting…"
         self.loaded.add(name)
         info = getattr(self.panel, "_model_info", {}).get(name)
@@ -992,5 +1003,7 @@ class PickerMemory(QObject):
         if not size:
             found = registry.peek(name)
             size = found.size_bytes if found is not None else 0
-        label = os.path.basename(name.rstrip("/")) if os.sep in name else name
-        return f"Loading {label} ({size / 1e9:.1f} GB)…" if size else f"Loading {label}…"
+        text = f"Loading {_short_name(name)}" + (f" ({size / 1e9:.1f} GB)…" if size else "…")
+        if previous:
+            text += f" {_short_name(previous)} is unloaded to make room."
+        return text

@@ -64,8 +64,12 @@ def test_first_job_on_a_model_says_loading_with_its_size(qtbot):
     panel.set_model_info({"dreamshaper": ("sd1", "base", "", 2_130_000_000, 3_000_000_000)})
     job = SimpleNamespace(request=SimpleNamespace(model="dreamshaper"))
     assert mem.starting_text(job) == "Loading dreamshaper (2.1 GB)…"
-    assert mem.starting_text(job) == "Starting…"
+    assert mem.starting_text(job) == "Starting…"  # loaded: reused
     assert mem.starting_text(SimpleNamespace(request=SimpleNamespace(model="classic"))) == "Starting…"
+    other = SimpleNamespace(request=SimpleNamespace(model="/data/x/flux1-dev.safetensors"))
+    assert mem.starting_text(other) == ("Loading flux1-dev.safetensors… "
+                                        "dreamshaper is unloaded to make room.")
+    assert mem.starting_text(job).startswith("Loading dreamshaper (2.1 GB)…")
 
 
 def test_hidden_models_leave_the_picker(qtbot, tmp_path):
