@@ -197,6 +197,13 @@ def test_cancel_removes_the_partial_file_and_a_later_download_resumes(hub, tmp_p
 
 
 def test_hash_is_computed_while_downloading_not_in_a_second_pass(hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    # a transfer that lasts a few tens of ms, as real ones do (a 300 KB file on loopback can
+    # be written and renamed before the reader thread first looks: then it falls back to a
+    # second pass, which is correct but not what this test is about)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 30_000)
+    hub.chunk, hub.delay = 30_000, 0.005
     second_pass: list[Path] = []
     real = downloads._sha256
     monkeypatch.setattr(downloads, "_sha256", lambda p, c=None: second_pass.append(p) or real(p, c))
