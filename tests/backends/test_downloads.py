@@ -203,7 +203,8 @@ def test_hash_is_computed_while_downloading_not_in_a_second_pass(hub, tmp_path, 
     # be written and renamed before the reader thread first looks: then it falls back to a
     # second pass, which is correct but not what this test is about)
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 30_000)
-    hub.chunk, hub.delay = 30_000, 0.005
+    hub.chunk, hub.delay = 30_000, 0.05  # ~0.5 s: the reader (polling every 5 ms) finds the
+    # file even on a loaded 2-core CI machine, where 5 ms per chunk sometimes was not enough
     second_pass: list[Path] = []
     real = downloads._sha256
     monkeypatch.setattr(downloads, "_sha256", lambda p, c=None: second_pass.append(p) or real(p, c))
