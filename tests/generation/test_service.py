@@ -212,7 +212,10 @@ def test_gui_thread_stays_responsive_while_a_job_runs(qtbot, service, recorder, 
         timer.stop()
     assert recorder.names(job)[-1] == "finished"
     assert len(gaps) >= 10
-    assert max(gaps[1:]) < 50, gaps
+    # a GUI thread blocked by the job would miss ticks for the job's whole length (over
+    # 600 ms); the bound leaves room for a loaded CI machine (the 50 ms target is measured
+    # in benchmarks/editing.py, not asserted here)
+    assert max(gaps[1:]) < 200, gaps
 
 
 def test_previews_never_back_up_while_the_gui_is_busy(qtbot, service, recorder, fake_backend):
