@@ -110,18 +110,25 @@ def _is_edit_model(name: str) -> bool:
 
 def auto_flow(doc: Document, p: FlowParams) -> str:
     """What Generate does when the person didn't pick a task."""
+    return auto_choice(doc, p)[0]
+
+
+def auto_choice(doc: Document, p: FlowParams) -> tuple[str, str]:
+    """Auto's task and, in plain words, why (the panel shows it before Generate runs)."""
     if _is_edit_model(p.model) and not any(p.margins):
-        return "edit"
+        return "edit", "the chosen model follows instructions"
     if any(p.margins):
-        return "outpaint"
+        return "outpaint", "the outpaint frame extends the canvas"
     if not doc.mask.is_blank:
-        return "inpaint"
-    if any(layer.is_sketch and layer.visible for layer in doc.layers):
-        return "sketch"
+        return "inpaint", "a mask is painted"
+    sketch = next((la for la in doc.layers if la.is_sketch and la.visible), None)
+    if sketch is not None:
+        return "sketch", f"“{sketch.name}” is marked as the sketch layer"
     if doc.selection is not None:
-        return "inpaint"
-    painted = any(layer.surface.tile_keys() for layer in doc.layers)
-    return "refine" if painted else "generate"
+        return "inpaint", "there is a selection"
+    if any(layer.surface.tile_keys() for layer in doc.layers):
+        return "refine", "the canvas is painted and nothing is masked or selected"
+    return "generate", "the canvas is empty"
 
 
 def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:
@@ -294,6 +301,26 @@ def generation_record(job: FlowJob, seed: int,
     """The one record of a candidate: kept on its layer, in the history and in exports."""
     return GenerationRecord.of(job.flow, job.params, job.request, seed,
                                (job.target.w, job.target.h), metadata)
+
+
+def preview_alpha(job: FlowJob) -> np.ndarray | None:
+    """Where a result of `job` shows, as a float32 (h, w) alpha over its preview rectangle.
+
+    The same feathered mask the result is pasted through (inpaint, edit or sketch inside a
+    mask), or only the new area (outpaint); None where the whole rectangle is replaced.
+    Previews and candidates are drawn through it, so the canvas around stays visible.
+    """
+    rect = job.preview_rect or job.target
+    if job.flow in ("inpaint", "edit", "sketch") and job.request.mask is not None:
+        alpha = masking.paste_alpha(job.request.mask, job.request.blend)
+        return alpha if alpha.shape == (rect.h, rect.w) else None
+    if job.flow == "outpaint" and job.doc_size != (0, 0):
+        alpha = np.ones((rect.h, rect.w), np.float32)
+        old = Rect(0, 0, *job.doc_size).intersect(rect)
+        if not old.is_empty():
+            alpha[old.translated(-rect.x, -rect.y).slices()] = 0.0
+        return alpha
+    return None
 
 
 def layer_name(job: FlowJob, seed: int) -> str:
