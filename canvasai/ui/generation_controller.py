@@ -15,8 +15,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QImage, QKeySequence
 from PySide6.QtWidgets import QMainWindow
 
 from canvasai.backends.api import GenerationResult
@@ -28,6 +29,7 @@ from canvasai.generation.history import record
 from canvasai.tools.outpaint_frame import OutpaintFrame
 from canvasai.ui.generation_history import GenerationHistoryPanel
 from canvasai.ui.generation_panel import GenerationPanel
+from canvasai.ui.images import qimage_from_rgba
 from canvasai.ui.staging_strip import Candidate, StagingStrip
 
 
@@ -114,6 +116,29 @@ class _ServerList(threading.Thread):
         return self.entries
 
 
+def through_alpha(rgba: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """`rgba` (any size) at `alpha`'s size with its alpha multiplied by `alpha`.
+
+    Where `alpha` is exactly 0 the frame is fully transparent, so the canvas shows
+    there exactly as it is (strokes painted during the job included).
+    """
+    if alpha is None:
+        return rgba
+    h, w = alpha.shape
+    frame = np.asarray(rgba, dtype=np.uint8)
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        frame = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    if frame.shape[:2] != (h, w):
+        img = qimage_from_rgba(frame).scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation)
+        img = img.convertToFormat(QImage.Format.Format_RGBA8888)
+        rows = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * h)
+        frame = rows.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4)
+    out = np.array(frame, dtype=np.uint8, copy=True)
+    out[..., 3] = (out[..., 3] * alpha + 0.5).astype(np.uint8)
+    return out
+
+
 class GenerationController(QObject):
     """Owns the generation panel, staging strip and history panel of a main window."""
 
@@ -127,6 +152,7 @@ class GenerationController(QObject):
         self.frame = OutpaintFrame()
         self._jobs: dict[int, FlowJob] = {}
         self._job_doc: dict[int, Document] = {}
+        self._alpha: dict[int, Any] = {}  # job id -> where its result shows (None: everywhere)
         self._batch: list[int] = []
         self._batch_size = 0
         self._last_job: FlowJob | None = None
@@ -328,6 +354,7 @@ class GenerationController(QObject):
             self._batch.remove(job_id)
         self._jobs.pop(job_id, None)
         self._job_doc.pop(job_id, None)
+        self._alpha.pop(job_id, None)
         if not self._batch:
             self.panel.set_busy(False)
             self.cancel_action.setEnabled(False)
@@ -354,15 +381,19 @@ class GenerationController(QObject):
         if self.first_preview_at is None:
             self.first_preview_at = time.perf_counter()
         self._shown = None
-        self.canvas.set_preview(rgba, job.preview_rect or job.target)
+        rect = job.preview_rect or job.target
+        if job_id not in self._alpha:
+            self._alpha[job_id] = flows.preview_alpha(job)
+        self.canvas.set_preview(through_alpha(rgba, self._alpha[job_id]), rect)
 
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
         job = self._jobs.pop(job_id, None)
         doc = self._job_doc.get(job_id)
         if job is not None and doc is self.document() and doc is not None:
             meta = dict(result.metadata)
+            alpha = self._alpha[job_id] if job_id in self._alpha else flows.preview_alpha(job)
             for image, seed in zip(result.images, result.seeds, strict=False):
-                index = self.strip.add(Candidate(image, int(seed), job, meta))
+                index = self.strip.add(Candidate(image, int(seed), job, meta, alpha))
                 record(doc, flows.generation_record(job, int(seed), meta), image)
                 if index == 0 or self._shown is None:
                     self.show_candidate(self.strip.current_index())
@@ -400,7 +431,7 @@ class GenerationController(QObject):
         if c.job.flow == "upscale":
             rect = c.job.source_rect
         self._shown = index
-        self.canvas.set_preview(c.image, rect)
+        self.canvas.set_preview(through_alpha(c.image, c.alpha), rect)
 
     def accept(self, index: int) -> bool:
         doc = self.document()

@@ -27,6 +27,7 @@ class Candidate:
     seed: int
     job: Any  # canvasai.generation.flows.FlowJob
     metadata: dict[str, Any]
+    alpha: np.ndarray | None = None  # where it shows on the canvas (flows.preview_alpha)
 
 
 class StagingStrip(QWidget):

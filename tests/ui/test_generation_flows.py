@@ -273,3 +273,129 @@ def test_edit_flow_with_an_edit_model_changes_only_the_selection(qtbot, win, tmp
     assert not np.array_equal(after, before)
     doc.undo()
     assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+# --------------------------------------------------------------------------- previews in the mask
+class HeldBackend:
+    """Sends a solid magenta preview at step 1 (a quarter of the job's size), then waits for
+    `release` (checking cancel) and returns magenta results: a job that stays 'running'."""
+
+    name = "held"
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+
+    def run(self, request, ctx):
+        import time as _t
+
+        from canvasai.backends.api import GenerationResult
+
+        h, w = (request.image.shape[:2] if request.image is not None
+                else (request.height, request.width))
+        frame = np.zeros((max(1, h // 4), max(1, w // 4), 4), np.uint8)
+        frame[...] = (255, 0, 255, 255)
+        ctx.progress(1, request.steps)
+        ctx.preview(1, frame)
+        while not self.release.is_set():
+            ctx.check_cancelled()
+            _t.sleep(0.01)
+        image = np.zeros((h, w, 4), np.uint8)
+        image[...] = (255, 0, 255, 255)
+        n = request.batch_size
+        return GenerationResult(tuple(image.copy() for _ in range(n)),
+                                tuple(int(request.seed) + i for i in range(n)))
+
+
+@pytest.fixture
+def held(win):
+    from canvasai.generation.service import GenerationService
+
+    backend = HeldBackend()
+    win.generation._service = GenerationService(backend_factory=lambda r: backend,
+                                                preview_interval=0)
+    yield backend
+    backend.release.set()
+
+
+def screen(win) -> np.ndarray:
+    """The canvas widget as a person sees it, (h, w, 4) RGBA."""
+    from PySide6.QtGui import QImage
+
+    img = win.canvas.grab().toImage().convertToFormat(QImage.Format.Format_RGBA8888)
+    h, w = img.height(), img.width()
+    rows = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * h)
+    return rows.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
+
+
+def doc_on_screen(win, pixels: np.ndarray) -> np.ndarray:
+    """The on-screen pixels of the whole document at zoom 1, offset (8, 8)."""
+    doc = win.document
+    return pixels[8 : 8 + doc.height, 8 : 8 + doc.width]
+
+
+def zoom_one(qtbot, win) -> None:
+    from PySide6.QtCore import QPointF
+
+    win.resize(1000, 800)
+    win.canvas.view.zoom = 1.0
+    win.canvas.view.offset = QPointF(8, 8)
+    win.canvas.update()
+
+
+def test_inpaint_preview_only_covers_the_feathered_mask_and_strokes_stay_visible(
+        qtbot, win, held):
+    from canvasai.generation import flows
+
+    gen, doc = win.generation, win.document
+    zoom_one(qtbot, win)
+    paint_mask(doc, 96, 80, 14)
+    gen.panel.set_flow("inpaint")
+    gen.panel.grow.setValue(2)
+    gen.panel.feather.setValue(4)
+    win.canvas.set_mask_visible(False)  # the tint is not what is checked here
+    before = doc_on_screen(win, screen(win))
+    qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.canvas._preview is not None, timeout=TIMEOUT_MS)
+    assert gen.busy
+    job = next(iter(gen._jobs.values()))
+    alpha = np.zeros((doc.height, doc.width), np.float32)
+    r = job.preview_rect
+    alpha[r.slices()] = flows.preview_alpha(job)
+    # a stroke painted while the job runs, inside the job's rectangle but outside the mask
+    dab = Rect(r.x + 2, r.y + 2, 4, 4)
+    assert not alpha[dab.slices()].any()
+    doc.write_pixels(doc.active_layer, dab.x, dab.y, np.full((4, 4, 4), (0, 0, 0, 255), np.uint8))
+    during = doc_on_screen(win, screen(win))
+    outside = alpha == 0
+    stroke = np.zeros_like(outside)
+    stroke[dab.slices()] = True
+    keep = outside & ~stroke
+    assert np.array_equal(during[keep], before[keep])
+    assert (during[alpha == 1][:, :3] == (255, 0, 255)).all()
+    assert (during[r.y + 3, r.x + 3, :3] == 0).all()  # the new stroke shows
+    held.release.set()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    shown = doc_on_screen(win, screen(win))  # the candidate, through the same mask
+    assert np.array_equal(shown[keep], before[keep])
+    assert (shown[alpha == 1][:, :3] == (255, 0, 255)).all()
+
+
+def test_outpaint_preview_covers_only_the_new_area(qtbot, win, held):
+    gen, doc = win.generation, win.document
+    zoom_one(qtbot, win)
+    gen.panel.set_flow("outpaint")
+    gen.panel.set_margins((0, 0, 48, 24))
+    win.canvas.set_frame_rect(None)  # the frame's outline is not what is checked here
+    before = screen(win)
+    qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.canvas._preview is not None, timeout=TIMEOUT_MS)
+    during = screen(win)
+    old = (slice(8, 8 + doc.height), slice(8, 8 + doc.width))
+    assert np.array_equal(during[old], before[old])
+    new_right = during[8 : 8 + doc.height, 8 + doc.width + 2 : 8 + doc.width + 46]
+    assert (new_right[..., :3] == (255, 0, 255)).all()
+    gen.cancel()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert win.canvas._preview is None and (doc.width, doc.height) == (192, 160)
