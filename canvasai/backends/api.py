@@ -27,6 +27,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from canvasai.backends.loras import MAX_WEIGHT as MAX_LORA_WEIGHT
+from canvasai.backends.loras import MIN_WEIGHT as MIN_LORA_WEIGHT
+from canvasai.backends.loras import LoraSpec
 from canvasai.core.errors import GenerationError
 from canvasai.core.settings import RANGES, GenerationDefaults
 
@@ -240,6 +243,8 @@ class GenerationRequest:
     previews: bool = True
     #: reference images (H x W x 3|4 uint8) for Edit with models that take several
     references: tuple[np.ndarray, ...] = ()
+    #: LoRAs to apply (besides any ``<lora:name:weight>`` tags in the prompt)
+    loras: tuple[LoraSpec, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image))
@@ -301,6 +306,11 @@ class GenerationRequest:
             s = self.outpaint
             if (w + s.left + s.right) * (h + s.top + s.bottom) > MAX_PIXELS:
                 raise RequestError("The outpainted image would be too large.")
+        for spec in self.loras:
+            if not isinstance(spec, LoraSpec) or not spec.name.strip():
+                raise RequestError("A LoRA needs a name.")
+            check_number(f"weight of LoRA {spec.name}", spec.weight, MIN_LORA_WEIGHT,
+                          MAX_LORA_WEIGHT)
         if len(self.references) > MAX_REFERENCES:
             raise RequestError(f"At most {MAX_REFERENCES} reference images, not {len(self.references)}.")
         for i, ref in enumerate(self.references):

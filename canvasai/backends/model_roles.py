@@ -44,14 +44,13 @@ FORMATS = {
 
 def group_of(info: m.ModelInfo) -> str:
     if not info.usable:
-        if "lora" in info.note.lower():
-            return "lora"
         return "problem"
     if info.kind == m.BASE:
         return "main"
     return {
         m.INPAINT: "inpaint", m.EDIT: "edit", m.CONTROLNET: "controlnet", m.VAE: "vae",
         m.TEXT_ENCODER: "text_encoder", m.UPSCALER: "upscaler", m.TAESD: "taesd",
+        m.LORA: "lora",
     }.get(info.kind, "problem")
 
 
@@ -80,6 +79,9 @@ def flows_for(info: m.ModelInfo) -> list[str]:
         return ["Live previews"]
     if info.kind in (m.VAE, m.TEXT_ENCODER):
         return ["Part of a split-files model"]
+    if info.kind == m.LORA:
+        words = f" (trigger words: {', '.join(info.triggers)})" if info.triggers else ""
+        return [f"LoRA for every flow: <lora:{info.name}:1> in the prompt{words}"]
     return []
 
 
@@ -96,8 +98,6 @@ def fix_for(info: m.ModelInfo) -> str:
         return "Put the missing text encoder / VAE files where the note says, then rescan."
     if "truncated" in note or "interrupted" in note or "only" in note and "bytes" in note:
         return "The file is incomplete: download it again."
-    if "lora" in note:
-        return "LoRA files are listed but not applied yet."
     if "cannot read" in note or "permission" in note:
         return "Check the folder's permissions (the app needs to read it)."
     if "link" in note:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from canvasai.backends import loras as _loras
 from canvasai.backends import parts as _parts
 from canvasai.backends import scan_index as _scan_index
 from canvasai.backends.diffusion import families as _families
@@ -60,6 +61,7 @@ UPSCALER = "upscaler"
 TAESD = "taesd"
 VAE = "vae"
 TEXT_ENCODER = "text_encoder"  # a separate text encoder file (split files)
+LORA = "lora"  # a LoRA adapter applied on top of a main model
 REFUSED = "refused"
 UNSUPPORTED = "unsupported"
 
@@ -99,6 +101,7 @@ class ModelInfo:
     variant: str = ""  # within the family: "schnell", "dev", "fill", "kontext", "turbo", "edit-plus"
     #: split files: role -> file, for a transformer kept apart from its text encoders / VAE
     parts: tuple[tuple[str, Path], ...] = ()
+    triggers: tuple[str, ...] = ()  # a LoRA's trigger words (from its metadata)
 
     @property
     def usable(self) -> bool:
@@ -261,6 +264,10 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
     ``xl_base``, ``xl_refiner``, ``upscale``, ``controlnet``), without loading tensors.
     """
     keys = shapes.keys()
+    if _loras.is_lora(keys):
+        family = _loras.lora_family(shapes)
+        note = "" if family != UNKNOWN else "family not recognised from its keys"
+        return _Class(family, LORA, note=note)
     dit = _families.detect_checkpoint(shapes, name)
     if dit is not None:
         return _Class(dit.family, dit.kind, note=dit.note, variant=dit.variant)
@@ -317,8 +324,6 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
             family, UNSUPPORTED, note=f"UNet with {in_ch} input channels is not supported"
         )
 
-    if any("lora_" in k for k in keys):
-        return _Class(UNKNOWN, UNSUPPORTED, note="LoRA files are not supported yet")
     part = _parts.classify_part(shapes, name)
     if part is not None:
         kind, ptype = part
@@ -514,7 +519,14 @@ def _inspect_path(p: Path, name: str | None, allow_pickle: bool) -> ModelInfo | 
             variant=c.variant or _variant_from_name(c.family, p.name),
         )
     if suffix == ".safetensors":
-        c = classify_checkpoint(shapes_from_header(read_safetensors_header(p)), p.name)
+        header = read_safetensors_header(p)
+        c = classify_checkpoint(shapes_from_header(header), p.name)
+        if c.kind == LORA:
+            meta = header.get("__metadata__")
+            words = _loras.trigger_words(meta if isinstance(meta, dict) else None)
+            return ModelInfo(
+                label, p, c.family, LORA, "single_file", None, size, c.note, triggers=words
+            )
         return ModelInfo(
             label,
             p,

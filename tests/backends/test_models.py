@@ -100,7 +100,7 @@ def test_header_classification_sd1_sdxl_inpaint_controlnet(tmp_path: Path) -> No
     )
     assert (cn.family, cn.kind, cn.control_type) == (SD1, CONTROLNET, "canny")
     lora = classify_checkpoint({"lora_unet_down_blocks_0.lora_up.weight": (4, 4)})
-    assert lora.kind == UNSUPPORTED and "LoRA" in lora.note
+    assert (lora.kind, lora.family) == ("lora", SD1)
 
 
 def test_hf_cache_layout(tmp_path: Path, tiny_models) -> None:

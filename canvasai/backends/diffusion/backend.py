@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task
 from canvasai.backends.device import free_memory, is_out_of_memory
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
+from canvasai.backends.loras import split_prompt
 from canvasai.backends.models import (
     CONTROLNET,
     REFUSED,
@@ -103,5 +105,14 @@ class DiffusersBackend:
         ctx.check_cancelled()
         loaded = self._load(info, ctx)
         ctx.check_cancelled()
+        prompt, tagged = split_prompt(request.prompt)
+        specs = {s.name: s for s in [*tagged, *request.loras]}  # the request's own win
+        applied = self.manager.apply_loras(loaded, list(specs.values()))
+        if tagged:
+            request = dataclasses.replace(request, prompt=prompt)
         module: Any = importlib.import_module(module_name)
-        return module.run(self.manager, loaded, request, ctx)
+        result = module.run(self.manager, loaded, request, ctx)
+        if applied:
+            meta = dict(result.metadata) | {"loras": applied}
+            result = dataclasses.replace(result, metadata=meta)
+        return result

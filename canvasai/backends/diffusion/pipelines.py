@@ -18,9 +18,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,18 @@ from canvasai.backends.device import (
 )
 from canvasai.backends.diffusion import families
 from canvasai.backends.diffusion.families.base import Family, Route
+from canvasai.backends.loras import LoraSpec
 from canvasai.backends.models import (
     BASE,
     CONTROLNET,
     EDIT,
     INPAINT,
+    LORA,
     SD1,
     SD2,
     SDXL,
     TAESD,
+    UNKNOWN,
     UPSCALER,
     ModelInfo,
     ModelRegistry,
@@ -171,6 +175,8 @@ class LoadedModel:
     scheduler_config: dict[str, Any]
     variants: dict[tuple[str, str], Any] = field(default_factory=dict)
     degraded: list[str] = field(default_factory=list)  # OOM measures applied so far
+    #: LoRAs loaded into the model's modules (adapter name -> file), kept between jobs
+    adapters: dict[str, Path] = field(default_factory=dict)
 
     @property
     def family(self) -> Family:
@@ -327,6 +333,53 @@ class PipelineManager:
             pipe.enable_sequential_cpu_offload()
         if how != ON_DEVICE:
             log.info("%s (%.1f GB) does not fit: %s", info.name, total / 1e9, how)
+
+    def apply_loras(self, loaded: LoadedModel, specs: Sequence[LoraSpec]) -> list[dict[str, Any]]:
+        """Make exactly `specs` active on `loaded` (none: LoRAs off); returns what was applied.
+
+        Each LoRA file is loaded into the model's modules once (diffusers'
+        ``load_lora_weights``: kohya/A1111, diffusers and PEFT layouts) and kept: a later
+        job with the same LoRA only sets its weight. The task pipelines made with
+        ``from_pipe`` share those modules. A LoRA of another family is refused before
+        anything is loaded.
+        """
+        pipe = loaded.pipe
+        if not specs:
+            if loaded.adapters:
+                pipe.disable_lora()
+            return []
+        if not hasattr(pipe, "load_lora_weights"):
+            raise ModelError(f"LoRAs cannot be applied to {loaded.info.name} ({loaded.family.label}).")
+        names, weights, applied = [], [], []
+        for spec in specs:
+            info = self.registry.resolve(spec.name)
+            if info.kind != LORA:
+                raise ModelError(f"{info.name} is not a LoRA ({models.describe(info)}).")
+            fam = loaded.info.family
+            if info.family not in (fam, UNKNOWN) and families.get(fam).tae_family != info.family:
+                other = families.find(info.family)
+                raise ModelError(
+                    f"LoRA {info.name} is for {other.label if other else info.family} models; "
+                    f"{loaded.info.name} is a {loaded.family.label} model."
+                )
+            key = "lora_" + hashlib.sha1(str(info.path).encode()).hexdigest()[:12]
+            if key not in loaded.adapters:
+                try:
+                    pipe.load_lora_weights(str(info.path), adapter_name=key)
+                except Exception as exc:  # noqa: BLE001 - keys that fit nothing, bad files
+                    if is_out_of_memory(exc):
+                        raise
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                    raise ModelError(
+                        f"LoRA {info.name} could not be applied to {loaded.info.name}: {first}"
+                    ) from exc
+                loaded.adapters[key] = info.path
+            names.append(key)
+            weights.append(float(spec.weight))
+            applied.append({"name": info.name, "weight": float(spec.weight)})
+        pipe.enable_lora()
+        pipe.set_adapters(names, adapter_weights=weights)
+        return applied
 
     def variant(
         self, loaded: LoadedModel, pipeline: str, controlnet: Any = None, key: str = ""
