@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QVBoxLayout,
@@ -46,6 +47,25 @@ PROMPT_HINTS = {
     "edit": "Instruction: “make it night”, “remove the lamp”, “turn the cat into a fox”…",
 }
 DEFAULT_PROMPT_HINT = "Describe what to paint…"
+TASK_NAMES = {
+    "generate": "generate from text", "refine": "refine the picture", "inpaint": "inpaint",
+    "outpaint": "outpaint", "sketch": "render the sketch", "upscale": "upscale",
+    "edit": "edit by instruction",
+}
+#: What the Classic (OpenCV) backend can do; other tasks need a model.
+CLASSIC_TASKS = ("inpaint", "outpaint", "upscale")
+#: The task sections each task shows (Auto adds the sections of the task it would choose).
+SECTIONS = {
+    "auto": {"outpaint"},
+    "generate": set(),
+    "refine": set(),
+    "inpaint": {"inpaint"},
+    "outpaint": {"outpaint"},
+    "sketch": {"sketch", "inpaint"},
+    "upscale": {"upscale"},
+    "edit": {"inpaint", "edit"},
+}
+MESSAGE_LINES = 3  # the message area's fixed height, in lines: it never moves the Generate button
 PROMPT_HISTORY_KEY = "ui/prompt_history"
 
 
@@ -84,6 +104,9 @@ class GenerationPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._busy = False
+        self._auto: tuple[str, str] | None = None  # Auto's choice and why, for the document
+        self._dirty = False
+        self._status_for: tuple[str, object] | None = None  # task and model the status is about
         self._last_seed: int | None = None
         self._updating_margins = False
         outer = QVBoxLayout(self)
@@ -104,6 +127,11 @@ class GenerationPanel(QWidget):
             self.task.addItem(label, key)
         self.task.currentIndexChanged.connect(self._update_sections)
         lay.addWidget(self.task)
+        # what Auto would do now and why, or why the chosen model can't do the task
+        self.task_note = QLabel("")
+        self.task_note.setWordWrap(True)
+        self.task_note.setObjectName("taskNote")
+        lay.addWidget(self.task_note)
         self.prompt = QPlainTextEdit()
         self.prompt.setPlaceholderText(DEFAULT_PROMPT_HINT)
         self.prompt.setFixedHeight(72)
@@ -146,11 +174,13 @@ class GenerationPanel(QWidget):
         self.model_note = QLabel("")
         self.model_note.setWordWrap(True)
         self.model_note.setObjectName("modelNote")
+        self.model_note.setVisible(False)
         lay.addWidget(self.model_note)
         self.model.currentIndexChanged.connect(self._model_changed)
+        self.model.currentIndexChanged.connect(self._update_sections)
 
-        sampling = QGroupBox("Sampling")
-        form = QFormLayout(sampling)
+        self.sampling_box = sampling = QGroupBox("Sampling")
+        form = self._sampling_form = QFormLayout(sampling)
         d = settings.current().generation
         self.steps = _spin(*_range("steps"), d.steps)
         self.guidance = _dspin(*_range("guidance"), d.guidance, 0.5, 1)
@@ -192,6 +222,7 @@ class GenerationPanel(QWidget):
         f.addRow("Feather", self.feather)
         f.addRow(self.color_match)
         f.addRow("Classic method", self.classic_method)
+        self._inpaint_form = f
         lay.addWidget(self.inpaint_box)
 
         self.outpaint_box = QGroupBox("Outpaint")
@@ -224,6 +255,9 @@ class GenerationPanel(QWidget):
         self.control_scale = _dspin(*_range("control_scale"), d.control_scale, 0.05)
         self.sketch_mask = QCheckBox("Only inside the mask")
         self.sketch_mask.setChecked(True)
+        self.sketch_mask_note = QLabel("")
+        self.sketch_mask_note.setWordWrap(True)
+        self.sketch_mask_note.setObjectName("optionNote")
         self.control_preprocess = QCheckBox("Detect lines/edges/depth first")
         self.control_preprocess.setToolTip(
             "Off when the sketch layer already is a control map (edges, depth, …)")
@@ -235,6 +269,7 @@ class GenerationPanel(QWidget):
         f.addRow("Control strength", self.control_scale)
         f.addRow(self.control_preprocess)
         f.addRow(self.sketch_mask)
+        f.addRow(self.sketch_mask_note)
         f.addRow(mark)
         lay.addWidget(self.sketch_box)
 
@@ -259,6 +294,7 @@ class GenerationPanel(QWidget):
         f.addRow("Tile", self.tile)
         f.addRow("Overlap", self.overlap)
         f.addRow("Sharpen", self.sharpen)
+        self._upscale_form = f
         lay.addWidget(self.upscale_box)
 
         self.edit_box = QGroupBox("Edit")
@@ -274,9 +310,28 @@ class GenerationPanel(QWidget):
         self.references.itemChanged.connect(self._reference_ticked)
         f.addRow("Reference layers", self.references)
         lay.addWidget(self.edit_box)
+        # what is not shown for this task and model, and why
+        self.hidden_note = QLabel("")
+        self.hidden_note.setWordWrap(True)
+        self.hidden_note.setObjectName("hiddenNote")
+        lay.addWidget(self.hidden_note)
         lay.addStretch(1)
 
         # -- run ------------------------------------------------------------------------------
+        # Errors and notes live in a fixed-height area above the button: a long message
+        # scrolls inside it instead of pushing the button away mid-click.
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setObjectName("generationMessage")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_area = QScrollArea()
+        self.message_area.setWidgetResizable(True)
+        self.message_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.message_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.message_area.setWidget(self.message)
+        self.message_area.setFixedHeight(self.fontMetrics().lineSpacing() * MESSAGE_LINES + 6)
+        outer.addWidget(self.message_area)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("generateButton")
         self.generate_button.setMinimumHeight(34)
@@ -288,26 +343,30 @@ class GenerationPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setTextVisible(False)
         self.step_label = QLabel("Ready")
+        # a long status ("Loading <long model name>…") is cut, never widens the panel
+        self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         prog_row.addWidget(self.progress, 1)
-        prog_row.addWidget(self.step_label)
+        prog_row.addWidget(self.step_label, 1)
         outer.addLayout(prog_row)
-        self.message = QLabel("")
-        self.message.setWordWrap(True)
-        self.message.setObjectName("generationMessage")
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        outer.addWidget(self.message)
-        self.set_models([])
+        self._job_label = ""  # the running (or last) job: "Inpaint · Classic"
+        self._doc: object | None = None
+        self._watch = QTimer(self)  # follows the window's document (Auto's choice, mask notes)
+        self._watch.setInterval(500)
+        self._watch.timeout.connect(self._follow_document)
+        self._watch.start()
         for combo in self.findChildren(QComboBox):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(8)
-        self._load_prompt_history()
-        self._update_sections()
-        # never narrower than what the sections need: a narrower dock clipped the right
-        # edge (the model row's buttons, long notes) instead of wrapping
+        # never narrower than what the widest task and model need (measured while every
+        # section is still shown): a narrower dock clipped the right edge (the model row's
+        # buttons, the seed row, spin-box arrows) instead of wrapping
         self._scroll = scroll
         scroll.setMinimumWidth(
             body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2
         )
+        self.set_models([])
+        self._load_prompt_history()
+        self._update_sections()
 
     # -- models ---------------------------------------------------------------------------------
     def set_models(self, models: Iterable[tuple[str, str, str]],
@@ -354,8 +413,10 @@ class GenerationPanel(QWidget):
         fam = families.find(info[0]) if info else None
         if info is None or fam is None:
             self.negative.setEnabled(True)
+            self.negative_note.setText("")
             self.negative_note.setVisible(False)
             self.model_note.setText("")
+            self.model_note.setVisible(False)
             self._defaults_for = None
             return
         family, kind, variant = info[:3]
@@ -368,6 +429,7 @@ class GenerationPanel(QWidget):
         if len(info) >= 5 and info[3]:
             size = (f" · {info[3] / 1e9:.1f} GB, needs about {info[4] / 1e9:.0f} GB of GPU "
                     "memory (runs with less, offloaded)")
+        self.model_note.setVisible(True)
         self.model_note.setText(
             f"{label}: {d.steps} steps, guidance {d.guidance:g} by default"
             + (" · follows instructions (Edit)" if kind == "edit" else "")
@@ -528,10 +590,12 @@ class GenerationPanel(QWidget):
         finally:
             self._updating_margins = False
         self.margins_changed.emit(self.margins())
+        self._refresh_context()
 
     def _margins_edited(self) -> None:
         if not self._updating_margins:
             self.margins_changed.emit(self.margins())
+            self._refresh_context()
 
     # -- state --------------------------------------------------------------------------------------
     def set_busy(self, busy: bool) -> None:
@@ -542,30 +606,60 @@ class GenerationPanel(QWidget):
         self.generate_button.style().polish(self.generate_button)
         if busy:
             self.message.setText("")
+            self._job_label = self._describe_job()
+            self._status_for = None
         else:
             self.progress.setRange(0, 1)
             self.progress.setValue(0)
+            self._status_for = self._settings_key()
 
     @property
     def busy(self) -> bool:
         return self._busy
 
+    @property
+    def job_label(self) -> str:
+        """The running (or last) job in words: "Inpaint · Classic (no model): OpenCV"."""
+        return self._job_label
+
+    def _describe_job(self) -> str:
+        task = self.task.currentText().split(" (")[0]
+        if self.flow() == "auto" and self._auto is not None:
+            task = f"Auto → {TASK_NAMES.get(self._auto[0], self._auto[0])}"
+        return f"{task} · {self.model.currentText()}"
+
+    def _settings_key(self) -> tuple[str, object]:
+        return (self.flow(), self.model.currentData())
+
     def set_progress(self, step: int, total: int, item: int = 1, items: int = 1) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(step)
         prefix = f"{item}/{items} · " if items > 1 else ""
-        self.step_label.setText(f"{prefix}step {step}/{total}")
+        self._show_status(f"{prefix}step {step}/{total}")
 
     def set_status(self, text: str) -> None:
+        """The status of the running job (or, once idle, of the job that just ended: it
+        goes back to "Ready" when the task or the model changes, so it never describes
+        another job)."""
+        self._show_status(text)
+        if not self._busy:
+            self._status_for = self._settings_key()
+
+    def _show_status(self, text: str) -> None:
         self.step_label.setText(text)
+        self.step_label.setToolTip(f"{self._job_label}: {text}" if self._job_label else text)
 
     def show_error(self, message: str) -> None:
         self.message.setStyleSheet("color: #ff7b72;")
         self.message.setText(message)
+        self.message.setToolTip(message)
+        self.message_area.verticalScrollBar().setValue(0)
 
     def show_note(self, message: str) -> None:
         self.message.setStyleSheet("color: #c9d1d9;")
         self.message.setText(message)
+        self.message.setToolTip(message)
+        self.message_area.verticalScrollBar().setValue(0)
 
     def note_seed(self, seed: int) -> None:
         """Remember the seed the last job used (for Reuse) and show it when unlocked."""
@@ -583,26 +677,132 @@ class GenerationPanel(QWidget):
             self.cancel_clicked.emit()
         else:
             self.remember_prompt(self.prompt.toPlainText().strip())
+            self._refresh_context()  # Auto's choice as of this click
             self.generate_clicked.emit()
+
+    # -- the document the panel describes -----------------------------------------------------
+    def set_document(self, doc: object | None) -> None:
+        """Describe `doc` (Auto's choice, ignored options). Without a call the panel follows
+        its window's ``document``."""
+        self._explicit_doc = True
+        self._attach(doc)
+
+    def _follow_document(self) -> None:
+        if not getattr(self, "_explicit_doc", False):
+            doc = getattr(self.window(), "document", None)
+            if doc is not self._doc:
+                self._attach(doc)
+                return
+        if self._dirty:
+            self._refresh_context()
+
+    #: the document events that can change Auto's choice or the notes
+    _EVENTS = ("history", "mask_changed", "selection_changed", "layers_changed", "pixels_changed")
+
+    def _emitters(self, doc: object | None) -> list:
+        out = []
+        for name in self._EVENTS:
+            e = getattr(doc, name, None)
+            e = getattr(e, "changed", None) if name == "history" else e
+            if e is not None:
+                out.append(e)
+        return out
+
+    def _attach(self, doc: object | None) -> None:
+        for e in self._emitters(self._doc):
+            e.disconnect(self._doc_changed)
+        self._doc = doc
+        for e in self._emitters(doc):
+            e.connect(self._doc_changed)
+        self._refresh_context()
+
+    def _doc_changed(self, *_: object) -> None:
+        # runs inside the document's change: only note it (the watch timer refreshes)
+        self._dirty = True
+
+    def _refresh_context(self) -> None:
+        """Auto's choice and reason, and the notes that depend on the document."""
+        from canvasai.generation import flows
+
+        self._dirty = False
+        doc = self._doc
+        flow = self.flow()
+        classic = self.model.currentData() in (None, CLASSIC_MODEL)
+        self._auto = None
+        if doc is not None and hasattr(doc, "mask"):
+            try:
+                self._auto = flows.auto_choice(doc, self.params())  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - a note must never break the panel
+                self._auto = None
+        note = ""
+        if flow == "auto":
+            if self._auto is None:
+                note = "Auto picks the task from the mask, the outpaint frame and a sketch layer."
+            else:
+                chosen, why = self._auto
+                note = f"Auto will {TASK_NAMES.get(chosen, chosen)}: {why}."
+                if classic and chosen not in CLASSIC_TASKS:
+                    note += " Classic (no model) can't do that: choose a model."
+        elif classic and flow not in CLASSIC_TASKS:
+            note = (f"Classic (no model) can't {TASK_NAMES.get(flow, flow)}: it only inpaints, "
+                    "outpaints and upscales. Choose a model.")
+        self.task_note.setText(note)
+        self.task_note.setVisible(bool(note))
+        ignored = ""
+        if doc is not None and hasattr(doc, "mask") and flows.region_surface(doc) is None:  # type: ignore[arg-type]
+            ignored = ("Ignored now: nothing is masked or selected, so the whole sketch is "
+                       "rendered.")
+        self.sketch_mask_note.setText(ignored)
+        self.sketch_mask_note.setVisible(bool(ignored) and self.sketch_mask.isChecked())
+        self._apply_sections()
 
     def _update_sections(self) -> None:
         flow = self.flow()
-        show = {
-            "auto": {"inpaint", "outpaint"},
-            "generate": set(),
-            "refine": set(),
-            "inpaint": {"inpaint"},
-            "outpaint": {"outpaint"},
-            "sketch": {"sketch", "inpaint"},
-            "upscale": {"upscale"},
-            "edit": {"inpaint", "edit"},
-        }[flow]
-        self.edit_box.setVisible("edit" in show)
         self.prompt.setPlaceholderText(PROMPT_HINTS.get(flow, DEFAULT_PROMPT_HINT))
+        if not self._busy and self._status_for is not None and self._status_for != self._settings_key():
+            self._status_for = None
+            self._job_label = ""
+            self._show_status("Ready")
+        self._refresh_context()
+
+    def _apply_sections(self) -> None:
+        """Show only what the current task and model use; say what is left out and why."""
+        flow = self.flow()
+        effective = self._auto[0] if flow == "auto" and self._auto else flow
+        show = SECTIONS[flow] | (SECTIONS.get(effective, set()) if flow == "auto" else set())
+        classic = self.model.currentData() in (None, CLASSIC_MODEL)
+        self.edit_box.setVisible("edit" in show)
         self.inpaint_box.setVisible("inpaint" in show)
         self.outpaint_box.setVisible("outpaint" in show)
         self.sketch_box.setVisible("sketch" in show)
         self.upscale_box.setVisible("upscale" in show)
+        missing: list[str] = []
+        self.sampling_box.setVisible(not classic)
+        self.negative.setVisible(not classic)
+        if classic:
+            self.negative_note.setVisible(False)
+            missing.append("prompt, negative prompt and sampling (steps, guidance, strength, "
+                           "sampler, seed, batch): Classic (OpenCV) is no AI model, it reads no "
+                           "prompt and gives the same result every time")
+        else:
+            self.negative_note.setVisible(bool(self.negative_note.text()))
+            uses_strength = effective != "generate"
+            self._sampling_form.setRowVisible(self.strength, uses_strength)
+            if not uses_strength:
+                missing.append("strength: text → image starts from noise, not from the picture")
+        self._inpaint_form.setRowVisible(self.classic_method, classic)
+        self._upscale_form.setRowVisible(self.sharpen, classic)
+        self._upscale_form.setRowVisible(self.tile, not classic)
+        self._upscale_form.setRowVisible(self.overlap, not classic)
+        only_classic = [name for name, section in (("Classic method", "inpaint"),
+                                                   ("Sharpen", "upscale")) if section in show]
+        if not classic and only_classic:
+            missing.append(f"{' and '.join(only_classic)}: only Classic (no model) uses "
+                           f"{'them' if len(only_classic) > 1 else 'it'}")
+        if classic and "upscale" in show:
+            missing.append("tile and overlap: Classic resizes the whole picture at once")
+        self.hidden_note.setText("Not shown here: " + "; ".join(missing) + "." if missing else "")
+        self.hidden_note.setVisible(bool(missing))
 
     # -- prompt history --------------------------------------------------------------------------
     def _load_prompt_history(self) -> None:

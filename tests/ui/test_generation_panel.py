@@ -133,3 +133,100 @@ def test_edit_task_shows_its_section_and_reference_layers(qtbot):
     panel.set_reference_layers([(9, "Background"), (7, "Character renamed")])
     assert panel.params().reference_layers == (7,)
     assert panel.references.item(1).checkState() == Qt.CheckState.Checked
+
+
+# -- what the panel shows for the task, the model and the document --------------------------
+
+def _panel_with_models(qtbot):
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    panel.set_models([("SD 1.5 · base", "sd15", "sd15")])
+    panel.set_model_info({"sd15": ("sd1", "base", "")})
+    panel.resize(340, 700)
+    panel.show()
+    return panel
+
+
+def test_classic_hides_sampling_and_says_why(qtbot):
+    panel = _panel_with_models(qtbot)
+    panel.set_flow("inpaint")
+    panel.model.setCurrentIndex(panel.model.findData(CLASSIC_MODEL))
+    assert panel.sampling_box.isHidden() and panel.negative.isHidden()
+    assert not panel.hidden_note.isHidden()
+    assert "seed" in panel.hidden_note.text() and "Classic" in panel.hidden_note.text()
+    assert panel._inpaint_form.isRowVisible(panel.classic_method)
+    panel.model.setCurrentIndex(panel.model.findData("sd15"))
+    assert not panel.sampling_box.isHidden() and not panel.negative.isHidden()
+    assert not panel._inpaint_form.isRowVisible(panel.classic_method)
+    assert "Classic method" in panel.hidden_note.text()
+    panel.set_flow("generate")  # text -> image has no strength
+    assert not panel._sampling_form.isRowVisible(panel.strength)
+    assert "strength" in panel.hidden_note.text()
+
+
+def test_classic_says_which_tasks_need_a_model(qtbot):
+    panel = _panel_with_models(qtbot)
+    panel.model.setCurrentIndex(panel.model.findData(CLASSIC_MODEL))
+    panel.set_flow("sketch")
+    assert "can't" in panel.task_note.text() and not panel.task_note.isHidden()
+    panel.set_flow("upscale")
+    assert panel.task_note.isHidden()
+    assert panel._upscale_form.isRowVisible(panel.sharpen)
+    assert not panel._upscale_form.isRowVisible(panel.tile)
+
+
+def test_auto_says_what_it_will_do_and_why_before_it_runs(qtbot):
+    from canvasai.document.document import Document
+    from canvasai.generation import flows
+    from tests.ui.test_generation_flows import paint_mask
+
+    panel = _panel_with_models(qtbot)
+    doc = Document(64, 64, background=None)
+    panel.set_document(doc)
+    panel.set_flow("auto")
+    assert "Auto will generate from text: the canvas is empty" in panel.task_note.text()
+    paint_mask(doc, 32, 32, 6)
+    qtbot.waitUntil(lambda: "a mask is painted" in panel.task_note.text())
+    assert flows.auto_flow(doc, panel.params()) == "inpaint"
+    assert not panel.inpaint_box.isHidden()  # Auto shows the chosen task's options
+    panel.set_margins((64, 0, 0, 0))
+    assert "Auto will outpaint" in panel.task_note.text()
+    doc.set_layer_properties(doc.active_layer, is_sketch=True)
+    panel.set_margins((0, 0, 0, 0))
+    assert "inpaint" in panel.task_note.text()  # the mask still wins over the sketch
+
+
+def test_only_inside_the_mask_says_when_it_is_ignored(qtbot):
+    from canvasai.document.document import Document
+    from tests.ui.test_generation_flows import paint_mask
+
+    panel = _panel_with_models(qtbot)
+    doc = Document(64, 64)
+    panel.set_document(doc)
+    panel.set_flow("sketch")
+    assert "Ignored" in panel.sketch_mask_note.text() and not panel.sketch_mask_note.isHidden()
+    paint_mask(doc, 32, 32, 6)
+    qtbot.waitUntil(lambda: panel.sketch_mask_note.isHidden())
+
+
+def test_errors_stay_in_a_fixed_place_and_never_move_the_button(qtbot):
+    panel = _panel_with_models(qtbot)
+    y = panel.generate_button.mapTo(panel, panel.generate_button.rect().topLeft()).y()
+    panel.show_error("Something went wrong. " * 40)
+    qtbot.wait(10)
+    assert panel.generate_button.mapTo(panel, panel.generate_button.rect().topLeft()).y() == y
+    assert panel.message.text().startswith("Something went wrong")
+
+
+def test_status_belongs_to_its_job_and_resets_when_the_settings_change(qtbot):
+    panel = _panel_with_models(qtbot)
+    panel.model.setCurrentIndex(panel.model.findData(CLASSIC_MODEL))
+    panel.set_flow("upscale")
+    panel.set_busy(True)
+    panel.set_status("OpenCV Lanczos resize…")
+    assert "Upscale" in panel.job_label and "Classic" in panel.step_label.toolTip()
+    panel.set_busy(False)
+    panel.set_status("Done: 1 candidate(s)")
+    assert panel.step_label.text() == "Done: 1 candidate(s)"
+    panel.model.setCurrentIndex(panel.model.findData("sd15"))
+    assert panel.step_label.text() == "Ready"
