@@ -114,6 +114,7 @@ class UISettings:
     prompt_history: tuple[str, ...] = ()
     prompt_history_size: int = 30
     test_script: str = ""  # a Python file run against the live window (smoke tests)
+    clear_mask_after_accept: bool = True  # accepting a result that used the mask clears it
 
 
 @dataclass

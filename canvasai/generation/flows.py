@@ -32,8 +32,10 @@ from canvasai.backends.api import (
     Task,
     UpscaleSettings,
 )
+from canvasai.core import settings
 from canvasai.core.errors import CanvasAIError
 from canvasai.core.geometry import Rect
+from canvasai.document import selection
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.document.layer import Layer
@@ -345,17 +347,25 @@ def _check_size(image: np.ndarray, w: int, h: int, what: str) -> np.ndarray:
     return image
 
 
+#: the tasks whose result goes back through the painted mask (or the selection)
+_MASK_FLOWS = ("inpaint", "edit", "sketch")
+
+
 def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
                  metadata: Mapping[str, Any] | None = None, *,
-                 into_active: bool = False) -> Layer | Document:
+                 into_active: bool = False, clear_mask: bool | None = None) -> Layer | Document:
     """Put an accepted result into the document as one undo step.
 
     Returns the new layer, or a new Document for an upscale sent to a new document.
     With `into_active`, an inpaint result replaces the pixels it reaches in the active
     layer instead of landing on a new layer above (exact for a one-layer document even
     where it is semi-transparent; the CLI uses it).
+    A result that used the painted mask clears it in the same undo step when
+    `clear_mask` is true (None: the ``ui/clear_mask_after_accept`` setting).
     Raises FlowError (document unchanged) when the document no longer fits the job.
     """
+    if clear_mask is None:
+        clear_mask = settings.current().ui.clear_mask_after_accept
     img = _result_rgba(image)
     record = generation_record(job, seed, metadata).to_dict()
     name = layer_name(job, seed)
@@ -370,6 +380,8 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
     if job.doc_size != (0, 0) and job.doc_size != (doc.width, doc.height):
         raise FlowError("The canvas changed size since the job started: run it again.")
     with doc.history.macro(name):
+        if clear_mask and job.flow in _MASK_FLOWS and job.request.mask is not None:
+            selection.clear_mask(doc)  # the mask this result used (a no-op if none is painted)
         layer = Layer(name, generation=record)
         if job.flow == "inpaint" or (job.flow == "edit" and job.request.mask is not None):
             # an edit of the selection goes back exactly like an inpaint

@@ -55,6 +55,9 @@ STATUS_TIMEOUT_MS = 5000
 BRUSH_STEP = 1.15  # [ and ] scale the brush size by this factor
 
 
+CLEAR_MASK_KEY = "Ctrl+Shift+X"
+
+
 def prompts_enabled() -> bool:
     """The `ui/confirm_dialogs` setting (tests set CANVASAI_NO_PROMPTS=1 to turn it off, so
     closing never waits on a dialog)."""
@@ -199,7 +202,18 @@ class MainWindow(QMainWindow):
         self.undo_action = a(self.menu_edit, "&Undo", self.undo, "Ctrl+Z", "undo")
         self.redo_action = a(self.menu_edit, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
         self.menu_edit.addSeparator()
-        a(self.menu_edit, "Clear &mask", self._doc_op(sel.clear_mask), None, "clear_mask")
+        a(self.menu_edit, "Clear &mask", self._doc_op(sel.clear_mask), CLEAR_MASK_KEY, "clear_mask")
+        self.clear_mask_on_accept_action = a(
+            self.menu_edit, "Clear mask after &Accept", lambda: None, None, "clear_mask_on_accept")
+        self.clear_mask_on_accept_action.setCheckable(True)
+        self.clear_mask_on_accept_action.setChecked(settings.current().ui.clear_mask_after_accept)
+        self.clear_mask_on_accept_action.setToolTip(
+            "Accepting an inpaint, edit or sketch result clears the mask it used (one undo step)")
+        self.clear_mask_on_accept_action.toggled.connect(
+            lambda on: settings.update(**{"ui/clear_mask_after_accept": bool(on)}))
+        self.menu_edit.aboutToShow.connect(  # Preferences may have changed it
+            lambda: self.clear_mask_on_accept_action.setChecked(
+                settings.current().ui.clear_mask_after_accept))
 
         m = self.menu_select
         a(m, "Select &all", self._doc_op(sel.select_all), "Ctrl+A", "select_all")

@@ -319,3 +319,50 @@ def test_tab_in_a_text_field_moves_focus_and_keeps_the_panels(window, qtbot):
     action.trigger()
     assert all(d.isVisible() for d in window.docks.values())
     assert not field.hasFocus()
+
+
+# -- the mask after Accept, its shortcut and its tint -----------------------------------------
+
+def _paint_mask(doc, cx, cy, r):
+    from canvasai.document.stroke import Stroke
+
+    s = Stroke(doc.mask, doc.rect)
+    s.dab(cx, cy, r, 1.0)
+    doc.push_tiles_command("mask", s.finish(), s.rect, "Mask")
+    doc.mask_changed.emit(s.rect)
+
+
+@pytest.mark.parametrize("clear", [True, False])
+def test_accept_clears_the_mask_it_used_in_one_undo_step(qtbot, window, clear):
+    from canvasai.app import _attach_generation
+    from canvasai.core import settings
+
+    if not clear:
+        window.actions_by_name["clear_mask_on_accept"].setChecked(False)
+    assert settings.current().ui.clear_mask_after_accept is clear
+    _attach_generation(window)
+    gen, doc = window.generation, window.document
+    try:
+        _paint_mask(doc, 150, 100, 12)
+        gen.panel.set_flow("inpaint")
+        qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(gen.strip.candidates) == 1, timeout=60_000)
+        n_layers = len(doc.layers)
+        qtbot.mouseClick(gen.strip.accept_button, Qt.MouseButton.LeftButton)
+        assert len(doc.layers) == n_layers + 1
+        assert doc.mask.is_blank is clear
+        doc.undo()  # one step brings back the mask and removes the result
+        assert len(doc.layers) == n_layers and not doc.mask.is_blank
+    finally:
+        gen.shutdown()
+
+
+def test_clear_mask_has_a_shortcut_and_the_tint_can_be_hidden(qtbot, window):
+    doc = window.document
+    _paint_mask(doc, 50, 50, 10)
+    key(window, Qt.Key.Key_X, CTRL | SHIFT)
+    assert doc.mask.is_blank
+    tint = window.actions_by_name["mask_tint"]
+    assert tint.isChecked() and tint.shortcut().toString()
+    tint.trigger()
+    assert not tint.isChecked()
