@@ -16,14 +16,21 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QAction, QImage, QKeySequence
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QLineEdit,
+    QMainWindow,
+    QPlainTextEdit,
+    QTextEdit,
+)
 
 from canvasai.backends.api import GenerationResult
 from canvasai.core.errors import CanvasAIError
 from canvasai.document.document import Document
-from canvasai.generation import flows
+from canvasai.generation import flows, results
 from canvasai.generation.flows import FlowJob
 from canvasai.generation.history import record
 from canvasai.tools.outpaint_frame import OutpaintFrame
@@ -116,6 +123,9 @@ class _ServerList(threading.Thread):
         return self.entries
 
 
+_TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)  # C is typed there
+
+
 def through_alpha(rgba: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     """`rgba` (any size) at `alpha`'s size with its alpha multiplied by `alpha`.
 
@@ -137,6 +147,24 @@ def through_alpha(rgba: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
     out = np.array(frame, dtype=np.uint8, copy=True)
     out[..., 3] = (out[..., 3] * alpha + 0.5).astype(np.uint8)
     return out
+
+
+def shown_steps(step: int, total: int, items: int, asked: int) -> tuple[int, int, int]:
+    """(step within the item, steps per item, item number) as the person counts them.
+
+    `total` spans the batch. A scheduler that reports one step more than was asked for
+    (PNDM: N + 1 callbacks) is shown against the steps asked for, never "1/61" for 60.
+    """
+    items = max(1, items)
+    step = max(1, step)
+    per = total // items if total % items == 0 else max(1, total)
+    if total % items:
+        return min(step, per), per, 1
+    item = min(items, (step - 1) // max(per, 1) + 1)
+    local = step - (item - 1) * per
+    if asked > 0 and per == asked + 1:
+        return min(local, asked), asked, item
+    return local, per, item
 
 
 class GenerationController(QObject):
@@ -186,6 +214,8 @@ class GenerationController(QObject):
         self.strip.accept_all_requested.connect(self.accept_all)
         self.strip.discard_requested.connect(self.discard)
         self.strip.rerun_requested.connect(self.rerun)
+        self.strip.compare_requested.connect(self.compare)
+        self._comparing = False
         self.history_panel.reuse_requested.connect(self.panel.set_params)
 
         self.cancel_action = QAction("Cancel generation", window)
@@ -198,6 +228,9 @@ class GenerationController(QObject):
         self.generate_action.setShortcut(QKeySequence("Ctrl+Return"))
         self.generate_action.triggered.connect(self.generate)
         window.addAction(self.generate_action)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)  # hold C: compare (a press and a release)
 
         self._scan_signals = _ModelScan()
         self._scan_signals.done.connect(self._models_scanned)
@@ -245,8 +278,12 @@ class GenerationController(QObject):
         return getattr(self.window, "document", None)
 
     def document_replaced(self, doc: Document | None) -> None:
-        """The window shows another document: candidates of the old one no longer apply."""
-        self.strip.clear()
+        """The window shows another document: the strip shows that document's results."""
+        self.strip.set_candidates([
+            Candidate(e["image"], int(e.get("seed", 0)), job,
+                      dict(e.get("metadata") or {}), None, False, e)
+            for e, job in results.usable(doc)
+        ])
         self._shown = None
         self.canvas.set_preview(None)
         self.frame.clear()
@@ -317,8 +354,6 @@ class GenerationController(QObject):
         self._job_doc[job_id] = doc
         self._batch = [job_id]
         self._batch_size = job.request.batch_size
-        self.strip.clear()
-        self._shown = None
         self.panel.note_seed(int(job.request.seed))
         self.panel.set_busy(True)
         self.panel.set_status("Queued…")
@@ -343,8 +378,10 @@ class GenerationController(QObject):
             self.panel.show_error(str(exc))
             return
         seed = job.request.seed if same_seed else None
-        fresh = replace(fresh, request=replace(fresh.request, seed=seed,
-                                               batch_size=job.request.batch_size))
+        # the batch size the panel shows now: "New seed" makes as many new candidates
+        batch = self.panel.params().batch_size
+        fresh = replace(fresh, request=replace(fresh.request, seed=seed, batch_size=batch),
+                        params=replace(fresh.params, batch_size=batch))
         self.generate_pressed_at = time.perf_counter()
         self._submit(doc, fresh)
 
@@ -369,10 +406,17 @@ class GenerationController(QObject):
             self.panel.set_status(text)
 
     def _on_progress(self, job_id: int, step: int, total: int) -> None:
-        if job_id in self._batch:
-            n = max(1, self._batch_size)
-            item = min(n, (max(step, 1) - 1) * n // max(total, 1) + 1)  # progress spans the batch
-            self.panel.set_progress(step, total, item, n)
+        if job_id not in self._batch:
+            return
+        job = self._jobs.get(job_id)
+        n = max(1, self._batch_size)
+        asked = job.request.steps if job is not None else 0
+        step_shown, per_item, item = shown_steps(step, total, n, asked)
+        p = self.panel
+        p.progress.setRange(0, max(1, per_item * n))
+        p.progress.setValue((item - 1) * per_item + step_shown)
+        prefix = f"{item}/{n} · " if n > 1 else ""
+        p.set_status(f"{prefix}step {step_shown}/{per_item}")
 
     def _on_preview(self, job_id: int, step: int, rgba: Any) -> None:
         job = self._jobs.get(job_id)
@@ -389,21 +433,33 @@ class GenerationController(QObject):
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
         job = self._jobs.pop(job_id, None)
         doc = self._job_doc.get(job_id)
-        if job is not None and doc is self.document() and doc is not None:
+        if job is not None and doc is not None:
+            # Every result is kept with its document (shown or not) until accepted/discarded.
             meta = dict(result.metadata)
+            current = doc is self.document()
             alpha = self._alpha[job_id] if job_id in self._alpha else flows.preview_alpha(job)
+            first = None
             for image, seed in zip(result.images, result.seeds, strict=False):
-                index = self.strip.add(Candidate(image, int(seed), job, meta, alpha))
+                entry = results.entry_for(job, image, int(seed), meta)
+                results.add(doc, entry)
                 record(doc, flows.generation_record(job, int(seed), meta), image)
-                if index == 0 or self._shown is None:
-                    self.show_candidate(self.strip.current_index())
-            self.history_panel.refresh()
+                if current:
+                    index = self.strip.add(Candidate(image, int(seed), job, meta, alpha,
+                                                     True, entry))
+                    first = index if first is None else first
+            if first is not None:
+                self.strip.select(first)
+                self.show_candidate(first)
+            if current:
+                self.history_panel.refresh()
             note = meta.get("note")
             if note:
                 self.panel.show_note(str(note))
         self._finish_one(job_id)
         if not self.busy:
-            self.panel.set_status(f"Done: {len(self.strip.candidates)} candidate(s)")
+            n = len(result.images)
+            self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''} "
+                                  f"({len(self.strip.candidates)} in Results)")
 
     def _on_failed(self, job_id: int, message: str) -> None:
         self._jobs.pop(job_id, None)
@@ -430,8 +486,38 @@ class GenerationController(QObject):
         rect = c.job.preview_rect or c.job.target
         if c.job.flow == "upscale":
             rect = c.job.source_rect
+        if not c.alpha_known:
+            c.alpha, c.alpha_known = flows.preview_alpha(c.job), True
         self._shown = index
-        self.canvas.set_preview(through_alpha(c.image, c.alpha), rect)
+        if not self._comparing:
+            self.canvas.set_preview(through_alpha(c.image, c.alpha), rect)
+
+    def compare(self, hold: bool) -> None:
+        """While held, the canvas shows without the candidate."""
+        self._comparing = bool(hold)
+        if hold:
+            if self._shown is not None:
+                self.canvas.set_preview(None)
+        elif self._shown is not None:
+            self.show_candidate(self._shown)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        t = event.type()
+        if (t not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
+                or not isinstance(event, QKeyEvent) or event.key() != Qt.Key.Key_C
+                or event.isAutoRepeat()):
+            return False
+        if t == QEvent.Type.KeyRelease:
+            if self._comparing:  # wherever the focus went meanwhile
+                self.compare(False)
+                return True
+            return False
+        if (event.modifiers() == Qt.KeyboardModifier.NoModifier and self._shown is not None
+                and self.window.isActiveWindow()
+                and not isinstance(QApplication.focusWidget(), _TEXT_INPUTS)):
+            self.compare(True)
+            return True
+        return False
 
     def accept(self, index: int) -> bool:
         doc = self.document()
@@ -443,6 +529,8 @@ class GenerationController(QObject):
         except (CanvasAIError, ValueError) as exc:
             self.panel.show_error(str(exc))
             return False
+        if c.entry is not None:
+            results.remove(doc, c.entry)
         self.strip.remove(index)
         self._shown = None
         self.canvas.set_preview(None)
@@ -465,6 +553,12 @@ class GenerationController(QObject):
                     break
 
     def discard(self, index: int) -> None:
+        if not 0 <= index < len(self.strip.candidates):
+            return
+        c = self.strip.candidates[index]
+        doc = self.document()
+        if c.entry is not None and doc is not None:
+            results.remove(doc, c.entry)
         self.strip.remove(index)
         self._shown = None
         self.canvas.set_preview(None)
@@ -472,6 +566,9 @@ class GenerationController(QObject):
             self.show_candidate(self.strip.current_index())
 
     def shutdown(self) -> None:
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
         if self._service is not None:
             self._service.cancel_all()
             self._service.shutdown(3000)

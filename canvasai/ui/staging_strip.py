@@ -1,4 +1,5 @@
-"""The staging strip: candidates of a batch as they finish; show, accept, discard, re-run."""
+"""The Results strip: every result of the document until accepted or discarded; show,
+step through, compare, accept, discard, re-run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
+    QLabel,
     QListView,
     QListWidget,
     QListWidgetItem,
@@ -28,16 +30,23 @@ class Candidate:
     job: Any  # canvasai.generation.flows.FlowJob
     metadata: dict[str, Any]
     alpha: np.ndarray | None = None  # where it shows on the canvas (flows.preview_alpha)
+    alpha_known: bool = True  # False: not worked out yet (a result reopened from a file)
+    entry: dict[str, Any] | None = None  # its stored result (canvasai.generation.results)
 
 
 class StagingStrip(QWidget):
-    """Thumbnails of finished candidates. The controller owns what accepting means."""
+    """Thumbnails of the document's results, oldest first, kept until accepted or discarded.
+
+    ◀ / ▶ step through them; "Compare" (held down, or the C key held over the canvas)
+    shows the canvas without the candidate. The controller owns what accepting means.
+    """
 
     selected = Signal(int)  # index of the candidate to show in place
     accept_requested = Signal(int)
     accept_all_requested = Signal()
     discard_requested = Signal(int)
     rerun_requested = Signal(bool)  # True: same seed
+    compare_requested = Signal(bool)  # True: hide the candidate while held
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +64,27 @@ class StagingStrip(QWidget):
         self.list.itemDoubleClicked.connect(lambda _it: self._accept())
         lay.addWidget(self.list)
         row = QHBoxLayout()
+        self.prev_button = QPushButton("◀")
+        self.prev_button.setToolTip("The previous result")
+        self.next_button = QPushButton("▶")
+        self.next_button.setToolTip("The next result")
+        for b in (self.prev_button, self.next_button):
+            b.setFixedWidth(32)
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(+1))
+        self.position = QLabel("No results")
+        self.position.setToolTip("Results stay here, and in the saved project, until you "
+                                 "accept or discard them")
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("Hold to see the canvas without the candidate "
+                                       "(or hold C over the canvas)")
+        self.compare_button.pressed.connect(lambda: self.compare_requested.emit(True))
+        self.compare_button.released.connect(lambda: self.compare_requested.emit(False))
+        row.addWidget(self.prev_button)
+        row.addWidget(self.position)
+        row.addWidget(self.next_button)
+        row.addWidget(self.compare_button)
+        row.addStretch(1)
         self.accept_button = QPushButton("Accept")
         self.accept_button.setToolTip("Add the shown candidate as a new layer (Enter)")
         self.accept_all_button = QPushButton("Accept all")
@@ -62,7 +92,8 @@ class StagingStrip(QWidget):
         self.rerun_same = QPushButton("Re-run")
         self.rerun_same.setToolTip("Run the same job again with the same seed")
         self.rerun_new = QPushButton("New seed")
-        self.rerun_new.setToolTip("Run the same job again with a new random seed")
+        self.rerun_new.setToolTip("Run the same job again with new random seeds (as many as "
+                                  "the batch size)")
         self.accept_button.clicked.connect(self._accept)
         self.accept_all_button.clicked.connect(self.accept_all_requested)
         self.discard_button.clicked.connect(self._discard)
@@ -83,6 +114,29 @@ class StagingStrip(QWidget):
             self.list.setCurrentRow(0)
         self._update_buttons()
         return len(self.candidates) - 1
+
+    def set_candidates(self, candidates: list[Candidate]) -> None:
+        """Show these results instead (another document's), none selected."""
+        self.clear()
+        self.list.blockSignals(True)
+        for c in candidates:
+            self.add(c)
+        self.list.setCurrentRow(-1)
+        self.list.blockSignals(False)
+        self._update_buttons()
+
+    def select(self, index: int) -> None:
+        if 0 <= index < len(self.candidates):
+            self.list.setCurrentRow(index)
+            self.list.scrollToItem(self.list.item(index))
+
+    def step(self, delta: int) -> None:
+        """Show the previous (-1) or next (+1) result."""
+        if not self.candidates:
+            return
+        i = self.current_index()
+        i = (len(self.candidates) - 1 if delta < 0 else 0) if i < 0 else i + delta
+        self.select(max(0, min(len(self.candidates) - 1, i)))
 
     def remove(self, index: int) -> None:
         if 0 <= index < len(self.candidates):
@@ -115,5 +169,15 @@ class StagingStrip(QWidget):
 
     def _update_buttons(self) -> None:
         has = bool(self.candidates)
-        for b in (self.accept_button, self.accept_all_button, self.discard_button):
-            b.setEnabled(has)
+        i, n = self.current_index(), len(self.candidates)
+        for b in (self.accept_button, self.discard_button, self.compare_button):
+            b.setEnabled(0 <= i < n)
+        self.accept_all_button.setEnabled(has)
+        self.prev_button.setEnabled(n > 0 and i != 0)
+        self.next_button.setEnabled(n > 0 and i < n - 1)
+        if not n:
+            self.position.setText("No results")
+        elif 0 <= i < n:
+            self.position.setText(f"{i + 1} of {n}")
+        else:
+            self.position.setText(f"{n} result{'s' if n != 1 else ''}")
