@@ -240,6 +240,22 @@ class GenerationService(QObject):
                     return True
         return False
 
+    def move(self, job_id: int, delta: int) -> bool:
+        """Move a queued (not running) job `delta` places earlier (-) or later (+) in the
+        queue. Returns False if it is not queued or cannot move that way."""
+        with self._lock:
+            order = list(self._queue)
+            index = next((i for i, j in enumerate(order) if j.id == job_id), None)
+            if index is None:
+                return False
+            new = max(0, min(len(order) - 1, index + int(delta)))
+            if new == index:
+                return False
+            order.insert(new, order.pop(index))
+            self._queue.clear()
+            self._queue.extend(order)
+            return True
+
     def cancel_all(self) -> None:
         """Cancel the running job and drop every queued one (each gets `cancelled`)."""
         with self._lock:

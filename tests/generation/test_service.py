@@ -347,3 +347,31 @@ def test_tiny_diffusers_inpaint_end_to_end_through_the_service(
     steps = [a[1] for n, a in rec.of(job) if n == "progress"]
     assert steps and steps == sorted(steps)
     assert "preview" in names
+
+
+def test_queued_jobs_can_be_moved_and_run_in_the_new_order(qtbot, service, recorder,
+                                                           fake_backend):
+    hold = threading.Event()
+    fake_backend.step_s = 0.0
+    orig_run = fake_backend.run
+
+    def run(request, ctx):
+        if ctx.job_id == first:
+            while not hold.is_set():  # the first job runs until the queue is rearranged
+                ctx.check_cancelled()
+                time.sleep(0.005)
+        return orig_run(request, ctx)
+
+    fake_backend.run = run
+    first = service.submit(req(steps=1))
+    qtbot.waitUntil(lambda: recorder.names(first)[-1:] == ["started"], timeout=WAIT_MS)
+    a, b, c = (service.submit(req(steps=1)) for _ in range(3))
+    assert not service.move(first, 1)  # the running job stays where it is
+    assert service.move(c, -1) and service.move(c, -1)
+    assert not service.move(c, -1)  # already first in the queue
+    assert service.move(a, +1)
+    assert service.pending_jobs() == [first, c, b, a]
+    assert not service.move(999, 1)
+    hold.set()
+    wait_ended(qtbot, recorder, first, a, b, c)
+    assert fake_backend.jobs_seen == [first, c, b, a]
