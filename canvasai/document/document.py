@@ -255,11 +255,12 @@ class Document:
         return flat
 
     def _unique_name(self, base: str) -> str:
-        names = {layer.name for layer in self.layers}
-        n = len(self.layers) + 1
-        while f"{base} {n}" in names:
-            n += 1
-        return f"{base} {n}"
+        """"Layer N" with N one past the highest number in use: no number skipped (the
+        Background layer does not count), none reused while its layer exists."""
+        prefix = f"{base} "
+        used = [int(la.name[len(prefix):]) for la in self.layers
+                if la.name.startswith(prefix) and la.name[len(prefix):].isdigit()]
+        return f"{base} {max(used, default=0) + 1}"
 
 
 _PROP_LABELS = {"opacity": "opacity", "blend_mode": "blend mode", "is_sketch": "sketch flag"}

@@ -6,7 +6,8 @@ mirrors the document and rebuilds itself from its `layers_changed` event.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer
+from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -15,7 +16,10 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QSlider,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -27,6 +31,35 @@ from canvasai.document.layer import Layer
 from canvasai.ui.icons import icon
 
 LAYER_ID = Qt.ItemDataRole.UserRole + 1
+BADGE = Qt.ItemDataRole.UserRole + 2  # a marker drawn at the row's right end ("sketch")
+MIN_ROWS = 6  # the list always shows at least this many layers without scrolling
+SKETCH_TIP = ("Sketch layer: the input of Sketch → Render (Auto renders it when nothing is "
+              "masked). Right-click to unmark it.")
+
+
+class _BadgeDelegate(QStyledItemDelegate):
+    """Draws a row as usual, then its badge (e.g. "sketch") as a small tag on the right."""
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        badge = index.data(BADGE)
+        if not badge:
+            super().paint(painter, option, index)
+            return
+        fm = option.fontMetrics
+        w = fm.horizontalAdvance(badge) + 12
+        opt = QStyleOptionViewItem(option)
+        opt.rect = option.rect.adjusted(0, 0, -(w + 6), 0)  # the name never runs under the tag
+        super().paint(painter, opt, index)
+        r = QRect(option.rect.right() - w - 3, option.rect.center().y() - fm.height() // 2,
+                  w, fm.height())
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#b8860b"))
+        painter.drawRoundedRect(r, 4, 4)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(r, Qt.AlignmentFlag.AlignCenter, badge)
+        painter.restore()
 # The usual six first, then the rest of what the compositor supports.
 BLEND_ORDER = (
     BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.SCREEN, BlendMode.OVERLAY,
@@ -51,6 +84,9 @@ class LayersPanel(QWidget):
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
         self.list.setIconSize(QSize(16, 16))
+        self.list.setItemDelegate(_BadgeDelegate(self.list))
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._context_menu)
         self.list.currentRowChanged.connect(self._row_changed)
         self.list.itemChanged.connect(self._item_changed)
         self.list.model().rowsMoved.connect(self._rows_moved)
@@ -101,6 +137,7 @@ class LayersPanel(QWidget):
         layout.addLayout(props)
         layout.addLayout(opacity_row)
         layout.addWidget(self.list, 1)
+        self._fit_rows()
         layout.addLayout(buttons)
         self._refresh_controls()
 
@@ -161,7 +198,11 @@ class LayersPanel(QWidget):
                     tips.append("locked")
                 if not layer.visible:
                     tips.append("hidden")
-                item.setToolTip(", ".join(tips) + ". Double-click to rename; drag to reorder.")
+                tip = ", ".join(tips) + ". Double-click to rename; drag to reorder."
+                if layer.is_sketch:
+                    item.setData(BADGE, "sketch")
+                    tip += "\n" + SKETCH_TIP
+                item.setToolTip(tip)
                 self.list.addItem(item)
             if doc.active_layer is not None:
                 self.list.setCurrentRow(self.row_of(doc.active_index))
@@ -195,6 +236,39 @@ class LayersPanel(QWidget):
             self.down_button.setEnabled(doc.active_index > 0)
             self.up_button.setEnabled(doc.active_index < len(doc.layers) - 1)
         self._syncing = was
+
+    def _fit_rows(self) -> None:
+        """At least MIN_ROWS rows visible (the dock gave four before)."""
+        probe = QListWidgetItem("Layer")
+        self.list.addItem(probe)
+        row = max(self.list.sizeHintForRow(0), self.fontMetrics().height() + 8)
+        self.list.takeItem(0)
+        frame = 2 * self.list.frameWidth()
+        self.list.setMinimumHeight(row * MIN_ROWS + frame + 2)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        layer = self._layer_by_id(item.data(LAYER_ID)) if item is not None else None
+        if layer is None or self._doc is None:
+            return
+        menu = QMenu(self)
+        act = menu.addAction("Sketch layer (input of Sketch → Render)")
+        act.setCheckable(True)
+        act.setChecked(layer.is_sketch)
+        act.toggled.connect(lambda on: self.set_sketch(layer, on))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    def set_sketch(self, layer: Layer, on: bool) -> None:
+        """Mark `layer` as the sketch (one at a time) or unmark it; one undo step."""
+        doc = self._doc
+        if doc is None or layer not in doc.layers:
+            return
+        with doc.history.macro("Sketch layer" if on else "Not a sketch layer"):
+            if on:
+                for other in doc.layers:
+                    if other.is_sketch and other is not layer:
+                        doc.set_layer_properties(other, is_sketch=False)
+            doc.set_layer_properties(layer, is_sketch=on)
 
     # -- edits from the widgets ----------------------------------------------------------------
     def _row_changed(self, row: int) -> None:

@@ -138,3 +138,50 @@ def test_opacity_drag_previews_live_and_records_one_undo_step(setup, qtbot):
     assert layer.opacity == 0.4 and len(doc.history.entries) == n + 1
     doc.undo()
     assert layer.opacity == 1.0
+
+
+def test_sketch_layer_has_a_visible_marker_and_can_be_unmarked(setup):
+    from canvasai.ui.layers_panel import BADGE
+
+    panel, doc = setup
+    top = doc.layers[-1]
+    panel.set_sketch(top, True)
+    item = panel.list.item(0)
+    assert item.data(BADGE) == "sketch" and "Sketch layer" in item.toolTip()
+    assert item.text() == "Top"  # the name stays editable as it is
+    panel.set_sketch(doc.layers[1], True)  # one sketch at a time, one undo step
+    assert [la.is_sketch for la in doc.layers] == [False, True, False]
+    assert panel.list.item(0).data(BADGE) is None and panel.list.item(1).data(BADGE) == "sketch"
+    doc.undo()
+    assert [la.is_sketch for la in doc.layers] == [False, False, True]
+    panel.set_sketch(top, False)
+    assert panel.list.item(0).data(BADGE) is None
+    # the marker is painted: the row differs from the same row without it
+    panel.set_sketch(top, True)
+    with_badge = panel.list.viewport().grab(panel.list.visualItemRect(panel.list.item(0)))
+    panel.set_sketch(top, False)
+    without = panel.list.viewport().grab(panel.list.visualItemRect(panel.list.item(0)))
+    assert with_badge.toImage() != without.toImage()
+
+
+def test_the_list_shows_more_than_four_rows(qtbot):
+    doc = Document(32, 32)
+    for _ in range(6):
+        doc.add_layer()
+    panel = LayersPanel()
+    qtbot.addWidget(panel)
+    panel.set_document(doc)
+    panel.resize(260, 10)  # as small as the dock allows
+    panel.show()
+    qtbot.waitExposed(panel)
+    visible = [i for i in range(panel.list.count())
+               if panel.list.viewport().rect().contains(panel.list.visualItemRect(panel.list.item(i)))]
+    assert len(visible) >= 6
+
+
+def test_new_layer_names_do_not_skip_numbers():
+    doc = Document(32, 32)  # Background, Layer 1
+    assert doc.add_layer().name == "Layer 2"
+    assert doc.add_layer().name == "Layer 3"
+    doc.remove_layer(doc.layers[1])  # Layer 1 gone: numbers keep counting up, none reused
+    assert doc.add_layer().name == "Layer 4"
