@@ -37,6 +37,7 @@ from canvasai.tools.outpaint_frame import OutpaintFrame
 from canvasai.ui.generation_history import GenerationHistoryPanel
 from canvasai.ui.generation_panel import GenerationPanel
 from canvasai.ui.images import qimage_from_rgba
+from canvasai.ui.job_queue import JobQueueView
 from canvasai.ui.staging_strip import Candidate, StagingStrip
 
 
@@ -181,8 +182,8 @@ class GenerationController(QObject):
         self._jobs: dict[int, FlowJob] = {}
         self._job_doc: dict[int, Document] = {}
         self._alpha: dict[int, Any] = {}  # job id -> where its result shows (None: everywhere)
-        self._batch: list[int] = []
-        self._batch_size = 0
+        self._batch: list[int] = []  # this window's pending jobs: running first, then queued
+        self._running: int | None = None
         self._last_job: FlowJob | None = None
         self._shown: int | None = None
         self.first_preview_at: float | None = None  # for measurements
@@ -192,6 +193,12 @@ class GenerationController(QObject):
                                      Qt.DockWidgetArea.RightDockWidgetArea)
         self.strip_dock = window.add_dock("staging", "Results", self.strip,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.queue_view = JobQueueView()
+        self.queue_dock = window.add_dock("queue", "Queue", self.queue_view,
+                                          Qt.DockWidgetArea.BottomDockWidgetArea)
+        window.splitDockWidget(self.strip_dock, self.queue_dock, Qt.Orientation.Horizontal)
+        self.queue_view.cancel_requested.connect(self.cancel_job)
+        self.queue_view.move_requested.connect(self.move_job)
         self.history_dock = window.add_dock("generation_history", "Generation history",
                                        self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         window.tabifyDockWidget(self.panel_dock, self.history_dock)
@@ -245,7 +252,9 @@ class GenerationController(QObject):
             w.resizeDocks([layers, self.panel_dock], [220, 700], Qt.Orientation.Vertical)
             w.resizeDocks([self.panel_dock], [340], Qt.Orientation.Horizontal)
         self.strip.setMaximumHeight(190)
+        self.queue_view.setMaximumHeight(190)
         w.resizeDocks([self.strip_dock], [180], Qt.Orientation.Vertical)
+        w.resizeDocks([self.strip_dock, self.queue_dock], [700, 300], Qt.Orientation.Horizontal)
 
     @property
     def service(self) -> Any:
@@ -329,8 +338,7 @@ class GenerationController(QObject):
 
     # -- generate / cancel ------------------------------------------------------------------
     def generate(self) -> None:
-        if self.busy:
-            return
+        """Plan a job from the document as it is now and queue it (after any running one)."""
         doc = self.document()
         if doc is None:
             self.panel.show_error("Open or create a document first.")
@@ -352,23 +360,63 @@ class GenerationController(QObject):
         self._last_job = job
         self._jobs[job_id] = job
         self._job_doc[job_id] = doc
-        self._batch = [job_id]
-        self._batch_size = job.request.batch_size
+        waiting = bool(self._batch)
+        self._batch.append(job_id)
         self.panel.note_seed(int(job.request.seed))
-        self.panel.set_busy(True)
-        self.panel.set_status("Queued…")
+        if not waiting:
+            self.panel.set_busy(True)
+            self.panel.set_status("Queued…")
+        else:
+            self.panel.show_note(f"Added to the queue ({len(self._batch) - 1} waiting).")
         self.cancel_action.setEnabled(True)
+        self._refresh_queue()
 
     def cancel(self) -> None:
+        """Esc: cancel the running job (the queued ones stay queued)."""
         if not self.busy:
             return
-        for job_id in list(self._batch):
-            self.service.cancel(job_id)
+        job_id = self._running if self._running is not None else self._batch[0]
+        self.service.cancel(job_id)
         self.panel.set_status("Cancelling…")
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancel one job of the queue, running or waiting."""
+        if job_id in self._batch:
+            self.service.cancel(job_id)
+            if job_id == self._running:
+                self.panel.set_status("Cancelling…")
+
+    def move_job(self, job_id: int, delta: int) -> None:
+        """Run a waiting job earlier (-1) or later (+1)."""
+        if job_id in self._batch and self.service.move(job_id, delta):
+            order = self.service.pending_jobs()
+            self._batch.sort(key=lambda j: order.index(j) if j in order else -1)
+            self._refresh_queue()
+            self.queue_view.select_job(job_id)
+
+    def _refresh_queue(self) -> None:
+        entries = []
+        for job_id in self._batch:
+            job = self._jobs.get(job_id)
+            if job is None:
+                continue
+            prompt = job.request.prompt.strip().replace("\n", " ")
+            prompt = prompt[:32] + "…" if len(prompt) > 33 else prompt
+            n = job.request.batch_size
+            what = " · ".join(x for x in (job.label, f"“{prompt}”" if prompt else "",
+                                          f"{n} images" if n > 1 else "",
+                                          f"seed {job.request.seed}") if x)
+            doc = self._job_doc.get(job_id)
+            if doc is not None and doc is not self.document():
+                what += " (another document)"
+            entries.append((job_id, what))
+        self.queue_view.set_jobs(entries, self._running)
+        if self.queue_dock.isHidden() and len(entries) > 1:
+            self.queue_dock.show()  # a queue is forming: let the person see it
 
     def rerun(self, same_seed: bool) -> None:
         doc = self.document()
-        if self.busy or self._last_job is None or doc is None:
+        if self._last_job is None or doc is None:
             return
         job = self._last_job
         try:
@@ -389,17 +437,22 @@ class GenerationController(QObject):
     def _finish_one(self, job_id: int) -> None:
         if job_id in self._batch:
             self._batch.remove(job_id)
+        if self._running == job_id:
+            self._running = None
         self._jobs.pop(job_id, None)
         self._job_doc.pop(job_id, None)
         self._alpha.pop(job_id, None)
+        if self._shown is None:
+            self.canvas.set_preview(None)  # the ended job's last preview
         if not self._batch:
             self.panel.set_busy(False)
             self.cancel_action.setEnabled(False)
-            if self._shown is None:
-                self.canvas.set_preview(None)
+        self._refresh_queue()
 
     def _on_started(self, job_id: int) -> None:
         if job_id in self._batch:
+            self._running = job_id
+            self._refresh_queue()
             text = self.picker_memory.starting_text(self._jobs.get(job_id))
             if text.startswith("Loading"):
                 self.panel.progress.setRange(0, 0)  # busy until the first step reports
@@ -409,7 +462,7 @@ class GenerationController(QObject):
         if job_id not in self._batch:
             return
         job = self._jobs.get(job_id)
-        n = max(1, self._batch_size)
+        n = max(1, job.request.batch_size if job is not None else 1)
         asked = job.request.steps if job is not None else 0
         step_shown, per_item, item = shown_steps(step, total, n, asked)
         p = self.panel
@@ -457,7 +510,7 @@ class GenerationController(QObject):
                 self.panel.show_note(str(note))
         self._finish_one(job_id)
         if not self.busy:
-            n = len(result.images)
+            n = len(result.images) if job is not None else 0
             self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''} "
                                   f"({len(self.strip.candidates)} in Results)")
 

@@ -600,7 +600,10 @@ class GenerationPanel(QWidget):
     # -- state --------------------------------------------------------------------------------------
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
-        self.generate_button.setText("Cancel  (Esc)" if busy else "Generate")
+        # Generate while a job runs queues the next one (Esc or the Queue panel cancels)
+        self.generate_button.setText("Generate  (adds to the queue)" if busy else "Generate")
+        self.generate_button.setToolTip("Esc cancels the running job; the Queue panel shows "
+                                        "the waiting ones" if busy else "")
         self.generate_button.setProperty("busy", busy)
         self.generate_button.style().unpolish(self.generate_button)
         self.generate_button.style().polish(self.generate_button)
@@ -673,12 +676,9 @@ class GenerationPanel(QWidget):
         self.seed_lock.setChecked(True)
 
     def _on_button(self) -> None:
-        if self._busy:
-            self.cancel_clicked.emit()
-        else:
-            self.remember_prompt(self.prompt.toPlainText().strip())
-            self._refresh_context()  # Auto's choice as of this click
-            self.generate_clicked.emit()
+        self.remember_prompt(self.prompt.toPlainText().strip())
+        self._refresh_context()  # Auto's choice as of this click
+        self.generate_clicked.emit()
 
     # -- the document the panel describes -----------------------------------------------------
     def set_document(self, doc: object | None) -> None:

@@ -399,3 +399,45 @@ def test_outpaint_preview_covers_only_the_new_area(qtbot, win, held):
     gen.cancel()
     qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
     assert win.canvas._preview is None and (doc.width, doc.height) == (192, 160)
+
+
+# --------------------------------------------------------------------------- the queue
+def test_generate_while_a_job_runs_queues_it_and_each_entry_can_be_moved_or_cancelled(
+        qtbot, win, held):
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 10)
+    before = Compositor(doc).flatten()
+    n_layers = len(doc.layers)
+    qv = gen.queue_view
+    click = qtbot.mouseClick
+    click(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: gen._running is not None, timeout=TIMEOUT_MS)
+    a = gen._running
+    assert gen.panel.generate_button.text().startswith("Generate")
+    gen.panel.prompt.setPlainText("second")
+    click(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    gen.panel.prompt.setPlainText("third")
+    click(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    ids = qv.job_ids()
+    assert len(ids) == 3 and ids[0] == a and gen.busy
+    b, c = ids[1:]
+    assert "Running" in qv.list.item(0).text() and "Waiting" in qv.list.item(2).text()
+    assert "third" in qv.list.item(2).text() and qv.summary.text() == "1 running, 2 waiting"
+    assert gen.queue_dock.isVisible()
+    qv.select_job(c)
+    assert qv.up_button.isEnabled() and not qv.down_button.isEnabled()
+    click(qv.up_button, Qt.MouseButton.LeftButton)
+    assert qv.job_ids() == [a, c, b] and gen.service.pending_jobs() == [a, c, b]
+    qv.select_job(b)
+    click(qv.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: qv.job_ids() == [a, c], timeout=TIMEOUT_MS)
+    qtbot.keyClick(win, Qt.Key.Key_Escape)  # cancels the running job only
+    qtbot.waitUntil(lambda: gen._running == c, timeout=TIMEOUT_MS)
+    assert qv.job_ids() == [c] and not gen.strip.candidates
+    assert np.array_equal(Compositor(doc).flatten(), before) and len(doc.layers) == n_layers
+    held.release.set()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert len(gen.strip.candidates) == 1
+    assert gen.strip.candidates[0].job.request.prompt == "third"
+    assert qv.job_ids() == [] and qv.summary.text() == "Nothing queued"
+    assert gen.panel.generate_button.text() == "Generate"
