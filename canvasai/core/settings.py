@@ -37,9 +37,20 @@ RANGES: dict[str, tuple[float, float]] = {
     "generation/overlap": (0, 512),
     "generation/control_scale": (0.0, 2.0),
     "files/autosave_s": (1.0, 24 * 3600.0),
+    "files/recent_size": (0, 50),
+    "editing/undo_mb": (64, 65536),
+    "editing/pressure_curve": (0.25, 4.0),
     "ui/prompt_history_size": (0, 200),
     "export/quality": (1, 100),
     "export/scale_percent": (1.0, 1600.0),
+}
+
+#: The allowed values of text fields with a fixed set of choices; anything else reads as
+#: the default. The Preferences dialog lists the same values.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "generation/preview_quality": ("auto", "off"),
+    "models/device": ("", "cuda", "mps", "cpu"),
+    "models/precision": ("", "fp32", "fp16", "bf16"),
 }
 
 
@@ -62,6 +73,9 @@ class GenerationDefaults:
     upscale_factor: int = 2
     tile: int = 512
     overlap: int = 64
+    #: live previews while a job runs: "auto" (a tiny autoencoder when one is installed,
+    #: else the fast latent projection) or "off" (jobs finish a little sooner)
+    preview_quality: str = "auto"
 
 
 @dataclass
@@ -73,6 +87,7 @@ class ModelSettings:
     allow_pickle: tuple[str, ...] = ()  # pickle files the person explicitly allowed
     configs_dir: str = ""  # override for the bundled config-only model folders
     device: str = ""  # "" = automatic (cuda, then mps, then cpu)
+    precision: str = ""  # "" = automatic (bf16/fp16 on a GPU, fp32 on the CPU); fp32, fp16, bf16
     hidden: tuple[str, ...] = ()  # model paths the person hid from the lists
     defaults: tuple[str, ...] = ()  # "task=model name": the default model per task
     last_used: tuple[str, ...] = ()  # "task=model name": the picker's last choice per task
@@ -83,6 +98,17 @@ class ModelSettings:
 class FileSettings:
     data_dir: str = ""  # "" = platformdirs' user data folder
     autosave_s: float = 60.0
+    last_dir: str = ""  # where the last file dialog was left ("" = the home folder)
+    recent: tuple[str, ...] = ()  # File ▸ Recent, most recent first
+    recent_size: int = 10
+
+
+@dataclass
+class EditingSettings:
+    """Painting and undo."""
+
+    undo_mb: int = 1024  # pixel data kept for undo per document, in MiB (oldest steps go first)
+    pressure_curve: float = 1.0  # pen pressure exponent: < 1 soft (light touch counts more), > 1 firm
 
 
 @dataclass
@@ -115,6 +141,8 @@ class UISettings:
     prompt_history_size: int = 30
     test_script: str = ""  # a Python file run against the live window (smoke tests)
     clear_mask_after_accept: bool = True  # accepting a result that used the mask clears it
+    window_geometry: str = ""  # the main window's size and place (base64 of Qt's bytes)
+    window_state: str = ""  # its docks and toolbars (base64 of Qt's bytes)
 
 
 @dataclass
@@ -130,6 +158,7 @@ class Settings:
     generation: GenerationDefaults = field(default_factory=GenerationDefaults)
     models: ModelSettings = field(default_factory=ModelSettings)
     files: FileSettings = field(default_factory=FileSettings)
+    editing: EditingSettings = field(default_factory=EditingSettings)
     export: ExportSettings = field(default_factory=ExportSettings)
     ui: UISettings = field(default_factory=UISettings)
     credentials: CredentialSettings = field(default_factory=CredentialSettings)
@@ -189,7 +218,11 @@ def _coerce(key: str, raw: Any, default: Any, typ: Any) -> Any:
             value = min(max(value, lo), hi)
             return int(round(value)) if typ is int else value
         if typ is str:
-            return "" if raw is None else str(raw)
+            text = "" if raw is None else str(raw)
+            if key in CHOICES:
+                text = text.strip().lower()
+                return text if text in CHOICES[key] else default
+            return text
         if typ == tuple[str, ...]:
             if raw is None:
                 return ()

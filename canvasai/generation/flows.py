@@ -80,6 +80,7 @@ def _base_request(task: Task, p: FlowParams, **kw: Any) -> GenerationRequest:
         "steps": p.steps, "guidance": p.guidance, "strength": p.strength, "seed": p.seed,
         "batch_size": p.batch_size, "scheduler": p.scheduler, "classic_method": p.classic_method,
         "blend": p.blend(),
+        "previews": settings.current().generation.preview_quality != "off",
     }
     return GenerationRequest(**(fields | kw))
 

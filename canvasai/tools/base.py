@@ -35,6 +35,12 @@ class BrushSettings:
     pressure_size: bool = True
     pressure_opacity: bool = True
     min_size_fraction: float = 0.1  # size at zero pressure
+    pressure_curve: float = 1.0  # exponent (the editing/pressure_curve setting): <1 soft, >1 firm
+
+    def pressure(self, raw: float) -> float:
+        """The pen's pressure through the curve, in 0..1."""
+        p = max(0.0, min(1.0, raw))
+        return p ** self.pressure_curve if self.pressure_curve != 1.0 else p
 
 
 @dataclass

@@ -92,12 +92,12 @@ class BrushTool(Tool):
         b = self.ctx.brush
         if not b.pressure_size:
             return b.size
-        p = max(0.0, min(1.0, pressure))
+        p = b.pressure(pressure)
         return b.size * (b.min_size_fraction + (1 - b.min_size_fraction) * p)
 
     def _dab(self, ev: PointerEvent) -> Rect:
         b = self.ctx.brush
-        flow = b.flow * (max(0.0, min(1.0, ev.pressure)) if b.pressure_opacity else 1.0)
+        flow = b.flow * (b.pressure(ev.pressure) if b.pressure_opacity else 1.0)
         assert self._stroke is not None
         return self._stroke.dab(ev.x, ev.y, self._diameter(ev.pressure) / 2, b.hardness, flow)
 

@@ -14,5 +14,9 @@ def icon(name: str) -> QIcon:
 
 
 def stylesheet() -> str:
+    """The style sheet, its ``url(icons/…)`` pointing at the package's icon folder."""
     path = RESOURCES / "style.qss"
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
+    if not path.is_file():
+        return ""
+    folder = (RESOURCES / "icons").as_posix()
+    return path.read_text(encoding="utf-8").replace("url(icons/", f"url({folder}/")

@@ -56,6 +56,7 @@ BRUSH_STEP = 1.15  # [ and ] scale the brush size by this factor
 
 
 CLEAR_MASK_KEY = "Ctrl+Shift+X"
+MIB = 1024 * 1024
 
 
 def prompts_enabled() -> bool:
@@ -88,11 +89,12 @@ class MainWindow(QMainWindow):
         self.document: Document | None = None
         self.compositor: Compositor | None = None
         self._document_path: str | None = None
-        self.brush = BrushSettings()
+        self.brush = BrushSettings(pressure_curve=settings.current().editing.pressure_curve)
         self.tools: dict[str, Tool] = {}
         self.tool_context: ToolContext | None = None
         self.current_tool_name = "brush"
         self._hidden_docks: list[QDockWidget] = []
+        self._model_settings = settings.current().models
 
         self.canvas = CanvasWidget()
         self.setCentralWidget(self.canvas)
@@ -306,6 +308,7 @@ class MainWindow(QMainWindow):
                 fill_tolerance=self.tools_panel.tolerance.value(), status=self.show_status,
                 on_color_picked=self.color_panel.set_foreground)
             self.tools = make_tools(self.tool_context)
+            doc.history.budget = settings.current().editing.undo_mb * MIB
             doc.history.changed.connect(self._history_changed)
             doc.size_changed.connect(self._show_size)
         self.canvas.set_document(doc, self.compositor)
@@ -316,6 +319,19 @@ class MainWindow(QMainWindow):
         self._show_size()
         self._history_changed()
         self.document_changed.emit(doc)
+
+    def apply_settings(self, s: settings.Settings | None = None) -> None:
+        """Put changed preferences to work at once (Preferences ▸ OK or Apply)."""
+        s = s or settings.current()
+        self.brush.pressure_curve = s.editing.pressure_curve
+        if self.document is not None:
+            self.document.history.budget = s.editing.undo_mb * MIB
+        self.files.set_autosave_interval(s.files.autosave_s)
+        self.clear_mask_on_accept_action.setChecked(s.ui.clear_mask_after_accept)
+        gen = getattr(self, "generation", None)
+        if gen is not None and s.models != self._model_settings:
+            gen.refresh_models()  # other folders: the picker lists what they hold
+        self._model_settings = s.models
 
     def is_modified(self) -> bool:
         return self.document is not None and not self.document.history.is_clean

@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QObject, QPointF, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QAction, QColor, QKeySequence, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
+    QSpinBox,
     QStackedWidget,
     QTableWidget,
     QVBoxLayout,
@@ -41,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from canvasai.core import settings
-from canvasai.core.settings import Settings
+from canvasai.core.settings import CHOICES, RANGES, Settings
 
 
 class PreferencesPage(QWidget):
@@ -370,12 +373,286 @@ class ServersPage(PreferencesPage):
         return {"remote/servers": [u for u, _ in rows], "remote/tokens": [t for _, t in rows]}
 
 
+def _note(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setObjectName("preferenceNote")
+    return label
+
+
+def _combo(key: str, labels: dict[str, str], name: str) -> QComboBox:
+    """A combo box over the settings model's choices for `key` (CHOICES), in its order."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    for value in CHOICES[key]:
+        combo.addItem(labels[value], value)
+    return combo
+
+
+def _set_combo(combo: QComboBox, value: object) -> None:
+    i = combo.findData(value)
+    combo.setCurrentIndex(max(0, i))
+
+
+def _spin(key: str, suffix: str, name: str) -> QSpinBox:
+    lo, hi = RANGES[key]
+    spin = QSpinBox()
+    spin.setObjectName(name)
+    spin.setRange(int(lo), int(hi))
+    spin.setSuffix(suffix)
+    return spin
+
+
+class ModelsPage(PreferencesPage):
+    """Where models are found."""
+
+    title = "Models"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelsPage")
+        self.folders = QListWidget()
+        self.folders.setObjectName("modelsFolders")
+        self.folders.setMinimumHeight(120)
+        add = QPushButton("Add folder…")
+        add.setObjectName("addModelsFolder")
+        add.clicked.connect(self._choose)
+        remove = QPushButton("Remove")
+        remove.setObjectName("removeModelsFolder")
+        remove.clicked.connect(self.remove_selected)
+        buttons = QHBoxLayout()
+        buttons.addWidget(add)
+        buttons.addWidget(remove)
+        buttons.addStretch(1)
+        self.hf_cache = QCheckBox("Also use models in the Hugging Face cache")
+        self.hf_cache.setObjectName("includeHfCache")
+        self.empty_note = _note("")
+        lay = QVBoxLayout(self)
+        lay.addWidget(_note(
+            "Folders scanned for models: diffusers folders, .safetensors and GGUF files. "
+            "ComfyUI, A1111/Forge and InvokeAI models folders work as they are. The model "
+            "picker lists what they hold after OK (or ⟳ in the Generate panel)."))
+        lay.addWidget(self.folders)
+        lay.addLayout(buttons)
+        lay.addWidget(self.empty_note)
+        lay.addWidget(self.hf_cache)
+        lay.addStretch(1)
+
+    def _choose(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a models folder")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str) -> None:
+        if folder and folder not in self.dirs():
+            self.folders.addItem(folder)
+        self._sync()
+
+    def remove_selected(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self._sync()
+
+    def dirs(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def _sync(self) -> None:
+        from canvasai.core import paths
+
+        default = paths.data_dir() / "models"
+        self.empty_note.setText(
+            f"No folder listed: CanvasAI's own folder is used ({default})."
+            if not self.dirs() else "")
+        self.empty_note.setVisible(not self.dirs())
+
+    def load(self, s: Settings) -> None:
+        self.folders.clear()
+        self.folders.addItems(list(s.models.models_dirs))
+        self.hf_cache.setChecked(s.models.include_hf_cache)
+        self._sync()
+
+    def changes(self) -> dict[str, Any]:
+        return {"models/models_dirs": self.dirs(),
+                "models/include_hf_cache": self.hf_cache.isChecked()}
+
+
+class DevicePage(PreferencesPage):
+    """Which processor runs the models, and in what number format."""
+
+    title = "Device and precision"
+    DEVICES = {"": "Automatic (NVIDIA GPU, then Apple GPU, then CPU)",
+               "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (Metal)", "cpu": "CPU (slow)"}
+    PRECISIONS = {"": "Automatic (half precision on a GPU, full on the CPU)",
+                  "fp32": "Full (fp32): most exact, twice the memory",
+                  "fp16": "Half (fp16): GPUs", "bf16": "bfloat16: newer GPUs"}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("devicePage")
+        self.device = _combo("models/device", self.DEVICES, "device")
+        self.precision = _combo("models/precision", self.PRECISIONS, "precision")
+        form = QFormLayout()
+        form.addRow("Device", self.device)
+        form.addRow("Precision", self.precision)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(_note(
+            "A device that this computer lacks falls back to the automatic choice. "
+            "Changes apply to the next model that loads; a model already loaded keeps "
+            "running where it is until it is unloaded."))
+        lay.addStretch(1)
+
+    def load(self, s: Settings) -> None:
+        _set_combo(self.device, s.models.device)
+        _set_combo(self.precision, s.models.precision)
+
+    def changes(self) -> dict[str, Any]:
+        return {"models/device": self.device.currentData(),
+                "models/precision": self.precision.currentData()}
+
+
+class GenerationPage(PreferencesPage):
+    """Previews and the defaults a new Generate panel starts from."""
+
+    title = "Generation"
+    PREVIEWS = {"auto": "Every step (a tiny autoencoder when one is installed)",
+                "off": "Off (jobs finish a little sooner)"}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("generationPage")
+        self.previews = _combo("generation/preview_quality", self.PREVIEWS, "previewQuality")
+        self.grow = _spin("generation/grow_px", " px", "defaultGrow")
+        self.feather = _spin("generation/feather_px", " px", "defaultFeather")
+        self.clear_mask = QCheckBox("Clear the mask after accepting a result that used it")
+        self.clear_mask.setObjectName("clearMaskAfterAccept")
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form.addRow("Live previews", self.previews)
+        form.addRow("Default grow mask", self.grow)
+        form.addRow("Default feather", self.feather)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(_note(
+            "Grow widens the mask before the result is pasted back; feather is the width "
+            "of its soft edge. The defaults apply at the next start; the Generate panel "
+            "keeps the values set there now."))
+        lay.addWidget(self.clear_mask)
+        lay.addStretch(1)
+
+    def load(self, s: Settings) -> None:
+        _set_combo(self.previews, s.generation.preview_quality)
+        self.grow.setValue(s.generation.grow_px)
+        self.feather.setValue(s.generation.feather_px)
+        self.clear_mask.setChecked(s.ui.clear_mask_after_accept)
+
+    def changes(self) -> dict[str, Any]:
+        return {"generation/preview_quality": self.previews.currentData(),
+                "generation/grow_px": self.grow.value(),
+                "generation/feather_px": self.feather.value(),
+                "ui/clear_mask_after_accept": self.clear_mask.isChecked()}
+
+
+class PressureCurve(QWidget):
+    """A small drawing of pressure in (across) against effect out (up) for an exponent."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.exponent = 1.0
+        self.setFixedSize(QSize(96, 96))
+        self.setToolTip("Pen pressure (across) against brush size or opacity (up)")
+
+    def set_exponent(self, value: float) -> None:
+        self.exponent = float(value)
+        self.update()
+
+    def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        r = self.rect().adjusted(4, 4, -4, -4)
+        p.setPen(QPen(QColor("#555"), 1))
+        p.drawRect(r)
+        path = QPainterPath()
+        for i in range(33):
+            x = i / 32
+            point = QPointF(r.left() + x * r.width(), r.bottom() - (x ** self.exponent) * r.height())
+            if i == 0:
+                path.moveTo(point)
+            else:
+                path.lineTo(point)
+        p.setPen(QPen(QColor("#58a6ff"), 2))
+        p.drawPath(path)
+        p.end()
+
+
+class EditingPage(PreferencesPage):
+    """Autosave, undo memory and the pen."""
+
+    title = "Editing"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("editingPage")
+        lo, hi = RANGES["files/autosave_s"]
+        self.autosave = QSpinBox()
+        self.autosave.setObjectName("autosaveSeconds")
+        self.autosave.setRange(int(lo), int(hi))
+        self.autosave.setSuffix(" s")
+        self.undo = _spin("editing/undo_mb", " MiB", "undoMemory")
+        self.undo.setSingleStep(256)
+        self.curve = QDoubleSpinBox()
+        self.curve.setObjectName("pressureCurve")
+        self.curve.setRange(*RANGES["editing/pressure_curve"])
+        self.curve.setSingleStep(0.1)
+        self.curve.setDecimals(2)
+        self.curve_word = QLabel("")
+        self.curve_drawing = PressureCurve()
+        self.curve.valueChanged.connect(self._curve_changed)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
+        form.addRow("Autosave every", self.autosave)
+        form.addRow(_note("A recovery copy of the open picture is written this often; after a "
+                          "crash CanvasAI offers it at the next start."))
+        form.addRow("Undo memory per picture", self.undo)
+        form.addRow(_note("The oldest undo steps are dropped when their pixels need more than "
+                          "this."))
+        curve_row = QHBoxLayout()
+        curve_row.addWidget(self.curve)
+        curve_row.addWidget(self.curve_word, 1)
+        form.addRow("Pen pressure curve", curve_row)
+        form.addRow("", self.curve_drawing)
+        form.addRow(_note("Below 1 a light touch already gives a large, opaque dab (soft); above "
+                          "1 you press harder for the same (firm). 1 is linear."))
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addStretch(1)
+
+    def _curve_changed(self, value: float) -> None:
+        self.curve_drawing.set_exponent(value)
+        self.curve_word.setText("linear" if abs(value - 1) < 0.05 else
+                                "soft" if value < 1 else "firm")
+
+    def load(self, s: Settings) -> None:
+        self.autosave.setValue(round(s.files.autosave_s))
+        self.undo.setValue(s.editing.undo_mb)
+        self.curve.setValue(s.editing.pressure_curve)
+        self._curve_changed(self.curve.value())
+
+    def changes(self) -> dict[str, Any]:
+        return {"files/autosave_s": float(self.autosave.value()),
+                "editing/undo_mb": self.undo.value(),
+                "editing/pressure_curve": round(self.curve.value(), 2)}
+
+
 #: The pages, in the order the dialog lists them (other topics append theirs).
-PAGES: list[type[PreferencesPage]] = [CredentialsPage, ServersPage]
+PAGES: list[type[PreferencesPage]] = [ModelsPage, DevicePage, GenerationPage, EditingPage,
+                                      CredentialsPage, ServersPage]
 
 
 class PreferencesDialog(QDialog):
     """The Preferences window: a list of topics and the page of the chosen one."""
+
+    applied = Signal(object)  # the new Settings, after OK or Apply
 
     def __init__(self, parent: QWidget | None = None, pages: list[type[PreferencesPage]] | None = None) -> None:
         super().__init__(parent)
@@ -433,7 +710,9 @@ class PreferencesDialog(QDialog):
 
     def apply(self) -> Settings:
         """Persist every page's changes through the settings model."""
-        return settings.update(**self.changes())
+        fresh = settings.update(**self.changes())
+        self.applied.emit(fresh)
+        return fresh
 
     def accept(self) -> None:
         self.apply()
@@ -452,6 +731,9 @@ def install_preferences_action(window: Any) -> QAction:
         dialog = PreferencesDialog(window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         window.preferences_dialog = dialog
+        apply_settings = getattr(window, "apply_settings", None)
+        if apply_settings is not None:
+            dialog.applied.connect(apply_settings)
         dialog.open()
 
     action.triggered.connect(lambda _checked=False: show())

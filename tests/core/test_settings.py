@@ -61,3 +61,23 @@ def test_a_corrupt_json_store_reads_as_defaults(tmp_path):
 def test_every_environment_variable_maps_to_a_real_field(var):
     key, _ = st.ENVIRONMENT[var]
     assert key in Settings().to_flat()
+
+
+def test_fields_with_fixed_choices_refuse_anything_else():
+    s = Settings.from_flat({"models/device": "CUDA", "models/precision": "fp8",
+                            "generation/preview_quality": "off"})
+    assert s.models.device == "cuda" and s.models.precision == ""
+    assert s.generation.preview_quality == "off"
+    for key, choices in st.CHOICES.items():
+        section, name = key.split("/")
+        assert getattr(getattr(Settings(), section), name) in choices, key
+
+
+def test_new_preferences_have_their_defaults_and_limits():
+    s = Settings()
+    assert s.ui.clear_mask_after_accept is True
+    assert s.editing.undo_mb == 1024 and s.editing.pressure_curve == 1.0
+    assert s.files.recent == () and s.files.last_dir == ""
+    clamped = Settings.from_flat({"editing/undo_mb": 1, "editing/pressure_curve": 100})
+    assert clamped.editing.undo_mb == st.RANGES["editing/undo_mb"][0]
+    assert clamped.editing.pressure_curve == st.RANGES["editing/pressure_curve"][1]

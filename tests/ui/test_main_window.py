@@ -366,3 +366,12 @@ def test_clear_mask_has_a_shortcut_and_the_tint_can_be_hidden(qtbot, window):
     assert tint.isChecked() and tint.shortcut().toString()
     tint.trigger()
     assert not tint.isChecked()
+
+
+def test_every_file_the_style_sheet_names_exists():
+    import re
+
+    from canvasai.ui.icons import stylesheet
+
+    urls = re.findall(r"url\(([^)]+)\)", stylesheet())
+    assert urls and all(Path(u).is_file() for u in urls), urls

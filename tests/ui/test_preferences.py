@@ -22,7 +22,8 @@ def _data(tmp_path, monkeypatch):
 def test_credentials_page_loads_and_applies_through_the_settings_model(qtbot, tmp_path):
     dlg = PreferencesDialog()
     qtbot.addWidget(dlg)
-    assert dlg.list.item(0).text() == "Content Credentials" and CredentialsPage in PAGES
+    assert CredentialsPage in PAGES
+    assert "Content Credentials" in [dlg.list.item(i).text() for i in range(dlg.list.count())]
     page = dlg.page("Content Credentials")
     assert isinstance(page, CredentialsPage)
     assert page.sign.isChecked() and page.self_issued.isChecked()
@@ -129,3 +130,86 @@ def test_servers_page_edits_servers_and_shows_their_state(qtbot):
         dlg.apply()
         r = settings.current().remote
         assert r.servers == (srv.url, "gpu.example:8188") and r.tokens == ("", "secret")
+
+
+def test_every_page_loads_and_saves_unchanged_settings_as_they_were(qtbot):
+    before = settings.current().to_flat()
+    dlg = PreferencesDialog()
+    qtbot.addWidget(dlg)
+    for key, value in dlg.changes().items():  # every page is bound to a real field
+        assert key in before, key
+        assert value == before[key] or list(value) == before[key], key
+    dlg.apply()
+    assert settings.current().to_flat() == before
+
+
+def test_models_device_generation_and_editing_pages_write_the_settings_model(qtbot, tmp_path):
+    from canvasai.ui.preferences_dialog import DevicePage, EditingPage, GenerationPage, ModelsPage
+
+    dlg = PreferencesDialog()
+    qtbot.addWidget(dlg)
+    models = dlg.page("Models")
+    assert isinstance(models, ModelsPage) and "own folder" in models.empty_note.text()
+    models.add_folder(str(tmp_path / "comfy"))
+    models.add_folder(str(tmp_path / "comfy"))  # once only
+    models.hf_cache.setChecked(False)
+    device = dlg.page("Device and precision")
+    assert isinstance(device, DevicePage)
+    device.device.setCurrentIndex(device.device.findData("cpu"))
+    device.precision.setCurrentIndex(device.precision.findData("bf16"))
+    gen = dlg.page("Generation")
+    assert isinstance(gen, GenerationPage) and gen.clear_mask.isChecked()
+    gen.previews.setCurrentIndex(gen.previews.findData("off"))
+    gen.grow.setValue(9)
+    gen.feather.setValue(20)
+    gen.clear_mask.setChecked(False)
+    editing = dlg.page("Editing")
+    assert isinstance(editing, EditingPage) and editing.curve_word.text() == "linear"
+    editing.autosave.setValue(120)
+    editing.undo.setValue(2048)
+    editing.curve.setValue(0.5)
+    assert editing.curve_word.text() == "soft" and editing.curve_drawing.exponent == 0.5
+    seen = []
+    dlg.applied.connect(seen.append)
+    dlg.accept()
+    s = settings.current()
+    assert seen and seen[0] is s
+    assert s.models.models_dirs == (str(tmp_path / "comfy"),) and not s.models.include_hf_cache
+    assert (s.models.device, s.models.precision) == ("cpu", "bf16")
+    assert s.generation.preview_quality == "off"
+    assert (s.generation.grow_px, s.generation.feather_px) == (9, 20)
+    assert s.ui.clear_mask_after_accept is False
+    assert (s.files.autosave_s, s.editing.undo_mb, s.editing.pressure_curve) == (120.0, 2048, 0.5)
+
+
+def test_applied_preferences_take_effect_in_the_window(qtbot):
+    from canvasai.document.document import Document
+    from canvasai.ui.main_window import MIB, MainWindow
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.set_document(Document(64, 64))
+    w.preferences_action.trigger()
+    dlg = w.preferences_dialog
+    dlg.page("Editing").autosave.setValue(300)
+    dlg.page("Editing").undo.setValue(512)
+    dlg.page("Editing").curve.setValue(2.0)
+    dlg.page("Generation").clear_mask.setChecked(False)
+    dlg.accept()
+    assert w.files.autosave_s == 300.0 and w.files.timer.interval() == 300_000
+    assert w.document.history.budget == 512 * MIB
+    assert w.brush.pressure_curve == 2.0 and w.brush.pressure(0.5) == 0.25
+    assert not w.actions_by_name["clear_mask_on_accept"].isChecked()
+    w.set_document(Document(32, 32))  # a new picture gets the new undo memory too
+    assert w.document.history.budget == 512 * MIB
+
+
+def test_preview_quality_off_turns_live_previews_off_in_the_request():
+    from canvasai.document.document import Document
+    from canvasai.generation import flows
+    from canvasai.generation.params import FlowParams
+
+    doc = Document(64, 64)
+    assert flows.plan(doc, "upscale", FlowParams()).request.previews is True
+    settings.update(**{"generation/preview_quality": "off"})
+    assert flows.plan(doc, "upscale", FlowParams()).request.previews is False
