@@ -363,11 +363,9 @@ class GenerationController(QObject):
         waiting = bool(self._batch)
         self._batch.append(job_id)
         self.panel.note_seed(int(job.request.seed))
-        if not waiting:
+        if not waiting:  # otherwise the Queue panel shows it waiting
             self.panel.set_busy(True)
             self.panel.set_status("Queued…")
-        else:
-            self.panel.show_note(f"Added to the queue ({len(self._batch) - 1} waiting).")
         self.cancel_action.setEnabled(True)
         self._refresh_queue()
 
@@ -403,7 +401,7 @@ class GenerationController(QObject):
             prompt = job.request.prompt.strip().replace("\n", " ")
             prompt = prompt[:32] + "…" if len(prompt) > 33 else prompt
             n = job.request.batch_size
-            what = " · ".join(x for x in (job.label, f"“{prompt}”" if prompt else "",
+            what = " · ".join(x for x in (f"“{prompt}”" if prompt else "", job.label,
                                           f"{n} images" if n > 1 else "",
                                           f"seed {job.request.seed}") if x)
             doc = self._job_doc.get(job_id)
@@ -511,8 +509,7 @@ class GenerationController(QObject):
         self._finish_one(job_id)
         if not self.busy:
             n = len(result.images) if job is not None else 0
-            self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''} "
-                                  f"({len(self.strip.candidates)} in Results)")
+            self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''}")
 
     def _on_failed(self, job_id: int, message: str) -> None:
         self._jobs.pop(job_id, None)

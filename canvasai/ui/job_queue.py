@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -33,14 +34,19 @@ class JobQueueView(QWidget):
                                 "Esc cancels the running job")
         lay.addWidget(self.summary)
         self.list = QListWidget()
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setMinimumWidth(120)
         self.list.currentRowChanged.connect(lambda _r: self._update_buttons())
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
-        self.up_button = QPushButton("Up")
+        self.up_button = QToolButton()
+        self.up_button.setArrowType(Qt.ArrowType.UpArrow)
         self.up_button.setToolTip("Run the selected job earlier")
-        self.down_button = QPushButton("Down")
+        self.down_button = QToolButton()
+        self.down_button.setArrowType(Qt.ArrowType.DownArrow)
         self.down_button.setToolTip("Run the selected job later")
-        self.cancel_button = QPushButton("Cancel job")
+        self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Cancel the selected job (running or waiting)")
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button.clicked.connect(lambda: self._move(+1))
@@ -60,7 +66,9 @@ class JobQueueView(QWidget):
         for job_id, text in jobs:
             is_running = job_id == running
             waiting += not is_running
-            item = QListWidgetItem(f"{'▶ Running' if is_running else '⏳ Waiting'} · {text}")
+            # "▶" the running job, then the waiting ones numbered in run order
+            item = QListWidgetItem(f"▶ {text}" if is_running else f"{waiting}. {text}")
+            item.setToolTip(f"{'Running' if is_running else 'Waiting'}: {text}")
             item.setData(Qt.ItemDataRole.UserRole, job_id)
             self.list.addItem(item)
             if job_id == selected:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -62,14 +63,21 @@ class StagingStrip(QWidget):
         self.list.setMovement(QListView.Movement.Static)
         self.list.currentRowChanged.connect(self._row_changed)
         self.list.itemDoubleClicked.connect(lambda _it: self._accept())
-        lay.addWidget(self.list)
-        row = QHBoxLayout()
-        self.prev_button = QPushButton("◀")
+        # ◀ [thumbnails] ▶: stepping costs no width in the button row (it must fit 1366 px)
+        top = QHBoxLayout()
+        self.prev_button = QToolButton()
+        self.prev_button.setArrowType(Qt.ArrowType.LeftArrow)
         self.prev_button.setToolTip("The previous result")
-        self.next_button = QPushButton("▶")
+        self.next_button = QToolButton()
+        self.next_button.setArrowType(Qt.ArrowType.RightArrow)
         self.next_button.setToolTip("The next result")
         for b in (self.prev_button, self.next_button):
-            b.setFixedWidth(32)
+            b.setFixedSize(24, 138)
+        top.addWidget(self.prev_button)
+        top.addWidget(self.list, 1)
+        top.addWidget(self.next_button)
+        lay.addLayout(top)
+        row = QHBoxLayout()
         self.prev_button.clicked.connect(lambda: self.step(-1))
         self.next_button.clicked.connect(lambda: self.step(+1))
         self.position = QLabel("No results")
@@ -80,9 +88,7 @@ class StagingStrip(QWidget):
                                        "(or hold C over the canvas)")
         self.compare_button.pressed.connect(lambda: self.compare_requested.emit(True))
         self.compare_button.released.connect(lambda: self.compare_requested.emit(False))
-        row.addWidget(self.prev_button)
         row.addWidget(self.position)
-        row.addWidget(self.next_button)
         row.addWidget(self.compare_button)
         row.addStretch(1)
         self.accept_button = QPushButton("Accept")

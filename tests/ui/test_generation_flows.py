@@ -421,8 +421,8 @@ def test_generate_while_a_job_runs_queues_it_and_each_entry_can_be_moved_or_canc
     ids = qv.job_ids()
     assert len(ids) == 3 and ids[0] == a and gen.busy
     b, c = ids[1:]
-    assert "Running" in qv.list.item(0).text() and "Waiting" in qv.list.item(2).text()
-    assert "third" in qv.list.item(2).text() and qv.summary.text() == "1 running, 2 waiting"
+    assert qv.list.item(0).text().startswith("▶") and qv.list.item(2).text().startswith("2. ")
+    assert "“third”" in qv.list.item(2).text() and qv.summary.text() == "1 running, 2 waiting"
     assert gen.queue_dock.isVisible()
     qv.select_job(c)
     assert qv.up_button.isEnabled() and not qv.down_button.isEnabled()
