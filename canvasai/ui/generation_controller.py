@@ -10,6 +10,7 @@ the document.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import replace
@@ -27,8 +28,10 @@ from PySide6.QtWidgets import (
     QTextEdit,
 )
 
+from canvasai.backends import masking
 from canvasai.backends.api import GenerationResult
 from canvasai.core.errors import CanvasAIError
+from canvasai.core.geometry import Rect
 from canvasai.document.document import Document
 from canvasai.generation import flows, results
 from canvasai.generation.flows import FlowJob
@@ -127,27 +130,68 @@ class _ServerList(threading.Thread):
 _TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)  # C is typed there
 
 
-def through_alpha(rgba: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """`rgba` (any size) at `alpha`'s size with its alpha multiplied by `alpha`.
+def _bounds(nonzero: np.ndarray) -> Rect | None:
+    rows = np.flatnonzero(nonzero.any(axis=1))
+    cols = np.flatnonzero(nonzero.any(axis=0))
+    if not len(rows):
+        return None
+    return Rect.from_bounds(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
-    Where `alpha` is exactly 0 the frame is fully transparent, so the canvas shows
-    there exactly as it is (strokes painted during the job included).
+
+def preview_mask(job: FlowJob) -> tuple[np.ndarray, Rect] | None:
+    """`flows.preview_alpha(job)` cut to where it is not 0: (alpha, its rect inside the
+    preview rectangle); None where the whole rectangle shows.
+
+    For a painted mask only the area around it is feathered (through the one
+    `masking.paste_alpha`, with a margin past its reach, so the values are the same), so
+    a small mask on a large canvas costs the GUI thread little, once per job.
     """
+    rect = job.preview_rect or job.target
+    mask, blend = job.request.mask, job.request.blend
+    if (job.flow in ("inpaint", "edit", "sketch") and mask is not None
+            and mask.shape == (rect.h, rect.w)):
+        marked = _bounds(mask > 0)
+        if marked is None:
+            return np.zeros((1, 1), np.float32), Rect(0, 0, 1, 1)
+        reach = int(blend.grow_px) + int(blend.feather_px) + 2
+        sub = marked.adjusted(reach, reach, reach, reach).intersect(Rect(0, 0, rect.w, rect.h))
+        return masking.paste_alpha(mask[sub.slices()], blend), sub
+    alpha = flows.preview_alpha(job)
     if alpha is None:
-        return rgba
-    h, w = alpha.shape
+        return None
+    sub = _bounds(alpha > 0) or Rect(0, 0, 1, 1)
+    return alpha[sub.slices()], sub
+
+
+def through_mask(rgba: np.ndarray, rect: Rect,
+                 pmask: tuple[np.ndarray, Rect] | None) -> tuple[np.ndarray, Rect]:
+    """The part of `rgba` (drawn over doc rect `rect`, at any size) that `pmask` lets
+    through, at document resolution with its alpha multiplied by the mask, and where to
+    draw it. Where the mask is exactly 0 nothing is drawn, so the canvas shows there
+    exactly as it is (strokes painted during the job included)."""
+    if pmask is None:
+        return rgba, rect
+    alpha, sub = pmask
     frame = np.asarray(rgba, dtype=np.uint8)
     if frame.ndim == 3 and frame.shape[2] == 3:
         frame = np.concatenate([frame, np.full(frame.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    if frame.shape[:2] != (h, w):
-        img = qimage_from_rgba(frame).scaled(w, h, Qt.AspectRatioMode.IgnoreAspectRatio,
-                                             Qt.TransformationMode.SmoothTransformation)
+    fh, fw = frame.shape[:2]
+    if (fh, fw) == (rect.h, rect.w):
+        part = frame[sub.slices()]
+    else:  # a smaller preview: the matching part, scaled up to document pixels
+        sx, sy = fw / rect.w, fh / rect.h
+        x0, y0 = int(sub.x * sx), int(sub.y * sy)
+        x1 = max(x0 + 1, min(fw, math.ceil((sub.x + sub.w) * sx - 1e-9)))
+        y1 = max(y0 + 1, min(fh, math.ceil((sub.y + sub.h) * sy - 1e-9)))
+        img = qimage_from_rgba(frame[y0:y1, x0:x1]).scaled(
+            sub.w, sub.h, Qt.AspectRatioMode.IgnoreAspectRatio,
+            Qt.TransformationMode.SmoothTransformation)
         img = img.convertToFormat(QImage.Format.Format_RGBA8888)
-        rows = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * h)
-        frame = rows.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4)
-    out = np.array(frame, dtype=np.uint8, copy=True)
+        rows = np.frombuffer(img.constBits(), np.uint8, img.bytesPerLine() * sub.h)
+        part = rows.reshape(sub.h, img.bytesPerLine())[:, : sub.w * 4].reshape(sub.h, sub.w, 4)
+    out = np.array(part, dtype=np.uint8, copy=True)
     out[..., 3] = (out[..., 3] * alpha + 0.5).astype(np.uint8)
-    return out
+    return out, sub.translated(rect.x, rect.y)
 
 
 def shown_steps(step: int, total: int, items: int, asked: int) -> tuple[int, int, int]:
@@ -478,8 +522,8 @@ class GenerationController(QObject):
         self._shown = None
         rect = job.preview_rect or job.target
         if job_id not in self._alpha:
-            self._alpha[job_id] = flows.preview_alpha(job)
-        self.canvas.set_preview(through_alpha(rgba, self._alpha[job_id]), rect)
+            self._alpha[job_id] = preview_mask(job)
+        self.canvas.set_preview(*through_mask(rgba, rect, self._alpha[job_id]))
 
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
         job = self._jobs.pop(job_id, None)
@@ -488,7 +532,7 @@ class GenerationController(QObject):
             # Every result is kept with its document (shown or not) until accepted/discarded.
             meta = dict(result.metadata)
             current = doc is self.document()
-            alpha = self._alpha[job_id] if job_id in self._alpha else flows.preview_alpha(job)
+            alpha = self._alpha[job_id] if job_id in self._alpha else preview_mask(job)
             first = None
             for image, seed in zip(result.images, result.seeds, strict=False):
                 entry = results.entry_for(job, image, int(seed), meta)
@@ -537,10 +581,10 @@ class GenerationController(QObject):
         if c.job.flow == "upscale":
             rect = c.job.source_rect
         if not c.alpha_known:
-            c.alpha, c.alpha_known = flows.preview_alpha(c.job), True
+            c.alpha, c.alpha_known = preview_mask(c.job), True
         self._shown = index
         if not self._comparing:
-            self.canvas.set_preview(through_alpha(c.image, c.alpha), rect)
+            self.canvas.set_preview(*through_mask(c.image, rect, c.alpha))
 
     def compare(self, hold: bool) -> None:
         """While held, the canvas shows without the candidate."""

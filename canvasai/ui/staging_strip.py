@@ -30,7 +30,7 @@ class Candidate:
     seed: int
     job: Any  # canvasai.generation.flows.FlowJob
     metadata: dict[str, Any]
-    alpha: np.ndarray | None = None  # where it shows on the canvas (flows.preview_alpha)
+    alpha: Any = None  # where it shows on the canvas (generation_controller.preview_mask)
     alpha_known: bool = True  # False: not worked out yet (a result reopened from a file)
     entry: dict[str, Any] | None = None  # its stored result (canvasai.generation.results)
 

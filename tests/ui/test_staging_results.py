@@ -128,3 +128,26 @@ def test_hold_to_compare_shows_the_canvas_without_the_candidate(qtbot, win):
 ])
 def test_the_step_counter_counts_the_steps_asked_for(step, total, items, asked, shown):
     assert shown_steps(step, total, items, asked) == shown
+
+
+def test_the_preview_mask_is_the_paste_alpha_cut_to_where_it_reaches(qtbot):
+    """Only the area around the mask is feathered (cheap on a big canvas), with the same
+    values as feathering the whole mask, also where the mask touches the canvas edge."""
+    from canvasai.generation import flows
+    from canvasai.generation.params import FlowParams
+    from canvasai.ui.generation_controller import preview_mask, through_mask
+
+    doc = Document(300, 200)
+    paint_mask(doc, 150, 100, 12)
+    paint_mask(doc, 4, 190, 6)
+    for grow, feather in ((0, 0), (3, 9)):
+        job = flows.plan(doc, "inpaint", FlowParams(grow_px=grow, feather_px=feather))
+        full = flows.preview_alpha(job)
+        alpha, sub = preview_mask(job)
+        cut = np.zeros_like(full)
+        cut[sub.slices()] = alpha
+        assert np.array_equal(cut, full) and sub.w * sub.h < full.size
+        frame = np.full((full.shape[0] // 3, full.shape[1] // 3, 4), 200, np.uint8)
+        part, where = through_mask(frame, job.preview_rect, (alpha, sub))
+        assert where == sub.translated(job.preview_rect.x, job.preview_rect.y)
+        assert part.shape[:2] == alpha.shape and not part[..., 3][alpha == 0].any()
