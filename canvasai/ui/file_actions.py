@@ -71,6 +71,36 @@ def autosave_interval_s() -> float:
     return settings.current().files.autosave_s
 
 
+def last_folder() -> str:
+    """Where file dialogs start: the folder used last (``files/last_dir``), else home."""
+    folder = settings.current().files.last_dir
+    return folder if folder and Path(folder).is_dir() else str(Path.home())
+
+
+def remember_folder(path: str | os.PathLike[str]) -> None:
+    """Remember the folder of `path` (or `path` itself, a folder) for the next dialog."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if str(folder) and str(folder) != settings.current().files.last_dir:
+        settings.update(**{"files/last_dir": str(folder)})
+
+
+def recent_files() -> list[str]:
+    """File ▸ Recent, most recent first; files that no longer exist are dropped (and
+    forgotten)."""
+    listed = list(settings.current().files.recent)
+    present = [p for p in listed if Path(p).is_file()]
+    if present != listed:
+        settings.update(**{"files/recent": present})
+    return present
+
+
+def add_recent(path: str | os.PathLike[str]) -> None:
+    f = settings.current().files
+    p = str(Path(path).absolute())
+    settings.update(**{"files/recent": ([p] + [r for r in f.recent if r != p])[: f.recent_size]})
+
+
 def read_any(path: str | os.PathLike[str]) -> Document:
     """Open a project (.ora) or an image as a document (worker thread)."""
     if Path(path).suffix.lower() == ".ora":
@@ -161,8 +191,13 @@ class FileController(QObject):
         m = self.window.menu_file
         a = self._action
         a(m, "&Open…", self.open_dialog, "Ctrl+O", "open")
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.setObjectName("recentMenu")
+        self.recent_menu.aboutToShow.connect(self.fill_recent_menu)
+        self.fill_recent_menu()
         a(m, "&Save", self.save_in_background, "Ctrl+S", "save")
         a(m, "Save &As…", self.save_as_dialog, "Ctrl+Shift+S", "save_as")
+        a(m, "&Close", self.close_document, "Ctrl+W", "close")
         m.addSeparator()
         # Ctrl+E is the MainWindow's Merge down (as in Krita); export takes Ctrl+Shift+E.
         a(m, "&Export…", lambda: self.export_dialog("flattened"), "Ctrl+Shift+E", "export")
@@ -229,9 +264,43 @@ class FileController(QObject):
 
     # -- open ---------------------------------------------------------------------------------
     def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self._parent_widget(), "Open", "", OPEN_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self._parent_widget(), "Open", last_folder(),
+                                              OPEN_FILTER)
         if path:
+            remember_folder(path)
             self.open_path(path)
+
+    def fill_recent_menu(self) -> None:
+        """The recent files (missing ones pruned), then Clear; rebuilt each time it opens."""
+        menu = self.recent_menu
+        menu.clear()
+        paths = recent_files()
+        for i, p in enumerate(paths, 1):
+            label = f"&{i} {Path(p).name}" if i < 10 else Path(p).name
+            action = menu.addAction(f"{label}  —  {Path(p).parent}")
+            action.setToolTip(p)
+            action.triggered.connect(lambda _checked=False, p=p: self.open_path(p))
+        if not paths:
+            menu.addAction("No recent files").setEnabled(False)
+        menu.addSeparator()
+        clear = menu.addAction("Clear recent files")
+        clear.setEnabled(bool(paths))
+        clear.triggered.connect(lambda _checked=False: settings.update(**{"files/recent": []}))
+
+    def close_document(self) -> bool:
+        """File ▸ Close: offer to save, then show no document (New or Open start another).
+        False when the person cancelled."""
+        if self.document is None:
+            return True
+        maybe_save = getattr(self.window, "maybe_save", None)
+        if maybe_save is not None and not maybe_save():
+            return False
+        self.runner.wait(60_000)  # a save or autosave of it in flight finishes first
+        self.recovery.remove()  # closed on purpose: nothing to recover
+        self._autosaved = None
+        self.window.set_document(None)
+        self._status("Closed. File ▸ New or Open to go on.")
+        return True
 
     def open_path(self, path: str | os.PathLike[str]) -> None:
         """Open a project or image in the background; the current document stays until it loads."""
@@ -246,6 +315,7 @@ class FileController(QObject):
             self._hide_progress()
             is_project = Path(path).suffix.lower() == ".ora"
             self._adopt_document(doc, path if is_project else None)
+            add_recent(path)
             note = f" — Content Credentials: {creds.state}" if creds is not None else ""
             self._status(f"Opened {Path(path).name}{note}")
             self.opened.emit(doc)
@@ -300,10 +370,12 @@ class FileController(QObject):
         return bool(path) and self._start_save(self.document, path, None)
 
     def _ask_save_path(self) -> str | None:
-        current = getattr(self.window, "document_path", None) or "Untitled.ora"
+        current = getattr(self.window, "document_path", None) or str(
+            Path(last_folder()) / "Untitled.ora")
         path, _ = QFileDialog.getSaveFileName(self._parent_widget(), "Save as", current, ORA_FILTER)
         if not path:
             return None
+        remember_folder(path)
         return path if path.lower().endswith(".ora") else path + ".ora"
 
     def _start_save(
@@ -328,6 +400,7 @@ class FileController(QObject):
                 with contextlib.suppress(AttributeError):
                     self.window.update_title()
             self._status(f"Saved {Path(path).name}")
+            add_recent(path)
             self.saved.emit(path)
             if on_finished is not None:
                 on_finished(True)
@@ -361,14 +434,17 @@ class FileController(QObject):
             return
         opts = dialog.options()
         if kind == "layers":
-            target = QFileDialog.getExistingDirectory(self._parent_widget(), "Export layers to")
+            target = QFileDialog.getExistingDirectory(
+                self._parent_widget(), "Export layers to", last_folder())
         else:
             base = Path(getattr(self.window, "document_path", None) or "Untitled").stem
             ext = exp.EXTENSION[opts.validated().format]
             target, _ = QFileDialog.getSaveFileName(
-                self._parent_widget(), "Export", base + ext, f"Image (*{ext})"
+                self._parent_widget(), "Export", str(Path(last_folder()) / (base + ext)),
+                f"Image (*{ext})"
             )
         if target:
+            remember_folder(target)
             self.export_to(kind, target, opts)
 
     def export_to(self, kind: str, target: str, options: exp.ExportOptions | None = None) -> None:

@@ -32,7 +32,7 @@ from canvasai.ui.icons import icon
 
 LAYER_ID = Qt.ItemDataRole.UserRole + 1
 BADGE = Qt.ItemDataRole.UserRole + 2  # a marker drawn at the row's right end ("sketch")
-MIN_ROWS = 6  # the list always shows at least this many layers without scrolling
+MIN_ROWS = 5  # the list always shows at least this many layers without scrolling
 SKETCH_TIP = ("Sketch layer: the input of Sketch → Render (Auto renders it when nothing is "
               "masked). Right-click to unmark it.")
 
@@ -238,7 +238,7 @@ class LayersPanel(QWidget):
         self._syncing = was
 
     def _fit_rows(self) -> None:
-        """At least MIN_ROWS rows visible (the dock gave four before)."""
+        """At least MIN_ROWS rows visible (the dock showed four before)."""
         probe = QListWidgetItem("Layer")
         self.list.addItem(probe)
         row = max(self.list.sizeHintForRow(0), self.fontMetrics().height() + 8)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self._finish_file_menu()
         self.select_tool(self.current_tool_name)
         self._update_title()
+        self._restore_geometry()
 
     # -- construction --------------------------------------------------------------------------
     def add_dock(self, name: str, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -504,9 +505,32 @@ class MainWindow(QMainWindow):
         self.size_label.setText(f"{doc.width} × {doc.height} px" if doc is not None else "")
 
     # -- window events -------------------------------------------------------------------------
+    # -- layout kept between sessions ----------------------------------------------------------
+    def _restore_geometry(self) -> None:
+        """The size and place the window had when it was last closed."""
+        saved = settings.current().ui.window_geometry
+        if saved:
+            self.restoreGeometry(QByteArray.fromBase64(saved.encode("ascii")))
+
+    def restore_layout(self) -> bool:
+        """The docks as they were at the last close (run once every dock exists: the
+        generation panels are added after the window is shown)."""
+        saved = settings.current().ui.window_state
+        return bool(saved) and self.restoreState(QByteArray.fromBase64(saved.encode("ascii")))
+
+    def save_layout(self) -> None:
+        """Remember the window's size, place and docks for the next start."""
+        settings.update(**{
+            "ui/window_geometry": bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
+            "ui/window_state": bytes(self.saveState().toBase64().data()).decode("ascii"),
+        })
+
     def showEvent(self, event: object) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)  # type: ignore[arg-type]
         if not getattr(self, "_recovery_checked", False):
+            # after the docks added once the window shows, and after their own first
+            # arrangement (also a zero-delay timer): hence two turns of the event loop
+            QTimer.singleShot(0, lambda: QTimer.singleShot(0, self.restore_layout))
             self._recovery_checked = True
             QTimer.singleShot(0, self.files.check_recovery)
             from canvasai.ui.first_run import maybe_show_first_run
@@ -531,5 +555,9 @@ class MainWindow(QMainWindow):
         if not self.maybe_save():
             event.ignore()
             return
+        for dock in self._hidden_docks:  # keep the docks, not the Tab-hidden view
+            dock.show()
+        self._hidden_docks = []
+        self.save_layout()
         self.files.on_close()
         event.accept()

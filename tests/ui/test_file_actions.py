@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,3 +331,76 @@ def test_gui_thread_keeps_running_during_a_big_save(win, qtbot, tmp_path, monkey
         win.files.save_in_background(str(tmp_path / "big.ora"))
     assert threads and threads[0] != threading.main_thread().name
     assert (tmp_path / "big.ora").stat().st_size > 1024 * 1024
+
+
+# -- last folder, recent files, close ------------------------------------------------------
+
+def test_file_dialogs_start_in_the_last_folder_used(win, qtbot, tmp_path, monkeypatch):
+    from canvasai.core import settings
+
+    seen: list[str] = []
+    pics = tmp_path / "pictures"
+    pics.mkdir()
+    save_ora(painted_document(), pics / "a.ora")
+
+    def fake_open(_parent, _caption, start, _filter):
+        seen.append(start)
+        return str(pics / "a.ora"), ""
+
+    monkeypatch.setattr("PySide6.QtWidgets.QFileDialog.getOpenFileName", fake_open)
+    with qtbot.waitSignal(win.files.opened, timeout=10_000):
+        win.files.open_dialog()
+    assert seen == [str(Path.home())]  # nothing used yet: home, not the launch folder
+    assert settings.current().files.last_dir == str(pics)
+    _idle(qtbot, win)
+
+    def fake_save(_parent, _caption, start, _filter):
+        seen.append(start)
+        return "", ""
+
+    monkeypatch.setattr("PySide6.QtWidgets.QFileDialog.getSaveFileName", fake_save)
+    win.document_path = None
+    assert win.files.save_as_dialog() is False
+    assert seen[-1] == str(pics / "Untitled.ora")
+    win.files.open_dialog()
+    assert seen[-1] == str(pics)
+    _idle(qtbot, win)
+
+
+def test_recent_files_list_opened_and_saved_files_and_prune_missing_ones(win, qtbot, tmp_path):
+    from canvasai.core import settings
+
+    a, b = tmp_path / "a.ora", tmp_path / "b.ora"
+    save_ora(painted_document(), a)
+    with qtbot.waitSignal(win.files.opened, timeout=10_000):
+        win.files.open_path(a)
+    _idle(qtbot, win)
+    with qtbot.waitSignal(win.files.saved, timeout=10_000):
+        win.files.save_in_background(str(b))
+    assert list(settings.current().files.recent) == [str(b), str(a)]
+    win.files.fill_recent_menu()
+    texts = [act.text() for act in win.files.recent_menu.actions() if act.text()]
+    assert texts[0].startswith("&1 b.ora") and texts[1].startswith("&2 a.ora")
+    b.unlink()
+    win.files.fill_recent_menu()
+    texts = [act.text() for act in win.files.recent_menu.actions() if act.text()]
+    assert texts[0].startswith("&1 a.ora") and list(settings.current().files.recent) == [str(a)]
+    opened = [act for act in win.files.recent_menu.actions() if act.text().startswith("&1")][0]
+    with qtbot.waitSignal(win.files.opened, timeout=10_000):
+        opened.trigger()
+    _idle(qtbot, win)
+    clear = [act for act in win.files.recent_menu.actions() if act.text().startswith("Clear")][0]
+    clear.trigger()
+    win.files.fill_recent_menu()
+    assert settings.current().files.recent == ()
+    assert not win.files.recent_menu.actions()[0].isEnabled()  # "No recent files"
+
+
+def test_close_leaves_no_document_and_no_recovery_file(win, qtbot):
+    win.set_document(painted_document())
+    win.files.autosave_now()
+    _idle(qtbot, win)
+    assert win.files.recovery.exists()
+    assert win.files.actions["close"].shortcut().toString() == "Ctrl+W"
+    win.files.actions["close"].trigger()
+    assert win.document is None and not win.files.recovery.exists()

@@ -176,7 +176,7 @@ def test_the_list_shows_more_than_four_rows(qtbot):
     qtbot.waitExposed(panel)
     visible = [i for i in range(panel.list.count())
                if panel.list.viewport().rect().contains(panel.list.visualItemRect(panel.list.item(i)))]
-    assert len(visible) >= 6
+    assert len(visible) >= 5
 
 
 def test_new_layer_names_do_not_skip_numbers():

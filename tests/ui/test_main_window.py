@@ -375,3 +375,45 @@ def test_every_file_the_style_sheet_names_exists():
 
     urls = re.findall(r"url\(([^)]+)\)", stylesheet())
     assert urls and all(Path(u).is_file() for u in urls), urls
+
+
+def test_window_size_and_dock_layout_come_back_at_the_next_start(qtbot):
+    from canvasai.app import _attach_generation
+    from canvasai.core import settings
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    _attach_generation(w)
+    w.set_document(Document(64, 64))
+    w.show()
+    qtbot.waitExposed(w)
+    first = (w.width(), w.height())
+    w.resize(w.width() - 40, w.height() - 30)
+    w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, w.docks["layers"])  # moved
+    w.docks["history"].hide()  # closed
+    qtbot.wait(50)
+    size = (w.width(), w.height())
+    assert size != first
+    w.close()
+    w.generation.shutdown()
+    assert settings.current().ui.window_geometry and settings.current().ui.window_state
+
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    _attach_generation(w2)
+    w2.set_document(Document(64, 64))
+    w2.show()
+    qtbot.waitExposed(w2)
+    qtbot.waitUntil(lambda: w2.dockWidgetArea(w2.docks["layers"])
+                    == Qt.DockWidgetArea.LeftDockWidgetArea)
+    assert w2.docks["history"].isHidden()
+    assert (w2.width(), w2.height()) == size
+    w2.generation.shutdown()
+
+
+def test_close_document_then_new_one(qtbot, window):
+    window.files.actions["close"].trigger()
+    assert window.document is None and window.windowTitle() == "CanvasAI"
+    key(window, Qt.Key.Key_X, CTRL | SHIFT)  # document actions do nothing without one
+    window.set_document(Document(40, 30))
+    assert window.document.width == 40
