@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import struct
 import threading
 import warnings
@@ -97,6 +98,30 @@ def _describe(name: str) -> str:
     return f"“{name}”" if name else "The image"
 
 
+def too_large_message(
+    name: str = "",
+    width: int | None = None,
+    height: int | None = None,
+    pixels: int | None = None,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> str:
+    """The one message for an image over the size limits, whichever check found it: the
+    size it claims (when known) and the real limits, in plain words."""
+    what = _describe(name)
+    if width is not None and height is not None:
+        size = f"is {width:,} x {height:,} pixels ({width * height / 1e6:,.0f} megapixels)"
+    elif pixels is not None:
+        size = f"is {pixels / 1e6:,.0f} megapixels"
+    else:
+        size = "is larger"
+    return (
+        f"{what} {size}, more than CanvasAI opens: at most {MAX_IMAGE_SIDE:,} pixels on a "
+        f"side and {max_pixels / 1e6:,.0f} megapixels in all. If the picture is real, scale "
+        "it down in another program first; otherwise the file is damaged or a decompression "
+        "bomb."
+    )
+
+
 def check_image_size(
     width: int, height: int, name: str = "", max_pixels: int = MAX_IMAGE_PIXELS
 ) -> None:
@@ -105,11 +130,19 @@ def check_image_size(
     if width <= 0 or height <= 0:
         raise FileFormatError(f"{what} claims an empty size ({width} x {height} pixels).")
     if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE or width * height > max_pixels:
-        raise FileFormatError(
-            f"{what} claims to be {width} x {height} pixels, more than CanvasAI opens "
-            f"(at most {MAX_IMAGE_SIDE} pixels per side and {max_pixels // 1_000_000} megapixels). "
-            "It may be corrupt or a decompression bomb."
-        )
+        raise FileFormatError(too_large_message(name, width, height, max_pixels=max_pixels))
+
+
+def _bomb_message(exc: BaseException, data: bytes, name: str, max_pixels: int) -> str:
+    """Pillow refused a header before we saw its size: say the same as `check_image_size`
+    (the size from a PNG header, else the pixel count Pillow reports), not Pillow's text."""
+    with contextlib.suppress(FileFormatError, ValueError, struct.error):
+        if data.startswith(b"\x89PNG"):
+            header = read_png_header(data[:PNG_HEADER_BYTES], name)
+            return too_large_message(name, header.width, header.height, max_pixels=max_pixels)
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = int(found.group(1)) if found else None
+    return too_large_message(name, pixels=pixels, max_pixels=max_pixels)
 
 
 def _jpeg_frame_marker(data: bytes) -> int | None:
@@ -265,9 +298,7 @@ def decode_image_alpha(
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 img = Image.open(io.BytesIO(data), formats=allowed)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise FileFormatError(
-                f"{what} claims an enormous size and was refused as a likely decompression bomb ({exc})."
-            ) from exc
+            raise FileFormatError(_bomb_message(exc, data, name, max_pixels)) from exc
         except UnidentifiedImageError as exc:
             raise FileFormatError(
                 f"{what} is not an image CanvasAI can read ({names} expected)."
@@ -343,9 +374,7 @@ def peek_image_size(
             with Image.open(io.BytesIO(data), formats=sorted(formats)) as img:
                 return img.size
     except Image.DecompressionBombError as exc:
-        raise FileFormatError(
-            f"{what} claims an enormous size and was refused as a likely decompression bomb ({exc})."
-        ) from exc
+        raise FileFormatError(_bomb_message(exc, data, name, MAX_IMAGE_PIXELS)) from exc
     except UnidentifiedImageError as exc:
         raise FileFormatError(f"{what} is not an image CanvasAI can read.") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:

@@ -101,6 +101,16 @@ def add_recent(path: str | os.PathLike[str]) -> None:
     settings.update(**{"files/recent": ([p] + [r for r in f.recent if r != p])[: f.recent_size]})
 
 
+STATUS_CHARS = 90  # a status-bar message longer than this is cut (the box has it all)
+
+
+def short_status(title: str, message: str) -> str:
+    """One line for the status bar: the title and the message's first sentence, cut short."""
+    first = message.split(". ")[0].rstrip(".")
+    text = f"{title}: {first}"
+    return text if len(text) <= STATUS_CHARS else text[: STATUS_CHARS - 1].rstrip() + "…"
+
+
 def read_any(path: str | os.PathLike[str]) -> Document:
     """Open a project (.ora) or an image as a document (worker thread)."""
     if Path(path).suffix.lower() == ".ora":
@@ -246,7 +256,7 @@ class FileController(QObject):
         self._hide_progress()
         self.last_error = message
         log.warning("%s: %s", title, message)
-        self._status(message, 10000)
+        self._status(short_status(title, message), 10000)  # the whole text is in the box
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             title,

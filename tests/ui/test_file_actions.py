@@ -404,3 +404,32 @@ def test_close_leaves_no_document_and_no_recovery_file(win, qtbot):
     assert win.files.actions["close"].shortcut().toString() == "Ctrl+W"
     win.files.actions["close"].trigger()
     assert win.document is None and not win.files.recovery.exists()
+
+
+@pytest.mark.parametrize(("width", "height"), [(20_000, 20_000), (40_000, 40_000), (40_000, 2)])
+def test_too_large_images_get_one_plain_message_with_the_real_limits(win, qtbot, tmp_path,
+                                                                     width, height):
+    import struct
+    import zlib
+
+    from canvasai.formats.image_io import MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    path = tmp_path / "huge.png"
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    with qtbot.waitSignal(win.files.error, timeout=10_000):
+        win.files.open_path(path)
+    msg = win.files.last_error
+    # the size it claims and the same two limits, whichever check caught it; no Pillow text
+    assert f"{width:,} x {height:,} pixels" in msg
+    assert f"at most {MAX_IMAGE_SIDE:,} pixels on a side" in msg
+    assert f"{MAX_IMAGE_PIXELS / 1e6:,.0f} megapixels in all" in msg
+    assert "DOS attack" not in msg and "exceeds limit" not in msg
+    status = win.statusBar().currentMessage()
+    assert status.startswith("Could not open") and len(status) <= 90
+    win.files.message_box.close()
