@@ -130,8 +130,8 @@ def auto_choice(doc: Document, p: FlowParams) -> tuple[str, str]:
     if doc.selection is not None:
         return "inpaint", "there is a selection"
     if any(layer.surface.tile_keys() for layer in doc.layers):
-        return "refine", "the canvas is painted and nothing is masked or selected"
-    return "generate", "the canvas is empty"
+        return "refine", "something is painted and nothing is masked or selected"
+    return "generate", "nothing is painted yet"
 
 
 def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:

@@ -689,7 +689,7 @@ class GenerationPanel(QWidget):
 
     def _follow_document(self) -> None:
         if not getattr(self, "_explicit_doc", False):
-            doc = getattr(self.window(), "document", None)
+            doc = self._window_document()
             if doc is not self._doc:
                 self._attach(doc)
                 return
@@ -707,6 +707,13 @@ class GenerationPanel(QWidget):
             if e is not None:
                 out.append(e)
         return out
+
+    def _window_document(self) -> object | None:
+        """The ``document`` of the window holding the panel (also while its dock floats)."""
+        w = self.parentWidget()
+        while w is not None and not hasattr(w, "document"):
+            w = w.parentWidget()
+        return getattr(w, "document", None)
 
     def _attach(self, doc: object | None) -> None:
         for e in self._emitters(self._doc):

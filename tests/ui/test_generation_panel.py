@@ -184,7 +184,7 @@ def test_auto_says_what_it_will_do_and_why_before_it_runs(qtbot):
     doc = Document(64, 64, background=None)
     panel.set_document(doc)
     panel.set_flow("auto")
-    assert "Auto will generate from text: the canvas is empty" in panel.task_note.text()
+    assert "Auto will generate from text: nothing is painted yet" in panel.task_note.text()
     paint_mask(doc, 32, 32, 6)
     qtbot.waitUntil(lambda: "a mask is painted" in panel.task_note.text())
     assert flows.auto_flow(doc, panel.params()) == "inpaint"
@@ -230,3 +230,26 @@ def test_status_belongs_to_its_job_and_resets_when_the_settings_change(qtbot):
     assert panel.step_label.text() == "Done: 1 candidate(s)"
     panel.model.setCurrentIndex(panel.model.findData("sd15"))
     assert panel.step_label.text() == "Ready"
+
+
+def test_the_docked_panel_follows_the_window_document_also_floating(qtbot):
+    from canvasai.app import _attach_generation
+    from canvasai.document.document import Document
+    from canvasai.ui.main_window import MainWindow
+    from tests.ui.test_generation_flows import paint_mask
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    _attach_generation(w)
+    try:
+        panel = w.generation.panel
+        w.generation.panel_dock.setFloating(True)
+        doc = Document(64, 64)
+        w.set_document(doc)
+        panel.set_flow("auto")
+        qtbot.waitUntil(lambda: "Auto will refine" in panel.task_note.text()
+                        or "Auto will generate" in panel.task_note.text())
+        paint_mask(doc, 20, 20, 5)
+        qtbot.waitUntil(lambda: "a mask is painted" in panel.task_note.text())
+    finally:
+        w.generation.shutdown()
