@@ -94,7 +94,10 @@ class StagingStrip(QWidget):
         self.accept_button = QPushButton("Accept")
         self.accept_button.setToolTip("Add the shown candidate as a new layer (Enter)")
         self.accept_all_button = QPushButton("Accept all")
+        self.accept_all_button.setToolTip("Add every result in the strip as a layer of its own "
+                                          "(one undo step)")
         self.discard_button = QPushButton("Discard")
+        self.discard_button.setToolTip("Remove the shown result (from the saved project too)")
         self.rerun_same = QPushButton("Re-run")
         self.rerun_same.setToolTip("Run the same job again with the same seed")
         self.rerun_new = QPushButton("New seed")
