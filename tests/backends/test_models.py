@@ -22,7 +22,6 @@ from canvasai.backends.models import (
     SD1,
     SDXL,
     TAESD,
-    UNSUPPORTED,
     UPSCALER,
     ModelRegistry,
     classify_checkpoint,
