@@ -116,6 +116,24 @@ def _add_generation(p: argparse.ArgumentParser, default_model: str = D.model) ->
     g.add_argument("--scheduler", default=D.scheduler, help="default, euler, euler_a, ddim, ...")
     g.add_argument("--batch", type=_ranged("generation/batch_size", True), default=1,
                    help="candidates; files get -1, -2, ... suffixes")
+    g.add_argument("--lora", action="append", default=[], type=_lora, metavar="NAME[:WEIGHT]",
+                   help="apply a LoRA (registry name or file), weight 1 by default; repeatable. "
+                        "<lora:NAME:WEIGHT> in the prompt works too")
+
+
+def _lora(text: str) -> tuple[str, float]:
+    from canvasai.backends.loras import MAX_WEIGHT, MIN_WEIGHT
+
+    name, sep, weight = text.rpartition(":")
+    if not sep or not name:
+        return text, 1.0
+    try:
+        w = float(weight)
+    except ValueError:
+        return text, 1.0  # a path with a colon and no weight
+    if not MIN_WEIGHT <= w <= MAX_WEIGHT:
+        raise argparse.ArgumentTypeError(f"a LoRA weight is between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}")
+    return name, w
 
 
 def _add_blend(p: argparse.ArgumentParser) -> None:
@@ -145,6 +163,7 @@ def _params(args: argparse.Namespace, **extra: Any) -> Any:
         "strength": getattr(args, "strength", base.strength),
         "scheduler": getattr(args, "scheduler", base.scheduler),
         "batch_size": getattr(args, "batch", 1),
+        "loras": tuple(getattr(args, "lora", ()) or ()),
     }
     if hasattr(args, "grow"):
         common |= {"grow_px": args.grow, "feather_px": args.feather,

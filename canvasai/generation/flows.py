@@ -32,6 +32,7 @@ from canvasai.backends.api import (
     Task,
     UpscaleSettings,
 )
+from canvasai.backends.loras import LoraSpec
 from canvasai.core import settings
 from canvasai.core.errors import CanvasAIError
 from canvasai.core.geometry import Rect
@@ -79,7 +80,7 @@ def _base_request(task: Task, p: FlowParams, **kw: Any) -> GenerationRequest:
         "task": task, "prompt": p.prompt, "negative_prompt": p.negative_prompt, "model": p.model,
         "steps": p.steps, "guidance": p.guidance, "strength": p.strength, "seed": p.seed,
         "batch_size": p.batch_size, "scheduler": p.scheduler, "classic_method": p.classic_method,
-        "blend": p.blend(),
+        "blend": p.blend(), "loras": tuple(LoraSpec(n, w) for n, w in p.loras),
         "previews": settings.current().generation.preview_quality != "off",
     }
     return GenerationRequest(**(fields | kw))
@@ -134,7 +135,15 @@ def auto_choice(doc: Document, p: FlowParams) -> tuple[str, str]:
     return "generate", "nothing is painted yet"
 
 
-def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:
+def plan(doc: Document, flow: str, p: FlowParams, style: Any = None) -> FlowJob:
+    """The job for `flow` on `doc`. A style (given, or named by ``p.style``) wraps the
+    prompt and negative prompt in its templates; the panel keeps the person's own text."""
+    if style is None and p.style:
+        from canvasai.generation import styles
+
+        style = styles.find(p.style)
+        if style is None:
+            raise FlowError(f"The style “{p.style}” is not installed any more: pick another.")
     if flow == "auto":
         flow = auto_flow(doc, p)
     planners = {
@@ -144,7 +153,11 @@ def plan(doc: Document, flow: str, p: FlowParams) -> FlowJob:
     }
     if flow not in planners:
         raise FlowError(f"Unknown task “{flow}”.")
-    return replace(planners[flow](doc, p), doc_size=(doc.width, doc.height))
+    job = replace(planners[flow](doc, p), doc_size=(doc.width, doc.height))
+    if style is not None and job.request.task != Task.UPSCALE:
+        prompt, negative = style.render(p.prompt, p.negative_prompt)
+        job = replace(job, request=replace(job.request, prompt=prompt, negative_prompt=negative))
+    return job
 
 
 def plan_inpaint(doc: Document, p: FlowParams) -> FlowJob:

@@ -56,6 +56,10 @@ class FlowParams:
     overlap: int = _D.overlap
     # edit: layers (by id) given to the edit model as reference images
     reference_layers: tuple[int, ...] = ()
+    # LoRAs: (registry name or path, weight), besides <lora:name:w> tags in the prompt
+    loras: tuple[tuple[str, float], ...] = ()
+    # a style (canvasai.generation.styles) whose prompt templates wrap the prompt; "" = none
+    style: str = ""
 
     @classmethod
     def from_settings(cls, defaults: GenerationDefaults) -> FlowParams:
@@ -69,6 +73,7 @@ class FlowParams:
         d["control"] = ControlKind(self.control).value
         d["margins"] = [int(v) for v in self.margins]
         d["reference_layers"] = [int(v) for v in self.reference_layers]
+        d["loras"] = [[str(n), float(w)] for n, w in self.loras]
         return d
 
     @classmethod
@@ -87,6 +92,8 @@ class FlowParams:
                         continue
                 elif key == "reference_layers":
                     value = tuple(int(v) for v in value)
+                elif key == "loras":
+                    value = tuple((str(n), float(w)) for n, w in value)
                 elif key == "control":
                     value = ControlKind(value)
             except (TypeError, ValueError):
