@@ -46,7 +46,8 @@ from canvasai.ui.staging_strip import Candidate, StagingStrip
 
 class _ModelScan(QObject):
     # models [(group, label, value)], controlnets [(label, value)], a note for the person,
-    # {name: (family, kind, variant, bytes on disk, GPU bytes estimate)} of the main models
+    # {name: (family, kind, variant, bytes on disk, GPU bytes estimate[, LoRA trigger words])}
+    # of the main models and the LoRAs
     done = Signal(object, object, str, object)
 
 
@@ -93,6 +94,8 @@ class _ScanTask(QRunnable):
                     info.family, info.kind, info.variant,
                     info.size_bytes, registry.memory_estimate(info),
                 )
+            elif info.kind == registry.LORA:  # listed in the panel's LoRAs, not the picker
+                kinds[info.name] = (info.family, info.kind, "", info.size_bytes, 0, info.triggers)
         note = (f"{refused} file(s) in the models folders cannot be used: Models → Models… "
                 f"shows why and how to fix it." if refused else "")
         if servers.is_alive():  # a slow server: show the local models now, theirs when known

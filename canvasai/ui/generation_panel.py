@@ -209,6 +209,36 @@ class GenerationPanel(QWidget):
         form.addRow("Batch", self.batch)
         lay.addWidget(sampling)
 
+        # -- style and LoRAs (diffusion models) ----------------------------------------------
+        self.style_box = QGroupBox("Style and LoRAs")
+        f = QFormLayout(self.style_box)
+        self.style = QComboBox()
+        self.style.setToolTip("A saved bundle of settings, LoRAs and prompt templates; picking "
+                              "one sets them (your prompt text stays as you wrote it)")
+        self.style.activated.connect(self._style_picked)
+        f.addRow("Style", self.style)
+        self.loras = QListWidget()
+        self.loras.setToolTip("Ticked LoRAs apply to every job (or write <lora:name:0.8> in "
+                              "the prompt); the weight applies to the selected one")
+        self.loras.setMaximumHeight(90)
+        self.loras.currentItemChanged.connect(self._lora_selected)
+        self.loras.itemChanged.connect(self._lora_ticked)
+        f.addRow("LoRAs", self.loras)
+        weight_row = QHBoxLayout()
+        self.lora_weight = _dspin(-4.0, 4.0, 1.0, 0.05)
+        self.lora_weight.valueChanged.connect(self._lora_weight_changed)
+        self.lora_triggers = QPushButton("Add trigger words")
+        self.lora_triggers.setToolTip("Append the selected LoRA's trigger words to the prompt")
+        self.lora_triggers.clicked.connect(self._insert_triggers)
+        weight_row.addWidget(self.lora_weight, 1)
+        weight_row.addWidget(self.lora_triggers)
+        f.addRow("Weight", weight_row)
+        self.lora_note = QLabel("")
+        self.lora_note.setWordWrap(True)
+        f.addRow(self.lora_note)
+        self._lora_weights: dict[str, float] = {}  # every LoRA asked for, listed or not
+        lay.addWidget(self.style_box)
+
         # -- task sections --------------------------------------------------------------------
         self.inpaint_box = QGroupBox("Inpaint")
         f = QFormLayout(self.inpaint_box)
@@ -411,6 +441,8 @@ class GenerationPanel(QWidget):
 
         info = self._model_info.get(str(self.model.currentData()))
         fam = families.find(info[0]) if info else None
+        self._fill_styles()
+        self._fill_loras()
         if info is None or fam is None:
             self.negative.setEnabled(True)
             self.negative_note.setText("")
@@ -440,6 +472,104 @@ class GenerationPanel(QWidget):
             self.steps.setValue(d.steps)
             self.guidance.setValue(d.guidance)
             self.strength.setValue(d.strength)
+
+    # -- style and LoRAs -----------------------------------------------------------------------
+    def _family(self) -> str | None:
+        info = self._model_info.get(str(self.model.currentData()))
+        return info[0] if info else None
+
+    def _fill_styles(self) -> None:
+        from canvasai.generation import styles
+
+        current = self.style.currentData()
+        self.style.clear()
+        self.style.addItem("No style", None)
+        for s in styles.available(self._family()):
+            self.style.addItem(s.name, s.name)
+        self._select_or_keep(self.style, current, str(current))
+
+    def _style_picked(self, index: int) -> None:
+        from canvasai.generation import styles
+
+        name = self.style.itemData(index)
+        if not name:
+            return
+        style = styles.find(name)
+        if style is None:
+            self.show_error(f"The style “{name}” could not be read.")
+            return
+        self.set_params(styles.apply(style, self.params()))
+
+    def _fill_loras(self) -> None:
+        """The LoRAs for the chosen model's family (and those whose family is unknown)."""
+        fam = self._family()
+        self.loras.blockSignals(True)
+        self.loras.clear()
+        for name, info in sorted(self._model_info.items()):
+            if len(info) < 2 or info[1] != "lora" or info[0] not in (fam, "unknown"):
+                continue
+            weight = self._lora_weights.get(name)
+            item = QListWidgetItem(name if weight is None else f"{name}  ({weight:g})")
+            item.setData(Qt.ItemDataRole.UserRole, name)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if weight is not None else Qt.CheckState.Unchecked)
+            self.loras.addItem(item)
+        self.loras.blockSignals(False)
+        listed = self.loras.count()
+        self.lora_note.setText(
+            "" if listed else "No LoRAs for this model's family in the models folders.")
+        self._lora_selected(self.loras.currentItem())
+
+    def _lora_ticked(self, item: QListWidgetItem) -> None:
+        name = str(item.data(Qt.ItemDataRole.UserRole))
+        if item.checkState() == Qt.CheckState.Checked:
+            self._lora_weights.setdefault(name, 1.0)
+        else:
+            self._lora_weights.pop(name, None)
+        self.loras.setCurrentItem(item)
+        self._relabel(item)
+
+    def _relabel(self, item: QListWidgetItem) -> None:
+        name = str(item.data(Qt.ItemDataRole.UserRole))
+        weight = self._lora_weights.get(name)
+        self.loras.blockSignals(True)
+        item.setText(name if weight is None else f"{name}  ({weight:g})")
+        self.loras.blockSignals(False)
+
+    def _lora_selected(self, item: QListWidgetItem | None, *_: object) -> None:
+        name = str(item.data(Qt.ItemDataRole.UserRole)) if item is not None else ""
+        self.lora_weight.blockSignals(True)
+        self.lora_weight.setValue(self._lora_weights.get(name, 1.0))
+        self.lora_weight.blockSignals(False)
+        triggers = self._triggers(name)
+        self.lora_triggers.setEnabled(bool(triggers))
+        self.lora_triggers.setToolTip(
+            f"Append to the prompt: {', '.join(triggers)}" if triggers
+            else "This LoRA's file names no trigger words")
+
+    def _lora_weight_changed(self, value: float) -> None:
+        item = self.loras.currentItem()
+        if item is None:
+            return
+        name = str(item.data(Qt.ItemDataRole.UserRole))
+        self._lora_weights[name] = float(value)
+        if item.checkState() != Qt.CheckState.Checked:
+            item.setCheckState(Qt.CheckState.Checked)
+        self._relabel(item)
+
+    def _triggers(self, name: str) -> tuple[str, ...]:
+        info = self._model_info.get(name)
+        return tuple(info[5]) if info and len(info) > 5 else ()
+
+    def _insert_triggers(self) -> None:
+        item = self.loras.currentItem()
+        if item is None:
+            return
+        words = self._triggers(str(item.data(Qt.ItemDataRole.UserRole)))
+        text = self.prompt.toPlainText().strip()
+        missing = [w for w in words if w not in text]
+        if missing:
+            self.prompt.setPlainText(", ".join([text, *missing]) if text else ", ".join(missing))
 
     def set_reference_layers(self, layers: Iterable[tuple[int, str]]) -> None:
         """The layers that can be references for Edit: (id, name); ticks are kept by id."""
@@ -533,6 +663,8 @@ class GenerationPanel(QWidget):
             upscale_sharpen=self.sharpen.value(),
             tile=self.tile.value(), overlap=self.overlap.value(),
             reference_layers=self.reference_layer_ids(),
+            loras=tuple(self._lora_weights.items()),
+            style=self.style.currentData() or "",
         )
 
     def set_params(self, p: FlowParams, flow: str | None = None) -> None:
@@ -572,6 +704,9 @@ class GenerationPanel(QWidget):
         self.tile.setValue(p.tile)
         self.overlap.setValue(p.overlap)
         self.set_reference_layer_ids(p.reference_layers)
+        self._lora_weights = {str(n): float(w) for n, w in p.loras}
+        self._fill_loras()
+        self._select_or_keep(self.style, p.style or None, p.style)
 
     @staticmethod
     def _set_data(combo: QComboBox, value: object) -> None:
@@ -785,6 +920,7 @@ class GenerationPanel(QWidget):
         self.upscale_box.setVisible("upscale" in show)
         missing: list[str] = []
         self.sampling_box.setVisible(not classic)
+        self.style_box.setVisible(not classic)
         self.negative.setVisible(not classic)
         if classic:
             self.negative_note.setVisible(False)

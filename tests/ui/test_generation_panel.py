@@ -26,7 +26,8 @@ def _every_field_changed() -> FlowParams:
         "classic_method": "ns", "prefill": "edge", "control": ControlKind.DEPTH,
         "controlnet": "my-controlnet", "margins": (8, 16, 24, 32), "upscale_source": "layer",
         "upscale_target": "new_document", "batch_size": 3, "strength": 0.4,
-        "reference_layers": (3, 5),
+        "reference_layers": (3, 5), "loras": (("Lora/ink", 0.75), ("missing", 1.0)),
+        "style": "Photograph",
     }
     values = {}
     for f in fields(FlowParams):
@@ -253,3 +254,35 @@ def test_the_docked_panel_follows_the_window_document_also_floating(qtbot):
         qtbot.waitUntil(lambda: "a mask is painted" in panel.task_note.text())
     finally:
         w.generation.shutdown()
+
+
+def test_loras_of_the_models_family_with_weights_trigger_words_and_styles(qtbot):
+    panel = GenerationPanel()
+    qtbot.addWidget(panel)
+    panel.set_models([("SD 1.x · base", "dreamshaper", "dreamshaper")])
+    panel.set_model_info({
+        "dreamshaper": ("sd1", "base", "", 2_000_000_000, 3_000_000_000),
+        "Lora/ink": ("sd1", "lora", "", 1000, 0, ("inkwash", "fox")),
+        "Lora/any": ("unknown", "lora", "", 1000, 0, ()),
+        "loras/flux-grain": ("flux", "lora", "", 1000, 0, ()),
+    })
+    panel.model.setCurrentIndex(panel.model.findData("dreamshaper"))
+    listed = [panel.loras.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.loras.count())]
+    assert listed == ["Lora/any", "Lora/ink"]  # the Flux LoRA is not offered for SD 1.x
+    ink = panel.loras.item(1)
+    ink.setCheckState(Qt.CheckState.Checked)
+    panel.loras.setCurrentItem(ink)
+    panel.lora_weight.setValue(0.6)
+    assert panel.params().loras == (("Lora/ink", 0.6),)
+    panel.prompt.setPlainText("a fox")
+    panel.lora_triggers.click()
+    assert panel.prompt.toPlainText() == "a fox, inkwash"  # "fox" is in the prompt already
+    ink.setCheckState(Qt.CheckState.Unchecked)
+    assert panel.params().loras == ()
+    i = panel.style.findData("Quick draft (SD 1.x)")
+    assert i > 0 and panel.style.findData("Detailed (Flux.1 dev)") < 0
+    panel.style.setCurrentIndex(i)
+    panel.style.activated.emit(i)
+    p = panel.params()
+    assert (p.style, p.steps, p.scheduler) == ("Quick draft (SD 1.x)", 12, "dpmpp_2m_karras")
+    assert p.prompt == "a fox, inkwash"
