@@ -78,7 +78,28 @@ def choose_device(preferred: str | None = None) -> DeviceChoice:
         available.append("mps")
     available.append("cpu")
     device = wanted if wanted in available else available[0]
-    return DeviceChoice(device=device, dtype=gpu_dtype(torch, device))
+    precision = (settings.current().models.precision or "").strip().lower()
+    return DeviceChoice(device=device, dtype=chosen_dtype(torch, device, precision))
+
+
+def chosen_dtype(torch: Any, device: str, precision: str) -> Any:
+    """The `models/precision` setting's dtype ("" = automatic: `gpu_dtype`).
+
+    Half precision on the CPU is refused (CPU kernels for it are slow or missing): fp32
+    there whatever the setting; bf16 on a card without it falls back to fp16.
+    """
+    if not precision or device == "cpu":
+        return gpu_dtype(torch, device)
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        try:
+            if device == "cuda" and torch.cuda.is_bf16_supported():
+                return torch.bfloat16
+        except Exception:  # noqa: BLE001 - unknown: the safe half type
+            pass
+        return torch.float16
+    return torch.float16
 
 
 def free_memory(device: str | None = None) -> None:

@@ -62,3 +62,17 @@ def test_placement_steps_down_to_offload_when_a_model_does_not_fit() -> None:
     # Flux dev bf16 on a 16 GB card: 24 GB transformer + 9 GB T5 does not fit
     assert plan_placement(33 * gb, 11 * gb, 16 * gb) == MODEL_OFFLOAD
     assert plan_placement(33 * gb, 24 * gb, 16 * gb) == SEQUENTIAL_OFFLOAD
+
+
+def test_precision_setting_is_honoured_where_it_makes_sense() -> None:
+    import torch
+
+    from canvasai.backends.device import chosen_dtype, choose_device
+    from canvasai.core import settings
+
+    assert chosen_dtype(torch, "cpu", "fp16") is torch.float32  # no half precision on the CPU
+    assert chosen_dtype(torch, "cuda", "fp32") is torch.float32
+    assert chosen_dtype(torch, "mps", "fp16") is torch.float16
+    assert chosen_dtype(torch, "mps", "bf16") is torch.float16  # no bf16 there: fp16
+    settings.update(**{"models/precision": "fp16", "models/device": "cpu"})
+    assert choose_device().dtype is torch.float32
