@@ -406,6 +406,14 @@ def _args_upscale(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=None)
 
 
+def _upscale_method(args: argparse.Namespace) -> str:
+    """The model's own way (x4 upscaler, or tiled refine when --refine > 0), else Lanczos."""
+    from canvasai.generation import flows
+
+    method = flows.ai_upscale_method(args.model)
+    return "lanczos" if method is None or (method == "refine" and args.refine <= 0) else method
+
+
 @subcommand("upscale", "enlarge an image 2x or 4x", _args_upscale)
 def _cmd_upscale(args: argparse.Namespace) -> int:
     if args.overlap >= args.tile:
@@ -413,7 +421,8 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     check_output_path(args.output)
     image = read_image(args.image)
     params = _params(args, upscale_factor=args.scale, tile=args.tile, overlap=args.overlap,
-                     upscale_sharpen=args.sharpen, strength=args.refine,
+                     upscale_sharpen=args.sharpen, upscale_refine_strength=args.refine,
+                     upscale_steps=args.steps, upscale_method=_upscale_method(args),
                      upscale_target="new_document")
     doc, creds = _with_parent(_document(image), args.image), _credentials(args)
     _save(args, _results(doc, "upscale", params, args, creds), image.shape[2] == 4, creds,

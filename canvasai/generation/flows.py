@@ -8,8 +8,8 @@ into one undoable change of the document.
   layer holds the generated new area (existing pixels untouched);
 - sketch: the sketch layer is the ControlNet input → a new layer above the sketch
   (optionally only inside the mask);
-- upscale: the image or the active layer → the document is resampled and the result
-  added as a layer (or handed back as a new document);
+- upscale: every layer resampled (no AI); or the image / active layer upscaled into
+  one new layer over the resampled originals, which are hidden; or a new document;
 - generate / refine: txt2img / img2img over the selection's bounds or the whole canvas.
 
 `plan_*` run on the GUI thread and only snapshot pixels; `apply_result` is one undo step.
@@ -25,6 +25,7 @@ import numpy as np
 
 from canvasai.backends import masking, models
 from canvasai.backends.api import (
+    CLASSIC_MODEL,
     ControlKind,
     ControlSettings,
     GenerationRequest,
@@ -43,7 +44,7 @@ from canvasai.document.layer import Layer
 from canvasai.document.tiles import TiledSurface
 from canvasai.document.transform import resize_canvas, scale_document
 from canvasai.generation.history import GenerationRecord
-from canvasai.generation.params import FlowParams
+from canvasai.generation.params import UPSCALE_METHODS, UPSCALE_TARGETS, FlowParams
 
 FLOWS = ("auto", "generate", "refine", "inpaint", "outpaint", "sketch", "upscale")
 MAX_STRIP = 512  # px of existing image given as context to an outpaint
@@ -272,10 +273,30 @@ def _over_white(layer: Layer, rect: Rect) -> np.ndarray:
     return composite_layers([white, strokes], rect)
 
 
+def ai_upscale_method(model: str) -> str | None:
+    """The AI upscale method `model` offers: "model" for an x4 upscaler, "refine" (tiled
+    img2img) for any other model, None for Classic."""
+    if not model or model == CLASSIC_MODEL:
+        return None
+    info = models.peek(model)
+    return "model" if info is not None and info.kind == models.UPSCALER else "refine"
+
+
 def plan_upscale(doc: Document, p: FlowParams) -> FlowJob:
+    """Upscale as `p.upscale_target` says; with a model, by `p.upscale_method`.
+
+    "resample" and the Lanczos method never run a model (the job goes to Classic);
+    "model" (the x4 upscaler) and "refine" (Lanczos + tiled img2img) take their steps
+    and, for refine, strength from the upscale settings, never from the sampling ones.
+    """
     if p.upscale_factor not in (2, 4):
         raise FlowError("Upscale by 2× or 4×.")
-    if p.upscale_source == "layer":
+    target_kind = "layer" if p.upscale_target == "resize" else p.upscale_target
+    if target_kind not in UPSCALE_TARGETS:
+        raise FlowError(f"Unknown upscale result {p.upscale_target!r}.")
+    if p.upscale_method not in UPSCALE_METHODS:
+        raise FlowError(f"Unknown upscale method {p.upscale_method!r}.")
+    if p.upscale_source == "layer" and target_kind != "resample":
         layer = doc.active_layer
         if layer is None:
             raise FlowError("There is no active layer to upscale.")
@@ -283,10 +304,27 @@ def plan_upscale(doc: Document, p: FlowParams) -> FlowJob:
     else:
         image = _snapshot(doc, doc.rect)
     f = p.upscale_factor
+    no_ai = target_kind == "resample" or p.upscale_method == "lanczos" or p.model == CLASSIC_MODEL
+    extra: dict[str, Any] = {}
+    strength = 0.0
+    if no_ai:
+        extra["model"] = CLASSIC_MODEL
+    else:
+        offered = ai_upscale_method(p.model)
+        if offered != p.upscale_method and models.peek(p.model) is not None:
+            what = {"model": "the x4 upscaler model", "refine": "tiled refine"}
+            raise FlowError(f"This model can't upscale by {what[p.upscale_method]}: choose "
+                            f"{what.get(offered or '', 'Lanczos')} or Lanczos.")
+        extra["steps"] = p.upscale_steps
+        strength = p.upscale_refine_strength if p.upscale_method == "refine" else 0.0
+        if p.upscale_method == "refine" and strength <= 0:
+            raise FlowError("Tiled refine needs a strength above 0 (or choose Lanczos).")
     request = _base_request(
         Task.UPSCALE, p, image=image,
         upscale=UpscaleSettings(scale=f, tile=p.tile, overlap=p.overlap,
-                                refine_strength=min(p.strength, 0.5), sharpen=p.upscale_sharpen),
+                                refine_strength=strength,
+                                sharpen=0.0 if target_kind == "resample" else p.upscale_sharpen),
+        **extra,
     )
     target = Rect(0, 0, doc.width * f, doc.height * f)
     return FlowJob("upscale", request, target, doc.rect, p, preview_rect=doc.rect)
@@ -405,9 +443,7 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
         elif job.flow == "outpaint":
             _apply_outpaint(doc, job, img, layer)
         elif job.flow == "upscale":
-            _apply_upscale(doc, job, img, layer)
-            if job.params.upscale_source == "layer":
-                return doc.active_layer  # type: ignore[return-value]
+            return _apply_upscale(doc, job, img, layer)
         else:
             t = job.target
             img = _check_size(img, t.w, t.h, job.flow)
@@ -465,17 +501,28 @@ def _apply_outpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) 
     doc.add_layer(layer=layer, index=len(doc.layers))
 
 
-def _apply_upscale(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> None:
+def _apply_upscale(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> Layer:
+    """Resample every layer; unless the person chose only that, put the upscaled picture
+    on one new layer above what it was made from and hide that beneath it."""
     t = job.target
     img = _check_size(img, t.w, t.h, "upscale")
     active = doc.active_layer
     scale_document(doc, t.w, t.h, text="Upscale")
+    if job.params.upscale_target == "resample":
+        return active if active is not None else layer
     if job.params.upscale_source == "layer" and active is not None:
-        doc.write_pixels(active, 0, 0, img, text="Upscaled layer")
-        active.generation = layer.generation
-        return
+        covered = [active]
+        index = doc.index_of(active) + 1
+    else:
+        covered = list(doc.layers)
+        index = len(doc.layers)
+    for below in covered:
+        if below.visible:
+            doc.set_layer_properties(below, visible=False)
     layer.surface.write(0, 0, img)
-    doc.add_layer(layer=layer, index=len(doc.layers))
+    layer.surface.prune()
+    doc.add_layer(layer=layer, index=index)
+    return layer
 
 
 def with_seed(job: FlowJob, seed: int | None) -> FlowJob:

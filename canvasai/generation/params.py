@@ -15,6 +15,9 @@ from canvasai.core.settings import GenerationDefaults
 
 _D = GenerationDefaults  # class attributes: the one place defaults are written
 
+UPSCALE_TARGETS = ("resample", "layer", "new_document")
+UPSCALE_METHODS = ("lanczos", "model", "refine")
+
 
 @dataclass
 class FlowParams:
@@ -50,7 +53,15 @@ class FlowParams:
     # upscale
     upscale_factor: int = _D.upscale_factor
     upscale_source: str = "image"  # "image" | "layer"
-    upscale_target: str = "resize"  # "resize" | "new_document"
+    # what accepting does (UPSCALE_TARGETS): resample every layer, no AI ("resample");
+    # the upscaled picture as one new layer, the originals hidden beneath ("layer");
+    # a new document ("new_document")
+    upscale_target: str = "resample"
+    # how the picture is upscaled with a model (UPSCALE_METHODS): "lanczos" (no AI),
+    # "model" (the x4 upscaler model) or "refine" (Lanczos, then tiled img2img)
+    upscale_method: str = "lanczos"
+    upscale_refine_strength: float = 0.3  # tiled refine: img2img strength per tile
+    upscale_steps: int = 20  # model upscaler / tiled refine: denoising steps
     upscale_sharpen: float = 0.0  # classic: unsharp-mask amount
     tile: int = _D.tile
     overlap: int = _D.overlap
@@ -96,6 +107,8 @@ class FlowParams:
                     value = tuple((str(n), float(w)) for n, w in value)
                 elif key == "control":
                     value = ControlKind(value)
+                elif key == "upscale_target" and value == "resize":
+                    value = "layer"  # before: resampled layers with the AI result on top
             except (TypeError, ValueError):
                 continue
             out[key] = value

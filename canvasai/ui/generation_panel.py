@@ -54,6 +54,26 @@ TASK_NAMES = {
 }
 #: What the Classic (OpenCV) backend can do; other tasks need a model.
 CLASSIC_TASKS = ("inpaint", "outpaint", "upscale")
+UPSCALE_TARGET_ITEMS = (("Resample every layer (no AI)", "resample"),
+                        ("Upscale into a new layer", "layer"),
+                        ("Open as a new document", "new_document"))
+UPSCALE_TARGET_NOTES = {
+    "resample": "Every layer, the mask and the selection are resampled with Lanczos; "
+                "layers stay editable, nothing is added.",
+    "layer": "Layers are resampled and hidden; the upscaled picture is one new layer "
+             "above them.",
+    "new_document": "The upscaled picture opens as a new one-layer document; this one "
+                    "is left as it is.",
+}
+UPSCALE_METHOD_ITEMS = (("Lanczos (no AI)", "lanczos"),
+                        ("Model upscaler (x4 model)", "model"),
+                        ("Tiled refine", "refine"))
+UPSCALE_METHOD_NOTES = {
+    "lanczos": "A plain Lanczos resize, no model runs.",
+    "model": "The x4 upscaler model redraws the picture (2×: its 4× result reduced).",
+    "refine": "Lanczos, then the model redraws tile by tile with this strength and "
+              "these steps (slow on large pictures).",
+}
 #: The task sections each task shows (Auto adds the sections of the task it would choose).
 SECTIONS = {
     "auto": {"outpaint"},
@@ -312,8 +332,23 @@ class GenerationPanel(QWidget):
         self.upscale_source.addItem("Whole image", "image")
         self.upscale_source.addItem("Active layer", "layer")
         self.upscale_target = QComboBox()
-        self.upscale_target.addItem("Resize this document", "resize")
-        self.upscale_target.addItem("Open as a new document", "new_document")
+        for label, value in UPSCALE_TARGET_ITEMS:
+            self.upscale_target.addItem(label, value)
+        self.upscale_target_note = QLabel("")
+        self.upscale_target_note.setWordWrap(True)
+        self.upscale_target_note.setObjectName("upscaleTargetNote")
+        self.upscale_method = QComboBox()
+        for label, value in UPSCALE_METHOD_ITEMS:
+            self.upscale_method.addItem(label, value)
+        self.upscale_method_note = QLabel("")
+        self.upscale_method_note.setWordWrap(True)
+        self.upscale_method_note.setObjectName("upscaleMethodNote")
+        self.upscale_strength = _dspin(0.05, 1.0, 0.3, 0.05)
+        self.upscale_strength.setToolTip("Tiled refine: how much each tile is redrawn")
+        self.upscale_steps = _spin(*_range("steps"), 20)
+        self.upscale_steps.setToolTip("Model upscaler / tiled refine: denoising steps")
+        self.upscale_target.currentIndexChanged.connect(self._update_sections)
+        self.upscale_method.currentIndexChanged.connect(self._update_sections)
         self.tile = _spin(*_range("tile"), d.tile, " px")
         self.overlap = _spin(*_range("overlap"), d.overlap, " px")
         self.sharpen = _dspin(0.0, 5.0, 0.0, 0.1)
@@ -321,6 +356,11 @@ class GenerationPanel(QWidget):
         f.addRow("Factor", self.upscale_factor)
         f.addRow("Source", self.upscale_source)
         f.addRow("Result", self.upscale_target)
+        f.addRow(self.upscale_target_note)
+        f.addRow("Method", self.upscale_method)
+        f.addRow(self.upscale_method_note)
+        f.addRow("Refine strength", self.upscale_strength)
+        f.addRow("Upscale steps", self.upscale_steps)
         f.addRow("Tile", self.tile)
         f.addRow("Overlap", self.overlap)
         f.addRow("Sharpen", self.sharpen)
@@ -660,6 +700,9 @@ class GenerationPanel(QWidget):
             upscale_factor=int(self.upscale_factor.currentData()),
             upscale_source=self.upscale_source.currentData(),
             upscale_target=self.upscale_target.currentData(),
+            upscale_method=self.upscale_method.currentData(),
+            upscale_refine_strength=self.upscale_strength.value(),
+            upscale_steps=self.upscale_steps.value(),
             upscale_sharpen=self.sharpen.value(),
             tile=self.tile.value(), overlap=self.overlap.value(),
             reference_layers=self.reference_layer_ids(),
@@ -699,7 +742,11 @@ class GenerationPanel(QWidget):
         self.sketch_mask.setChecked(p.sketch_use_mask)
         self._set_data(self.upscale_factor, p.upscale_factor)
         self._set_data(self.upscale_source, p.upscale_source)
-        self._set_data(self.upscale_target, p.upscale_target)
+        self._set_data(self.upscale_target,
+                       "layer" if p.upscale_target == "resize" else p.upscale_target)
+        self._set_data(self.upscale_method, p.upscale_method)
+        self.upscale_strength.setValue(p.upscale_refine_strength)
+        self.upscale_steps.setValue(p.upscale_steps)
         self.sharpen.setValue(p.upscale_sharpen)
         self.tile.setValue(p.tile)
         self.overlap.setValue(p.overlap)
@@ -934,18 +981,45 @@ class GenerationPanel(QWidget):
             if not uses_strength:
                 missing.append("strength: text → image starts from noise, not from the picture")
         self._inpaint_form.setRowVisible(self.classic_method, classic)
-        self._upscale_form.setRowVisible(self.sharpen, classic)
-        self._upscale_form.setRowVisible(self.tile, not classic)
-        self._upscale_form.setRowVisible(self.overlap, not classic)
+        self._apply_upscale_rows(classic)
         only_classic = [name for name, section in (("Classic method", "inpaint"),
                                                    ("Sharpen", "upscale")) if section in show]
         if not classic and only_classic:
             missing.append(f"{' and '.join(only_classic)}: only Classic (no model) uses "
                            f"{'them' if len(only_classic) > 1 else 'it'}")
-        if classic and "upscale" in show:
-            missing.append("tile and overlap: Classic resizes the whole picture at once")
+        if "upscale" in show and self.upscale_target.currentData() == "resample":
+            missing.append("method and sharpen: “Resample every layer” runs no AI model and "
+                           "does not sharpen")
+        elif classic and "upscale" in show:
+            missing.append("method, tile and overlap: Classic resizes the whole picture with "
+                           "Lanczos at once")
         self.hidden_note.setText("Not shown here: " + "; ".join(missing) + "." if missing else "")
         self.hidden_note.setVisible(bool(missing))
+
+    def _apply_upscale_rows(self, classic: bool) -> None:
+        """Upscale rows for the chosen result and method, each with a line saying what it does."""
+        from canvasai.generation import flows
+
+        target = self.upscale_target.currentData()
+        self.upscale_target_note.setText(UPSCALE_TARGET_NOTES.get(target, ""))
+        ai = target != "resample" and not classic
+        offered = flows.ai_upscale_method(self.model.currentData() or CLASSIC_MODEL)
+        model = self.upscale_method.model()
+        for i in range(self.upscale_method.count()):  # only Lanczos and the model's own way
+            value = self.upscale_method.itemData(i)
+            item = model.item(i) if hasattr(model, "item") else None
+            if item is not None:
+                item.setEnabled(value == "lanczos" or value == offered)
+        method = self.upscale_method.currentData() if ai else "lanczos"
+        self.upscale_method_note.setText(UPSCALE_METHOD_NOTES.get(method, "") if ai else "")
+        f = self._upscale_form
+        f.setRowVisible(self.sharpen, (classic or method == "lanczos") and target != "resample")
+        f.setRowVisible(self.upscale_method, ai)
+        f.setRowVisible(self.upscale_method_note, ai)
+        f.setRowVisible(self.upscale_strength, method == "refine")
+        f.setRowVisible(self.upscale_steps, method in ("model", "refine"))
+        f.setRowVisible(self.tile, method == "refine")
+        f.setRowVisible(self.overlap, method == "refine")
 
     # -- prompt history --------------------------------------------------------------------------
     def _load_prompt_history(self) -> None:

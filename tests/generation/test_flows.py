@@ -102,6 +102,48 @@ def test_upscale_resizes_document_in_one_step_or_makes_a_new_one():
     assert (doc.width, doc.height) == (64, 48)
 
 
+def test_upscale_resample_scales_every_layer_and_adds_none():
+    doc = painted_doc(64, 48)
+    top = doc.add_layer("Top")
+    n = len(doc.layers)
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=2, upscale_target="resample",
+                                                model="my-model", upscale_method="refine"))
+    assert job.request.model == "classic"  # no AI for "resample every layer"
+    flows.apply_result(doc, job, *run(job))
+    assert (doc.width, doc.height) == (128, 96) and len(doc.layers) == n
+    assert all(la.visible for la in doc.layers) and top in doc.layers
+
+
+def test_upscale_into_a_new_layer_keeps_the_originals_hidden_beneath():
+    doc = painted_doc(64, 48)
+    originals = list(doc.layers)
+    before = Compositor(doc).flatten()
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=2, upscale_target="layer"))
+    image, seed, meta = run(job)
+    layer = flows.apply_result(doc, job, image, seed, meta)
+    assert doc.layers[-1] is layer and doc.layers[:-1] == originals
+    assert not any(la.visible for la in originals)
+    assert np.array_equal(layer.surface.read(doc.rect), image)
+    assert originals[0].surface.read(doc.rect).shape[:2] == (96, 128)  # resampled too
+    doc.undo()  # one step
+    assert (doc.width, doc.height) == (64, 48) and doc.layers == originals
+    assert all(la.visible for la in originals)
+    assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_upscale_method_is_explicit():
+    doc = painted_doc(32, 32)
+    p = FlowParams(model="my-model", upscale_target="layer", upscale_steps=7,
+                   upscale_refine_strength=0.25)
+    assert flows.plan(doc, "upscale", p).request.model == "classic"  # Lanczos: no model
+    job = flows.plan(doc, "upscale", replace(p, upscale_method="refine"))
+    assert job.request.model == "my-model" and job.request.steps == 7
+    assert job.request.upscale.refine_strength == 0.25
+    with pytest.raises(FlowError):
+        flows.plan(doc, "upscale", replace(p, upscale_method="refine", upscale_refine_strength=0))
+    assert FlowParams.from_dict({"upscale_target": "resize"}).upscale_target == "layer"
+
+
 def test_sketch_without_a_model_fails_clearly_and_plans_above_the_sketch():
     doc = Document(64, 64)
     sketch = doc.active_layer

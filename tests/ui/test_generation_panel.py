@@ -27,7 +27,7 @@ def _every_field_changed() -> FlowParams:
         "controlnet": "my-controlnet", "margins": (8, 16, 24, 32), "upscale_source": "layer",
         "upscale_target": "new_document", "batch_size": 3, "strength": 0.4,
         "reference_layers": (3, 5), "loras": (("Lora/ink", 0.75), ("missing", 1.0)),
-        "style": "Photograph",
+        "style": "Photograph", "upscale_method": "refine",
     }
     values = {}
     for f in fields(FlowParams):
@@ -172,8 +172,38 @@ def test_classic_says_which_tasks_need_a_model(qtbot):
     assert "can't" in panel.task_note.text() and not panel.task_note.isHidden()
     panel.set_flow("upscale")
     assert panel.task_note.isHidden()
-    assert panel._upscale_form.isRowVisible(panel.sharpen)
-    assert not panel._upscale_form.isRowVisible(panel.tile)
+    form = panel._upscale_form
+    assert panel.upscale_target.currentData() == "resample"  # the default: no AI
+    assert not form.isRowVisible(panel.sharpen) and not form.isRowVisible(panel.upscale_method)
+    assert "Resample every layer" in panel.hidden_note.text()
+    panel.upscale_target.setCurrentIndex(panel.upscale_target.findData("layer"))
+    assert "new layer" in panel.upscale_target_note.text()
+    assert form.isRowVisible(panel.sharpen)
+    assert not form.isRowVisible(panel.tile) and not form.isRowVisible(panel.upscale_method)
+
+
+def test_upscale_offers_each_method_explicitly_with_its_settings(qtbot):
+    panel = _panel_with_models(qtbot)
+    panel.set_flow("upscale")
+    panel.model.setCurrentIndex(panel.model.findData("sd15"))
+    form = panel._upscale_form
+    notes = set()
+    for target in ("resample", "layer", "new_document"):
+        panel.upscale_target.setCurrentIndex(panel.upscale_target.findData(target))
+        notes.add(panel.upscale_target_note.text())
+    assert len(notes) == 3 and "" not in notes  # each result says what it does
+    assert form.isRowVisible(panel.upscale_method)
+    assert panel.upscale_method.currentData() == "lanczos"  # never a silent diffusion pass
+    assert not form.isRowVisible(panel.upscale_steps)
+    panel.upscale_method.setCurrentIndex(panel.upscale_method.findData("refine"))
+    assert "tile" in panel.upscale_method_note.text()
+    assert form.isRowVisible(panel.upscale_strength) and form.isRowVisible(panel.upscale_steps)
+    assert form.isRowVisible(panel.tile)
+    panel.upscale_strength.setValue(0.4)
+    panel.upscale_steps.setValue(12)
+    p = panel.params()
+    assert (p.upscale_target, p.upscale_method) == ("new_document", "refine")
+    assert (p.upscale_refine_strength, p.upscale_steps) == (0.4, 12)
 
 
 def test_auto_says_what_it_will_do_and_why_before_it_runs(qtbot):
