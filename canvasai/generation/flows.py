@@ -330,6 +330,16 @@ def plan_upscale(doc: Document, p: FlowParams) -> FlowJob:
     return FlowJob("upscale", request, target, doc.rect, p, preview_rect=doc.rect)
 
 
+def upscale_accept_status(job: FlowJob) -> str:
+    """What accepting this upscale is doing, for the status line while it runs."""
+    t = job.target
+    if job.params.upscale_target == "new_document":
+        return f"Opening the upscaled picture ({t.w}×{t.h}) as a new document…"
+    if job.params.upscale_target == "resample":
+        return f"Resampling every layer to {t.w}×{t.h}…"
+    return f"Resampling the layers to {t.w}×{t.h} under the upscaled one…"
+
+
 def _selection_or_canvas(doc: Document) -> Rect:
     from canvasai.document.selection import selection_bounds
 

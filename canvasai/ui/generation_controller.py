@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -621,11 +621,20 @@ class GenerationController(QObject):
         if doc is None or not 0 <= index < len(self.strip.candidates):
             return False
         c = self.strip.candidates[index]
+        busy = c.job.flow == "upscale"
+        if busy:  # resampling every layer of a large document takes a while: say so first
+            self.panel.set_status(flows.upscale_accept_status(c.job))
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
         try:
             result = flows.apply_result(doc, c.job, c.image, c.seed, c.metadata)
         except (CanvasAIError, ValueError) as exc:
             self.panel.show_error(str(exc))
             return False
+        finally:
+            if busy:
+                QApplication.restoreOverrideCursor()
+                self.panel.set_status("Upscale accepted")
         if c.entry is not None:
             results.remove(doc, c.entry)
         self.strip.remove(index)

@@ -238,3 +238,11 @@ def test_edit_plans_the_selection_or_the_whole_picture_with_reference_layers(mon
     monkeypatch.setattr(models, "peek", lambda name: fake if name == "kontext" else None)
     assert flows.auto_flow(doc, replace(p, model="kontext")) == "edit"
     assert flows.auto_flow(doc, replace(p, model="other")) == "inpaint"
+
+
+def test_upscale_accept_status_says_what_accepting_does():
+    doc = painted_doc(64, 48)
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=2))
+    assert flows.upscale_accept_status(job) == "Resampling every layer to 128×96…"
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=4, upscale_target="new_document"))
+    assert flows.upscale_accept_status(job) == "Opening the upscaled picture (256×192) as a new document…"

@@ -443,3 +443,26 @@ def test_generate_while_a_job_runs_queues_it_and_each_entry_can_be_moved_or_canc
     assert gen.strip.candidates[0].job.request.prompt == "third"
     assert qv.job_ids() == [] and qv.summary.text() == "Nothing queued"
     assert gen.panel.generate_button.text() == "Generate"
+
+
+def test_accepting_an_upscale_shows_that_work_is_in_progress(qtbot, win, monkeypatch):
+    from PySide6.QtWidgets import QApplication
+
+    from canvasai.generation import flows
+
+    gen = win.generation
+    gen.panel.set_flow("upscale")
+    press_generate(qtbot, gen)
+    seen = []
+    real = flows.apply_result
+
+    def spy(*args, **kwargs):
+        cursor = QApplication.overrideCursor()
+        seen.append((gen.panel.step_label.text(), None if cursor is None else cursor.shape()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(flows, "apply_result", spy)
+    assert gen.accept(0)
+    assert seen == [("Resampling every layer to 384×320…", Qt.CursorShape.WaitCursor)]
+    assert QApplication.overrideCursor() is None
+    assert gen.panel.step_label.text() == "Upscale accepted"
