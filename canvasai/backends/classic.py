@@ -206,7 +206,13 @@ class ClassicBackend:
             )
         total = 2 if sharpen > 0 else 1
         ctx.check_cancelled()
-        out = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4)
+        if image.ndim == 3 and image.shape[2] == 4 and (image[..., 3] < 255).any():
+            # a layer with transparency: through premultiplied colour, like Scale image
+            from canvasai.document.transform import resample_rgba
+
+            out = resample_rgba(image, (w * scale, h * scale))
+        else:
+            out = cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4)
         ctx.progress(1, total)
         if sharpen > 0:
             ctx.check_cancelled()

@@ -246,3 +246,20 @@ def test_upscale_accept_status_says_what_accepting_does():
     assert flows.upscale_accept_status(job) == "Resampling every layer to 128×96…"
     job = flows.plan(doc, "upscale", FlowParams(upscale_factor=4, upscale_target="new_document"))
     assert flows.upscale_accept_status(job) == "Opening the upscaled picture (256×192) as a new document…"
+
+
+def test_upscaling_a_soft_edged_layer_keeps_its_edge_colour():
+    doc = Document(48, 48, background=None)
+    yy, xx = np.mgrid[0:48, 0:48]
+    a = np.clip((16 - np.hypot(xx - 24, yy - 24)) / 8, 0, 1)
+    px = np.zeros((48, 48, 4), np.uint8)
+    px[..., :3] = (200, 120, 40)
+    px[..., 3] = (a * 255 + 0.5).astype(np.uint8)
+    px[px[..., 3] == 0] = 0  # transparent pixels are black: they must not darken the edge
+    doc.write_pixels(doc.active_layer, 0, 0, px)
+    job = flows.plan(doc, "upscale", FlowParams(upscale_factor=2, upscale_source="layer",
+                                                upscale_target="layer"))
+    layer = flows.apply_result(doc, job, *run(job))
+    out = layer.surface.read(doc.rect)
+    edge = out[(out[..., 3] > 8) & (out[..., 3] < 250)]
+    assert len(edge) and np.abs(edge[:, :3].astype(int) - (200, 120, 40)).max() <= 3
