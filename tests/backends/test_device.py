@@ -67,7 +67,7 @@ def test_placement_steps_down_to_offload_when_a_model_does_not_fit() -> None:
 def test_precision_setting_is_honoured_where_it_makes_sense() -> None:
     import torch
 
-    from canvasai.backends.device import chosen_dtype, choose_device
+    from canvasai.backends.device import choose_device, chosen_dtype
     from canvasai.core import settings
 
     assert chosen_dtype(torch, "cpu", "fp16") is torch.float32  # no half precision on the CPU
