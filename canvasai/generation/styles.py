@@ -12,6 +12,7 @@ untrusted input.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -175,17 +176,21 @@ def user_dir() -> Path:
     return data_dir() / "styles"
 
 
-def shipped(family: str | None = None) -> list[Style]:
-    """The styles CanvasAI ships, for `family` (and the ones for any family)."""
+@functools.lru_cache(maxsize=1)
+def _shipped_all() -> tuple[Style, ...]:
+    """Every shipped style, read once (package data does not change while the app runs;
+    the panel asks on every model change, on the GUI thread)."""
     out: list[Style] = []
     folder = resource("styles")
     for f in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         data = json.loads(f.read_text(encoding="utf-8"))
-        for item in data.get("styles", []):
-            style = from_dict(item)
-            if family is None or style.family in ("", family):
-                out.append(style)
-    return out
+        out += [from_dict(item) for item in data.get("styles", [])]
+    return tuple(out)
+
+
+def shipped(family: str | None = None) -> list[Style]:
+    """The styles CanvasAI ships, for `family` (and the ones for any family)."""
+    return [s for s in _shipped_all() if family is None or s.family in ("", family)]
 
 
 def available(family: str | None = None, extra: Iterable[Path] = ()) -> list[Style]:
