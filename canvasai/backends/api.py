@@ -46,8 +46,12 @@ MAX_GENERATED_PIXELS = 4096 * 4096
 MIN_GENERATED_SIDE = 8
 #: How far an outpaint may extend one edge.
 MAX_MARGIN = 8192
-#: reference images one Edit request may carry (Qwen-Image-Edit-Plus takes up to 3 besides the picture)
+#: reference images one request may carry (Qwen-Image-Edit-Plus takes up to 3 besides the picture)
 MAX_REFERENCES = 4
+#: control layers one request may carry (a MultiControlNet of this many)
+MAX_CONTROLS = 4
+#: regional prompts one request may carry
+MAX_REGIONS = 8
 SCHEDULERS = (
     "default", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "unipc", "lcm",
 )
@@ -74,8 +78,18 @@ class Task(str, enum.Enum):
 class ControlKind(str, enum.Enum):
     SCRIBBLE = "scribble"
     LINEART = "lineart"
+    SOFTEDGE = "softedge"
     CANNY = "canny"
     DEPTH = "depth"
+    POSE = "pose"
+
+
+class ReferenceKind(str, enum.Enum):
+    """What a reference image lends the picture (IP-Adapter; edit models read "content")."""
+
+    CONTENT = "content"  # the subject and look of the whole reference
+    STYLE = "style"  # colour, texture, brushwork, not the layout (InstantStyle blocks)
+    COMPOSITION = "composition"  # the layout, not the style
 
 
 def _frozen_array(a: np.ndarray | None) -> np.ndarray | None:
@@ -156,13 +170,20 @@ class BlendSettings:
 
 @dataclass(frozen=True)
 class ControlSettings:
-    """ControlNet input for sketch -> image."""
+    """One control layer: a ControlNet input (sketch, line art, depth map, pose, photo).
+
+    `image` covers the same area as the request's image (or its width x height). The
+    ControlNet acts from fraction `start` to fraction `end` of the denoising steps
+    (diffusers' ``control_guidance_start`` / ``control_guidance_end``).
+    """
 
     kind: ControlKind
     image: np.ndarray  # H x W x 3/4 uint8: the sketch or photo
     model: str | None = None  # ControlNet registry name or path; None = pick by kind
     preprocess: bool = True  # run the matching preprocessor (canny edges, ...) first
     scale: float = GenerationDefaults.control_scale  # controlnet_conditioning_scale
+    start: float = 0.0
+    end: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image))
@@ -172,6 +193,57 @@ class ControlSettings:
             raise RequestError(f"Unknown control type {self.kind!r}.")
         check_image("control image", self.image)
         _check_range("control strength", "generation/control_scale", self.scale, integer=False)
+        check_number("control start", self.start, 0.0, 1.0)
+        check_number("control end", self.end, 0.0, 1.0)
+        if self.start >= self.end:
+            raise RequestError(
+                f"A control layer must start before it ends (start {self.start:g}, end {self.end:g})."
+            )
+
+
+@dataclass(frozen=True)
+class ReferenceImage:
+    """A reference image and how strongly the picture follows it.
+
+    Read by IP-Adapter (SD 1.x, SDXL), Flux Redux (Flux.1) and the reference inputs of the
+    edit models (Kontext, Qwen-Image-Edit-Plus, Flux.2 Klein)."""
+
+    image: np.ndarray  # H x W x 3/4 uint8
+    strength: float = 0.6  # IP-Adapter scale / Redux prompt-embedding weight
+    kind: ReferenceKind = ReferenceKind.CONTENT
+    model: str | None = None  # adapter registry name or path; None = pick by family
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image", _frozen_array(self.image))
+
+    def validate(self, index: int = 0) -> None:
+        if not isinstance(self.kind, ReferenceKind):
+            raise RequestError(f"Unknown reference type {self.kind!r}.")
+        check_image(f"reference image {index + 1}", self.image)
+        check_number(f"strength of reference image {index + 1}", self.strength, 0.0, 2.0)
+
+
+@dataclass(frozen=True)
+class RegionPrompt:
+    """A prompt that applies inside a region (a layer's alpha): 255 = this prompt only.
+
+    `mask` has the size of the job's output (the request's image, or width x height)."""
+
+    prompt: str
+    mask: np.ndarray  # H x W uint8
+    negative_prompt: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask", _frozen_array(self.mask))
+
+    def validate(self, index: int = 0) -> None:
+        if not self.prompt.strip():
+            raise RequestError(f"Region {index + 1} needs a prompt.")
+        m = self.mask
+        if not isinstance(m, np.ndarray) or m.ndim != 2 or m.dtype != np.uint8:
+            raise RequestError(f"The mask of region {index + 1} must be a single-channel 8-bit image.")
+        if not m.any():
+            raise RequestError(f"Region {index + 1} (“{self.prompt[:30]}”) is empty: paint its layer.")
 
 
 @dataclass(frozen=True)
@@ -237,22 +309,42 @@ class GenerationRequest:
     native_resolution: bool = True  # scale the region to the model's native size and back
     classic_method: str = GenerationDefaults.classic_method  # classic inpaint: "telea" | "ns"
     blend: BlendSettings = field(default_factory=BlendSettings)
-    control: ControlSettings | None = None
+    #: control layers, all applied together (a MultiControlNet); Task.SKETCH needs one
+    controls: tuple[ControlSettings, ...] = ()
     outpaint: OutpaintSettings | None = None
     upscale: UpscaleSettings | None = None
     previews: bool = True
-    #: reference images (H x W x 3|4 uint8) for Edit with models that take several
-    references: tuple[np.ndarray, ...] = ()
+    #: reference images (a bare H x W x 3|4 array is taken as a `ReferenceImage` of strength 1)
+    references: tuple[ReferenceImage, ...] = ()
+    #: prompts tied to regions; the global prompt applies elsewhere
+    regions: tuple[RegionPrompt, ...] = ()
     #: LoRAs to apply (besides any ``<lora:name:weight>`` tags in the prompt)
     loras: tuple[LoraSpec, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image", _frozen_array(self.image))
         object.__setattr__(self, "mask", _frozen_array(self.mask))
-        object.__setattr__(
-            self, "references", tuple(_frozen_array(r) for r in (self.references or ()))
-        )
+        object.__setattr__(self, "references", tuple(
+            r if isinstance(r, ReferenceImage) else ReferenceImage(image=r, strength=1.0)
+            for r in (self.references or ())
+        ))
+        object.__setattr__(self, "controls", tuple(self.controls or ()))
+        object.__setattr__(self, "regions", tuple(self.regions or ()))
         self.validate()
+
+    @property
+    def control(self) -> ControlSettings | None:
+        """The first control layer (the sketch of Task.SKETCH), or None."""
+        return self.controls[0] if self.controls else None
+
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """(width, height) of what the job makes before any upscale/outpaint growth."""
+        if self.image is not None:
+            return (self.image.shape[1], self.image.shape[0])
+        if self.width is not None and self.height is not None:
+            return (self.width, self.height)
+        return None
 
     def validate(self) -> None:
         """Raise `RequestError` for anything outside its limits (called on construction)."""
@@ -287,7 +379,7 @@ class GenerationRequest:
                     f"smaller and upscale."
                 )
         self.blend.validate()
-        for part in (self.control, self.outpaint, self.upscale):
+        for part in (*self.controls, self.outpaint, self.upscale):
             if part is not None:
                 part.validate()
         self._check_task_inputs()
@@ -314,10 +406,28 @@ class GenerationRequest:
         if len(self.references) > MAX_REFERENCES:
             raise RequestError(f"At most {MAX_REFERENCES} reference images, not {len(self.references)}.")
         for i, ref in enumerate(self.references):
-            check_image(f"reference image {i + 1}", ref)
+            if not isinstance(ref, ReferenceImage):
+                raise RequestError(f"Reference image {i + 1} is not an image.")
+            ref.validate(i)
+        if len(self.controls) > MAX_CONTROLS:
+            raise RequestError(f"At most {MAX_CONTROLS} control layers, not {len(self.controls)}.")
+        if any(not isinstance(c, ControlSettings) for c in self.controls):
+            raise RequestError("A control layer needs a type and an image.")
+        if len(self.regions) > MAX_REGIONS:
+            raise RequestError(f"At most {MAX_REGIONS} regional prompts, not {len(self.regions)}.")
+        size = self.output_size
+        for i, region in enumerate(self.regions):
+            if not isinstance(region, RegionPrompt):
+                raise RequestError(f"Region {i + 1} needs a prompt and a mask.")
+            region.validate(i)
+            if size is not None and region.mask.shape != (size[1], size[0]):
+                raise RequestError(
+                    f"The mask of region {i + 1} is {region.mask.shape[1]}×{region.mask.shape[0]} "
+                    f"but the picture is {size[0]}×{size[1]}."
+                )
         if t == Task.EDIT and not self.prompt.strip():
             raise RequestError("Edit needs an instruction, e.g. “make it night”.")
-        if t == Task.SKETCH and self.control is None:
+        if t == Task.SKETCH and not self.controls:
             raise RequestError("sketch needs a control image.")
         if t == Task.UPSCALE:
             h, w = self.image.shape[:2]  # type: ignore[union-attr]

@@ -258,7 +258,7 @@ def plan_sketch(doc: Document, p: FlowParams) -> FlowJob:
     kw: dict[str, Any] = {}
     if mask is not None and mask.any():
         kw = {"image": _snapshot(doc, doc.rect), "mask": mask}
-    request = _base_request(Task.SKETCH, p, control=control, width=doc.width, height=doc.height,
+    request = _base_request(Task.SKETCH, p, controls=(control,), width=doc.width, height=doc.height,
                             **kw)
     return FlowJob("sketch", request, doc.rect, doc.rect, p, sketch_layer_id=layer.id,
                    preview_rect=doc.rect)

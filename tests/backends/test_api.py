@@ -101,3 +101,56 @@ def test_seeds_are_chosen_once_and_batches_count_up():
     assert batch_seeds(2**32 - 1, 2) == (2**32 - 1, 0)
     with pytest.raises(GenerationError, match="without a seed"):
         request_seeds(GenerationRequest(Task.TXT2IMG))
+
+
+# ------------------------------------------------- control layers, references, regions
+
+
+def _rgb(h: int = 8, w: int = 8) -> np.ndarray:
+    return np.zeros((h, w, 3), np.uint8)
+
+
+def test_control_layers_carry_a_start_end_range_and_are_checked() -> None:
+    from canvasai.backends.api import MAX_CONTROLS, ControlKind, ControlSettings
+
+    c = ControlSettings(ControlKind.POSE, _rgb(), start=0.2, end=0.8)
+    req = GenerationRequest(Task.TXT2IMG, prompt="x", width=8, height=8, controls=(c, c))
+    assert req.control is req.controls[0] and len(req.controls) == 2
+    with pytest.raises(RequestError, match="start before it ends"):
+        GenerationRequest(Task.TXT2IMG, width=8, height=8,
+                          controls=(ControlSettings(ControlKind.CANNY, _rgb(), start=0.5, end=0.5),))
+    with pytest.raises(RequestError, match=f"At most {MAX_CONTROLS} control layers"):
+        GenerationRequest(Task.TXT2IMG, width=8, height=8, controls=(c,) * (MAX_CONTROLS + 1))
+    with pytest.raises(RequestError, match="sketch needs a control image"):
+        GenerationRequest(Task.SKETCH, width=8, height=8)
+
+
+def test_references_wrap_bare_arrays_and_check_strength() -> None:
+    from canvasai.backends.api import ReferenceImage, ReferenceKind
+
+    req = GenerationRequest(Task.EDIT, image=_rgb(), prompt="night", references=(_rgb(4, 4),))
+    assert isinstance(req.references[0], ReferenceImage) and req.references[0].strength == 1.0
+    assert not req.references[0].image.flags.writeable
+    with pytest.raises(RequestError, match="strength of reference image 1"):
+        GenerationRequest(Task.TXT2IMG, width=8, height=8,
+                          references=(ReferenceImage(_rgb(), strength=3.0),))
+    ok = ReferenceImage(_rgb(), kind=ReferenceKind.STYLE)
+    assert GenerationRequest(Task.TXT2IMG, width=8, height=8, references=(ok,)).references[0].kind \
+        == ReferenceKind.STYLE
+
+
+def test_regions_must_match_the_output_and_be_painted() -> None:
+    from canvasai.backends.api import RegionPrompt
+
+    m = np.zeros((8, 16), np.uint8)
+    m[:, :8] = 255
+    req = GenerationRequest(Task.TXT2IMG, prompt="a park", width=16, height=8,
+                            regions=(RegionPrompt("a red kite", m),))
+    assert req.regions[0].mask.shape == (8, 16)
+    with pytest.raises(RequestError, match="mask of region 1 is 16×8 but the picture is 8×8"):
+        GenerationRequest(Task.IMG2IMG, image=_rgb(), regions=(RegionPrompt("kite", m),))
+    with pytest.raises(RequestError, match="is empty"):
+        GenerationRequest(Task.TXT2IMG, width=16, height=8,
+                          regions=(RegionPrompt("kite", np.zeros((8, 16), np.uint8)),))
+    with pytest.raises(RequestError, match="needs a prompt"):
+        GenerationRequest(Task.TXT2IMG, width=16, height=8, regions=(RegionPrompt(" ", m),))

@@ -176,7 +176,7 @@ def test_upscale_rejects_other_factors():
 def test_generative_tasks_say_a_model_is_needed(task):
     with pytest.raises(GenerationError, match="needs a diffusion model; .*Install a model in"):
         run(GenerationRequest(task, image=gradient(8, 8), prompt="a cat",
-                              control=ControlSettings(ControlKind.SCRIBBLE, gradient(8, 8))))
+                              controls=(ControlSettings(ControlKind.SCRIBBLE, gradient(8, 8)),)))
 
 
 def test_missing_image_is_a_clear_error():

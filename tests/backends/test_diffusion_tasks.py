@@ -216,7 +216,7 @@ def test_sketch_scribble_picks_controlnet_by_kind(tiny_settings) -> None:
         tiny_settings,
         task=Task.SKETCH,
         model="sd1-tiny",
-        control=ControlSettings(ControlKind.SCRIBBLE, sketch),
+        controls=(ControlSettings(ControlKind.SCRIBBLE, sketch),),
     )
     assert res.images[0].shape == (H, W, 4)
     assert res.metadata["controlnet"] == "controlnet/sd1-tiny-controlnet-scribble"
@@ -228,9 +228,9 @@ def test_sketch_depth_explicit_controlnet_notes_proxy(tiny_models, tiny_settings
         tiny_settings,
         task=Task.SKETCH,
         model="sd1-tiny-inpaint",
-        control=ControlSettings(
+        controls=(ControlSettings(
             ControlKind.DEPTH, _image(4), model=str(tiny_models.controlnet_scribble)
-        ),
+        ),),
     )
     assert "proxy" in res.metadata["note"]
 
@@ -241,7 +241,7 @@ def test_sketch_without_matching_controlnet_fails_clearly(tiny_settings) -> None
             tiny_settings,
             task=Task.SKETCH,
             model="sd1-tiny",
-            control=ControlSettings(ControlKind.LINEART, _image()),
+            controls=(ControlSettings(ControlKind.LINEART, _image()),),
         )
 
 
@@ -255,9 +255,9 @@ def test_sketch_with_mask_keeps_outside(tiny_models, tiny_settings) -> None:
         model="sd1-tiny-inpaint",
         image=img,
         mask=mask,
-        control=ControlSettings(
+        controls=(ControlSettings(
             ControlKind.CANNY, _image(6), model=str(tiny_models.controlnet_scribble)
-        ),
+        ),),
     )
     outside = masking.paste_alpha(mask, BlendSettings()) == 0
     np.testing.assert_array_equal(res.images[0][outside], img[outside])

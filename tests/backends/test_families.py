@@ -251,11 +251,11 @@ def test_sketch_to_render_with_a_family_controlnet(family_root, tmp_path, kind, 
     sketch = np.full((H, W, 3), 255, np.uint8)
     sketch[10:40, 30] = 0
     control = ControlSettings(kind=ControlKind.SCRIBBLE, image=sketch)
-    res, ctx = _run(backend, kind, str(folder), task=Task.SKETCH, control=control, width=W, height=H)
+    res, ctx = _run(backend, kind, str(folder), task=Task.SKETCH, controls=(control,), width=W, height=H)
     assert res.images[0].shape == (H, W, 4) and len(ctx.previews) == 2
     assert res.metadata["controlnet"] == cn.name
     img, mask = _image(), _mask()
-    res, _ = _run(backend, kind, str(folder), task=Task.SKETCH, control=control, image=img,
+    res, _ = _run(backend, kind, str(folder), task=Task.SKETCH, controls=(control,), image=img,
                   mask=mask, width=W, height=H)
     _outside_unchanged(img, res.images[0], mask, GenerationRequest(task=Task.INPAINT, image=img,
                                                                   mask=mask).blend)

@@ -32,7 +32,7 @@ def _references(request: GenerationRequest, loaded: LoadedModel, work: tuple[int
         else:
             notes.append(f"only the first {fam.max_references} reference images were used")
         refs = refs[: fam.max_references]
-    return [_at_least(common.resize(common.rgb(r), work), fam.min_reference_side) for r in refs], notes
+    return [_at_least(common.resize(common.rgb(r.image), work), fam.min_reference_side) for r in refs], notes
 
 
 def _at_least(img: np.ndarray, side: int) -> Any:

@@ -135,7 +135,7 @@ def test_sketch_renders_through_a_controlnet(server):
     sketch = np.full((64, 96, 4), 255, np.uint8)
     sketch[30:34, 10:80, :3] = 0
     req = GenerationRequest(Task.SKETCH, prompt="a bridge", model=SD15, seed=9, steps=2,
-                            control=ControlSettings(ControlKind.SCRIBBLE, sketch, scale=0.8))
+                            controls=(ControlSettings(ControlKind.SCRIBBLE, sketch, scale=0.8),))
     result = backend_for(server).run(req, Ctx())
     assert result.images[0].shape == (64, 96, 4)
     n = nodes_of(server.prompts[0].graph)
