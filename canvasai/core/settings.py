@@ -40,6 +40,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "files/recent_size": (0, 50),
     "editing/undo_mb": (64, 65536),
     "editing/pressure_curve": (0.25, 4.0),
+    "editing/brush_size": (1.0, 1000.0),
+    "editing/brush_hardness": (0.0, 1.0),
+    "editing/brush_opacity": (0.01, 1.0),
+    "editing/brush_flow": (0.01, 1.0),
     "ui/prompt_history_size": (0, 200),
     "export/quality": (1, 100),
     "export/scale_percent": (1.0, 1600.0),
@@ -109,6 +113,13 @@ class EditingSettings:
 
     undo_mb: int = 1024  # pixel data kept for undo per document, in MiB (oldest steps go first)
     pressure_curve: float = 1.0  # pen pressure exponent: < 1 soft (light touch counts more), > 1 firm
+    # the brush and colours as they were at the last close (restored at the next launch)
+    brush_size: float = 24.0
+    brush_hardness: float = 0.8
+    brush_opacity: float = 1.0
+    brush_flow: float = 1.0
+    foreground: str = "#000000"
+    background: str = "#ffffff"
 
 
 @dataclass

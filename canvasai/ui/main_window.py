@@ -42,6 +42,7 @@ from canvasai.document.document import Document
 from canvasai.tools.base import BrushSettings, Tool, ToolContext
 from canvasai.tools.registry import TOOL_CLASSES, make_tools
 from canvasai.ui.canvas_widget import CanvasWidget
+from canvasai.ui import painting_state
 from canvasai.ui.color_panel import ColorPanel
 from canvasai.ui.dialogs import LayerPropertiesDialog, ask_pixels
 from canvasai.ui.history_panel import HistoryPanel
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._connect_panels()
+        painting_state.restore(self.brush, self.color_panel, self.tools_panel)
         self._build_menus()
         from canvasai.ui.file_actions import FileController
 
@@ -519,7 +521,9 @@ class MainWindow(QMainWindow):
         return bool(saved) and self.restoreState(QByteArray.fromBase64(saved.encode("ascii")))
 
     def save_layout(self) -> None:
-        """Remember the window's size, place and docks for the next start."""
+        """Remember the window's size, place and docks (and the brush and colours) for the
+        next start."""
+        painting_state.remember(self.brush, self.color_panel)
         settings.update(**{
             "ui/window_geometry": bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
             "ui/window_state": bytes(self.saveState().toBase64().data()).decode("ascii"),

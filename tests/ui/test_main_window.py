@@ -417,3 +417,17 @@ def test_close_document_then_new_one(qtbot, window):
     key(window, Qt.Key.Key_X, CTRL | SHIFT)  # document actions do nothing without one
     window.set_document(Document(40, 30))
     assert window.document.width == 40
+
+
+def test_brush_and_colours_come_back_at_the_next_launch(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.brush.size, w.brush.hardness, w.brush.opacity = 57.0, 0.35, 0.6
+    w.color_panel.set_foreground((200, 10, 30))
+    w.color_panel.set_background((1, 2, 3))
+    w.save_layout()
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    assert (w2.brush.size, w2.brush.hardness, w2.brush.opacity) == (57.0, 0.35, 0.6)
+    assert w2.color_panel.foreground == (200, 10, 30) and w2.color_panel.background == (1, 2, 3)
+    assert w2.tools_panel.size.value() == 57 and w2.tools_panel.hardness.value() == 35
