@@ -17,13 +17,13 @@ from canvasai.document.commands import (
     TilesCommand,
 )
 from canvasai.document.history import History, MacroCommand
-from canvasai.document.layer import Layer
+from canvasai.document.layer import Layer, with_sketch
 from canvasai.document.tiles import TiledSurface, TileKey
 
 MAX_SIDE = 32768  # pixels per side; sparse tiles make this cheap until painted
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
-_LAYER_PROPS = ("name", "opacity", "visible", "blend_mode", "locked", "is_sketch")
+_LAYER_PROPS = ("name", "opacity", "visible", "blend_mode", "locked", "role", "is_sketch")
 
 
 def validate_size(width: Any, height: Any) -> tuple[int, int]:
@@ -199,6 +199,8 @@ class Document:
         unknown = set(props) - set(_LAYER_PROPS)
         if unknown:
             raise ValueError(f"unknown layer properties: {sorted(unknown)}")
+        if "is_sketch" in props:  # the old flag: undo restores the whole role it replaced
+            props["role"] = with_sketch(props.get("role", layer.role), bool(props.pop("is_sketch")))
         if "blend_mode" in props:
             props["blend_mode"] = BlendMode(props["blend_mode"])
         if "opacity" in props:
@@ -263,7 +265,7 @@ class Document:
         return f"{base} {max(used, default=0) + 1}"
 
 
-_PROP_LABELS = {"opacity": "opacity", "blend_mode": "blend mode", "is_sketch": "sketch flag"}
+_PROP_LABELS = {"opacity": "opacity", "blend_mode": "blend mode", "role": "role"}
 
 
 def _describe(layer: Layer, props: dict[str, Any]) -> str:
@@ -274,5 +276,9 @@ def _describe(layer: Layer, props: dict[str, Any]) -> str:
         return f"{'Show' if props['visible'] else 'Hide'} “{layer.name}”"
     if set(props) == {"locked"}:
         return f"{'Lock' if props['locked'] else 'Unlock'} “{layer.name}”"
+    if set(props) == {"role"}:
+        role = props["role"]
+        return (f"Use “{layer.name}” as a {role.type} layer" if role is not None
+                else f"“{layer.name}” back to a normal layer")
     what = ", ".join(_PROP_LABELS.get(k, k) for k in props)
     return f"Layer {what}: “{layer.name}”"

@@ -62,7 +62,7 @@ from canvasai.core.geometry import Rect
 from canvasai.document.blend import BlendMode
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import MAX_SIDE, Document, validate_size
-from canvasai.document.layer import Layer
+from canvasai.document.layer import Layer, LayerRole, RoleError, role_from_dict, role_to_dict
 from canvasai.document.tiles import TiledSurface
 from canvasai.formats.archive import ArchiveLimits, ArchiveReader
 from canvasai.formats.atomic import atomic_writer, remove_stale_temporaries
@@ -257,7 +257,8 @@ def write_ora(
                     "src": src,
                     "name": name,
                     "locked": layer.locked,
-                    "is_sketch": layer.is_sketch,
+                    "is_sketch": layer.is_sketch,  # what older versions read
+                    "role": role_to_dict(layer.role),
                     "generation": packer.pack(layer.generation) if layer.generation else None,
                 }
             )
@@ -778,7 +779,7 @@ class _Loader:
                 spec.name, surface, spec.opacity, spec.visible, spec.blend_mode, spec.locked
             )
             if extra is not None:
-                layer.is_sketch = bool(extra.get("is_sketch", False))
+                layer.role = self._role(extra, spec.name)
                 gen = self._unpack(extra.get("generation"), f"layer “{spec.name[:80]}”")
                 layer.generation = gen if isinstance(gen, dict) else None
             layers.append(layer)
@@ -838,6 +839,18 @@ class _Loader:
         if not isinstance(extras.get("version"), int) or extras["version"] > EXTRAS_VERSION:
             log.info("%s: extras from a newer CanvasAI; reading what is understood", self.label)
         return extras
+
+    def _role(self, extra: dict[str, Any], name: str) -> LayerRole:
+        """The layer's role (control, reference, region); an older file's sketch flag is a
+        scribble control layer. A role that cannot be read is left out with a warning."""
+        raw = extra.get("role")
+        if raw is None:
+            return role_from_dict({"type": "control"}) if extra.get("is_sketch") is True else None
+        try:
+            return role_from_dict(raw)
+        except RoleError as exc:
+            self.warn(f"layer “{name[:80]}”: its role was left out ({exc})")
+            return None
 
     def _surface_extra(self, ref: Any, doc_rect: Rect, what: str) -> TiledSurface | None:
         if not isinstance(ref, dict) or not isinstance(ref.get("src"), str):

@@ -92,7 +92,7 @@ def snapshot_document(doc: Document) -> Document:
             visible=la.visible,
             blend_mode=la.blend_mode,
             locked=la.locked,
-            is_sketch=la.is_sketch,
+            role=la.role,
             generation=copy.deepcopy(la.generation),
         )
         for la in doc.layers
