@@ -177,7 +177,8 @@ def _document(image: np.ndarray, sketch: bool = False) -> Any:
     h, w = image.shape[:2]
     rgba = image if image.shape[2] == 4 else np.dstack([image, np.full((h, w), 255, np.uint8)])
     layer = image_to_layer(rgba, "Sketch" if sketch else "Image")
-    layer.is_sketch = sketch
+    # not marked as a control layer: the sketch flow renders the active layer with
+    # the --control type, strength and preprocessing given on the command line
     return document_from_layers(w, h, [layer], 0)
 
 

@@ -12,6 +12,13 @@ into one undoable change of the document.
   one new layer over the resampled originals, which are hidden; or a new document;
 - generate / refine: txt2img / img2img over the selection's bounds or the whole canvas.
 
+Layer roles (issue 12): every *visible* control layer, reference image and region-prompt
+layer goes with generate, refine, inpaint, sketch and edit jobs (bottom to top, as in the
+stack): controls cropped to the job's area exactly as its image is, references cropped
+to their painted bounds, regions as the layer's alpha over the job's output area. Control
+and reference layers are guides, not paint: the picture a job reads leaves them out.
+Hidden layers are never used, whatever their role.
+
 `plan_*` run on the GUI thread and only snapshot pixels; `apply_result` is one undo step.
 """
 
@@ -26,10 +33,16 @@ import numpy as np
 from canvasai.backends import masking, models
 from canvasai.backends.api import (
     CLASSIC_MODEL,
+    MAX_CONTROLS,
+    MAX_REFERENCES,
+    MAX_REGIONS,
     ControlKind,
     ControlSettings,
     GenerationRequest,
     OutpaintSettings,
+    ReferenceImage,
+    ReferenceKind,
+    RegionPrompt,
     Task,
     UpscaleSettings,
 )
@@ -40,7 +53,7 @@ from canvasai.core.geometry import Rect
 from canvasai.document import selection
 from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
-from canvasai.document.layer import Layer
+from canvasai.document.layer import ControlRole, Layer, ReferenceRole, RegionRole
 from canvasai.document.tiles import TiledSurface
 from canvasai.document.transform import resize_canvas, scale_document
 from canvasai.generation.history import GenerationRecord
@@ -66,14 +79,168 @@ class FlowJob:
     sketch_layer_id: int | None = None
     preview_rect: Rect | None = None  # where previews are drawn (document coords, before)
     doc_size: tuple[int, int] = (0, 0)  # the canvas size the job was planned for
+    notes: tuple[str, ...] = ()  # what was left out and why (an empty region, ...)
 
     @property
     def label(self) -> str:
         return self.flow.capitalize()
 
 
+#: the tasks whose requests carry the control layers, references and regions
+ROLE_TASKS = (Task.TXT2IMG, Task.IMG2IMG, Task.INPAINT, Task.SKETCH, Task.EDIT)
+#: roles whose layers guide a job without being part of the picture it reads
+_GUIDE_ROLES = ("control", "reference")
+
+
 def _snapshot(doc: Document, rect: Rect) -> np.ndarray:
-    return composite_layers(doc.layers, rect)
+    """The picture a job reads: every layer but the control and reference layers."""
+    return composite_layers([la for la in doc.layers if la.role_type not in _GUIDE_ROLES], rect)
+
+
+def role_layers(doc: Document, role_type: str) -> list[Layer]:
+    """The visible layers with that role ("control", "reference", "region"), bottom first."""
+    return [la for la in doc.layers if la.visible and la.role_type == role_type]
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def roles_summary(doc: Document) -> str:
+    """What the visible role layers add to a job, e.g. "2 control layers, 1 reference"."""
+    parts = [_count(len(role_layers(doc, t)), w) for t, w in
+             (("control", "control layer"), ("reference", "reference"), ("region", "region"))
+             if role_layers(doc, t)]
+    return ", ".join(parts)
+
+
+def roles_note(doc: Document, flow: str) -> str:
+    """One line on the role layers for `flow`: what it uses, or that it uses none of them,
+    and which hidden ones are left out ("" when the document has no role layers)."""
+    used = roles_summary(doc)
+    hidden = [la for la in doc.layers if not la.visible and la.role is not None]
+    parts = []
+    if used:
+        if flow in ("outpaint", "upscale"):
+            parts.append(f"{flow} uses no control layers, references or regions")
+        else:
+            parts.append(f"uses {used}")
+    if hidden:
+        names = ", ".join(f"“{la.name}”" for la in hidden[:3]) + ("…" if len(hidden) > 3 else "")
+        parts.append(f"hidden, so not used: {names}")
+    return "; ".join(parts)
+
+
+def _controlnet_for(p: FlowParams, role: ControlRole, count: int) -> str | None:
+    """The ControlNet for a control layer: its own, else the panel's choice when that is
+    made for its type (or when it is the only control layer), else picked by type."""
+    if role.model:
+        return role.model
+    if not p.controlnet:
+        return None
+    info = models.peek(p.controlnet)
+    ctype = getattr(info, "control_type", None) if info is not None else None
+    if ctype == role.kind or (ctype is None and count == 1):
+        return p.controlnet
+    return None
+
+
+def control_inputs(doc: Document, rect: Rect, p: FlowParams) -> tuple[list[ControlSettings],
+                                                                       list[str]]:
+    """Every visible control layer as a ControlSettings over `rect` (the job's area), and
+    notes on the ones left out."""
+    layers = role_layers(doc, "control")
+    if len(layers) > MAX_CONTROLS:
+        raise FlowError(f"{len(layers)} control layers are visible; at most {MAX_CONTROLS} "
+                        "work together: hide the ones this picture does not need.")
+    out, notes = [], []
+    for layer in layers:
+        role = layer.role
+        assert isinstance(role, ControlRole)
+        if not layer.surface.tile_keys() and not layer.surface.fill[3]:
+            notes.append(f"control layer “{layer.name}” is empty: not used")
+            continue
+        out.append(ControlSettings(
+            kind=ControlKind(role.kind), image=_over_white(layer, rect)[..., :3],
+            model=_controlnet_for(p, role, len(layers)), preprocess=role.preprocess,
+            scale=role.strength, start=role.start, end=role.end,
+        ))
+    return out, notes
+
+
+def reference_inputs(doc: Document, extra_ids: tuple[int, ...] = ()) -> tuple[
+        list[ReferenceImage], list[str]]:
+    """Every visible reference layer (and the layers ticked by id for Edit, strength 1)
+    as a ReferenceImage of its painted part, on white; notes on the ones left out."""
+    layers = role_layers(doc, "reference")
+    ticked = [la for la in doc.layers if la.id in set(extra_ids) and la not in layers]
+    out, notes = [], []
+    for layer in layers + ticked:
+        role = layer.role if isinstance(layer.role, ReferenceRole) else ReferenceRole(
+            strength=1.0)
+        bounds = (doc.rect if layer.surface.fill[3] else layer.surface.bounds()).intersect(
+            doc.rect)
+        if bounds.is_empty():
+            notes.append(f"reference “{layer.name}” is empty: not used")
+            continue
+        out.append(ReferenceImage(image=_over_white(layer, bounds)[..., :3],
+                                  strength=role.strength, kind=ReferenceKind(role.kind)))
+    if len(out) > MAX_REFERENCES:
+        raise FlowError(f"{len(out)} reference images are in use; at most {MAX_REFERENCES} "
+                        "work together: hide the ones this picture does not need.")
+    return out, notes
+
+
+def region_inputs(doc: Document, rect: Rect, size: tuple[int, int]) -> tuple[
+        list[RegionPrompt], list[str]]:
+    """Every visible region layer as a RegionPrompt: its alpha over `rect` (the job's
+    output area) at `size` (width, height: the output's size); notes on the ones left out
+    (nothing of the region inside this job's area)."""
+    layers = role_layers(doc, "region")
+    if len(layers) > MAX_REGIONS:
+        raise FlowError(f"{len(layers)} region layers are visible; at most {MAX_REGIONS} "
+                        "work together: hide the ones this picture does not need.")
+    out, notes = [], []
+    for layer in layers:
+        role = layer.role
+        assert isinstance(role, RegionRole)
+        alpha = np.ascontiguousarray(layer.surface.read(rect)[..., 3])
+        if (alpha.shape[1], alpha.shape[0]) != size:
+            import cv2
+
+            alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+        if not alpha.any():
+            notes.append(f"region “{layer.name}” is outside this job's area: not used")
+            continue
+        out.append(RegionPrompt(prompt=role.prompt, mask=alpha, negative_prompt=role.negative))
+    return out, notes
+
+
+def _with_roles(doc: Document, job: FlowJob) -> FlowJob:
+    """The job with the document's role layers in its request (the tasks in ROLE_TASKS)."""
+    req = job.request
+    if req.task not in ROLE_TASKS:
+        return job
+    notes = list(job.notes)
+    changes: dict[str, Any] = {}
+    if req.task != Task.SKETCH:  # the sketch planner collects its controls itself
+        controls, n = control_inputs(doc, job.source_rect, job.params)
+        notes += n
+        if controls:
+            changes["controls"] = tuple(controls)
+    ids = job.params.reference_layers if req.task == Task.EDIT else ()
+    refs, n = reference_inputs(doc, ids)
+    notes += n
+    if refs:
+        changes["references"] = tuple(refs)
+    size = req.output_size or (job.source_rect.w, job.source_rect.h)
+    regions, n = region_inputs(doc, job.source_rect, size)
+    notes += n
+    if regions:
+        changes["regions"] = tuple(regions)
+    if changes:
+        job = replace(job, request=replace(req, **changes))
+    return replace(job, notes=tuple(notes))
 
 
 def _base_request(task: Task, p: FlowParams, **kw: Any) -> GenerationRequest:
@@ -124,14 +291,22 @@ def auto_choice(doc: Document, p: FlowParams) -> tuple[str, str]:
         return "edit", "the chosen model follows instructions"
     if any(p.margins):
         return "outpaint", "the outpaint frame extends the canvas"
+    flow, why = _auto_task(doc)
+    note = roles_note(doc, flow)
+    return flow, f"{why}; {note}" if note else why
+
+
+def _auto_task(doc: Document) -> tuple[str, str]:
     if not doc.mask.is_blank:
         return "inpaint", "a mask is painted"
-    sketch = next((la for la in doc.layers if la.is_sketch and la.visible), None)
-    if sketch is not None:
-        return "sketch", f"“{sketch.name}” is marked as the sketch layer"
+    controls = role_layers(doc, "control")
+    if len(controls) == 1:
+        return "sketch", f"“{controls[0].name}” is a control layer"
+    if controls:
+        return "sketch", f"{len(controls)} control layers are visible"
     if doc.selection is not None:
         return "inpaint", "there is a selection"
-    if any(layer.surface.tile_keys() for layer in doc.layers):
+    if any(la.surface.tile_keys() for la in doc.layers if la.role_type not in _GUIDE_ROLES):
         return "refine", "something is painted and nothing is masked or selected"
     return "generate", "nothing is painted yet"
 
@@ -154,7 +329,7 @@ def plan(doc: Document, flow: str, p: FlowParams, style: Any = None) -> FlowJob:
     }
     if flow not in planners:
         raise FlowError(f"Unknown task “{flow}”.")
-    job = replace(planners[flow](doc, p), doc_size=(doc.width, doc.height))
+    job = _with_roles(doc, replace(planners[flow](doc, p), doc_size=(doc.width, doc.height)))
     if style is not None and job.request.task != Task.UPSCALE:
         prompt, negative = style.render(p.prompt, p.negative_prompt)
         job = replace(job, request=replace(job.request, prompt=prompt, negative_prompt=negative))
@@ -183,22 +358,17 @@ def plan_edit(doc: Document, p: FlowParams) -> FlowJob:
     """
     if not p.prompt.strip():
         raise FlowError("Write the instruction first, e.g. “make it night” or “remove the lamp”.")
-    refs = tuple(
-        layer.surface.read(doc.rect)
-        for layer in doc.layers
-        if layer.id in set(p.reference_layers)
-    )
     surface = region_surface(doc)
     bbox = _region_bounds(surface, doc) if surface is not None else Rect(0, 0, 0, 0)
     if bbox.is_empty():
         r = doc.rect
-        request = _base_request(Task.EDIT, p, image=_snapshot(doc, r), references=refs)
+        request = _base_request(Task.EDIT, p, image=_snapshot(doc, r))
         return FlowJob("edit", request, r, r, p, preview_rect=r)
     reach = p.grow_px + p.feather_px
     ctx = masking.inpaint_context(bbox.adjusted(reach, reach, reach, reach).intersect(doc.rect),
                                    doc.rect)
     request = _base_request(
-        Task.EDIT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0], references=refs,
+        Task.EDIT, p, image=_snapshot(doc, ctx), mask=surface.read(ctx)[..., 0],
     )
     return FlowJob("edit", request, ctx, ctx, p, preview_rect=ctx)
 
@@ -238,30 +408,40 @@ def plan_outpaint(doc: Document, p: FlowParams) -> FlowJob:
 
 
 def sketch_layer(doc: Document) -> Layer:
-    for layer in reversed(doc.layers):
-        if layer.is_sketch and layer.visible:
-            return layer
+    """The layer a sketch result lands above: the topmost visible control layer, else the
+    active layer (rendered with the panel's control type)."""
+    controls = role_layers(doc, "control")
+    if controls:
+        return controls[-1]
     if doc.active_layer is None:
         raise FlowError("There is no layer to use as a sketch.")
     return doc.active_layer
 
 
 def plan_sketch(doc: Document, p: FlowParams) -> FlowJob:
+    """Render the visible control layers (all together); with none, the active layer as a
+    control of the panel's type, strength and preprocessing (the CLI's way)."""
     layer = sketch_layer(doc)
-    if not layer.surface.tile_keys() and not layer.surface.fill[3]:
-        raise FlowError(f"The sketch layer “{layer.name}” is empty: draw something first.")
-    sketch = _over_white(layer, doc.rect)
-    control = ControlSettings(kind=ControlKind(p.control), image=sketch[..., :3],
-                              model=p.controlnet, preprocess=p.control_preprocess,
-                              scale=p.control_scale)
+    notes: list[str] = []
+    if layer.role_type == "control":
+        controls, notes = control_inputs(doc, doc.rect, p)
+        if not controls:
+            raise FlowError(f"The control layer “{layer.name}” is empty: draw something first.")
+    else:
+        if not layer.surface.tile_keys() and not layer.surface.fill[3]:
+            raise FlowError(f"The sketch layer “{layer.name}” is empty: draw something first.")
+        controls = [ControlSettings(kind=ControlKind(p.control),
+                                    image=_over_white(layer, doc.rect)[..., :3],
+                                    model=p.controlnet, preprocess=p.control_preprocess,
+                                    scale=p.control_scale)]
     mask = region_mask(doc) if p.sketch_use_mask else None
     kw: dict[str, Any] = {}
     if mask is not None and mask.any():
         kw = {"image": _snapshot(doc, doc.rect), "mask": mask}
-    request = _base_request(Task.SKETCH, p, controls=(control,), width=doc.width, height=doc.height,
-                            **kw)
+    request = _base_request(Task.SKETCH, p, controls=tuple(controls), width=doc.width,
+                            height=doc.height, **kw)
     return FlowJob("sketch", request, doc.rect, doc.rect, p, sketch_layer_id=layer.id,
-                   preview_rect=doc.rect)
+                   preview_rect=doc.rect, notes=tuple(notes))
 
 
 def _over_white(layer: Layer, rect: Rect) -> np.ndarray:

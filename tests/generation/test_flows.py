@@ -213,6 +213,7 @@ def test_edit_plans_the_selection_or_the_whole_picture_with_reference_layers(mon
 
     doc = painted_doc()
     ref = doc.add_layer("Reference")
+    ref.surface.write(4, 4, np.full((8, 8, 4), 90, np.uint8))  # an empty layer lends nothing
     with pytest.raises(FlowError, match="instruction"):
         flows.plan(doc, "edit", FlowParams(prompt=" "))
     p = FlowParams(prompt="make it night", reference_layers=(ref.id,))
@@ -263,3 +264,149 @@ def test_upscaling_a_soft_edged_layer_keeps_its_edge_colour():
     out = layer.surface.read(doc.rect)
     edge = out[(out[..., 3] > 8) & (out[..., 3] < 250)]
     assert len(edge) and np.abs(edge[:, :3].astype(int) - (200, 120, 40)).max() <= 3
+
+
+# ------------------------------------------------------------------------- layer roles
+def _paint(doc, layer, rect, rgba=(0, 0, 0, 255)):
+    layer.surface.write(rect.x, rect.y, np.full((rect.h, rect.w, 4), rgba, np.uint8))
+    doc.notify_pixels(layer, rect)
+
+
+def _role_doc():
+    """A painted picture with two control layers, a reference and two regions."""
+    from canvasai.document.layer import ControlRole, ReferenceRole, RegionRole
+
+    doc = painted_doc(160, 120)
+    lines = doc.add_layer("Lines")
+    _paint(doc, lines, Rect(10, 10, 30, 4))
+    lines.role = ControlRole(kind="lineart", strength=0.8, start=0.0, end=0.5)
+    depth = doc.add_layer("Depth")
+    _paint(doc, depth, Rect(100, 60, 20, 20), (200, 200, 200, 255))
+    depth.role = ControlRole(kind="depth", preprocess=False)
+    ref = doc.add_layer("Fox photo")
+    _paint(doc, ref, Rect(120, 5, 16, 12), (250, 120, 10, 255))
+    ref.role = ReferenceRole(kind="style", strength=1.2)
+    sky = doc.add_layer("Sky")
+    _paint(doc, sky, Rect(0, 0, 160, 40), (90, 140, 250, 255))
+    sky.role = RegionRole("a stormy sky", "sun")
+    fox = doc.add_layer("Fox")
+    _paint(doc, fox, Rect(60, 70, 30, 30), (250, 120, 10, 128))
+    fox.role = RegionRole("a red fox")
+    doc.history.clear()
+    return doc
+
+
+def test_every_visible_role_layer_reaches_the_request_of_each_task():
+    from canvasai.backends.api import ControlKind, ReferenceKind, Task
+
+    doc = _role_doc()
+    select_rect(doc, Rect(8, 0, 128, 112))  # generate / refine use the selection's bounds
+    for flow, task in (("generate", Task.TXT2IMG), ("refine", Task.IMG2IMG),
+                       ("inpaint", Task.INPAINT), ("sketch", Task.SKETCH)):
+        req = flows.plan(doc, flow, FlowParams(prompt="x")).request
+        assert req.task == task
+        assert [c.kind for c in req.controls] == [ControlKind.LINEART, ControlKind.DEPTH]
+        assert [(c.scale, c.start, c.end, c.preprocess) for c in req.controls] == [
+            (0.8, 0.0, 0.5, True), (1.0, 0.0, 1.0, False)]
+        (ref,) = req.references
+        assert (ref.kind, ref.strength, ref.image.shape) == (ReferenceKind.STYLE, 1.2, (12, 16, 3))
+        assert ref.image[0, 0].tolist() == [250, 120, 10]  # its painted part only
+        assert [r.prompt for r in req.regions] == ["a stormy sky", "a red fox"]  # bottom first
+        assert req.regions[0].negative_prompt == "sun"
+        w, h = req.output_size
+        assert all(r.mask.shape == (h, w) for r in req.regions)
+        assert all(c.image.shape[:2] == (h, w) for c in req.controls)
+    doc.selection = None
+    edit = flows.plan(doc, "edit", FlowParams(prompt="make it night"))
+    assert len(edit.request.controls) == 2 and len(edit.request.references) == 1
+    for flow in ("outpaint", "upscale"):  # these take none of them
+        p = FlowParams(margins=(16, 0, 0, 0)) if flow == "outpaint" else FlowParams()
+        req = flows.plan(doc, flow, p).request
+        assert not req.controls and not req.references and not req.regions
+
+
+def test_controls_and_regions_are_cropped_to_the_jobs_area_like_its_image():
+    doc = _role_doc()
+    select_rect(doc, Rect(8, 8, 40, 24))
+    job = flows.plan(doc, "generate", FlowParams(prompt="x"))
+    r = job.source_rect
+    assert (r.x, r.y) == (8, 8) and (job.request.width, job.request.height) == (r.w, r.h)
+    lines = job.request.controls[0].image
+    # the control over the job's area: the line at (10..40, 10..14) sits at (2.., 2..) in it
+    assert lines[2, 2].tolist() == [0, 0, 0] and lines[0, 0].tolist() == [255, 255, 255]
+    assert lines.shape[:2] == (r.h, r.w)
+    # the sky region covers rows y < 40 of the document: rows < 32 of the crop
+    (sky,) = [g for g in job.request.regions if g.prompt == "a stormy sky"]
+    assert sky.mask.shape == (r.h, r.w) and sky.mask.all()  # the area lies inside it
+    # the fox region is outside this area: left out, and the job says so
+    assert [g.prompt for g in job.request.regions] == ["a stormy sky"]
+    assert any("“Fox” is outside" in n for n in job.notes)
+    # inpaint: the same crop as the image it sends (the context rectangle)
+    doc.selection = None
+    mask_circle(doc, 75, 85, 6)
+    job = flows.plan(doc, "inpaint", FlowParams())
+    ctx = job.source_rect
+    (fox,) = [g for g in job.request.regions if g.prompt == "a red fox"]
+    expected = doc.layers[-1].surface.read(ctx)[..., 3]
+    assert np.array_equal(fox.mask, expected) and fox.mask.shape == job.request.image.shape[:2]
+    depth = job.request.controls[1].image
+    assert np.array_equal(depth, flows._over_white(doc.layers[3], ctx)[..., :3])
+
+
+def test_region_masks_are_resized_as_the_output():
+    doc = _role_doc()
+    regions, _ = flows.region_inputs(doc, doc.rect, (80, 60))
+    assert [r.mask.shape for r in regions] == [(60, 80), (60, 80)]
+    assert regions[0].mask[:19].all() and not regions[0].mask[21:].any()
+
+
+def test_hidden_role_layers_are_ignored_and_guides_stay_out_of_the_picture():
+    doc = _role_doc()
+    with_all = flows.plan(doc, "refine", FlowParams(prompt="x")).request
+    for name in ("Lines", "Fox photo", "Fox"):
+        layer = next(la for la in doc.layers if la.name == name)
+        doc.set_layer_properties(layer, visible=False)
+    req = flows.plan(doc, "refine", FlowParams(prompt="x")).request
+    assert [c.kind.value for c in req.controls] == ["depth"]
+    assert not req.references and [r.prompt for r in req.regions] == ["a stormy sky"]
+    # control and reference layers are guides: the picture the job reads leaves them out
+    assert np.array_equal(with_all.image[60:80, 100:120], painted_doc().layers[1].surface.read(
+        Rect(100, 60, 20, 20)))
+    assert flows.roles_summary(doc) == "1 control layer, 1 region"
+    choice, why = flows.auto_choice(doc, FlowParams())
+    assert choice == "sketch" and "“Depth” is a control layer" in why
+    assert "uses 1 control layer, 1 region" in why and "hidden, so not used: “Lines”" in why
+
+
+def test_auto_says_what_it_used_and_too_many_control_layers_are_refused():
+    from canvasai.document.layer import ControlRole
+
+    doc = _role_doc()
+    choice, why = flows.auto_choice(doc, FlowParams())
+    assert choice == "sketch" and "2 control layers are visible" in why
+    assert "uses 2 control layers, 1 reference, 2 regions" in why
+    mask_circle(doc, 30, 30, 5)
+    assert flows.auto_choice(doc, FlowParams())[1].startswith("a mask is painted; uses 2 control")
+    for i in range(3):
+        layer = doc.add_layer(f"Extra {i}")
+        _paint(doc, layer, Rect(0, 0, 4, 4))
+        layer.role = ControlRole(kind="canny")
+    with pytest.raises(FlowError, match="5 control layers are visible; at most 4"):
+        flows.plan(doc, "inpaint", FlowParams())
+
+
+def test_sketch_renders_every_control_layer_and_lands_above_the_topmost():
+    doc = _role_doc()
+    job = flows.plan(doc, "auto", FlowParams(prompt="x", sketch_use_mask=False))
+    assert job.flow == "sketch" and len(job.request.controls) == 2
+    depth = next(la for la in doc.layers if la.name == "Depth")
+    assert job.sketch_layer_id == depth.id
+    # without control layers the active layer is the sketch, with the panel's type (the CLI)
+    from canvasai.backends.api import ControlKind
+
+    plain = painted_doc(64, 64)
+    job = flows.plan(plain, "sketch", FlowParams(prompt="x", control=ControlKind.CANNY,
+                                                 control_scale=0.4))
+    (c,) = job.request.controls
+    assert (c.kind, c.scale) == (ControlKind.CANNY, 0.4)
+    assert job.sketch_layer_id == plain.active_layer.id
