@@ -3,7 +3,13 @@
 `FileController(main_window)` is created by the MainWindow once its menus exist.
 What it uses from the window: `document`, `document_path` (read/write),
 `set_document(doc, path)`, `update_title()`, `maybe_save()` (optional),
-`menu_file`, `menu_edit` (optional), `statusBar()`.
+`menu_file`, `menu_edit` (optional), `statusBar()`. A window with several documents
+also offers `add_document(doc, path)` (Open, New from a paste, a restore add a tab),
+`open_documents()`, `index_of_path(path)`, `switch_to(index)`, `set_path_of(doc, path)`
+and `close_tab()`; it calls `document_closed(doc)` when a tab closes.
+
+Each open document has its own recovery file, autosaved while it has changes that are
+not on disk, whether its tab is shown or not.
 
 All file I/O runs on a worker thread (`BackgroundRunner`). A save first takes a
 copy-on-write snapshot of the document on the GUI thread (tiles are shared and
@@ -148,6 +154,16 @@ def rgba_from_qimage(image: QImage) -> np.ndarray:
     return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
 
 
+class _DocFiles:
+    """What the controller keeps per open document: its recovery file and the revision
+    that is on disk (saved or autosaved)."""
+
+    def __init__(self, doc: Document, directory: Path | None = None) -> None:
+        self.doc = doc  # held, so id(doc) stays this document's while it is tracked
+        self.recovery = RecoverySession(directory)
+        self.on_disk: int | None = None
+
+
 class FileController(QObject):
     """Owns the file actions of one main window."""
 
@@ -162,11 +178,12 @@ class FileController(QObject):
         super().__init__(window)
         self.window = window
         self.runner = BackgroundRunner(self)
-        self.recovery = RecoverySession()
+        self._spare = RecoverySession()  # `recovery` while no document is open
+        self._docs: dict[int, _DocFiles] = {}  # id(doc) -> its files
+        self._opening: set[str] = set()  # paths being read
         self.last_error: str | None = None
         self.last_credentials: ContentCredentials | None = None  # of the last export
         self.message_box: QMessageBox | None = None
-        self._autosaved: tuple[int, int] | None = None  # (id(doc), revision) on disk
         self._autosave_running = False
         self._saving = False
         self._closing = False
@@ -233,6 +250,55 @@ class FileController(QObject):
     def busy(self) -> bool:
         return self.runner.busy
 
+    def _files_of(self, doc: Document) -> _DocFiles:
+        state = self._docs.get(id(doc))
+        if state is None or state.doc is not doc:
+            state = self._docs[id(doc)] = _DocFiles(doc, self._spare.directory)
+        return state
+
+    @property
+    def recovery(self) -> RecoverySession:
+        """The shown document's recovery file."""
+        doc = self.document
+        return self._files_of(doc).recovery if doc is not None else self._spare
+
+    @property
+    def _autosaved(self) -> tuple[int, int] | None:
+        """(id(doc), revision on disk) of the shown document (None: nothing on disk)."""
+        doc = self.document
+        state = self._docs.get(id(doc)) if doc is not None else None
+        if state is None or state.doc is not doc or state.on_disk is None:
+            return None
+        return id(doc), state.on_disk
+
+    @_autosaved.setter
+    def _autosaved(self, value: tuple[int, int] | None) -> None:
+        doc = self.document
+        if doc is None:
+            return
+        if value is None or value[0] != id(doc):
+            self._files_of(doc).on_disk = None
+        else:
+            self._files_of(doc).on_disk = int(value[1])
+
+    def _open_documents(self) -> list[tuple[Document, str | None]]:
+        listed = getattr(self.window, "open_documents", None)
+        if callable(listed):
+            return list(listed())
+        doc = self.document
+        return [] if doc is None else [(doc, getattr(self.window, "document_path", None))]
+
+    def _is_open(self, doc: Document) -> bool:
+        return any(d is doc for d, _p in self._open_documents())
+
+    def document_closed(self, doc: Document) -> None:
+        """`doc`'s tab closed on purpose: its recovery file goes (after a save or autosave
+        of it in flight)."""
+        state = self._docs.pop(id(doc), None)
+        if state is not None and state.doc is doc:
+            self.runner.wait(60_000)
+            state.recovery.remove()
+
     def _status(self, text: str, ms: int = 5000) -> None:
         self.window.statusBar().showMessage(text, ms)
 
@@ -298,29 +364,48 @@ class FileController(QObject):
         clear.triggered.connect(lambda _checked=False: settings.update(**{"files/recent": []}))
 
     def close_document(self) -> bool:
-        """File ▸ Close: offer to save, then show no document (New or Open start another).
-        False when the person cancelled."""
+        """File ▸ Close: offer to save, then close the shown document (the next tab shows,
+        or none: New or Open start another). False when the person cancelled."""
         if self.document is None:
+            return True
+        close_tab = getattr(self.window, "close_tab", None)
+        if close_tab is not None:
+            if not close_tab():
+                return False
+            if self.document is None:
+                self._status("Closed. File ▸ New or Open to go on.")
             return True
         maybe_save = getattr(self.window, "maybe_save", None)
         if maybe_save is not None and not maybe_save():
             return False
-        self.runner.wait(60_000)  # a save or autosave of it in flight finishes first
-        self.recovery.remove()  # closed on purpose: nothing to recover
-        self._autosaved = None
+        self.document_closed(self.document)  # closed on purpose: nothing to recover
         self.window.set_document(None)
         self._status("Closed. File ▸ New or Open to go on.")
         return True
 
     def open_path(self, path: str | os.PathLike[str]) -> None:
-        """Open a project or image in the background; the current document stays until it loads."""
+        """Open a project or image in the background, in a tab of its own (a file open
+        already is switched to); the shown document stays until it loads."""
         path = str(path)
+        tabs = getattr(self.window, "add_document", None) is not None
+        find = getattr(self.window, "index_of_path", None)
+        index = find(path) if find is not None else -1
+        if index >= 0:
+            self.window.switch_to(index)
+            add_recent(path)
+            self._status(f"{Path(path).name} is open already.")
+            return
+        if tabs and os.path.abspath(path) in self._opening:
+            return  # already on its way
         maybe_save = getattr(self.window, "maybe_save", None)
-        if self.document is not None and maybe_save is not None and not maybe_save():
+        if (not tabs and self.document is not None and maybe_save is not None
+                and not maybe_save()):
             return
         update = self._show_progress("Opening")
+        self._opening.add(os.path.abspath(path))
 
         def done(result: tuple[Document, Credentials | None]) -> None:
+            self._opening.discard(os.path.abspath(path))
             doc, creds = result
             self._hide_progress()
             is_project = Path(path).suffix.lower() == ".ora"
@@ -331,16 +416,24 @@ class FileController(QObject):
             self.opened.emit(doc)
             self.credentials_read.emit(creds, Path(path).name)
 
+        def failed(msg: str) -> None:
+            self._opening.discard(os.path.abspath(path))
+            self._fail("Could not open", msg)
+
         self.runner.start(
-            lambda progress: read_any_with_credentials(path),
-            done,
-            lambda msg: self._fail("Could not open", msg),
-            update,
-        )
+            lambda progress: read_any_with_credentials(path), done, failed, update)
+
+    def _show_new(self, doc: Document, path: str | None) -> None:
+        """Show a document just read or made: a tab of its own where the window has tabs."""
+        add = getattr(self.window, "add_document", None)
+        if add is not None:
+            add(doc, path)
+        else:
+            self.window.set_document(doc, path)
 
     def _adopt_document(self, doc: Document, path: str | None) -> None:
-        self.window.set_document(doc, path)
-        self._autosaved = (id(doc), doc.history.revision)
+        self._show_new(doc, path)
+        self._files_of(doc).on_disk = doc.history.revision
 
     # -- save ----------------------------------------------------------------------------------
     def save(self) -> bool:
@@ -401,12 +494,17 @@ class FileController(QObject):
         def done(_result: object) -> None:
             self._saving = False
             self._hide_progress()
-            if self.document is doc:
+            if self._is_open(doc):  # shown or in another tab
                 if doc.history.revision == revision:
                     doc.history.mark_clean()
-                    self._autosaved = (id(doc), revision)
-                    self.recovery.remove()
-                self.window.document_path = path
+                    state = self._files_of(doc)
+                    state.on_disk = revision
+                    state.recovery.remove()
+                set_path = getattr(self.window, "set_path_of", None)
+                if set_path is not None:
+                    set_path(doc, path)
+                elif self.document is doc:
+                    self.window.document_path = path
                 with contextlib.suppress(AttributeError):
                     self.window.update_title()
             self._status(f"Saved {Path(path).name}")
@@ -591,35 +689,45 @@ class FileController(QObject):
         self.autosave_s = max(1.0, float(seconds))
         self.timer.start(int(self.autosave_s * 1000))
 
-    def needs_autosave(self) -> bool:
-        doc = self.document
+    def needs_autosave(self, doc: Document | None = None) -> bool:
+        """Whether `doc` (default: the shown one) changed since it was last written."""
+        doc = doc if doc is not None else self.document
         if doc is None:
             return False
-        return self._autosaved != (id(doc), doc.history.revision)
+        return self._files_of(doc).on_disk != doc.history.revision
 
     def autosave_now(self) -> bool:
-        """Write the recovery file if the document changed since the last autosave or save."""
-        doc = self.document
-        if doc is None or self._autosave_running or self._closing or not self.needs_autosave():
+        """Write the recovery file of every open document that changed since its last
+        autosave or save (each tab's, shown or not), in one background job."""
+        if self._autosave_running or self._closing:
             return False
-        snap = snapshot_document(doc)
-        revision = doc.history.revision
-        path = getattr(self.window, "document_path", None)
-        title = Path(path).name if path else "Untitled"
+        due = [(doc, path) for doc, path in self._open_documents() if self.needs_autosave(doc)]
+        if not due:
+            return False
+        jobs = []
+        for doc, path in due:
+            state = self._files_of(doc)
+            title = Path(path).name if path else "Untitled"
+            jobs.append((state, snapshot_document(doc), path, doc.history.revision, title))
         self._autosave_running = True
-        session = self.recovery
+
+        def work(_progress: object) -> None:
+            for _state, snap, path, revision, title in jobs:
+                _state.recovery.write(snap, path, revision, title)
 
         def done(_result: object) -> None:
             self._autosave_running = False
-            self._autosaved = (id(doc), revision)
-            self.autosaved.emit(revision)
+            for state, _snap, _path, revision, _title in jobs:
+                state.on_disk = revision
+            for _state, _snap, _path, revision, _title in jobs:
+                self.autosaved.emit(revision)
 
         def failed(msg: str) -> None:
             self._autosave_running = False
             log.warning("autosave failed: %s", msg)
             self._status(f"Autosave failed: {msg}", 10000)
 
-        self.runner.start(lambda progress: session.write(snap, path, revision, title), done, failed)
+        self.runner.start(work, done, failed)
         return True
 
     def recoverable(self) -> list[RecoveryEntry]:
@@ -677,15 +785,16 @@ class FileController(QObject):
 
         def done(doc: Document) -> None:
             self._hide_progress()
-            self.window.set_document(doc, entry.original_path)
             doc.history.clean_index = -1  # restored work is unsaved until the person saves it
+            self._show_new(doc, entry.original_path)
             with contextlib.suppress(AttributeError):
                 self.window.update_title()
+            state = self._files_of(doc)
             try:
-                self.recovery.adopt(entry)  # keep the files until our own autosave replaces them
+                state.recovery.adopt(entry)  # keep the files until our own autosave replaces them
             except OSError as exc:
                 log.warning("could not adopt recovery file: %s", exc)
-            self._autosaved = (id(doc), doc.history.revision)
+            state.on_disk = doc.history.revision
             self._status(f"Restored “{entry.display_name}” from {entry.time_text}")
             self.opened.emit(doc)
 
@@ -701,4 +810,7 @@ class FileController(QObject):
         self._closing = True
         self.timer.stop()
         self.runner.wait(60_000)
-        self.recovery.remove()
+        for state in self._docs.values():
+            state.recovery.remove()
+        self._docs.clear()
+        self._spare.remove()

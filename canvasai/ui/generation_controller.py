@@ -640,8 +640,8 @@ class GenerationController(QObject):
         self.strip.remove(index)
         self._shown = None
         self.canvas.set_preview(None)
-        if isinstance(result, Document):
-            self.window.set_document(result)
+        if isinstance(result, Document):  # a new document: a tab of its own where there are tabs
+            getattr(self.window, "add_document", self.window.set_document)(result)
         else:
             if c.job.flow == "outpaint":
                 self.frame.clear()
@@ -670,6 +670,17 @@ class GenerationController(QObject):
         self.canvas.set_preview(None)
         if self.strip.candidates:
             self.show_candidate(self.strip.current_index())
+
+    def has_jobs(self, doc: Document) -> bool:
+        """Whether a job of `doc` is running or waiting."""
+        return any(d is doc for d in self._job_doc.values())
+
+    def document_closed(self, doc: Document) -> None:
+        """`doc`'s tab closed: its jobs, running or waiting, are cancelled (the jobs of the
+        other open documents go on)."""
+        for job_id, d in list(self._job_doc.items()):
+            if d is doc:
+                self.cancel_job(job_id)
 
     def shutdown(self) -> None:
         app = QApplication.instance()

@@ -4,14 +4,22 @@ Public contract other parts of the app code against: `document`, `compositor`,
 `document_path`, `set_document(doc, path)`, `canvas`, `menu_file`, `menu_edit`,
 `menu_select`, `menu_layer`, `menu_view`, `statusBar()`, and `files` (the file
 controller, when that module is present).
+
+Several documents can be open, one tab each (`canvasai.ui.document_tabs`): `document` is
+the one shown. `add_document(doc, path)` opens another tab, `set_document(doc, path)`
+shows `doc` in the current tab (or switches to its tab when it is open already),
+`close_tab(index)` asks about unsaved changes and closes one, `open_documents()` lists
+them all. Every panel follows the shown document through `document_changed`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QPointF, QSignalBlocker, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -31,6 +39,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QTextEdit,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -41,10 +50,11 @@ from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.tools.base import BrushSettings, Tool, ToolContext
 from canvasai.tools.registry import TOOL_CLASSES, make_tools
-from canvasai.ui.canvas_widget import CanvasWidget
 from canvasai.ui import painting_state
+from canvasai.ui.canvas_widget import CanvasWidget
 from canvasai.ui.color_panel import ColorPanel
 from canvasai.ui.dialogs import LayerPropertiesDialog, ask_pixels
+from canvasai.ui.document_tabs import DocumentTabBar, OpenDocument, next_untitled_number
 from canvasai.ui.history_panel import HistoryPanel
 from canvasai.ui.icons import icon
 from canvasai.ui.layers_panel import LayersPanel
@@ -75,6 +85,24 @@ def initial_size(available: QSize) -> tuple[int, int]:
         return 1400, 900
     return min(1400, w), min(900, h)
 
+def _same_file_key(path: str | Path) -> str:
+    """How two paths to the same file compare equal (symlinks and case rules resolved)."""
+    try:
+        return os.path.normcase(str(Path(path).resolve()))
+    except OSError:
+        return os.path.normcase(os.path.abspath(str(path)))
+
+
+@contextmanager
+def _blocked(widget: QWidget) -> Iterator[None]:
+    """No signals from `widget` meanwhile (the window changes the tabs itself)."""
+    blocker = QSignalBlocker(widget)
+    try:
+        yield
+    finally:
+        blocker.unblock()
+
+
 class MainWindow(QMainWindow):
     """The application window. `document_changed(doc)` fires after `set_document` rewired everything
     (the generation controller and others follow the current document through it)."""
@@ -89,7 +117,6 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.document: Document | None = None
         self.compositor: Compositor | None = None
-        self._document_path: str | None = None
         self.brush = BrushSettings(pressure_curve=settings.current().editing.pressure_curve)
         self.tools: dict[str, Tool] = {}
         self.tool_context: ToolContext | None = None
@@ -97,8 +124,22 @@ class MainWindow(QMainWindow):
         self._hidden_docks: list[QDockWidget] = []
         self._model_settings = settings.current().models
 
+        self.documents: list[OpenDocument] = []  # in tab order
+        self._current: OpenDocument | None = None
         self.canvas = CanvasWidget()
-        self.setCentralWidget(self.canvas)
+        self.tab_bar = DocumentTabBar()
+        self.tab_bar.currentChanged.connect(self._tab_selected)
+        self.tab_bar.tabMoved.connect(self._tab_moved)
+        self.tab_bar.close_requested.connect(self.close_tab)
+        self.tab_bar.hide()
+        central = QWidget()
+        central.setObjectName("documentArea")
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.tab_bar)
+        column.addWidget(self.canvas, 1)
+        self.setCentralWidget(central)
         self.tools_panel = ToolsPanel(TOOL_CLASSES, self.brush)
         self.color_panel = ColorPanel()
         self.layers_panel = LayersPanel()
@@ -275,43 +316,217 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             panels.addAction(dock.toggleViewAction())
 
+        m.addSeparator()
+        a(m, "&Next document", lambda: self.step_document(+1),
+          ["Ctrl+Tab", "Ctrl+PgDown"], "next_document")
+        a(m, "&Previous document", lambda: self.step_document(-1),
+          ["Ctrl+Shift+Tab", "Ctrl+Shift+Backtab", "Ctrl+PgUp"], "previous_document")
+
         a(self.menu_help, "&About CanvasAI", self.show_about, None, "about")
 
     def _finish_file_menu(self) -> None:
         self.menu_file.addSeparator()
         self._action(self.menu_file, "&Quit", self.close, "Ctrl+Q", "quit")
 
-    # -- document ------------------------------------------------------------------------------
+    # -- documents -----------------------------------------------------------------------------
     @property
     def document_path(self) -> str | None:
-        return self._document_path
+        return self._current.path if self._current is not None else None
 
     @document_path.setter
     def document_path(self, path: str | None) -> None:
-        self._document_path = path
-        self._update_title()
+        if self._current is not None:
+            self._current.path = path
+        self.update_title()
+
+    def open_documents(self) -> list[tuple[Document, str | None]]:
+        """Every open document with its file path, in tab order."""
+        return [(r.document, r.path) for r in self.documents]
+
+    @property
+    def current_index(self) -> int:
+        """The shown document's tab (-1 when none is open)."""
+        return self.documents.index(self._current) if self._current is not None else -1
+
+    def index_of(self, doc: Document) -> int:
+        return next((i for i, r in enumerate(self.documents) if r.document is doc), -1)
+
+    def index_of_path(self, path: str | Path) -> int:
+        """The tab of the file at `path` (-1 if it is not open)."""
+        want = _same_file_key(path)
+        return next((i for i, r in enumerate(self.documents)
+                     if r.path and _same_file_key(r.path) == want), -1)
+
+    def set_path_of(self, doc: Document, path: str | None) -> None:
+        """`doc` is now the file at `path` (after Save as, also while another tab shows)."""
+        i = self.index_of(doc)
+        if i >= 0:
+            self.documents[i].path = path
+            self._refresh_tab(i)
+            self._update_title()
 
     def set_document(self, doc: Document | None, path: str | None = None) -> None:
-        """Show `doc`: rewires the canvas, panels and tools, fits the view, updates the title."""
+        """Show `doc` in the current tab (a first tab when none is open): the canvas, panels
+        and tools follow it. A document open in another tab is switched to instead; None
+        closes the current tab without asking."""
+        if doc is None:
+            if self._current is not None:
+                self._remove_tab(self.current_index)
+            return
+        i = self.index_of(doc)
+        if i >= 0:
+            self.documents[i].path = path
+            self.switch_to(i)
+            self._refresh_tab(i)
+            self._update_title()
+            return
+        if self._current is None:
+            self.add_document(doc, path)
+            return
+        old = self._current
+        self._closing(old.document)
+        self._forget(old)
+        record = self._record(doc, path)
+        record.untitled_number = old.untitled_number if not path else 1
+        i = self.documents.index(old)
+        self.documents[i] = record
+        self._current = None  # nothing to remember of the replaced document
+        self._show(record)
+        self._refresh_tab(i)
+
+    def add_document(self, doc: Document, path: str | None = None) -> None:
+        """Open `doc` in a tab of its own and show it. A blank document nobody touched yet
+        (the one a start shows) gives its tab up to it."""
+        i = self.index_of(doc)
+        if i >= 0:
+            self.switch_to(i)
+            return
+        if self._current is not None and self._current.pristine and not self._has_jobs(
+                self._current.document):
+            self.set_document(doc, path)
+            return
+        record = self._record(doc, path)
+        self.documents.append(record)
+        with _blocked(self.tab_bar):
+            self.tab_bar.addTab(record.tab_text)
+        self.tab_bar.show()
+        self.switch_to(len(self.documents) - 1)
+
+    def switch_to(self, index: int) -> None:
+        """Show the document of tab `index` (its view, frame, panels and results)."""
+        if not 0 <= index < len(self.documents):
+            return
+        record = self.documents[index]
+        if record is not self._current:
+            self._remember_view()
+            self._show(record)
+        if self.tab_bar.currentIndex() != index:
+            with _blocked(self.tab_bar):
+                self.tab_bar.setCurrentIndex(index)
+        self._refresh_tab(index)
+
+    def step_document(self, delta: int) -> None:
+        """Ctrl+Tab / Ctrl+Shift+Tab: the next or previous tab, round the end."""
+        n = len(self.documents)
+        if n > 1:
+            self.switch_to((self.current_index + delta) % n)
+
+    def close_tab(self, index: int | None = None) -> bool:
+        """Close tab `index` (default: the shown one), offering to save unsaved changes
+        first. False when the person cancelled."""
+        index = self.current_index if index is None else index
+        if not 0 <= index < len(self.documents):
+            return True
+        record = self.documents[index]
+        if record.modified and prompts_enabled():
+            self.switch_to(index)  # they see what they are asked about
+            if not self.maybe_save():
+                return False
+        self._remove_tab(self.documents.index(record))
+        return True
+
+    def close_all(self) -> bool:
+        """Offer to save each modified document (the window closes); False if cancelled."""
+        for record in list(self.documents):
+            if record.modified and prompts_enabled():
+                self.switch_to(self.documents.index(record))
+                if not self.maybe_save():
+                    return False
+        return True
+
+    def _remove_tab(self, index: int) -> None:
+        record = self.documents[index]
+        self._closing(record.document)
+        shown = record is self._current
+        self._forget(record)
+        del self.documents[index]
+        with _blocked(self.tab_bar):
+            self.tab_bar.removeTab(index)
+        if not shown:
+            return
+        self._current = None
+        if self.documents:
+            self.switch_to(min(index, len(self.documents) - 1))  # the tab that took its place
+        else:
+            self.tab_bar.hide()
+            self._show(None)
+
+    def _record(self, doc: Document, path: str | None) -> OpenDocument:
+        record = OpenDocument(doc, path, next_untitled_number(self.documents))
+        doc.history.budget = settings.current().editing.undo_mb * MIB
+
+        def changed(r: OpenDocument = record) -> None:
+            if r in self.documents:
+                self._refresh_tab(self.documents.index(r))
+
+        record.on_history = changed  # type: ignore[attr-defined]
+        doc.history.changed.connect(changed)
+        return record
+
+    def _forget(self, record: OpenDocument) -> None:
+        """`record` is no longer open: drop what ties it to the window."""
+        callback = getattr(record, "on_history", None)
+        if callback is not None:
+            record.document.history.changed.disconnect(callback)
+        record.compositor = None
+
+    def _remember_view(self) -> None:
+        """Keep the shown document's view and outpaint frame; drop its display cache."""
+        record = self._current
+        if record is None:
+            return
+        v = self.canvas.view
+        record.view = (v.zoom, v.offset.x(), v.offset.y())
+        gen = getattr(self, "generation", None)
+        frame = getattr(gen, "frame", None)
+        if frame is not None:
+            record.frame = tuple(frame.margins)  # type: ignore[assignment]
+        if record.compositor is not None:
+            record.compositor.invalidate()  # a hidden document keeps no composite tiles
+
+    def _show(self, record: OpenDocument | None) -> None:
+        """Rewire the canvas, panels and tools to `record`'s document (None: no document)."""
         old = self.document
         if old is not None:
             old.history.changed.disconnect(self._history_changed)
             old.size_changed.disconnect(self._show_size)
+        self._current = record
+        doc = record.document if record is not None else None
         self.document = doc
-        self._document_path = path
-        if doc is None:
+        if record is None or doc is None:
             self.compositor = None
             self.tool_context = None
             self.tools = {}
         else:
-            self.compositor = Compositor(doc)
+            if record.compositor is None:
+                record.compositor = Compositor(doc)
+            self.compositor = record.compositor
             self.tool_context = ToolContext(
                 doc, self.compositor, brush=self.brush,
                 foreground=self.color_panel.foreground, background=self.color_panel.background,
                 fill_tolerance=self.tools_panel.tolerance.value(), status=self.show_status,
                 on_color_picked=self.color_panel.set_foreground)
             self.tools = make_tools(self.tool_context)
-            doc.history.budget = settings.current().editing.undo_mb * MIB
             doc.history.changed.connect(self._history_changed)
             doc.size_changed.connect(self._show_size)
         self.canvas.set_document(doc, self.compositor)
@@ -322,13 +537,50 @@ class MainWindow(QMainWindow):
         self._show_size()
         self._history_changed()
         self.document_changed.emit(doc)
+        if record is not None:
+            self._restore_view(record)
+
+    def _restore_view(self, record: OpenDocument) -> None:
+        """The outpaint frame and view `record` had when it was last shown."""
+        gen = getattr(self, "generation", None)
+        frame = getattr(gen, "frame", None)
+        if frame is not None and any(record.frame):
+            frame.set(*record.frame)
+        if record.view is not None and self.canvas.isVisible():
+            zoom, x, y = record.view
+            self.canvas.view.zoom = zoom
+            self.canvas.view.offset = QPointF(x, y)
+            self.canvas.pan_by(0, 0)  # repaint, and the zoom label follows
+
+    def _tab_selected(self, index: int) -> None:
+        self.switch_to(index)
+
+    def _tab_moved(self, old: int, new: int) -> None:
+        self.documents.insert(new, self.documents.pop(old))
+
+    def _refresh_tab(self, index: int) -> None:
+        if 0 <= index < len(self.documents):
+            self.tab_bar.show_document(index, self.documents[index])
+
+    def _has_jobs(self, doc: Document) -> bool:
+        has_jobs = getattr(getattr(self, "generation", None), "has_jobs", None)
+        return bool(has_jobs is not None and has_jobs(doc))
+
+    def _closing(self, doc: Document) -> None:
+        """`doc` leaves the window: its recovery file goes, its jobs are cancelled."""
+        files = getattr(self, "files", None)
+        if files is not None:
+            files.document_closed(doc)
+        closed = getattr(getattr(self, "generation", None), "document_closed", None)
+        if closed is not None:
+            closed(doc)
 
     def apply_settings(self, s: settings.Settings | None = None) -> None:
         """Put changed preferences to work at once (Preferences ▸ OK or Apply)."""
         s = s or settings.current()
         self.brush.pressure_curve = s.editing.pressure_curve
-        if self.document is not None:
-            self.document.history.budget = s.editing.undo_mb * MIB
+        for record in self.documents:
+            record.document.history.budget = s.editing.undo_mb * MIB
         self.files.set_autosave_interval(s.files.autosave_s)
         self.clear_mask_on_accept_action.setChecked(s.ui.clear_mask_after_accept)
         gen = getattr(self, "generation", None)
@@ -343,12 +595,16 @@ class MainWindow(QMainWindow):
         if self.document is None:
             self.setWindowTitle(APP_NAME)
             return
-        name = Path(self._document_path).name if self._document_path else "Untitled"
+        name = self._current.name if self._current is not None else "Untitled"
         star = "*" if self.is_modified() else ""
         self.setWindowTitle(f"{name}{star} — {APP_NAME}")
+        self._refresh_tab(self.current_index)
 
     def update_title(self) -> None:
-        """Refresh the title (e.g. after the file controller saved and marked history clean)."""
+        """Refresh the title and tabs (e.g. after the file controller saved and marked
+        history clean)."""
+        for i in range(len(self.documents)):
+            self._refresh_tab(i)
         self._update_title()
 
     def _history_changed(self) -> None:
@@ -363,17 +619,18 @@ class MainWindow(QMainWindow):
         dialog = NewDocumentDialog(self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        if not self.maybe_save():
-            return
-        self.set_document(dialog.create_document())
+        self.add_document(dialog.create_document())  # a tab of its own
 
     def maybe_save(self) -> bool:
-        """Offer to save unsaved changes. False means the person cancelled."""
+        """Offer to save the shown document's unsaved changes. False means the person
+        cancelled."""
         if not self.is_modified() or not prompts_enabled():
             return True
         buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                    | QMessageBox.StandardButton.Cancel)
-        answer = QMessageBox.question(self, APP_NAME, "The document has unsaved changes.",
+        name = self._current.name if self._current is not None else "Untitled"
+        answer = QMessageBox.question(self, f"Save changes to “{name}”? — {APP_NAME}",
+                                      "The document has unsaved changes.",
                                       buttons, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Cancel:
             return False
@@ -556,7 +813,7 @@ class MainWindow(QMainWindow):
         self.files.handle_drop(paths)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        if not self.maybe_save():
+        if not self.close_all():
             event.ignore()
             return
         for dock in self._hidden_docks:  # keep the docks, not the Tab-hidden view

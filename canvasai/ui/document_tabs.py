@@ -1,0 +1,119 @@
+"""Several open documents: one tab per document above the canvas.
+
+`OpenDocument` is what the window keeps of each open document besides the document itself:
+its file path, its compositor (the display cache is dropped while the tab is hidden), the
+canvas view (zoom and position) and the outpaint frame it had when it was last shown. The
+undo history, the selection, the mask and the results live in the document, so they
+follow it by themselves.
+
+`DocumentTabBar` is the strip of tabs: the file name with "•" while there are unsaved
+changes, the path as tooltip, a close button on each tab, middle-click closes, tabs can be
+dragged into another order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QTabBar, QWidget
+
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+
+MODIFIED_MARK = "•"
+UNTITLED = "Untitled"
+
+
+@dataclass(eq=False)
+class OpenDocument:
+    """One open document and what the window remembers of it while another one shows."""
+
+    document: Document
+    path: str | None = None
+    untitled_number: int = 1  # "Untitled", "Untitled 2", ... for documents never saved
+    compositor: Compositor | None = None
+    view: tuple[float, float, float] | None = None  # zoom, offset x, offset y; None: fit
+    frame: tuple[int, int, int, int] = (0, 0, 0, 0)  # outpaint margins
+
+    @property
+    def name(self) -> str:
+        """The file name, or "Untitled" (numbered when there are several)."""
+        if self.path:
+            return Path(self.path).name
+        return UNTITLED if self.untitled_number <= 1 else f"{UNTITLED} {self.untitled_number}"
+
+    @property
+    def modified(self) -> bool:
+        return not self.document.history.is_clean
+
+    @property
+    def tab_text(self) -> str:
+        return f"{self.name} {MODIFIED_MARK}" if self.modified else self.name
+
+    @property
+    def tooltip(self) -> str:
+        where = self.path or "Not saved yet"
+        size = f"{self.document.width} × {self.document.height} px"
+        state = "unsaved changes" if self.modified else "saved"
+        return f"{where}\n{size} · {state}"
+
+    @property
+    def pristine(self) -> bool:
+        """A new, untouched, never saved document (the blank one a start shows): opening a
+        file takes its place instead of adding a tab beside it."""
+        h = self.document.history
+        return (self.path is None and h.is_clean and not h.can_undo() and not h.can_redo()
+                and h.revision == 0 and not self.document.metadata)
+
+
+def next_untitled_number(open_docs: list[OpenDocument]) -> int:
+    """The smallest number no open untitled document uses."""
+    used = {d.untitled_number for d in open_docs if not d.path}
+    n = 1
+    while n in used:
+        n += 1
+    return n
+
+
+class DocumentTabBar(QTabBar):
+    """The open documents as tabs. `close_requested(index)` for a tab's close button and a
+    middle-click; `currentChanged` and `tabMoved` as QTabBar has them."""
+
+    close_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("documentTabs")
+        self.setTabsClosable(True)
+        self.setMovable(True)
+        self.setDocumentMode(True)
+        self.setExpanding(False)
+        self.setUsesScrollButtons(True)
+        self.setElideMode(Qt.TextElideMode.ElideMiddle)
+        self.setSelectionBehaviorOnRemove(QTabBar.SelectionBehavior.SelectPreviousTab)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the canvas
+        self.setDrawBase(False)
+        self.tabCloseRequested.connect(self.close_requested)
+
+    def show_document(self, index: int, record: OpenDocument) -> None:
+        """Refresh tab `index`'s title and tooltip from `record`."""
+        if 0 <= index < self.count():
+            if self.tabText(index) != record.tab_text:
+                self.setTabText(index, record.tab_text)
+            self.setTabToolTip(index, record.tooltip)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
+        if event.button() == Qt.MouseButton.MiddleButton:
+            index = self.tabAt(event.position().toPoint())
+            if index >= 0:
+                self.close_requested.emit(index)
+                event.accept()
+                return
+        super().mouseReleaseEvent(event)
+
+    def tab_center(self, index: int) -> QPoint:
+        """Where tab `index` is on the bar (tests click there)."""
+        return self.tabRect(index).center()
