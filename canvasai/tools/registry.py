@@ -9,10 +9,11 @@ from canvasai.tools.frame import FrameTool
 from canvasai.tools.move import MoveTool
 from canvasai.tools.picker import ColorPickerTool
 from canvasai.tools.select import LassoSelectTool, RectSelectTool
+from canvasai.tools.transform import TransformTool
 
 TOOL_CLASSES: tuple[type[Tool], ...] = (
     BrushTool, EraserTool, MaskBrushTool, MaskEraserTool, RectSelectTool, LassoSelectTool,
-    FillTool, ColorPickerTool, MoveTool, FrameTool,
+    FillTool, ColorPickerTool, MoveTool, TransformTool, FrameTool,
 )
 
 
