@@ -48,15 +48,66 @@ from PIL import Image
 PREVIEW_IMAGE = 1
 PREVIEW_IMAGE_WITH_METADATA = 4
 
-CORE_NODES = {
-    "CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "DualCLIPLoader", "VAELoader",
-    "CLIPTextEncode", "FluxGuidance", "EmptyLatentImage", "EmptySD3LatentImage", "LoadImage",
-    "VAEEncode", "VAEEncodeForInpaint", "InpaintModelConditioning", "ControlNetLoader",
-    "ControlNetApplyAdvanced", "KSampler", "VAEDecode", "UpscaleModelLoader",
-    "ImageUpscaleWithModel", "ImageScale", "PreviewImage", "SaveImage",
+#: class_type -> (required inputs {name: type}, optional inputs, output types), as the nodes'
+#: INPUT_TYPES / RETURN_TYPES declare them (ComfyUI nodes.py, comfy_extras; IPAdapter nodes
+#: from cubiq/ComfyUI_IPAdapter_plus IPAdapterPlus.py). "COMBO" inputs take a value from a
+#: list; the others of upper-case type take a link [node_id, output_index] to an output of
+#: that type; INT/FLOAT/STRING/BOOLEAN take a value.
+NodeSpec = tuple[dict[str, str], dict[str, str], tuple[str, ...]]
+_C = "CONDITIONING"
+NODE_SPECS: dict[str, NodeSpec] = {
+    "CheckpointLoaderSimple": ({"ckpt_name": "COMBO"}, {}, ("MODEL", "CLIP", "VAE")),
+    "UNETLoader": ({"unet_name": "COMBO", "weight_dtype": "COMBO"}, {}, ("MODEL",)),
+    "CLIPLoader": ({"clip_name": "COMBO", "type": "COMBO"}, {}, ("CLIP",)),
+    "DualCLIPLoader": ({"clip_name1": "COMBO", "clip_name2": "COMBO", "type": "COMBO"}, {},
+                       ("CLIP",)),
+    "VAELoader": ({"vae_name": "COMBO"}, {}, ("VAE",)),
+    "LoraLoader": ({"model": "MODEL", "clip": "CLIP", "lora_name": "COMBO",
+                    "strength_model": "FLOAT", "strength_clip": "FLOAT"}, {}, ("MODEL", "CLIP")),
+    "LoraLoaderModelOnly": ({"model": "MODEL", "lora_name": "COMBO", "strength_model": "FLOAT"},
+                            {}, ("MODEL",)),
+    "CLIPTextEncode": ({"text": "STRING", "clip": "CLIP"}, {}, (_C,)),
+    "FluxGuidance": ({"conditioning": _C, "guidance": "FLOAT"}, {}, (_C,)),
+    "EmptyLatentImage": ({"width": "INT", "height": "INT", "batch_size": "INT"}, {}, ("LATENT",)),
+    "EmptySD3LatentImage": ({"width": "INT", "height": "INT", "batch_size": "INT"}, {},
+                            ("LATENT",)),
+    "LoadImage": ({"image": "COMBO"}, {}, ("IMAGE", "MASK")),
+    "VAEEncode": ({"pixels": "IMAGE", "vae": "VAE"}, {}, ("LATENT",)),
+    "VAEEncodeForInpaint": ({"pixels": "IMAGE", "vae": "VAE", "mask": "MASK",
+                             "grow_mask_by": "INT"}, {}, ("LATENT",)),
+    "InpaintModelConditioning": ({"positive": _C, "negative": _C, "vae": "VAE", "pixels": "IMAGE",
+                                  "mask": "MASK"}, {"noise_mask": "BOOLEAN"}, (_C, _C, "LATENT")),
+    "ControlNetLoader": ({"control_net_name": "COMBO"}, {}, ("CONTROL_NET",)),
+    "ControlNetApplyAdvanced": ({"positive": _C, "negative": _C, "control_net": "CONTROL_NET",
+                                 "image": "IMAGE", "strength": "FLOAT", "start_percent": "FLOAT",
+                                 "end_percent": "FLOAT"}, {"vae": "VAE"}, (_C, _C)),
+    "KSampler": ({"model": "MODEL", "seed": "INT", "steps": "INT", "cfg": "FLOAT",
+                  "sampler_name": "COMBO", "scheduler": "COMBO", "positive": _C, "negative": _C,
+                  "latent_image": "LATENT", "denoise": "FLOAT"}, {}, ("LATENT",)),
+    "VAEDecode": ({"samples": "LATENT", "vae": "VAE"}, {}, ("IMAGE",)),
+    "UpscaleModelLoader": ({"model_name": "COMBO"}, {}, ("UPSCALE_MODEL",)),
+    "ImageUpscaleWithModel": ({"upscale_model": "UPSCALE_MODEL", "image": "IMAGE"}, {},
+                              ("IMAGE",)),
+    "ImageScale": ({"image": "IMAGE", "upscale_method": "COMBO", "width": "INT", "height": "INT",
+                    "crop": "COMBO"}, {}, ("IMAGE",)),
+    "CLIPVisionLoader": ({"clip_name": "COMBO"}, {}, ("CLIP_VISION",)),
+    "PreviewImage": ({"images": "IMAGE"}, {}, ()),
+    "SaveImage": ({"images": "IMAGE"}, {"filename_prefix": "STRING"}, ()),
 }
+#: ComfyUI_IPAdapter_plus (IPAdapterPlus.py): only on servers made with `custom_nodes`
+IPADAPTER_SPECS: dict[str, NodeSpec] = {
+    "IPAdapterModelLoader": ({"ipadapter_file": "COMBO"}, {}, ("IPADAPTER",)),
+    "IPAdapterAdvanced": ({"model": "MODEL", "ipadapter": "IPADAPTER", "image": "IMAGE",
+                           "weight": "FLOAT", "weight_type": "COMBO", "combine_embeds": "COMBO",
+                           "start_at": "FLOAT", "end_at": "FLOAT", "embeds_scaling": "COMBO"},
+                          {"image_negative": "IMAGE", "attn_mask": "MASK",
+                           "clip_vision": "CLIP_VISION"}, ("MODEL",)),
+}
+IPADAPTER_NODES = frozenset(IPADAPTER_SPECS)
+CORE_NODES = set(NODE_SPECS)
+VALUE_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 OUTPUT_NODES = {"PreviewImage", "SaveImage"}
-#: loader node -> (input, folder) as in nodes.py
+#: loader node -> (input, folder) as in nodes.py (and the IPAdapter pack)
 LOADERS = {
     "CheckpointLoaderSimple": ("ckpt_name", "checkpoints"),
     "UNETLoader": ("unet_name", "diffusion_models"),
@@ -64,6 +115,10 @@ LOADERS = {
     "VAELoader": ("vae_name", "vae"),
     "ControlNetLoader": ("control_net_name", "controlnet"),
     "UpscaleModelLoader": ("model_name", "upscale_models"),
+    "LoraLoader": ("lora_name", "loras"),
+    "LoraLoaderModelOnly": ("lora_name", "loras"),
+    "CLIPVisionLoader": ("clip_name", "clip_vision"),
+    "IPAdapterModelLoader": ("ipadapter_file", "ipadapter"),
 }
 
 
@@ -112,7 +167,10 @@ class FakeComfyUI:
 
     def __init__(self, models: dict[str, list[str]] | None = None, *, name: str = "NVIDIA Fake 24G",
                  vram_total: int = 24 * 2**30, vram_free: int = 20 * 2**30, token: str = "",
-                 knobs: Knobs | None = None) -> None:
+                 knobs: Knobs | None = None, custom_nodes: frozenset[str] | set[str] = frozenset()
+                 ) -> None:
+        self.nodes: dict[str, NodeSpec] = dict(NODE_SPECS)
+        self.nodes.update({n: IPADAPTER_SPECS[n] for n in custom_nodes})
         self.models = models if models is not None else {
             "checkpoints": ["sd15.safetensors", "sdxl_base.safetensors", "sd15-inpainting.safetensors"],
             "diffusion_models": ["flux1-dev.safetensors"],
@@ -120,6 +178,7 @@ class FakeComfyUI:
             "vae": ["ae.safetensors"],
             "controlnet": ["control_sd15_scribble.safetensors", "control_sd15_canny.safetensors"],
             "upscale_models": ["4x-UltraSharp.pth"],
+            "loras": ["ink_style.safetensors", "sd15/paper_texture.safetensors"],
         }
         self.device = {"name": name, "vram_total": vram_total, "vram_free": vram_free}
         self.token = token
@@ -297,9 +356,14 @@ class FakeComfyUI:
 
     async def _object_info(self, request: web.Request) -> web.Response:
         node = request.match_info["node_class"]
-        if node not in CORE_NODES:
+        spec = self.nodes.get(node)
+        if spec is None:
             return web.json_response({})
-        inputs: dict[str, Any] = {"required": {}}
+        required, optional, outputs = spec
+        inputs: dict[str, Any] = {"required": {}, "optional": {}}
+        for section, names in (("required", required), ("optional", optional)):
+            for name, kind in names.items():
+                inputs[section][name] = [kind, {}]
         if node in LOADERS:
             name, folder = LOADERS[node]
             # the newer COMBO form for one loader, the older list form for the others
@@ -307,7 +371,8 @@ class FakeComfyUI:
                 inputs["required"][name] = ["COMBO", {"options": list(self.models.get(folder, []))}]
             else:
                 inputs["required"][name] = [list(self.models.get(folder, [])), {}]
-        return web.json_response({node: {"input": inputs, "name": node, "output_node": node in OUTPUT_NODES}})
+        return web.json_response({node: {"input": inputs, "output": list(outputs), "name": node,
+                                         "output_node": node in OUTPUT_NODES}})
 
     async def _models_folder(self, request: web.Request) -> web.Response:
         folder = request.match_info["folder"]
@@ -330,13 +395,17 @@ class FakeComfyUI:
                         "message": f"Node 'ID #{node_id}' has no class_type. The workflow may be corrupted or a custom node is missing.",
                         "details": f"Node ID '#{node_id}'", "extra_info": {"node_id": node_id}}, {}
             ct = node["class_type"]
-            if ct not in CORE_NODES:
+            if ct not in self.nodes:
                 return {"type": "missing_node_type",
                         "message": f"Node '{ct}' not found. The custom node may not be installed.",
                         "details": f"Node ID '#{node_id}'",
                         "extra_info": {"node_id": node_id, "class_type": ct, "node_title": ct}}, {}
             if ct in OUTPUT_NODES:
                 outputs.append(node_id)
+            errors = self._input_errors(graph, node_id, ct, node.get("inputs") or {})
+            if errors:
+                node_errors[node_id] = {"errors": errors, "dependent_outputs": [], "class_type": ct}
+                continue
             if ct in LOADERS:
                 name, folder = LOADERS[ct]
                 val = node["inputs"].get(name)
@@ -364,6 +433,49 @@ class FakeComfyUI:
                     "message": "Prompt outputs failed validation", "details": details,
                     "extra_info": {}}, node_errors
         return None, {}
+
+    def _input_errors(self, graph: dict, node_id: str, ct: str, inputs: dict) -> list[dict]:
+        """execution.py validate_inputs' checks of one node's inputs: required ones present
+        (``required_input_missing``), links pointing at an existing node's output
+        (``bad_linked_input``) of the type the input takes (``return_type_mismatch``),
+        values where a value is expected, no unknown inputs."""
+        required, optional, _ = self.nodes[ct]
+        errors = []
+
+        def error(kind: str, message: str, name: str, details: str) -> None:
+            errors.append({"type": kind, "message": message, "details": details,
+                           "extra_info": {"input_name": name}})
+
+        for name in required:
+            if name not in inputs:
+                error("required_input_missing", "Required input is missing", name, name)
+        for name, value in inputs.items():
+            kind = required.get(name) or optional.get(name)
+            if kind is None:
+                error("unknown_input", "Input is not an input of this node", name,
+                      f"{ct} has no input {name}")
+                continue
+            is_link = isinstance(value, list) and len(value) == 2 and isinstance(value[0], str)
+            if kind in VALUE_TYPES:
+                if is_link:  # no node here outputs plain values
+                    error("bad_linked_input", "Bad linked input, must be a length-2 list of "
+                          "[node_id, slot_index]", name, f"{name} takes a value, not a link")
+                continue
+            if not is_link or not isinstance(value[1], int):
+                error("bad_linked_input", "Bad linked input, must be a length-2 list of "
+                      "[node_id, slot_index]", name, f"{name}, {value!r}")
+                continue
+            src = graph.get(value[0])
+            src_spec = self.nodes.get(src.get("class_type")) if isinstance(src, dict) else None
+            if src_spec is None or not 0 <= value[1] < len(src_spec[2]):
+                error("bad_linked_input", "Bad linked input", name,
+                      f"{name} links to output {value[1]} of node {value[0]!r}, which has none")
+                continue
+            received = src_spec[2][value[1]]
+            if received != kind:
+                error("return_type_mismatch", "Return type mismatch between linked nodes", name,
+                      f"{name}, received_type({received}) mismatch input_type({kind})")
+        return errors
 
     async def _post_prompt(self, request: web.Request) -> web.Response:
         data = await request.json()

@@ -40,7 +40,7 @@ from canvasai.backends.api import (
     request_seeds,
 )
 from canvasai.backends.diffusion import families
-from canvasai.backends.remote import catalog, graphs
+from canvasai.backends.remote import catalog, extras, graphs
 from canvasai.backends.remote.pool import ServerPool, ServerState
 from canvasai.backends.remote.protocol import (
     ServerError,
@@ -93,6 +93,11 @@ class Plan:
     preview: Callable[[np.ndarray], np.ndarray]  # preview image -> H x W x 4 frame
     meta: dict[str, Any] = field(default_factory=dict)
     preview_size: tuple[int, int] | None = None  # (w, h) previews are shown at, if smaller
+    notes: list[str] = field(default_factory=list)  # for the person (ctx.note) when it runs
+
+
+#: (server) -> the server's files for the job's LoRAs, control layers and references
+Resolver = Callable[[ServerState], graphs.Extras]
 
 
 def _work_size(size: tuple[int, int], fam: Any, native: bool) -> tuple[int, int]:
@@ -106,8 +111,22 @@ def _sampling(request: GenerationRequest, seed: int, denoise: float = 1.0) -> gr
                            float(request.guidance), int(seed), request.scheduler, float(denoise))
 
 
+def _fit(cmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A control map at `size` (w, h): control layers cover the job's picture."""
+    return _resize(np.ascontiguousarray(cmap), size)
+
+
+def _extra_uploads(maps: list[np.ndarray], refs: list[np.ndarray],
+                   fit: Callable[[np.ndarray], np.ndarray]) -> dict[str, np.ndarray]:
+    """Uploads for the control maps (through `fit`: to the work area) and references."""
+    out = {extras.control_key(i): fit(m) for i, m in enumerate(maps)}
+    out.update({extras.reference_key(i): r for i, r in enumerate(refs)})
+    return out
+
+
 def _inpaint_plan(request: GenerationRequest, model: catalog.ServerModel, fam: Any,
-                  image: np.ndarray, mask: np.ndarray) -> Plan:
+                  image: np.ndarray, mask: np.ndarray, resolve: Resolver,
+                  maps: list[np.ndarray], refs: list[np.ndarray]) -> Plan:
     mask = (mask > 0).astype(np.uint8) * np.uint8(255)
     if not mask.any():
         raise GenerationError("the mask is empty: paint the area to regenerate first")
@@ -124,10 +143,12 @@ def _inpaint_plan(request: GenerationRequest, model: catalog.ServerModel, fam: A
     # LoadImage's MASK output is 1 - alpha: the part to regenerate is transparent
     upload = _rgba(work_rgb, (255 - work_mask).astype(np.uint8))
     alpha = image[..., 3].copy() if image.shape[2] == 4 else None
+    uploads = {"image": upload}
+    uploads.update(_extra_uploads(maps, refs, lambda m: _fit(_fit(m, (w, h))[rows, cols], work)))
 
     def graph(server: ServerState, seed: int, names: dict[str, str]) -> dict:
         return graphs.inpaint(model, server.listing, _sampling(request, seed, request.strength),
-                              names["image"])
+                              names["image"], resolve(server).named(names))
 
     def finish(gen: np.ndarray) -> np.ndarray:
         gen = _resize(np.ascontiguousarray(gen[..., :3]), size)
@@ -144,16 +165,41 @@ def _inpaint_plan(request: GenerationRequest, model: catalog.ServerModel, fam: A
         return frame[0]
 
     meta = {"region": [region.x, region.y, region.w, region.h], "work_size": list(work)}
-    return Plan(int(request.steps), {"image": upload}, graph, finish, preview, meta, size)
+    return Plan(int(request.steps), uploads, graph, finish, preview, meta, size)
+
+
+def _pad_to_canvas(cmap: np.ndarray, image: np.ndarray, s: Any, canvas: np.ndarray) -> np.ndarray:
+    """A control map of the original picture placed in the outpainted canvas (no control
+    in the new margins); a map of another size is stretched over the whole canvas."""
+    ch, cw = canvas.shape[:2]
+    if cmap.shape[:2] == image.shape[:2]:
+        out = np.zeros((ch, cw, 3), np.uint8)
+        out[s.top:s.top + image.shape[0], s.left:s.left + image.shape[1]] = cmap
+        return out
+    return _fit(cmap, (cw, ch))
 
 
 def make_plan(request: GenerationRequest, model: catalog.ServerModel,
-              control_net: Callable[[ServerState], str]) -> Plan:
-    """The plan for `request` on `model` (`control_net(server)` names a ControlNet file)."""
+              resolve: Resolver | None = None) -> Plan:
+    """The plan for `request` on `model`; `resolve(server)` gives the server's files for
+    the job's LoRAs, control layers and references (default: `extras.resolve`).
+
+    Control maps are preprocessed here, on our side, and uploaded at the work size of
+    the area they cover; reference images go up at most `extras.REFERENCE_SIDE` a side.
+    """
     fam = families.find(model.family) or families.get("sd1")
     task = request.task
     if task == Task.EDIT:
         raise ModelError("Edit is not available on ComfyUI servers yet: use a local edit model.")
+    extras.check_supported(request, model)
+    if resolve is None:
+        def resolve(server: ServerState) -> graphs.Extras:
+            return extras.resolve(server, model, request)
+    if task == Task.UPSCALE:
+        maps, notes, refs = [], [], []
+    else:
+        maps, notes = extras.control_maps(request)
+        refs = extras.reference_images(request)
     if task in (Task.INPAINT, Task.OUTPAINT):
         image = request.image
         assert image is not None
@@ -162,26 +208,33 @@ def make_plan(request: GenerationRequest, model: catalog.ServerModel,
             assert s is not None
             canvas, mask = masking.outpaint_canvas(image, s.left, s.right, s.top, s.bottom,
                                                    s.prefill)
-            plan = _inpaint_plan(request, model, fam, canvas, mask)
+            maps = [_pad_to_canvas(m, image, s, canvas) for m in maps]
+            plan = _inpaint_plan(request, model, fam, canvas, mask, resolve, maps, refs)
             plan.meta.update(margins=[s.left, s.right, s.top, s.bottom], prefill=s.prefill,
                              offset=[s.left, s.top])
+            plan.notes += notes
             return plan
         assert request.mask is not None
-        return _inpaint_plan(request, model, fam, image, request.mask)
+        plan = _inpaint_plan(request, model, fam, image, request.mask, resolve, maps, refs)
+        plan.notes += notes
+        return plan
     if task == Task.IMG2IMG:
         image = request.image
         assert image is not None
         size = (image.shape[1], image.shape[0])
         work = _work_size(size, fam, request.native_resolution)
         alpha = image[..., 3].copy() if image.shape[2] == 4 else None
+        uploads = {"image": _resize(np.ascontiguousarray(image[..., :3]), work)}
+        uploads.update(_extra_uploads(maps, refs, lambda m: _fit(m, work)))
 
         def graph(server: ServerState, seed: int, names: dict[str, str]) -> dict:
             return graphs.img2img(model, server.listing, _sampling(request, seed, request.strength),
-                                  names["image"])
+                                  names["image"], resolve(server).named(names))
 
-        return Plan(int(request.steps), {"image": _resize(np.ascontiguousarray(image[..., :3]), work)},
+        return Plan(int(request.steps), uploads,
                     graph, lambda g: _rgba(_resize(g[..., :3], size), alpha),
-                    lambda p: _rgba(_resize(p[..., :3], size), alpha), {"work_size": list(work)})
+                    lambda p: _rgba(_resize(p[..., :3], size), alpha), {"work_size": list(work)},
+                    notes=notes)
     if task == Task.UPSCALE:
         image = request.image
         assert image is not None
@@ -202,28 +255,23 @@ def make_plan(request: GenerationRequest, model: catalog.ServerModel,
 
         return Plan(0, {"image": np.ascontiguousarray(image[..., :3])}, graph, finish,
                     lambda p: _rgba(_resize(p[..., :3], out)), {"scale": f})
-    # txt2img and sketch
-    control = request.control if task == Task.SKETCH else None
-    if control is not None:
-        from canvasai.backends.diffusion.control_maps import control_map
-
-        cmap, _note = control_map(control.kind, np.asarray(control.image), control.preprocess)
-        base = (request.width, request.height) if request.width else (cmap.shape[1], cmap.shape[0])
+    # txt2img and sketch (the sketch is the first control layer)
+    if request.width:
+        base = (request.width, request.height)
+    elif maps:
+        base = (maps[0].shape[1], maps[0].shape[0])
     else:
-        cmap = None
-        base = (request.width or fam.native_side, request.height or fam.native_side)
+        base = (fam.native_side, fam.native_side)
     size = (int(base[0]), int(base[1]))
     work = (_round_to(size[0], fam.multiple), _round_to(size[1], fam.multiple))
-    uploads = {"control": _resize(cmap, work)} if cmap is not None else {}
-    target = request.image if (control is not None and request.mask is not None) else None
+    target = request.image if (task == Task.SKETCH and request.mask is not None) else None
     if target is not None and (target.shape[1], target.shape[0]) != size:
         size = (target.shape[1], target.shape[0])
+    uploads = _extra_uploads(maps, refs, lambda m: _fit(m, work))
 
     def graph(server: ServerState, seed: int, names: dict[str, str]) -> dict:
-        cn = None
-        if control is not None:
-            cn = (control_net(server), names["control"], float(control.scale))
-        return graphs.txt2img(model, server.listing, _sampling(request, seed), work[0], work[1], cn)
+        return graphs.txt2img(model, server.listing, _sampling(request, seed), work[0], work[1],
+                              resolve(server).named(names))
 
     def finish(g: np.ndarray) -> np.ndarray:
         rgb = _resize(np.ascontiguousarray(g[..., :3]), size)
@@ -236,7 +284,8 @@ def make_plan(request: GenerationRequest, model: catalog.ServerModel,
     def preview(p: np.ndarray) -> np.ndarray:
         return _rgba(_resize(np.ascontiguousarray(p[..., :3]), size))
 
-    return Plan(int(request.steps), uploads, graph, finish, preview, {"work_size": list(work)})
+    return Plan(int(request.steps), uploads, graph, finish, preview, {"work_size": list(work)},
+                notes=notes)
 
 
 # ------------------------------------------------------------------------------ one prompt
@@ -332,6 +381,10 @@ class RemoteBackend:
         except ValueError as exc:
             raise ModelError(str(exc)) from exc
         model = catalog.classify(folder, filename)
+        request = extras.with_prompt_loras(request)
+        if request.task == Task.EDIT:
+            raise ModelError("Edit is not available on ComfyUI servers yet: use a local edit model.")
+        extras.check_supported(request, model)  # before any network call
         servers = self.pool.servers_for(model.id)
         if not servers:
             down = [f"{s.label} ({s.error})" for s in self.pool.states if not s.alive]
@@ -339,14 +392,17 @@ class RemoteBackend:
                 f"No connected server has {filename}."
                 + (f" Not reachable: {'; '.join(down)}." if down else "")
             )
-
-        def control_net(server: ServerState) -> str:
-            return self._control_net(server, request, model)
-
-        plan = make_plan(request, model, control_net)
+        servers, resolved = self._with_extras(servers, model, request)
+        plan = make_plan(request, model, lambda server: resolved[id(server)])
+        if request.task == Task.UPSCALE and (request.loras or request.controls or request.references):
+            ctx.note("Upscale on a server runs no diffusion: its LoRAs, control layers and "
+                     "reference images are not used.")
+        for note in plan.notes:
+            ctx.note(note)
         seeds = request_seeds(request)
         started = time.perf_counter()
         images, used = self._dispatch(plan, servers, seeds, ctx, request.previews)
+        applied = resolved[id(servers[0])]
         meta = {
             "backend": "comfyui",
             "task": request.task.value,
@@ -367,6 +423,19 @@ class RemoteBackend:
             "preview": "server",
             "seconds": round(time.perf_counter() - started, 3),
         } | plan.meta
+        if applied.loras:
+            meta["loras"] = [{"name": u.filename, "weight": u.weight} for u in applied.loras]
+        if applied.controls:
+            meta["controls"] = [
+                {"kind": c.kind.value, "model": u.controlnet, "scale": u.strength,
+                 "start": u.start, "end": u.end}
+                for c, u in zip(request.controls, applied.controls, strict=True)
+            ]
+        if applied.references:
+            meta["references"] = [
+                {"kind": r.kind.value, "model": u.ipadapter, "strength": u.weight}
+                for r, u in zip(request.references, applied.references, strict=True)
+            ]
         frozen = []
         for img in images:
             img = np.ascontiguousarray(img)
@@ -374,30 +443,28 @@ class RemoteBackend:
             frozen.append(img)
         return GenerationResult(images=tuple(frozen), seeds=tuple(seeds), metadata=meta)
 
-    @staticmethod
-    def _control_net(server: ServerState, request: GenerationRequest,
-                     model: catalog.ServerModel) -> str:
-        control = request.control
-        assert control is not None
-        files = list(server.listing.get("controlnet") or ())
-        if control.model:
-            wanted = control.model
-            if catalog.is_remote_model(wanted):
-                wanted = catalog.split_id(wanted)[1]
-            if wanted in files:
-                return wanted
-            raise ModelError(f"The server {server.label} has no ControlNet {wanted}.")
-        fam_hint = {"sdxl": "xl", "flux": "flux", "sd3": "sd3"}.get(model.family, "")
-        kind = control.kind.value
-        for f in files:
-            low = f.lower()
-            if kind in low and (not fam_hint or fam_hint in low):
-                return f
-        found = catalog.pick_file(files, kind)
-        if found is None:
-            raise ModelError(f"The server {server.label} has no {kind} ControlNet "
-                             "(ComfyUI models/controlnet).")
-        return found
+    def _with_extras(self, servers: list[ServerState], model: catalog.ServerModel,
+                     request: GenerationRequest
+                     ) -> tuple[list[ServerState], dict[int, graphs.Extras]]:
+        """The servers that have every LoRA, ControlNet and adapter the job needs, with
+        those files; raises `ModelError` naming what is missing when none has them all
+        (after asking the servers again once: a file may have been added since)."""
+        for attempt in range(2):
+            resolved: dict[int, graphs.Extras] = {}
+            problems: list[str] = []
+            for server in servers:
+                try:
+                    resolved[id(server)] = extras.resolve(server, model, request)
+                except ModelError as exc:
+                    problems.append(str(exc))
+            usable = [s for s in servers if id(s) in resolved]
+            if usable:
+                return usable, resolved
+            if attempt == 0:
+                for server in servers:
+                    self.pool.check(server)
+                servers = [s for s in servers if s.alive and s.has(model.id)] or servers
+        raise ModelError(" ".join(dict.fromkeys(problems)))
 
     # -- the batch over the pool ----------------------------------------------------------
     def _dispatch(self, plan: Plan, servers: list[ServerState], seeds: tuple[int, ...],

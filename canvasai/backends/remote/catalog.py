@@ -90,3 +90,94 @@ def pick_file(files: list[str], *hints: str) -> str | None:
             if hint in f.lower():
                 return f
     return None
+
+
+# ------------------------------------------------------------------- LoRAs, ControlNets, adapters
+# A server shows file names only, so what a file is for is read from its name, with the
+# conventions the published files follow (control_v11p_sd15_canny, controlnet-canny-sdxl,
+# ip-adapter-plus_sd15, CLIP-ViT-H-14-laion2B ...).
+
+_WEIGHT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
+
+#: control kind -> substrings of ControlNet file names made for it (first match wins)
+CONTROL_HINTS: dict[str, tuple[str, ...]] = {
+    "scribble": ("scribble",),
+    "lineart": ("lineart", "line_art", "line-art"),
+    "softedge": ("softedge", "soft_edge", "soft-edge", "hed", "pidi"),
+    "canny": ("canny",),
+    "depth": ("depth",),
+    "pose": ("openpose", "dwpose", "pose"),
+}
+
+
+def file_family(filename: str, default: str = "sd1") -> str:
+    """The family a file name says it is for (`default` when it says nothing)."""
+    low = filename.lower()
+    for hints, fam in _FAMILY_HINTS:
+        if any(h in low for h in hints):
+            return fam
+    return default
+
+
+def _stem(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lower()
+    for ext in _WEIGHT_EXTENSIONS:
+        if base.endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
+def match_file(files: list[str], name: str, folder: str) -> str | None:
+    """The server file `name` asks for: the exact file, ``comfyui:<folder>/<file>``, or a
+    local name or path whose file name (without extension, any case) matches one."""
+    if name in files:
+        return name
+    if is_remote_model(name):
+        try:
+            f_folder, filename = split_id(name)
+        except ValueError:
+            return None
+        return filename if f_folder == folder and filename in files else None
+    want = _stem(name)
+    for f in files:
+        if _stem(f) == want:
+            return f
+    return None
+
+
+def pick_controlnet(files: list[str], kind: str, family: str) -> str | None:
+    """A ControlNet file for `kind` made for `family` (unmarked names count as SD 1.x)."""
+    hints = CONTROL_HINTS.get(kind, (kind,))
+    for hint in hints:
+        for f in files:
+            if hint in f.lower() and file_family(f) == family:
+                return f
+    return None
+
+
+#: reference kind -> IPAdapterAdvanced weight_type (ComfyUI_IPAdapter_plus WEIGHT_TYPES)
+IPADAPTER_WEIGHT_TYPES = {"content": "linear", "style": "style transfer",
+                          "composition": "composition"}
+IPADAPTER_FAMILIES = ("sd1", "sdxl")
+
+
+def pick_ipadapter(files: list[str], family: str) -> str | None:
+    """An IP-Adapter file for `family` (not the FaceID ones: they need InsightFace)."""
+    usable = [f for f in files if "face" not in f.lower()]
+    if family == "sdxl":
+        mine = [f for f in usable if "xl" in f.lower()]
+    else:
+        mine = [f for f in usable if file_family(f) == family and "xl" not in f.lower()]
+    # the ViT-H adapters share the SD 1.5 image encoder; prefer them, then "plus"
+    mine.sort(key=lambda f: ("vit-h" not in f.lower() and family == "sdxl",
+                             "plus" not in f.lower(), f))
+    return mine[0] if mine else None
+
+
+def pick_clip_vision(files: list[str], adapter: str, family: str) -> str | None:
+    """The image encoder `adapter` was trained with: ViT-H for SD 1.5 and the SDXL
+    ``vit-h`` adapters, ViT-bigG for the other SDXL ones."""
+    low = adapter.lower()
+    big_g = family == "sdxl" and "vit-h" not in low
+    hints = ("bigg", "vit-g", "g-14", "big_g") if big_g else ("vit-h", "h-14", "vit_h", "h14")
+    return pick_file(files, *hints)

@@ -6,7 +6,11 @@ A graph is ``{node_id: {"class_type": ..., "inputs": {...}}}``; a link is
 DualCLIPLoader, VAELoader, CLIPTextEncode, FluxGuidance, EmptyLatentImage, LoadImage,
 VAEEncode, VAEEncodeForInpaint, InpaintModelConditioning, ControlNetLoader,
 ControlNetApplyAdvanced, KSampler, VAEDecode, UpscaleModelLoader,
-ImageUpscaleWithModel, ImageScale and PreviewImage.
+ImageUpscaleWithModel, ImageScale and PreviewImage; LoraLoader for LoRAs, one per LoRA,
+chained in order; ControlNetLoader + ControlNetApplyAdvanced per control layer, chained on
+the conditioning; and for reference images, only where the server has the
+ComfyUI_IPAdapter_plus node pack, IPAdapterModelLoader + CLIPVisionLoader +
+IPAdapterAdvanced, chained on the model.
 
 Everything about sizes, crops and paste-back is decided on CanvasAI's side: the graphs
 take an uploaded picture that is already at the model's work size and return one image
@@ -15,7 +19,7 @@ at that size (`backend.py` scales it back and composites it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from canvasai.backends.diffusion import families
@@ -67,6 +71,56 @@ class Sampling:
     denoise: float = 1.0
 
 
+@dataclass(frozen=True)
+class LoraUse:
+    """A LoRA file of the server and its weight (for the model and the text encoder)."""
+
+    filename: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class ControlUse:
+    """A ControlNet file of the server, the uploaded control map, and how it acts."""
+
+    controlnet: str
+    image: str  # the uploaded map's name (or, before upload, its key in the plan's uploads)
+    strength: float
+    start: float = 0.0
+    end: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReferenceUse:
+    """An IP-Adapter (with its image encoder) and the uploaded reference image."""
+
+    ipadapter: str
+    clip_vision: str
+    image: str  # uploaded name (or upload key)
+    weight: float
+    weight_type: str = "linear"  # IPAdapterAdvanced weight_type: linear / style transfer / ...
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What a job adds to the plain graph: LoRAs, control layers, reference images."""
+
+    loras: tuple[LoraUse, ...] = ()
+    controls: tuple[ControlUse, ...] = ()
+    references: tuple[ReferenceUse, ...] = ()
+
+    def named(self, names: dict[str, str]) -> Extras:
+        """The same with upload keys replaced by the names the server gave the uploads."""
+        return Extras(
+            self.loras,
+            tuple(replace(c, image=names.get(c.image, c.image)) for c in self.controls),
+            tuple(replace(r, image=names.get(r.image, r.image)) for r in self.references),
+        )
+
+
+NO_EXTRAS = Extras()
+
+
 class GraphBuilder:
     """Adds nodes with ids "1", "2", ...; `link(node, i)` is an input link."""
 
@@ -114,6 +168,63 @@ def load_model(g: GraphBuilder, model: ServerModel, listing: dict[str, list[str]
     return g.link(unet), g.link(clip), g.link(vae_node)
 
 
+def apply_loras(g: GraphBuilder, model: list, clip: list,
+                loras: tuple[LoraUse, ...]) -> tuple[list, list]:
+    """One LoraLoader per LoRA, each taking the previous one's MODEL and CLIP."""
+    for lora in loras:
+        node = g.add("LoraLoader", model=model, clip=clip, lora_name=lora.filename,
+                     strength_model=float(lora.weight), strength_clip=float(lora.weight))
+        model, clip = g.link(node, 0), g.link(node, 1)
+    return model, clip
+
+
+def apply_references(g: GraphBuilder, model: list, refs: tuple[ReferenceUse, ...]) -> list:
+    """One IPAdapterAdvanced per reference image, chained on the MODEL (loaders shared)."""
+    adapters: dict[str, str] = {}
+    encoders: dict[str, str] = {}
+    for ref in refs:
+        if ref.ipadapter not in adapters:
+            adapters[ref.ipadapter] = g.add("IPAdapterModelLoader", ipadapter_file=ref.ipadapter)
+        if ref.clip_vision not in encoders:
+            encoders[ref.clip_vision] = g.add("CLIPVisionLoader", clip_name=ref.clip_vision)
+        image = g.add("LoadImage", image=ref.image)
+        node = g.add("IPAdapterAdvanced", model=model, ipadapter=g.link(adapters[ref.ipadapter]),
+                     image=g.link(image, 0), weight=float(ref.weight), weight_type=ref.weight_type,
+                     combine_embeds="concat", start_at=0.0, end_at=1.0, embeds_scaling="V only",
+                     clip_vision=g.link(encoders[ref.clip_vision]))
+        model = g.link(node, 0)
+    return model
+
+
+def apply_controls(g: GraphBuilder, positive: list, negative: list,
+                   controls: tuple[ControlUse, ...], vae: list) -> tuple[list, list]:
+    """One ControlNetApplyAdvanced per control layer, chained on both conditionings, each
+    with its ControlNetLoader (shared by layers using the same file) and control map."""
+    loaders: dict[str, str] = {}
+    for c in controls:
+        if c.controlnet not in loaders:
+            loaders[c.controlnet] = g.add("ControlNetLoader", control_net_name=c.controlnet)
+        image = g.add("LoadImage", image=c.image)
+        node = g.add("ControlNetApplyAdvanced", positive=positive, negative=negative,
+                     control_net=g.link(loaders[c.controlnet]), image=g.link(image, 0),
+                     strength=float(c.strength), start_percent=float(c.start),
+                     end_percent=float(c.end), vae=vae)
+        positive, negative = g.link(node, 0), g.link(node, 1)
+    return positive, negative
+
+
+def _prepare(g: GraphBuilder, model: ServerModel, listing: dict, s: Sampling,
+             extras: Extras) -> tuple[list, list, list, list, float]:
+    """Load the model, apply LoRAs and references, encode the prompts, apply the control
+    layers: (MODEL, VAE, positive, negative, cfg)."""
+    m, clip, vae = load_model(g, model, listing)
+    m, clip = apply_loras(g, m, clip, extras.loras)
+    m = apply_references(g, m, extras.references)
+    positive, negative, cfg = _conditioning(g, model, clip, s)
+    positive, negative = apply_controls(g, positive, negative, extras.controls, vae)
+    return m, vae, positive, negative, cfg
+
+
 def _conditioning(g: GraphBuilder, model: ServerModel, clip: list, s: Sampling) -> tuple[list, list, float]:
     """(positive, negative, cfg) as the family's guidance mode wants them."""
     fam = families.find(model.family)
@@ -142,36 +253,28 @@ def _sample(g: GraphBuilder, model_link: list, model: ServerModel, s: Sampling, 
 
 
 def txt2img(model: ServerModel, listing: dict, s: Sampling, width: int, height: int,
-            control: tuple[str, str, float] | None = None) -> Graph:
-    """Prompt -> picture; `control` = (ControlNet file, uploaded control map, strength)."""
+            extras: Extras = NO_EXTRAS) -> Graph:
+    """Prompt (+ LoRAs, control layers, references) -> picture."""
     g = GraphBuilder()
-    m, clip, vae = load_model(g, model, listing)
-    positive, negative, cfg = _conditioning(g, model, clip, s)
-    if control is not None:
-        cn_file, image_name, strength = control
-        cn = g.add("ControlNetLoader", control_net_name=cn_file)
-        img = g.add("LoadImage", image=image_name)
-        apply = g.add("ControlNetApplyAdvanced", positive=positive, negative=negative,
-                      control_net=g.link(cn), image=g.link(img), strength=float(strength),
-                      start_percent=0.0, end_percent=1.0, vae=vae)
-        positive, negative = g.link(apply, 0), g.link(apply, 1)
+    m, vae, positive, negative, cfg = _prepare(g, model, listing, s, extras)
     latent = g.add("EmptyLatentImage", width=int(width), height=int(height), batch_size=1)
     _sample(g, m, model, s, positive, negative, g.link(latent), cfg, vae)
     return g.graph
 
 
-def img2img(model: ServerModel, listing: dict, s: Sampling, image_name: str) -> Graph:
+def img2img(model: ServerModel, listing: dict, s: Sampling, image_name: str,
+            extras: Extras = NO_EXTRAS) -> Graph:
     """Refine an uploaded picture (already at work size) with denoise = strength."""
     g = GraphBuilder()
-    m, clip, vae = load_model(g, model, listing)
-    positive, negative, cfg = _conditioning(g, model, clip, s)
+    m, vae, positive, negative, cfg = _prepare(g, model, listing, s, extras)
     img = g.add("LoadImage", image=image_name)
     enc = g.add("VAEEncode", pixels=g.link(img, 0), vae=vae)
     _sample(g, m, model, s, positive, negative, g.link(enc), cfg, vae)
     return g.graph
 
 
-def inpaint(model: ServerModel, listing: dict, s: Sampling, image_name: str) -> Graph:
+def inpaint(model: ServerModel, listing: dict, s: Sampling, image_name: str,
+            extras: Extras = NO_EXTRAS) -> Graph:
     """Regenerate the masked part of an uploaded RGBA picture (mask = transparent pixels,
     as LoadImage's MASK output reads them: 1 - alpha).
 
@@ -180,8 +283,7 @@ def inpaint(model: ServerModel, listing: dict, s: Sampling, image_name: str) -> 
     InpaintModelConditioning with a noise mask.
     """
     g = GraphBuilder()
-    m, clip, vae = load_model(g, model, listing)
-    positive, negative, cfg = _conditioning(g, model, clip, s)
+    m, vae, positive, negative, cfg = _prepare(g, model, listing, s, extras)
     img = g.add("LoadImage", image=image_name)
     pixels, mask = g.link(img, 0), g.link(img, 1)
     if model.family in ("sd1", "sd2", "sdxl") and s.denoise >= 1.0:

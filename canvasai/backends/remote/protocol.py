@@ -53,7 +53,14 @@ MODEL_LOADERS: dict[str, tuple[str, str]] = {
     "vae": ("VAELoader", "vae_name"),
     "controlnet": ("ControlNetLoader", "control_net_name"),
     "upscale_models": ("UpscaleModelLoader", "model_name"),
+    "loras": ("LoraLoader", "lora_name"),
+    "clip_vision": ("CLIPVisionLoader", "clip_name"),
+    # ComfyUI_IPAdapter_plus (a custom node pack): absent on a plain install
+    "ipadapter": ("IPAdapterModelLoader", "ipadapter_file"),
 }
+#: nodes of custom node packs a job may need; `ComfyClient.models` lists those a server has
+#: under the key "nodes" (GET /object_info/<node> answers {} for a node it lacks)
+OPTIONAL_NODES: tuple[str, ...] = ("IPAdapterModelLoader", "IPAdapterAdvanced")
 
 
 class ServerError(GenerationError):
@@ -289,12 +296,23 @@ class ComfyClient:
                 return combo_options(spec)
         return []
 
+    def has_node(self, node: str) -> bool:
+        data = self._json("GET", f"/object_info/{node}")
+        return isinstance(data, dict) and isinstance(data.get(node), dict)
+
     def models(self) -> dict[str, list[str]]:
-        """Model files by folder (see `MODEL_LOADERS`), read from the loader nodes' inputs."""
+        """Model files by folder (see `MODEL_LOADERS`), read from the loader nodes' inputs,
+        and under "nodes" the `OPTIONAL_NODES` the server has."""
         out: dict[str, list[str]] = {}
+        present: list[str] = []
         for folder, (node, name) in MODEL_LOADERS.items():
             found = self.node_input_options(node, name)
             out[folder] = found or []
+            if found is not None and node in OPTIONAL_NODES:
+                present.append(node)
+        if "IPAdapterModelLoader" in present and self.has_node("IPAdapterAdvanced"):
+            present.append("IPAdapterAdvanced")
+        out["nodes"] = present
         return out
 
     def upload_image(self, image: np.ndarray, name: str) -> str:

@@ -333,7 +333,10 @@ def test_validation_errors_name_the_node(server):
 
     client = ComfyClient(ServerConfig(server.url))
     graph = {"1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "missing.ckpt"}},
-             "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+             "2": {"class_type": "EmptyLatentImage",
+                   "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+             "3": {"class_type": "VAEDecode", "inputs": {"samples": ["2", 0], "vae": ["1", 2]}},
+             "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 0]}}}
     with pytest.raises(ServerError, match=r"Value not in list.*node 1 \(CheckpointLoaderSimple\)"):
         client.queue_prompt(graph, new_id(), new_id())
     with pytest.raises(ServerError, match="NoSuchNode"):
