@@ -2,10 +2,15 @@
 
 Every change goes through the Document's undoable operations; the panel only
 mirrors the document and rebuilds itself from its `layers_changed` event.
+Each row shows the layer's role (control layer, reference, region prompt) as a coloured
+tag with a tooltip; right-click ▸ Use as… (or the Role button) changes it.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import (
@@ -27,18 +32,20 @@ from PySide6.QtWidgets import (
 
 from canvasai.document.blend import BlendMode
 from canvasai.document.document import Document
-from canvasai.document.layer import Layer
+from canvasai.document.layer import CONTROL_LABELS, ControlRole, Layer, LayerRole
+from canvasai.document.tiles import TiledSurface
+from canvasai.ui import layer_roles
 from canvasai.ui.icons import icon
 
 LAYER_ID = Qt.ItemDataRole.UserRole + 1
-BADGE = Qt.ItemDataRole.UserRole + 2  # a marker drawn at the row's right end ("sketch")
+BADGE = Qt.ItemDataRole.UserRole + 2  # the role's tag drawn at the row's right end ("depth")
+BADGE_COLOR = Qt.ItemDataRole.UserRole + 3
 MIN_ROWS = 5  # the list always shows at least this many layers without scrolling
-SKETCH_TIP = ("Sketch layer: the input of Sketch → Render (Auto renders it when nothing is "
-              "masked). Right-click to unmark it.")
 
 
 class _BadgeDelegate(QStyledItemDelegate):
-    """Draws a row as usual, then its badge (e.g. "sketch") as a small tag on the right."""
+    """Draws a row as usual, then its badge (the role: "depth", "ref", "region") as a small
+    coloured tag on the right."""
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         badge = index.data(BADGE)
@@ -55,7 +62,7 @@ class _BadgeDelegate(QStyledItemDelegate):
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor("#b8860b"))
+        painter.setBrush(QColor(index.data(BADGE_COLOR) or "#b8860b"))
         painter.drawRoundedRect(r, 4, 4)
         painter.setPen(QColor("#ffffff"))
         painter.drawText(r, Qt.AlignmentFlag.AlignCenter, badge)
@@ -119,6 +126,22 @@ class LayersPanel(QWidget):
         self.down_button = self._button("layer_down", "▼", "Move layer down",
                                         lambda: self.move_active(-1))
         self.merge_button = self._button("layer_merge", "⤓", "Merge down (Ctrl+E)", self.merge_down)
+        self.role_button = QToolButton()
+        self.role_button.setObjectName("layer_role")
+        self.role_button.setText("Use as ▾")
+        self.role_button.setToolTip("Use the layer as a control layer, a reference image or a "
+                                    "region prompt (or a normal layer)")
+        self.role_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.role_menu = QMenu(self.role_button)
+        self.role_menu.aboutToShow.connect(self._fill_role_button_menu)
+        self.role_button.setMenu(self.role_menu)
+        # the active layer's role in words (hidden for a normal layer)
+        self.role_note = QLabel("")
+        self.role_note.setObjectName("roleNote")
+        self.role_note.setWordWrap(True)
+        self.role_note.setVisible(False)
+        self.role_editor: layer_roles.RoleEditor | None = None
+        self.preprocessing = 0  # control maps being made on a worker thread
 
         props = QHBoxLayout()
         props.addWidget(self.blend, 1)
@@ -132,12 +155,14 @@ class LayersPanel(QWidget):
                   self.down_button, self.merge_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        buttons.addWidget(self.role_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(props)
         layout.addLayout(opacity_row)
         layout.addWidget(self.list, 1)
         self._fit_rows()
+        layout.addWidget(self.role_note)
         layout.addLayout(buttons)
         self._refresh_controls()
 
@@ -199,9 +224,13 @@ class LayersPanel(QWidget):
                 if not layer.visible:
                     tips.append("hidden")
                 tip = ", ".join(tips) + ". Double-click to rename; drag to reorder."
-                if layer.is_sketch:
-                    item.setData(BADGE, "sketch")
-                    tip += "\n" + SKETCH_TIP
+                tag = layer_roles.badge(layer.role)
+                if tag is not None:
+                    item.setData(BADGE, tag[0])
+                    item.setData(BADGE_COLOR, tag[1])
+                    tip += "\n" + layer_roles.tooltip(layer.role)
+                    if not layer.visible:
+                        tip += "\nHidden: not used now."
                 item.setToolTip(tip)
                 self.list.addItem(item)
             if doc.active_layer is not None:
@@ -222,8 +251,14 @@ class LayersPanel(QWidget):
         layer = doc.active_layer if doc is not None else None
         self._syncing, was = True, self._syncing
         for w in (self.blend, self.opacity, self.lock, self.delete_button, self.duplicate_button,
-                  self.merge_button, self.up_button, self.down_button):
+                  self.merge_button, self.up_button, self.down_button, self.role_button):
             w.setEnabled(layer is not None)
+        role = layer.role if layer is not None else None
+        note = "" if role is None else role.describe() + (
+            "" if layer.visible else " (hidden: not used)")
+        self.role_note.setText(note)
+        self.role_note.setToolTip(layer_roles.tooltip(role))
+        self.role_note.setVisible(bool(note))
         self.add_button.setEnabled(doc is not None)
         if doc is not None and layer is not None:
             self.blend.setCurrentIndex(max(0, self.blend.findData(layer.blend_mode)))
@@ -252,23 +287,127 @@ class LayersPanel(QWidget):
         if layer is None or self._doc is None:
             return
         menu = QMenu(self)
-        act = menu.addAction("Sketch layer (input of Sketch → Render)")
-        act.setCheckable(True)
-        act.setChecked(layer.is_sketch)
-        act.toggled.connect(lambda on: self.set_sketch(layer, on))
+        self.fill_role_menu(menu, layer)
+        self.context_menu = menu
         menu.exec(self.list.viewport().mapToGlobal(pos))
 
+    def _fill_role_button_menu(self) -> None:
+        self.role_menu.clear()
+        layer = self._doc.active_layer if self._doc is not None else None
+        if layer is not None:
+            self.fill_role_menu(self.role_menu, layer)
+
+    def fill_role_menu(self, menu: QMenu, layer: Layer) -> None:
+        """"Use as ▸ Control (type)… / Reference… / Region prompt… / Normal layer", "Edit
+        role…" and "Preprocess into new layer ▸ …" for `layer`."""
+        use = menu.addMenu("Use as")
+        use.setObjectName("useAsMenu")
+        control = use.addMenu("Control layer")
+        for kind, label in CONTROL_LABELS.items():
+            act = control.addAction(f"{label}…")
+            act.setCheckable(True)
+            act.setChecked(isinstance(layer.role, ControlRole) and layer.role.kind == kind)
+            act.triggered.connect(lambda _=False, k=kind: self.edit_role(layer, "control", k))
+        for key in ("reference", "region"):
+            act = use.addAction(layer_roles.ROLE_TYPES[key][0])
+            act.setCheckable(True)
+            act.setChecked(layer.role_type == key)
+            act.triggered.connect(lambda _=False, k=key: self.edit_role(layer, k))
+        use.addSeparator()
+        normal = use.addAction("Normal layer")
+        normal.setCheckable(True)
+        normal.setChecked(layer.role is None)
+        normal.triggered.connect(lambda: self.set_role(layer, None))
+        if layer.role is not None:
+            menu.addAction("Edit role…").triggered.connect(
+                lambda: self.edit_role(layer, layer.role_type))
+        pre = menu.addMenu("Preprocess into new layer")
+        pre.setToolTip("Make a control map of this layer (no model needed) as a new control "
+                       "layer you can paint on")
+        for kind in layer_roles.PREPROCESS_KINDS:
+            pre.addAction(CONTROL_LABELS[kind]).triggered.connect(
+                lambda _=False, k=kind: self.preprocess_layer(layer, k))
+
+    # -- roles --------------------------------------------------------------------------------
+    def set_role(self, layer: Layer, role: LayerRole) -> None:
+        """Give `layer` a role (None: a normal layer again); one undo step."""
+        doc = self._doc
+        if doc is not None and layer in doc.layers:
+            doc.set_layer_properties(layer, role=role)
+
     def set_sketch(self, layer: Layer, on: bool) -> None:
-        """Mark `layer` as the sketch (one at a time) or unmark it; one undo step."""
+        """Make `layer` a scribble control layer, or a normal layer again; one undo step."""
+        doc = self._doc
+        if doc is not None and layer in doc.layers:
+            doc.set_layer_properties(layer, is_sketch=on)
+
+    def edit_role(self, layer: Layer, role_type: str, kind: str | None = None) -> None:
+        """Open the role editor for `layer` on `role_type` (a control of `kind`); OK applies
+        it as one undo step. The editor stays reachable as `role_editor` (not blocking)."""
+        if self._doc is None or layer not in self._doc.layers:
+            return
+        role = layer.role
+        if kind is not None:
+            role = ControlRole(kind=kind, **({} if not isinstance(role, ControlRole) else {
+                "strength": role.strength, "start": role.start, "end": role.end,
+                "preprocess": role.preprocess, "model": role.model}))
+        if self.role_editor is not None:
+            self.role_editor.close()
+        editor = self.role_editor = layer_roles.RoleEditor(layer.name, role, role_type, self)
+        editor.accepted.connect(lambda: self.set_role(layer, editor.role()))
+        editor.open()
+
+    def preprocess_layer(self, layer: Layer, kind: str) -> None:
+        """A control map of `layer` (canny, line art, scribble, soft edge) as a new control
+        layer above it; the original, if it was a control layer, is hidden (so it is not
+        used twice). Large layers are processed off the GUI thread; one undo step."""
         doc = self._doc
         if doc is None or layer not in doc.layers:
             return
-        with doc.history.macro("Sketch layer" if on else "Not a sketch layer"):
-            if on:
-                for other in doc.layers:
-                    if other.is_sketch and other is not layer:
-                        doc.set_layer_properties(other, is_sketch=False)
-            doc.set_layer_properties(layer, is_sketch=on)
+        bounds = (doc.rect if layer.surface.fill[3] else layer.surface.bounds()).intersect(doc.rect)
+        if bounds.is_empty():
+            self._note(f"“{layer.name}” is empty: paint or paste something to preprocess.")
+            return
+        pixels = layer.surface.read(bounds)
+        label = CONTROL_LABELS[kind]
+        self._note(f"Making a {label.lower()} map of “{layer.name}”…")
+
+        def work() -> Any:
+            return layer_roles.control_map(kind, pixels)
+
+        def done(result: Any, error: Any) -> None:
+            self.preprocessing -= 1
+            self._preprocessed(layer, kind, bounds, result, error)
+
+        self.preprocessing += 1
+        layer_roles.run_off_thread(work, done, bounds.w * bounds.h, self)
+
+    def _preprocessed(self, layer: Layer, kind: str, bounds: Any, result: Any,
+                      error: Any) -> None:
+        doc = self._doc
+        if error is not None or result is None:
+            self._note(f"Could not preprocess “{layer.name}”: {error}")
+            return
+        if doc is None or layer not in doc.layers:
+            self._note("The layer was deleted before its control map was ready.")
+            return
+        label = CONTROL_LABELS[kind]
+        old = layer.role
+        role = ControlRole(kind=kind, preprocess=False, **({} if not isinstance(
+            old, ControlRole) else {"strength": old.strength, "start": old.start, "end": old.end}))
+        rgba = np.dstack([result, np.full(result.shape[:2], 255, np.uint8)])
+        new = Layer(f"{layer.name} ({label.lower()})", TiledSurface(4), role=role)
+        new.surface.write(bounds.x, bounds.y, rgba)
+        with doc.history.macro(f"Preprocess “{layer.name}” into a {label.lower()} map"):
+            doc.add_layer(layer=new, index=doc.index_of(layer) + 1)
+            if isinstance(old, ControlRole) and layer.visible:
+                doc.set_layer_properties(layer, visible=False)
+        self._note(f"“{new.name}” is a control layer ({label.lower()} map); paint on it to "
+                   "change what the picture follows.")
+
+    def _note(self, text: str) -> None:
+        self.role_note.setText(text)
+        self.role_note.setVisible(bool(text))
 
     # -- edits from the widgets ----------------------------------------------------------------
     def _row_changed(self, row: int) -> None:

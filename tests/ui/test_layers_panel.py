@@ -140,28 +140,161 @@ def test_opacity_drag_previews_live_and_records_one_undo_step(setup, qtbot):
     assert layer.opacity == 1.0
 
 
-def test_sketch_layer_has_a_visible_marker_and_can_be_unmarked(setup):
-    from canvasai.ui.layers_panel import BADGE
+def _row_image(panel, row):
+    return panel.list.viewport().grab(panel.list.visualItemRect(panel.list.item(row))).toImage()
+
+
+def _action(menu, *path):
+    """The action reached through submenus by their texts, e.g. ("Use as", "Control layer", "Depth…")."""
+    for text in path[:-1]:
+        menu = next(a.menu() for a in menu.actions() if a.menu() is not None and a.text() == text)
+    return next(a for a in menu.actions() if a.text() == path[-1])
+
+
+def test_each_role_has_a_visible_marker_with_a_tooltip(setup):
+    from canvasai.document.layer import ControlRole, ReferenceRole, RegionRole
+    from canvasai.ui.layers_panel import BADGE, BADGE_COLOR
 
     panel, doc = setup
     top = doc.layers[-1]
-    panel.set_sketch(top, True)
+    plain = _row_image(panel, 0)
+    panel.set_sketch(top, True)  # the old sketch flag: a scribble control layer
     item = panel.list.item(0)
-    assert item.data(BADGE) == "sketch" and "Sketch layer" in item.toolTip()
+    assert item.data(BADGE) == "scribble" and "Control layer: Scribble" in item.toolTip()
     assert item.text() == "Top"  # the name stays editable as it is
-    panel.set_sketch(doc.layers[1], True)  # one sketch at a time, one undo step
-    assert [la.is_sketch for la in doc.layers] == [False, True, False]
-    assert panel.list.item(0).data(BADGE) is None and panel.list.item(1).data(BADGE) == "sketch"
+    assert _row_image(panel, 0) != plain  # the marker is painted
+    images = set()
+    for role, tag, words in ((ControlRole(kind="depth", strength=0.8), "depth", "strength 0.80"),
+                             (ReferenceRole(kind="style"), "ref", "Reference image: style"),
+                             (RegionRole("a red fox"), "region", "“a red fox”")):
+        panel.set_role(top, role)
+        item = panel.list.item(0)
+        assert item.data(BADGE) == tag and words in item.toolTip()
+        assert "Right-click ▸ Use as" in item.toolTip()
+        images.add((item.data(BADGE_COLOR), _row_image(panel, 0).bits().tobytes()))
+        assert panel.role_note.text().startswith(role.describe()) and not panel.role_note.isHidden()
+    assert len({c for c, _ in images}) == 3  # one colour per kind of role
+    doc.set_layer_properties(top, visible=False)
+    assert "Hidden: not used now." in panel.list.item(0).toolTip()
+    assert "(hidden: not used)" in panel.role_note.text()
+    panel.set_sketch(doc.layers[1], True)  # several control layers at once
+    panel.set_role(top, ControlRole(kind="canny"))
+    assert [la.role_type for la in doc.layers] == ["", "control", "control"]
+    panel.set_role(top, None)
+    assert panel.list.item(0).data(BADGE) is None and panel.role_note.isHidden()
+
+
+def test_use_as_control_opens_the_editor_and_ok_is_one_undo_step(setup, qtbot):
+    from PySide6.QtWidgets import QDialogButtonBox, QMenu
+
+    from canvasai.document.layer import ControlRole
+
+    panel, doc = setup
+    top = doc.layers[-1]
+    menu = QMenu()
+    panel.fill_role_menu(menu, top)
+    _action(menu, "Use as", "Control layer", "Depth…").trigger()
+    editor = panel.role_editor
+    qtbot.waitExposed(editor)
+    assert editor.control_kind.currentData() == "depth" and "depth" in editor.control_note.text()
+    editor.control_strength.setValue(0.7)
+    editor.control_end.setValue(60)
+    editor.control_is_map.setChecked(True)
+    n = len(doc.history.entries)
+    editor.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert top.role == ControlRole(kind="depth", strength=0.7, end=0.6, preprocess=False)
+    assert len(doc.history.entries) == n + 1 and editor.isHidden()
+    # a bad range is refused in the editor with a sentence; nothing changes
+    menu = QMenu()
+    panel.fill_role_menu(menu, top)
+    _action(menu, "Edit role…").trigger()
+    editor = panel.role_editor
+    assert editor.control_kind.currentData() == "depth" and editor.control_end.value() == 60
+    editor.control_start.setValue(80)
+    editor.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert not editor.error.isHidden() and "start before it ends" in editor.error.text()
+    assert not editor.isHidden() and top.role.start == 0.0
+    editor.reject()
+    # Normal layer, then undo brings the control layer back
+    menu = QMenu()
+    panel.fill_role_menu(menu, top)
+    _action(menu, "Use as", "Normal layer").trigger()
+    assert top.role is None
     doc.undo()
-    assert [la.is_sketch for la in doc.layers] == [False, False, True]
-    panel.set_sketch(top, False)
-    assert panel.list.item(0).data(BADGE) is None
-    # the marker is painted: the row differs from the same row without it
-    panel.set_sketch(top, True)
-    with_badge = panel.list.viewport().grab(panel.list.visualItemRect(panel.list.item(0)))
-    panel.set_sketch(top, False)
-    without = panel.list.viewport().grab(panel.list.visualItemRect(panel.list.item(0)))
-    assert with_badge.toImage() != without.toImage()
+    assert top.role == ControlRole(kind="depth", strength=0.7, end=0.6, preprocess=False)
+
+
+def test_reference_and_region_editors(setup, qtbot):
+    from PySide6.QtWidgets import QDialogButtonBox, QMenu
+
+    from canvasai.document.layer import ReferenceRole, RegionRole
+
+    panel, doc = setup
+    layer = doc.layers[1]
+    menu = QMenu()
+    panel.fill_role_menu(menu, layer)
+    _action(menu, "Use as", "Region prompt…").trigger()
+    editor = panel.role_editor
+    ok = editor.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    ok.click()  # no prompt yet: refused
+    assert "needs a prompt" in editor.error.text() and layer.role is None
+    qtbot.keyClicks(editor.region_prompt, "a stormy sky")
+    qtbot.keyClicks(editor.region_negative, "sun")
+    ok.click()
+    assert layer.role == RegionRole("a stormy sky", "sun")
+    menu = QMenu()
+    panel.fill_role_menu(menu, layer)
+    _action(menu, "Use as", "Reference image…").trigger()
+    editor = panel.role_editor
+    editor.reference_kind.setCurrentIndex(editor.reference_kind.findData("composition"))
+    assert "layout" in editor.reference_note.text()
+    editor.reference_strength.setValue(1.5)
+    editor.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert layer.role == ReferenceRole(kind="composition", strength=1.5)
+    # the Role button offers the same menu for the active layer
+    doc.set_active(layer)
+    panel._fill_role_button_menu()
+    assert _action(panel.role_menu, "Use as", "Reference image…").isChecked()
+
+
+def test_preprocess_into_a_new_control_layer_in_one_undo_step(setup):
+    from canvasai.document.layer import ControlRole
+
+    panel, doc = setup
+    photo = doc.layers[1]
+    px = np.full((40, 40, 4), 255, np.uint8)
+    px[10:30, 10:30, :3] = 0  # a dark square: four edges
+    doc.write_pixels(photo, 0, 0, px)
+    doc.set_layer_properties(photo, role=ControlRole(kind="canny", strength=0.6))
+    n = len(doc.layers), len(doc.history.entries)
+    panel.preprocess_layer(photo, "canny")  # small: done at once
+    new = doc.layers[2]
+    assert new.name == "Layer 1 (canny)" and new.role == ControlRole(kind="canny", strength=0.6,
+                                                                      preprocess=False)
+    edges = new.surface.read(doc.rect)
+    assert edges[10, 10:30, 0].max() == 255 and edges[20, 20, 0] == 0  # white edges on black
+    assert not photo.visible  # the photo is not used twice
+    assert (len(doc.layers), len(doc.history.entries)) == (n[0] + 1, n[1] + 1)
+    assert "control layer" in panel.role_note.text()
+    doc.undo()
+    assert len(doc.layers) == n[0] and photo.visible
+
+
+def test_a_large_layer_is_preprocessed_off_the_gui_thread(qtbot):
+    doc = Document(640, 640)
+    layer = doc.active_layer
+    px = np.full((640, 640, 4), 255, np.uint8)
+    px[100:500, 100:500, :3] = 30
+    doc.write_pixels(layer, 0, 0, px)
+    panel = LayersPanel()
+    qtbot.addWidget(panel)
+    panel.set_document(doc)
+    panel.preprocess_layer(layer, "lineart")
+    assert panel.preprocessing == 1 and len(doc.layers) == 2  # returned before the map exists
+    assert "Making a line art map" in panel.role_note.text()
+    qtbot.waitUntil(lambda: len(doc.layers) == 3, timeout=20000)
+    assert panel.preprocessing == 0 and doc.layers[2].role.kind == "lineart"
+    assert doc.layers[2].surface.read(doc.rect)[..., 0].any()
 
 
 def test_the_list_shows_more_than_four_rows(qtbot):
