@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -167,13 +168,53 @@ def save(style: Style, path: str | os.PathLike[str]) -> Path:
     """Write `style` as JSON (atomically: a temporary file renamed over the target)."""
     p = Path(path)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(style.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(style.to_dict(), indent=1, ensure_ascii=False),
+                       encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as exc:
+        raise StyleError(f"Cannot write {p.name}: {exc.strerror or exc}") from exc
     return p
 
 
 def user_dir() -> Path:
     return data_dir() / "styles"
+
+
+def file_name(name: str) -> str:
+    """A safe file name for a style called `name` ("Inkwash fox!" -> "inkwash-fox.json")."""
+    stem = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60]
+    return f"{stem or 'style'}.json"
+
+
+def import_style(path: str | os.PathLike[str]) -> Style:
+    """Read a style file and keep it among the person's own styles (one JSON file per
+    style in the data folder's ``styles/``). A name a shipped style already uses gets
+    " (imported)" added; one of the person's own is replaced. `StyleError` says what is
+    wrong with a bad file, and nothing is kept."""
+    style = load(path)
+    if any(s.name == style.name for s in _shipped_all()):
+        style = replace(style, name=f"{style.name} (imported)"[:100])
+    save(style, user_dir() / file_name(style.name))
+    return style
+
+
+def export_style(style: Style, path: str | os.PathLike[str]) -> Path:
+    """Write `style` to a file the person chose (".json" added when missing)."""
+    p = Path(path)
+    if p.suffix.lower() != ".json":
+        p = p.with_name(p.name + ".json")
+    return save(style, p)
+
+
+def from_params(name: str, params: Any, family: str = "") -> Style:
+    """A style holding the panel's current model, LoRAs and sampling settings."""
+    return Style(name=name.strip()[:100] or "My style", family=family or "",
+                 model=params.model if params.model != "classic" else "",
+                 loras=tuple((str(n), float(w)) for n, w in params.loras),
+                 sampler="" if params.scheduler == "default" else params.scheduler,
+                 steps=params.steps, guidance=params.guidance, strength=params.strength)
 
 
 @functools.lru_cache(maxsize=1)

@@ -85,3 +85,40 @@ def test_the_persons_styles_are_listed_and_a_bad_one_is_skipped(tmp_path, monkey
     assert "Mine" in names and "Photograph" in names
     assert "Mine" not in [s.name for s in styles.available("flux")]
     assert styles.find("Mine").family == "sdxl"
+
+
+def test_import_keeps_a_style_in_its_own_file_and_export_writes_it_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(styles, "user_dir", lambda: tmp_path / "data" / "styles")
+    s = Style(name="Inkwash fox!", family="sd1", loras=(("Lora/ink", 0.7),), steps=18,
+              prompt="{prompt}, ink and wash")
+    src = styles.save(s, tmp_path / "shared.json")
+    got = styles.import_style(src)
+    assert got == s and (tmp_path / "data" / "styles" / "inkwash-fox.json").is_file()
+    assert styles.find("Inkwash fox!", "sd1") == s
+    out = styles.export_style(got, tmp_path / "out" / "copy")  # ".json" added
+    assert out.name == "copy.json" and styles.load(out) == s
+    # a shipped style's name is kept apart, not shadowed
+    shipped = styles.shipped("sd1")[0]
+    again = styles.import_style(styles.save(shipped, tmp_path / "shipped.json"))
+    assert again.name == f"{shipped.name} (imported)"
+
+
+def test_a_bad_file_is_not_imported_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(styles, "user_dir", lambda: tmp_path / "styles")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "Loud", "steps": 5000}')
+    with pytest.raises(StyleError, match="steps 5000 is outside"):
+        styles.import_style(bad)
+    bad.write_text("not json")
+    with pytest.raises(StyleError, match="bad.json is not a style file"):
+        styles.import_style(bad)
+    assert not (tmp_path / "styles").exists()
+
+
+def test_the_panels_settings_become_a_style():
+    p = FlowParams(model="dreamshaper", loras=(("Lora/ink", 0.5),), scheduler="euler_a",
+                   steps=22, guidance=5.5, strength=0.4)
+    s = styles.from_params("Mine", p, "sd1")
+    assert (s.model, s.loras, s.sampler, s.steps, s.guidance, s.strength, s.family) == (
+        "dreamshaper", (("Lora/ink", 0.5),), "euler_a", 22, 5.5, 0.4, "sd1")
+    assert styles.apply(s, FlowParams()).loras == (("Lora/ink", 0.5),)
