@@ -62,6 +62,10 @@ TAESD = "taesd"
 VAE = "vae"
 TEXT_ENCODER = "text_encoder"  # a separate text encoder file (split files)
 LORA = "lora"  # a LoRA adapter applied on top of a main model
+#: a transformers depth-estimation model (DPT, Depth Anything): depth control maps
+DEPTH_ESTIMATOR = "depth_estimator"
+#: a transformers pose-estimation model (ViTPose): pose control maps
+POSE_ESTIMATOR = "pose_estimator"
 REFUSED = "refused"
 UNSUPPORTED = "unsupported"
 
@@ -83,6 +87,14 @@ _CONTROL_NAMES = (
     ("line-art", "lineart"),
     ("canny", "canny"),
     ("depth", "depth"),
+    ("softedge", "softedge"),
+    ("soft_edge", "softedge"),
+    ("soft-edge", "softedge"),
+    ("pidinet", "softedge"),
+    ("openpose", "pose"),
+    ("dwpose", "pose"),
+    ("_pose", "pose"),
+    ("-pose", "pose"),
 )
 
 
@@ -95,7 +107,8 @@ class ModelInfo:
     family: str  # a family name ("sd1", "sdxl", "flux", "qwen", ...; see families) or "unknown"
     kind: str  # "base" | "inpaint" | "edit" | "controlnet" | "upscaler" | "taesd" | "vae" | "refused" | "unsupported"
     format: str  # "diffusers" | "single_file" | "gguf" | "pickle"
-    control_type: str | None = None  # "scribble" | "lineart" | "canny" | "depth" for ControlNets
+    #: ControlNets: "scribble" | "lineart" | "softedge" | "canny" | "depth" | "pose"
+    control_type: str | None = None
     size_bytes: int = 0
     note: str = ""
     variant: str = ""  # within the family: "schnell", "dev", "fill", "kontext", "turbo", "edit-plus"
@@ -338,6 +351,17 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
     )
 
 
+def _estimator_kind(cfg: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(DEPTH_ESTIMATOR | POSE_ESTIMATOR, note) for a transformers config.json, else None."""
+    arch = cfg.get("architectures")
+    names = [a for a in arch if isinstance(a, str)] if isinstance(arch, list) else []
+    if any(a.endswith("ForDepthEstimation") for a in names):
+        return DEPTH_ESTIMATOR, f"depth estimation ({names[0]})"
+    if any(a.endswith("ForPoseEstimation") for a in names):
+        return POSE_ESTIMATOR, f"pose estimation ({names[0]})"
+    return None
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         if path.stat().st_size > _MAX_HEADER:
@@ -422,6 +446,11 @@ def classify_pipeline_folder(folder: Path) -> _Class:
 def classify_component_folder(folder: Path, name: str) -> _Class | None:
     cfg = _read_json(folder / "config.json")
     cls = str(cfg.get("_class_name", ""))
+    estimator = _estimator_kind(cfg)
+    if estimator is not None:
+        if _weights_are_pickle_only(folder):
+            return _Class(UNKNOWN, REFUSED, note="weights are pickle files (.bin)")
+        return _Class(UNKNOWN, estimator[0], note=estimator[1])
     dit_family = {
         f.controlnet_class: f.name for f in _families.ALL if f.controlnet_class != "ControlNetModel"
     }.get(cls)

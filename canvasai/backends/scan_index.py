@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: transformers depth / pose estimators are models (were skipped)
 _FIELDS = ("family", "kind", "format", "control_type", "size_bytes", "note", "variant")
 
 

@@ -82,7 +82,7 @@ class ControlRole:
 
     def describe(self) -> str:
         rng = "" if (self.start, self.end) == (0.0, 1.0) else (
-            f", steps {self.start:.0%}–{self.end:.0%}")
+            f", steps {self.start * 100:.0f}–{self.end * 100:.0f} %")
         pre = "" if self.preprocess else ", already a map"
         return f"Control layer: {self.label}, strength {self.strength:.2f}{rng}{pre}"
 

@@ -49,7 +49,7 @@ PROMPT_HINTS = {
 DEFAULT_PROMPT_HINT = "Describe what to paint…"
 TASK_NAMES = {
     "generate": "generate from text", "refine": "refine the picture", "inpaint": "inpaint",
-    "outpaint": "outpaint", "sketch": "render the sketch", "upscale": "upscale",
+    "outpaint": "outpaint", "sketch": "render the control layers", "upscale": "upscale",
     "edit": "edit by instruction",
 }
 #: What the Classic (OpenCV) backend can do; other tasks need a model.
@@ -256,8 +256,38 @@ class GenerationPanel(QWidget):
         self.lora_note = QLabel("")
         self.lora_note.setWordWrap(True)
         f.addRow(self.lora_note)
+        style_files = QHBoxLayout()
+        self.import_style_button = QPushButton("Import style…")
+        self.import_style_button.setToolTip("Add a style from a .json file (kept with your own "
+                                            "styles)")
+        self.import_style_button.clicked.connect(self._import_style_dialog)
+        self.export_style_button = QPushButton("Export style…")
+        self.export_style_button.setToolTip("Save the chosen style (or, with none, these "
+                                            "settings and LoRAs) as a .json file to share")
+        self.export_style_button.clicked.connect(self._export_style_dialog)
+        style_files.addWidget(self.import_style_button)
+        style_files.addWidget(self.export_style_button)
+        f.addRow(style_files)
         self._lora_weights: dict[str, float] = {}  # every LoRA asked for, listed or not
         lay.addWidget(self.style_box)
+
+        # -- layer roles in use ------------------------------------------------------------------
+        self.roles_box = QGroupBox("Control layers, references, regions")
+        f = QFormLayout(self.roles_box)
+        self.role_list = QListWidget()
+        self.role_list.setObjectName("roleList")
+        self.role_list.setToolTip("The layers this job uses besides the picture. Right-click a "
+                                  "layer in the Layers panel ▸ Use as… to add or change one; "
+                                  "hide it to leave it out.")
+        self.role_list.setMaximumHeight(96)
+        self.role_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        self.role_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        f.addRow(self.role_list)
+        self.roles_note = QLabel("")
+        self.roles_note.setWordWrap(True)
+        self.roles_note.setObjectName("rolesNote")
+        f.addRow(self.roles_note)
+        lay.addWidget(self.roles_box)
 
         # -- task sections --------------------------------------------------------------------
         self.inpaint_box = QGroupBox("Inpaint")
@@ -312,15 +342,26 @@ class GenerationPanel(QWidget):
         self.control_preprocess.setToolTip(
             "Off when the sketch layer already is a control map (edges, depth, …)")
         self.control_preprocess.setChecked(True)
-        mark = QPushButton("Use active layer as sketch")
+        mark = QPushButton("Use active layer as a control layer")
+        mark.setToolTip("Makes the active layer a scribble control layer (right-click it in "
+                        "the Layers panel ▸ Use as… for another type)")
         mark.clicked.connect(self.mark_sketch_clicked)
+        self.mark_sketch_button = mark
+        self.control_fallback_note = QLabel(
+            "No control layer is visible: the active layer is rendered as this type.")
+        self.control_fallback_note.setWordWrap(True)
+        self.control_fallback_note.setObjectName("optionNote")
+        self.controlnet.setToolTip("The ControlNet for control layers of its type (or for the "
+                                   "only one); the others pick theirs by type")
+        f.addRow(self.control_fallback_note)
         f.addRow("Control", self.control)
-        f.addRow("ControlNet", self.controlnet)
         f.addRow("Control strength", self.control_scale)
         f.addRow(self.control_preprocess)
+        f.addRow("ControlNet", self.controlnet)
         f.addRow(self.sketch_mask)
         f.addRow(self.sketch_mask_note)
         f.addRow(mark)
+        self._sketch_form = f
         lay.addWidget(self.sketch_box)
 
         self.upscale_box = QGroupBox("Upscale")
@@ -539,6 +580,61 @@ class GenerationPanel(QWidget):
             self.show_error(f"The style “{name}” could not be read.")
             return
         self.set_params(styles.apply(style, self.params()))
+
+    def import_style_file(self, path: str) -> bool:
+        """Import a style file, list it and pick it; a bad file is refused with the reason."""
+        from canvasai.generation import styles
+
+        try:
+            style = styles.import_style(path)
+        except styles.StyleError as exc:
+            self.show_error(f"The style was not imported: {exc}")
+            return False
+        self._fill_styles()
+        i = self.style.findData(style.name)
+        if i < 0:
+            fam = self._family()
+            self.show_note(f"Imported the style “{style.name}”; it is for {style.family} models, "
+                           f"so it is listed when one is chosen (now: {fam or 'no model'}).")
+            return True
+        self.style.setCurrentIndex(i)
+        self._style_picked(i)
+        self.show_note(f"Imported the style “{style.name}” and picked it.")
+        return True
+
+    def export_style_file(self, path: str) -> str | None:
+        """Write the chosen style (or, with none, these settings and LoRAs as a style named
+        after the file) to `path`; returns the file written, None after an error."""
+        from pathlib import Path
+
+        from canvasai.generation import styles
+
+        name = self.style.currentData()
+        style = styles.find(name) if name else None
+        if style is None:
+            style = styles.from_params(Path(path).stem.replace("-", " ").replace("_", " "),
+                                       self.params(), self._family() or "")
+        try:
+            out = styles.export_style(style, path)
+        except styles.StyleError as exc:
+            self.show_error(f"The style was not exported: {exc}")
+            return None
+        self.show_note(f"Exported the style “{style.name}” to {out.name}.")
+        return str(out)
+
+    def _import_style_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import a style", "", "Styles (*.json)")
+        if path:
+            self.import_style_file(path)
+
+    def _export_style_dialog(self) -> None:
+        from canvasai.generation import styles
+
+        name = self.style.currentData() or "my style"
+        path, _ = QFileDialog.getSaveFileName(self, "Export the style", styles.file_name(name),
+                                              "Styles (*.json)")
+        if path:
+            self.export_style_file(path)
 
     def _fill_loras(self) -> None:
         """The LoRAs for the chosen model's family (and those whose family is unknown)."""
@@ -943,7 +1039,59 @@ class GenerationPanel(QWidget):
                        "rendered.")
         self.sketch_mask_note.setText(ignored)
         self.sketch_mask_note.setVisible(bool(ignored) and self.sketch_mask.isChecked())
+        effective = self._auto[0] if flow == "auto" and self._auto else flow
+        self._refresh_roles(doc if doc is not None and hasattr(doc, "layers") else None,
+                            effective, classic)
         self._apply_sections()
+
+    def _refresh_roles(self, doc: object | None, flow: str, classic: bool) -> None:
+        """List the role layers (control, reference, region) and say what this job makes
+        of them: which it uses, which are hidden, what the model or task ignores."""
+        from canvasai.generation import flows
+        from canvasai.ui import layer_roles
+
+        layers = [la for la in reversed(doc.layers) if la.role is not None] if doc else []  # type: ignore[attr-defined]
+        self.role_list.clear()
+        for la in layers:
+            tag = layer_roles.badge(la.role)
+            text = f"{tag[0] if tag else ''} · {la.name} — {la.role.describe().split(': ', 1)[-1]}"
+            item = QListWidgetItem(text if la.visible else f"{text} (hidden: not used)")
+            item.setToolTip(layer_roles.tooltip(la.role))
+            if not la.visible:
+                item.setForeground(self.palette().placeholderText())
+            self.role_list.addItem(item)
+        self._role_layers_shown = bool(layers)
+        self._has_controls = bool(doc) and bool(flows.role_layers(doc, "control"))  # type: ignore[arg-type]
+        notes: list[str] = []
+        if doc and layers:
+            used = flows.roles_summary(doc)  # type: ignore[arg-type]
+            if classic:
+                notes.append("Classic (no model) uses none of them.")
+            elif flow in ("outpaint", "upscale"):
+                notes.append(f"{TASK_NAMES.get(flow, flow).capitalize()} uses none of them.")
+            elif used:
+                notes.append(f"This job uses {used}.")
+            if flows.role_layers(doc, "region") and not classic:  # type: ignore[arg-type]
+                why = self._regions_unsupported()
+                if why:
+                    notes.append(why)
+        self.roles_note.setText(" ".join(notes))
+        self.roles_note.setVisible(bool(notes))
+
+    def _regions_unsupported(self) -> str:
+        """A sentence when the chosen model's family does not follow regional prompts."""
+        from canvasai.backends.diffusion import families
+
+        fam = families.find(self._family() or "")
+        if fam is None:
+            return ""
+        supports = getattr(fam, "supports_regions", None)
+        if supports is None:  # before the families said so: SD 1.x/2.x and SDXL do
+            supports = fam.name in ("sd1", "sd2", "sdxl")
+        if supports:
+            return ""
+        return (f"{fam.label} does not follow regional prompts: the regions are left out and "
+                "only the main prompt is used.")
 
     def _update_sections(self) -> None:
         flow = self.flow()
@@ -965,6 +1113,11 @@ class GenerationPanel(QWidget):
         self.outpaint_box.setVisible("outpaint" in show)
         self.sketch_box.setVisible("sketch" in show)
         self.upscale_box.setVisible("upscale" in show)
+        self.roles_box.setVisible(getattr(self, "_role_layers_shown", False))
+        fallback = not getattr(self, "_has_controls", False)
+        for row in (self.control_fallback_note, self.control, self.control_scale,
+                    self.control_preprocess):
+            self._sketch_form.setRowVisible(row, fallback)
         missing: list[str] = []
         self.sampling_box.setVisible(not classic)
         self.style_box.setVisible(not classic)

@@ -316,3 +316,107 @@ def test_loras_of_the_models_family_with_weights_trigger_words_and_styles(qtbot)
     p = panel.params()
     assert (p.style, p.steps, p.scheduler) == ("Quick draft (SD 1.x)", 12, "dpmpp_2m_karras")
     assert p.prompt == "a fox, inkwash"
+
+
+# -- layer roles and styles as files ---------------------------------------------------------
+
+def _role_document():
+    import numpy as np
+
+    from canvasai.document.document import Document
+    from canvasai.document.layer import ControlRole, ReferenceRole, RegionRole
+
+    doc = Document(64, 64)
+    for name, role in (("Lines", ControlRole(kind="lineart", strength=0.8, end=0.5)),
+                       ("Depth", ControlRole(kind="depth")),
+                       ("Fox photo", ReferenceRole(kind="style")),
+                       ("Sky", RegionRole("a stormy sky"))):
+        layer = doc.add_layer(name)
+        layer.surface.write(0, 0, np.full((16, 16, 4), 120, np.uint8))
+        layer.role = role
+    doc.history.clear()
+    return doc
+
+
+def test_the_control_section_lists_the_layers_in_use_instead_of_one_control_type(qtbot):
+    panel = _panel_with_models(qtbot)
+    panel.model.setCurrentIndex(panel.model.findData("sd15"))
+    plain = __import__("canvasai.document.document", fromlist=["Document"]).Document(64, 64)
+    panel.set_document(plain)
+    panel.set_flow("sketch")
+    # no control layer: the one control type renders the active layer (and the CLI's way)
+    assert panel.roles_box.isHidden() and not panel.control.isHidden()
+    assert not panel.control_fallback_note.isHidden()
+    doc = _role_document()
+    panel.set_document(doc)
+    rows = [panel.role_list.item(i).text() for i in range(panel.role_list.count())]
+    assert rows == ["region · Sky — “a stormy sky”", "ref · Fox photo — style, strength 0.60",
+                    "depth · Depth — Depth, strength 1.00",
+                    "line art · Lines — Line art, strength 0.80, steps 0–50 %"]
+    assert not panel.roles_box.isHidden() and panel.control.isHidden()
+    assert panel.control_scale.isHidden() and panel.control_fallback_note.isHidden()
+    assert "This job uses 2 control layers, 1 reference, 1 region." in panel.roles_note.text()
+    assert "regional" not in panel.roles_note.text()  # SD 1.x follows regions
+    panel.set_flow("auto")
+    assert "Auto will render the control layers: 2 control layers are visible; uses 2 " \
+           "control layers, 1 reference, 1 region" in panel.task_note.text()
+    # hiding a layer leaves it out, and the panel says so
+    lines = next(la for la in doc.layers if la.name == "Lines")
+    doc.set_layer_properties(lines, visible=False)
+    qtbot.waitUntil(lambda: "(hidden: not used)" in panel.role_list.item(3).text())
+    assert "“Lines” is a control layer" not in panel.task_note.text()
+    assert "hidden, so not used: “Lines”" in panel.task_note.text()
+    panel.set_flow("outpaint")
+    assert "Outpaint uses none of them." in panel.roles_note.text()
+
+
+def test_the_panel_says_which_families_do_not_follow_regions(qtbot):
+    panel = _panel_with_models(qtbot)
+    panel.set_models([("SD 1.5 · base", "sd15", "sd15"), ("Flux · base", "flux-dev", "flux-dev")])
+    panel.set_model_info({"sd15": ("sd1", "base", ""), "flux-dev": ("flux", "base", "dev")})
+    panel.set_document(_role_document())
+    panel.set_flow("generate")
+    panel.model.setCurrentIndex(panel.model.findData("flux-dev"))
+    from canvasai.backends.diffusion import families
+
+    flux = families.find("flux")
+    if getattr(flux, "supports_regions", False):  # a family that learnt regions says nothing
+        assert "regional" not in panel.roles_note.text()
+    else:
+        assert "does not follow regional prompts" in panel.roles_note.text()
+    panel.model.setCurrentIndex(panel.model.findData("sd15"))
+    assert "regional" not in panel.roles_note.text()
+    panel.model.setCurrentIndex(panel.model.findData(CLASSIC_MODEL))
+    assert "Classic (no model) uses none of them." in panel.roles_note.text()
+
+
+def test_styles_are_imported_and_exported_through_the_buttons(qtbot, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from canvasai.generation import styles
+    from canvasai.generation.styles import Style
+
+    monkeypatch.setattr(styles, "user_dir", lambda: tmp_path / "mine")
+    panel = _panel_with_models(qtbot)
+    panel.model.setCurrentIndex(panel.model.findData("sd15"))
+    good = styles.save(Style(name="Ink", family="sd1", steps=17, prompt="{prompt}, ink"),
+                       tmp_path / "ink.json")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(good), ""))
+    panel.import_style_button.click()
+    assert panel.style.currentData() == "Ink" and panel.steps.value() == 17
+    assert "Imported the style “Ink”" in panel.message.text()
+    out = tmp_path / "shared" / "ink-copy.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    panel.export_style_button.click()
+    assert styles.load(out).prompt == "{prompt}, ink" and "Exported" in panel.message.text()
+    # with no style picked, the panel's own settings are exported as one
+    panel.style.setCurrentIndex(0)
+    panel.steps.setValue(23)
+    panel.export_style_file(str(tmp_path / "my_settings.json"))
+    mine = styles.load(tmp_path / "my_settings.json")
+    assert (mine.name, mine.steps, mine.family) == ("my settings", 23, "sd1")
+    # a bad file: the reason, in the message area
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "Loud", "guidance": -3}')
+    assert not panel.import_style_file(str(bad))
+    assert "not imported" in panel.message.text() and "guidance -3 is outside" in panel.message.text()

@@ -1,9 +1,11 @@
-"""ControlNet conditioning maps from a sketch or photo, with OpenCV/numpy only.
+"""ControlNet conditioning maps from a sketch or photo, with OpenCV/numpy only (no weights).
 
 Every function takes an H x W x 3|4 uint8 image and returns an H x W x 3 uint8 map
-in the convention the matching ControlNet was trained on (white lines on black for
-canny / lineart / scribble; near = bright for depth). Transparent sketch layers
-are flattened onto white paper first.
+of the same size, in the convention the matching ControlNet was trained on: white
+lines on black for canny / lineart / scribble / softedge (soft edge: grey levels, as
+HED and PiDiNet give); near = bright for depth. Transparent sketch layers are
+flattened onto white paper first. Depth from a model and pose live in
+`canvasai.backends.preprocessors`, the public entry point.
 """
 
 from __future__ import annotations
@@ -46,12 +48,20 @@ def canny(image: np.ndarray, low: int = 100, high: int = 200) -> np.ndarray:
 
 
 def lineart(image: np.ndarray) -> np.ndarray:
-    """Thin white lines on black: adaptive threshold of the ink, cleaned of specks."""
-    g = _ink_on_paper(_gray(image))
-    g = cv2.GaussianBlur(g, (3, 3), 0)
-    lines = cv2.adaptiveThreshold(g, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 11, 8)
-    lines = cv2.morphologyEx(lines, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    return _three(lines)
+    """Thin white lines on black, from a drawing or a photo.
+
+    A "colour dodge" of the picture by its blurred self (what pencil-sketch filters do):
+    flat areas of any brightness divide to 1 and vanish, the dark side of every edge and
+    the ink of a drawing stay. The result keeps grey levels for faint lines, like the
+    line-art annotators; specks below a small threshold are dropped.
+    """
+    g = _ink_on_paper(_gray(image)).astype(np.float32)
+    sigma = max(1.5, max(g.shape) / 384.0)
+    blur = cv2.GaussianBlur(g, (0, 0), sigma)
+    ratio = (g + 1.0) / (blur + 1.0)
+    lines = np.clip((1.0 - ratio) * 4.0, 0.0, 1.0)
+    lines[lines < 0.12] = 0.0
+    return _three(np.rint(lines * 255.0).astype(np.uint8))
 
 
 def scribble(image: np.ndarray, thickness: int = 3) -> np.ndarray:
@@ -64,6 +74,30 @@ def scribble(image: np.ndarray, thickness: int = 3) -> np.ndarray:
     return _three(cv2.dilate(ink, k))
 
 
+def softedge(image: np.ndarray) -> np.ndarray:
+    """Soft, thick edges in grey levels (HED / PiDiNet-like, without their networks).
+
+    Gradient magnitude of the luminance summed over three blur scales (fine detail and
+    the outlines of large shapes), normalised, with a gamma that lifts weak edges the
+    way HED's sigmoid output does.
+    """
+    g = _gray(image).astype(np.float32) / 255.0
+    side = max(g.shape)
+    acc = np.zeros_like(g)
+    for sigma in (max(1.0, side / 512.0), max(2.0, side / 256.0), max(4.0, side / 128.0)):
+        b = cv2.GaussianBlur(g, (0, 0), sigma)
+        gx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)
+        acc += cv2.magnitude(gx, gy) * sigma  # scale-normalised
+    hi = float(np.percentile(acc, 99.5))
+    if hi < 1e-3:
+        return np.zeros((*g.shape, 3), np.uint8)
+    edges = np.clip(acc / hi, 0.0, 1.0) ** 0.7
+    edges = cv2.GaussianBlur(edges, (0, 0), max(0.8, side / 1024.0))
+    edges[edges < 0.06] = 0.0
+    return _three(np.clip(np.rint(edges * 255.0), 0, 255).astype(np.uint8))
+
+
 def depth_proxy(image: np.ndarray) -> np.ndarray:
     """A stand-in depth map (see DEPTH_PROXY_NOTE): smooth, brighter = nearer."""
     g = _gray(image).astype(np.float32)
@@ -74,18 +108,26 @@ def depth_proxy(image: np.ndarray) -> np.ndarray:
     return _three(np.clip(np.rint(g), 0, 255).astype(np.uint8))
 
 
+#: the preprocessors that need no model, by control kind
+WEIGHT_FREE = {
+    ControlKind.CANNY: canny,
+    ControlKind.LINEART: lineart,
+    ControlKind.SCRIBBLE: scribble,
+    ControlKind.SOFTEDGE: softedge,
+}
+
+
 def control_map(
     kind: ControlKind, image: np.ndarray, preprocess: bool = True
 ) -> tuple[np.ndarray, str]:
-    """(map, note) for `kind`; with preprocess=False the image is used as the map as-is."""
+    """(map, note) for `kind` without any model; with preprocess=False the image is used
+    as the map as-is. Depth falls back to the proxy (with its note); pose needs a model,
+    so it raises here: use `canvasai.backends.preprocessors.preprocess`, which finds one."""
     if not preprocess:
         return flatten_on_white(image), ""
-    if kind == ControlKind.CANNY:
-        return canny(image), ""
-    if kind == ControlKind.LINEART:
-        return lineart(image), ""
-    if kind == ControlKind.SCRIBBLE:
-        return scribble(image), ""
+    fn = WEIGHT_FREE.get(kind)
+    if fn is not None:
+        return fn(image), ""
     if kind == ControlKind.DEPTH:
         return depth_proxy(image), DEPTH_PROXY_NOTE
-    raise ValueError(f"unknown control kind {kind!r}")
+    raise ValueError(f"{getattr(kind, 'value', kind)} maps need a model: see canvasai.backends.preprocessors")

@@ -2,7 +2,8 @@
 
 The family picks the pipeline (`Family.route`): its img2img pipeline, or its inpaint
 pipeline repainting through a full mask (inpainting models; Flux.2 Klein, which has
-no img2img pipeline).
+no img2img pipeline). With control layers the family's ControlNet img2img pipeline runs
+them all (`controls.generate`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
-from canvasai.backends.diffusion import common
+from canvasai.backends.diffusion import common, controls
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
 
@@ -44,6 +45,9 @@ def run(
     h, w = image.shape[:2]
     ww, wh = common.work_size((w, h), loaded, request.native_resolution)
     work = common.resize(common.rgb(image), (ww, wh))
+    if request.controls:
+        return controls.generate(manager, loaded, request, ctx, (w, h), (ww, wh), image=work,
+                                 alpha=common.alpha_of(image), strength=strength)
     pipe, kw = refine_pipe(manager, loaded, work, strength)
     seeds = request_seeds(request)
     images, sampler, preview = common.generate_at(

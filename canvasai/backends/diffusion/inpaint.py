@@ -8,7 +8,8 @@ The result is pasted back through a feathered mask (masking.composite), so
 pixels beyond ``grow + feather`` of the mask are byte-identical to the input.
 
 How the result goes back is the request's `BlendSettings` (grow, feather, colour match,
-context padding), applied by `masking.composite`.
+context padding), applied by `masking.composite`. Control layers run through the
+family's ControlNet inpaint pipeline (`controls`), pasted back the same way.
 """
 
 from __future__ import annotations
@@ -136,8 +137,18 @@ def run(
         raise GenerationError(f"denoising strength must be in (0, 1], not {request.strength}")
     job = plan(request, image, mask, loaded)
     seeds = request_seeds(request)
-    images, sampler, preview = inpaint_images(manager, loaded, request, ctx, job, seeds)
-    notes = notes_for(loaded)
+    from canvasai.backends.diffusion import controls  # control layers
+
+    cplan = controls.prepare(manager, loaded, request, (image.shape[1], image.shape[0]))
+    pipe, extra, control_meta = None, None, {}
+    if cplan is not None:
+        pipe = cplan.pipeline(manager, loaded, "controlnet_inpaint")
+        extra = cplan.kwargs(loaded, pipe, job.work, job.region, takes_image=True)
+        control_meta = cplan.metadata()
+    images, sampler, preview = inpaint_images(
+        manager, loaded, request, ctx, job, seeds, pipe=pipe, extra=extra
+    )
+    notes = notes_for(loaded) + (cplan.notes if cplan is not None else [])
     meta = common.metadata(
         request,
         loaded,
@@ -150,5 +161,6 @@ def run(
         region=[job.region.x, job.region.y, job.region.w, job.region.h],
         work_size=list(job.work),
         inpaint_model=loaded.is_true_inpaint,
+        **control_meta,
     )
     return common.result(images, seeds, meta)

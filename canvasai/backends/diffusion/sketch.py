@@ -1,15 +1,16 @@
-"""Sketch -> image with a ControlNet (scribble, line art, canny, depth).
+"""Sketch -> image with ControlNets (scribble, line art, soft edge, canny, depth, pose).
 
-Without a mask the whole picture is generated from the control map
-(ControlNet txt2img). With ``request.image`` and ``request.mask`` only the masked
-area is regenerated (ControlNet inpaint pipeline) and pixels outside the
-feathered mask stay byte-identical. The ControlNet is ``request.control.model``
-(name or path) or the first installed one of the right family and kind.
+Every control layer of the request is applied together (`controls`); the first is the
+sketch and sets the size when there is no image. Without a mask the whole picture is
+generated from the control maps (ControlNet txt2img). With ``request.image`` and
+``request.mask`` only the masked area is regenerated (ControlNet inpaint pipeline) and
+pixels outside the feathered mask stay byte-identical; a family without a ControlNet
+inpaint pipeline renders the context rectangle and the paste-back limits it to the mask.
+Each ControlNet is its control's ``model`` (name or path) or the first installed one of
+the right family and kind.
 """
 
 from __future__ import annotations
-
-import numpy as np
 
 from canvasai.backends.api import (
     ControlSettings,
@@ -18,38 +19,17 @@ from canvasai.backends.api import (
     JobContext,
     request_seeds,
 )
-from canvasai.backends.diffusion import common, inpaint
-from canvasai.backends.diffusion.control_maps import control_map
+from canvasai.backends.diffusion import common, controls, inpaint
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
-from canvasai.backends.models import CONTROLNET, ModelInfo, describe
-from canvasai.core.errors import GenerationError, ModelError
+from canvasai.backends.models import ModelInfo
+from canvasai.core.errors import GenerationError
 
 
 def resolve_controlnet(
     manager: PipelineManager, loaded: LoadedModel, control: ControlSettings
 ) -> ModelInfo:
-    family = loaded.info.family
-    kind = control.kind.value
-    if control.model:
-        info = manager.registry.resolve(control.model)
-        if info.kind != CONTROLNET:
-            raise ModelError(f"{describe(info)} is not a ControlNet.")
-    else:
-        found = manager.registry.find(CONTROLNET, family=family, control_type=kind)
-        if found is None:
-            raise ModelError(
-                f"No {kind} ControlNet for {family} models is installed. Put one (a diffusers "
-                f"folder or .safetensors with '{kind}' in its name) in the models folder, "
-                "or choose one explicitly."
-            )
-        info = found
-    if not info.usable:
-        raise ModelError(f"{describe(info)}")
-    if info.family not in (family, "unknown"):
-        raise ModelError(
-            f"ControlNet {info.name} is for {info.family} models but {loaded.info.name} is {family}."
-        )
-    return info
+    """The ControlNet for one control layer (see `controls.resolve_controlnet`)."""
+    return controls.resolve_controlnet(manager.registry, loaded, control)
 
 
 def run(
@@ -68,82 +48,46 @@ def run(
             f"Sketch→Render with a {loaded.family.label} model is not supported yet: pick a "
             "model of a family with ControlNets (SD 1.x, SDXL, Flux.1, SD 3.5, Z-Image, Qwen-Image)."
         )
-    cmap, map_note = control_map(control.kind, common.resize(src, (w, h)), control.preprocess)
-    cn_info = resolve_controlnet(manager, loaded, control)
-    net = manager.controlnet(cn_info)
+    if request.mask is None or base is None:
+        work = common.work_size((w, h), loaded, request.native_resolution)
+        return controls.generate(manager, loaded, request, ctx, (w, h), work)
+    if loaded.family.has("controlnet_inpaint"):
+        return inpaint.run(manager, loaded, request, ctx)
+    return _render_in_mask(manager, loaded, request, ctx)
+
+
+def _render_in_mask(
+    manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
+) -> GenerationResult:
+    """A family without ControlNet inpainting: render the context rectangle from the
+    control maps, paste it back through the mask."""
+    image = common.require_image(request)
+    mask = common.require_mask(request, image)
+    job = inpaint.plan(request, image, mask, loaded)
     seeds = request_seeds(request)
-    notes = [n for n in (map_note,) if n]
-    cn_kw = {"controlnet_conditioning_scale": float(control.scale)}
-    key = str(cn_info.path)
-    extra_meta = {"controlnet": cn_info.name, "control": control.kind.value}
-
-    if request.mask is not None and base is not None:
-        image = common.require_image(request)
-        mask = common.require_mask(request, image)
-        job = inpaint.plan(request, image, mask, loaded)
-        rows, cols = job.region.slices()
-        work_map = common.resize(cmap[rows, cols], job.work)
-        masked = loaded.family.has("controlnet_inpaint")
-        pipe = manager.variant(
-            loaded, "controlnet_inpaint" if masked else "controlnet", controlnet=net, key=key
-        )
-        if not masked:
-            notes.append("the sketch was rendered over the masked area's context and pasted "
-                         "back through the mask (no ControlNet inpainting for this family)")
-        images, sampler, preview = inpaint.inpaint_images(
-            manager,
-            loaded,
-            request,
-            ctx,
-            job,
-            seeds,
-            pipe=pipe,
-            extra=loaded.family.control_kwargs(common.pil(work_map), inpaint=masked) | cn_kw,
-            masked_inputs=masked,
-        )
-        notes += inpaint.notes_for(loaded)
-        meta = common.metadata(
-            request,
-            loaded,
-            manager,
-            seeds,
-            (w, h),
-            sampler,
-            preview,
-            notes,
-            region=[job.region.x, job.region.y, job.region.w, job.region.h],
-            **extra_meta,
-        )
-        return common.result(images, seeds, meta)
-
-    ww, wh = common.work_size((w, h), loaded, request.native_resolution)
-    work_map = common.resize(cmap, (ww, wh))
-    kwargs = common.prompt_kwargs(request, loaded) | {"height": wh, "width": ww} | cn_kw
-    if loaded.is_true_inpaint:
-        pipe = manager.variant(loaded, "controlnet_inpaint", controlnet=net, key=key)
-        grey = np.full((wh, ww, 3), 127, np.uint8)
-        kwargs |= (
-            common.full_mask_inpaint_kwargs(grey)
-            | loaded.family.control_kwargs(common.pil(work_map), inpaint=True)
-            | {"strength": 1.0}
-        )
-        notes.append("inpainting model: generated as a full-canvas ControlNet inpaint")
-    else:
-        pipe = manager.variant(loaded, "controlnet", controlnet=net, key=key)
-        kwargs |= loaded.family.control_kwargs(common.pil(work_map), inpaint=False)
-    images, sampler, preview_method = common.generate_at(
-        manager, loaded, pipe, request, ctx, seeds, kwargs, (w, h)
+    plan = controls.prepare(manager, loaded, request, (image.shape[1], image.shape[0]))
+    assert plan is not None
+    pipe = plan.pipeline(manager, loaded, "controlnet")
+    extra = plan.kwargs(loaded, pipe, job.work, job.region, takes_image=False)
+    images, sampler, preview = inpaint.inpaint_images(
+        manager, loaded, request, ctx, job, seeds, pipe=pipe, extra=extra, masked_inputs=False
     )
+    notes = [
+        "the sketch was rendered over the masked area's context and pasted back through the "
+        "mask (no ControlNet inpainting for this family)",
+        *inpaint.notes_for(loaded),
+        *plan.notes,
+    ]
     meta = common.metadata(
         request,
         loaded,
         manager,
         seeds,
-        (w, h),
+        (image.shape[1], image.shape[0]),
         sampler,
-        preview_method,
+        preview,
         notes,
-        work_size=[ww, wh],
-        **extra_meta,
+        region=[job.region.x, job.region.y, job.region.w, job.region.h],
+        **plan.metadata(),
     )
     return common.result(images, seeds, meta)

@@ -1,12 +1,13 @@
 """Text -> image. A model trained to inpaint (SD 9-channel, Flux Fill) runs as a full-mask
-inpaint of a grey canvas; the family decides (`Family.route`)."""
+inpaint of a grey canvas; the family decides (`Family.route`). With control layers the
+family's ControlNet pipeline runs them all (`controls.generate`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
-from canvasai.backends.diffusion import common
+from canvasai.backends.diffusion import common, controls
 from canvasai.backends.diffusion.families.base import MODE_TXT2IMG
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 
@@ -19,6 +20,8 @@ def run(
     out_h = int(request.height or native)
     m = loaded.multiple
     w, h = common.round_to(out_w, m), common.round_to(out_h, m)
+    if request.controls:
+        return controls.generate(manager, loaded, request, ctx, (out_w, out_h), (w, h))
     seeds = request_seeds(request)
     route = loaded.route("txt2img")
     pipe = manager.variant(loaded, route.pipeline)

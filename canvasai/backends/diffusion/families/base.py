@@ -114,7 +114,7 @@ class Family:
     projection: LatentProjection | None = None
     guidance_mode: str = CFG
     #: task key -> diffusers pipeline class name; keys: txt2img, img2img, inpaint, fill,
-    #: edit, edit_inpaint, controlnet, controlnet_inpaint
+    #: edit, edit_inpaint, controlnet, controlnet_img2img, controlnet_inpaint
     pipelines: Mapping[str, str] = {}
     #: model_index.json `_class_name` -> (kind, variant); empty: the generate / refine /
     #: inpaint pipelines of `pipelines` are base models
@@ -126,6 +126,8 @@ class Family:
     max_sequence_length: int | None = None  # passed to the pipeline when set
     uses_references: bool = False  # takes reference images through `image=` (Flux.2 Klein)
     controlnet_class: str = ""  # ControlNet model class Sketch→Render loads ("" = none yet)
+    #: the class that runs several ControlNets together (control layers); "" = one at a time
+    multi_controlnet_class: str = ""
 
     # -- recognising ---------------------------------------------------------------------------
 

@@ -74,6 +74,7 @@ class Flux(Family):
     projection = FLUX_RGB
     guidance_mode = DISTILLED
     controlnet_class = "FluxControlNetModel"
+    multi_controlnet_class = "FluxMultiControlNetModel"
     transformer_class = "FluxTransformer2DModel"
     parts = (CLIP_L, T5_XXL, FLUX_VAE)
     tiny_autoencoders = ("taef1",)
@@ -85,6 +86,7 @@ class Flux(Family):
         "edit": "FluxKontextPipeline",
         "edit_inpaint": "FluxKontextInpaintPipeline",
         "controlnet": "FluxControlNetPipeline",
+        "controlnet_img2img": "FluxControlNetImg2ImgPipeline",
         "controlnet_inpaint": "FluxControlNetInpaintPipeline",
     }
     folder_classes = {

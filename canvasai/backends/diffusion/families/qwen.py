@@ -56,6 +56,7 @@ class QwenImage(Family):
     projection = WAN_RGB
     guidance_mode = TRUE_CFG
     controlnet_class = "QwenImageControlNetModel"
+    multi_controlnet_class = "QwenImageMultiControlNetModel"
     transformer_class = "QwenImageTransformer2DModel"
     parts = (
         Part("text_encoder", "Qwen2.5-VL text encoder", "text_encoders",

@@ -25,6 +25,7 @@ _SD_PIPELINES = {
     "img2img": "StableDiffusionImg2ImgPipeline",
     "inpaint": "StableDiffusionInpaintPipeline",
     "controlnet": "StableDiffusionControlNetPipeline",
+    "controlnet_img2img": "StableDiffusionControlNetImg2ImgPipeline",
     "controlnet_inpaint": "StableDiffusionControlNetInpaintPipeline",
 }
 
@@ -54,6 +55,7 @@ class _StableDiffusion(Family):
     latent_channels = 4
     pipelines = _SD_PIPELINES
     controlnet_class = "ControlNetModel"
+    multi_controlnet_class = "MultiControlNetModel"
     parts = (Part("text_encoder", "CLIP text encoder", "checkpoints"),)
 
     def detect_folder(self, class_name: str, index: Mapping[str, Any]) -> Detected | None:
@@ -102,6 +104,7 @@ class SDXL(_StableDiffusion):
         "img2img": "StableDiffusionXLImg2ImgPipeline",
         "inpaint": "StableDiffusionXLInpaintPipeline",
         "controlnet": "StableDiffusionXLControlNetPipeline",
+        "controlnet_img2img": "StableDiffusionXLControlNetImg2ImgPipeline",
         "controlnet_inpaint": "StableDiffusionXLControlNetInpaintPipeline",
     }
 

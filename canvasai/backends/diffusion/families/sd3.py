@@ -52,6 +52,7 @@ class SD3(Family):
     guidance_mode = CFG
     max_sequence_length = 256
     controlnet_class = "SD3ControlNetModel"
+    multi_controlnet_class = "SD3MultiControlNetModel"
     transformer_class = "SD3Transformer2DModel"
     parts = (
         Part("text_encoder", "CLIP-L text encoder", "text_encoders", "clip_l.safetensors", ("clip_l",)),
