@@ -4,7 +4,8 @@ Set ``CANVASAI_COMFYUI_URL=http://host:8188`` (and ``CANVASAI_COMFYUI_TOKEN`` if
 one; ``CANVASAI_COMFYUI_MODEL=comfyui:checkpoints/<file>`` to choose the model, else the
 first checkpoint it lists). Skipped otherwise: CI has no ComfyUI and no GPU.
 Runs txt2img, inpaint and outpaint at small sizes and few steps, checks shapes, previews
-and that pixels outside the feathered mask are the original bytes.
+and that pixels outside the feathered mask are the original bytes; with two LoRAs and
+with two control layers where the server has files for them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import numpy as np
 import pytest
 
 from canvasai.backends import masking
-from canvasai.backends.api import GenerationRequest, OutpaintSettings, Task
+from canvasai.backends.api import (
+    ControlKind,
+    ControlSettings,
+    GenerationRequest,
+    OutpaintSettings,
+    Task,
+)
+from canvasai.backends.loras import LoraSpec
 from canvasai.backends.remote import catalog
 from canvasai.backends.remote.backend import RemoteBackend
 from canvasai.backends.remote.pool import ServerPool
@@ -80,3 +88,39 @@ def test_outpaint(real):
     assert out.shape == (256, 384, 4)
     reach = req.blend.grow_px + req.blend.feather_px + 1
     assert np.array_equal(out[:, : 256 - reach], img[:, : 256 - reach])
+
+
+def _state(backend):
+    (state,) = backend.pool.states
+    return state
+
+
+def test_two_loras(real):
+    backend, model = real
+    loras = list(_state(backend).listing.get("loras") or [])
+    family = catalog.classify(*catalog.split_id(model)).family
+    fitting = [f for f in loras if catalog.file_family(f, family) == family][:2]
+    if not fitting:
+        pytest.skip("the server lists no LoRA for the model's family")
+    req = GenerationRequest(Task.TXT2IMG, prompt="a lighthouse at dusk", model=model, seed=1,
+                            steps=6, width=512, height=512,
+                            loras=tuple(LoraSpec(f, 0.6) for f in fitting))
+    result = backend.run(req, Ctx())
+    assert [x["name"] for x in result.metadata["loras"]] == fitting
+
+
+def test_two_control_layers(real):
+    backend, model = real
+    files = list(_state(backend).listing.get("controlnet") or [])
+    family = catalog.classify(*catalog.split_id(model)).family
+    kinds = [k for k in (ControlKind.SCRIBBLE, ControlKind.CANNY, ControlKind.LINEART,
+                         ControlKind.DEPTH) if catalog.pick_controlnet(files, k.value, family)]
+    if len(kinds) < 2:
+        pytest.skip("the server lists fewer than two ControlNets for the model's family")
+    img = picture()
+    req = GenerationRequest(Task.SKETCH, prompt="a house", model=model, seed=1, steps=6,
+                            controls=(ControlSettings(kinds[0], img, scale=0.8, end=0.7),
+                                      ControlSettings(kinds[1], img, scale=0.5, start=0.2)))
+    result = backend.run(req, Ctx())
+    assert result.images[0].shape == (256, 256, 4)
+    assert [c["kind"] for c in result.metadata["controls"]] == [k.value for k in kinds[:2]]

@@ -16,6 +16,7 @@ from canvasai.backends.api import (
     ControlKind,
     ControlSettings,
     GenerationRequest,
+    OutpaintSettings,
     ReferenceImage,
     ReferenceKind,
     RegionPrompt,
@@ -215,6 +216,40 @@ def test_an_sd15_controlnet_is_not_used_for_sdxl(make_server):
     backend_for(srv).run(req, Ctx())
     (_, loader), = of_type(srv.prompts[0].graph, "ControlNetLoader")
     assert loader["control_net_name"] == "controlnet-canny-sdxl-1.0.safetensors"
+
+
+def test_pose_needs_a_ready_map_on_servers(make_server):
+    srv = make_server(models={"checkpoints": ["sd15.safetensors"],
+                              "controlnet": ["control_v11p_sd15_openpose.pth"]})
+    figure = sketch()
+    raw = ControlSettings(ControlKind.POSE, figure, scale=1.0)
+    req = GenerationRequest(Task.SKETCH, model=SD15, seed=1, steps=2, controls=(raw,))
+    with pytest.raises(ModelError, match="turn its preprocessing off and give a ready pose map"):
+        backend_for(srv).run(req, Ctx())
+    ready = ControlSettings(ControlKind.POSE, figure, scale=1.0, preprocess=False)
+    req = GenerationRequest(Task.SKETCH, model=SD15, seed=1, steps=2, controls=(ready,))
+    backend_for(srv).run(req, Ctx())
+    (_, loader), = of_type(srv.prompts[0].graph, "ControlNetLoader")
+    assert loader["control_net_name"] == "control_v11p_sd15_openpose.pth"
+
+
+def test_outpaint_places_the_control_map_in_the_grown_canvas(server):
+    img = np.random.default_rng(3).integers(0, 256, (64, 64, 4), dtype=np.uint8)
+    img[..., 3] = 255
+    white = np.full((64, 64, 3), 255, np.uint8)  # a map of the original picture's size
+    layer = ControlSettings(ControlKind.SCRIBBLE, white, scale=0.5, preprocess=False)
+    req = GenerationRequest(Task.OUTPAINT, image=img, model=SD15, seed=2, steps=2,
+                            outpaint=OutpaintSettings(right=32), controls=(layer,),
+                            native_resolution=False)
+    result = backend_for(server).run(req, Ctx())
+    assert result.images[0].shape == (64, 96, 4)
+    g = server.prompts[0].graph
+    (_, apply), = of_type(g, "ControlNetApplyAdvanced")
+    cmap = server.uploads[g[apply["image"][0]]["inputs"]["image"]]
+    x, y, w, h = result.metadata["region"]
+    assert cmap.shape[:2] == (h, w)
+    assert (cmap[:, : 64 - x, :3] == 255).all()  # the original's part: the map
+    assert (cmap[:, 64 - x:, :3] == 0).all()  # the new margin: no control there
 
 
 # ------------------------------------------------------------------------------ references
