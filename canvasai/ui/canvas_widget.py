@@ -17,12 +17,14 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QCursor,
     QImage,
     QKeyEvent,
+    QKeySequence,
     QMouseEvent,
     QPainter,
     QPaintEvent,
@@ -32,6 +34,7 @@ from PySide6.QtGui import (
     QPolygonF,
     QResizeEvent,
     QTabletEvent,
+    QTransform,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QWidget
@@ -40,8 +43,10 @@ from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.tools.base import PointerEvent, Tool
+from canvasai.tools.transform import MOVE, ROTATE, TransformJob, TransformResult, TransformTool
 from canvasai.ui.overlays import render_mask_tint, selection_outline
 from canvasai.ui.tile_cache import TileImageCache, image_with_array
+from canvasai.ui.transform_dialog import TransformBar, run_in_pool
 from canvasai.ui.view import ViewTransform, clamp_zoom, detail_level, next_zoom_step
 
 BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
@@ -49,6 +54,8 @@ MAX_LEVEL = 6  # 1/64 resolution: the coarsest cached level (ZOOM_MIN is 1/64)
 PREVIEW_LEVELS = 2  # a missing tile shows the picture this many levels coarser meanwhile
 WORKSPACE_COLOR = QColor(38, 39, 43)
 PENDING_COLOR = QColor(90, 92, 98)  # a tile not composited yet (never mistaken for transparency)
+BACKGROUND_TRANSFORM_PIXELS = 1_000_000  # a bigger transform resamples on a pool thread
+HANDLE_PX = 7  # transform handles: squares this many screen pixels across
 
 
 def _checker_brush() -> QBrush:
@@ -119,6 +126,11 @@ class CanvasWidget(QWidget):
         self._more_tiles = QTimer(self)
         self._more_tiles.setSingleShot(True)
         self._more_tiles.timeout.connect(self.update)
+        # The transform tool: its numeric bar, its preview image, resamples in flight.
+        self._transform_bar: TransformBar | None = None
+        self._transform_image: tuple[np.ndarray, QImage] | None = None
+        self._transform_jobs: dict[int, tuple[TransformTool, TransformJob]] = {}
+        self._hover_cursor: QCursor | Qt.CursorShape | None = None
         self._update_cursor_shape()
 
     # -- public API ---------------------------------------------------------------------
@@ -176,12 +188,14 @@ class CanvasWidget(QWidget):
 
     def set_document(self, doc: Document | None, compositor: Compositor | None) -> None:
         """Show `doc` (drawn through `compositor`) and fit it in the view."""
+        self._settle_transform()
         self._finish_stroke(cancel=True)
         if self._doc is not None:
             self._doc.pixels_changed.disconnect(self._on_pixels)
             self._doc.mask_changed.disconnect(self._on_mask)
             self._doc.selection_changed.disconnect(self._on_selection)
             self._doc.size_changed.disconnect(self._on_size)
+            self._doc.active_changed.disconnect(self._on_active)
         self._doc, self._compositor = doc, compositor
         self._preview = None
         self._frame = None
@@ -197,6 +211,7 @@ class CanvasWidget(QWidget):
         doc.mask_changed.connect(self._on_mask)
         doc.selection_changed.connect(self._on_selection)
         doc.size_changed.connect(self._on_size)
+        doc.active_changed.connect(self._on_active)
         self._images = TileImageCache(compositor.display, doc.rect)
         self._levels[0] = self._images
         self._mask = TileImageCache(lambda r: render_mask_tint(doc, r), doc.rect)
@@ -210,14 +225,25 @@ class CanvasWidget(QWidget):
         """Make `tool` the one pointer input drives (an operation in progress is cancelled)."""
         if tool is self._tool:
             return
+        self._settle_transform()
         self._finish_stroke(cancel=True)
-        self._tool = tool
+        old, self._tool = self._tool, tool
+        if isinstance(old, TransformTool) and self._transform_changed in old.on_change:
+            old.on_change.remove(self._transform_changed)
+        if isinstance(tool, TransformTool):
+            tool.pixel_size = 1.0 / self.view.zoom
+            tool.on_change.append(self._transform_changed)
+        self._hover_cursor = None
+        self._sync_transform_bar()
         self._update_cursor_shape()
         self._update_outline()
+        self._update_overlay()
 
     def cancel_stroke(self) -> None:
-        """Abandon a stroke or drag in progress (before undo, or when the document changes)."""
+        """Abandon a stroke or drag in progress (before undo, or when the document changes);
+        a transform not applied yet is cancelled (its pixels go back)."""
         self._finish_stroke(cancel=True)
+        self.cancel_transform()
 
     def set_mask_visible(self, visible: bool) -> None:
         self._mask_visible = bool(visible)
@@ -301,6 +327,9 @@ class CanvasWidget(QWidget):
 
     def _view_changed(self) -> None:
         self.zoom_changed.emit(self.view.zoom)
+        if isinstance(self._tool, TransformTool):
+            self._tool.pixel_size = 1.0 / self.view.zoom
+        self._overlay_rect = self._overlay_bounds()
         self._update_outline()
         self.update()
 
@@ -309,6 +338,12 @@ class CanvasWidget(QWidget):
         for cache in self._all_image_caches():
             cache.invalidate(rect)
         self.update(self.view.rect_to_widget_aligned(rect))
+        if isinstance(self._tool, TransformTool):  # what the tool would grab may have changed
+            self._transform_changed()
+
+    def _on_active(self, _layer: object) -> None:
+        if isinstance(self._tool, TransformTool):
+            self._transform_changed()
 
     def _on_mask(self, rect: Rect) -> None:
         if self._mask is not None:
@@ -319,6 +354,8 @@ class CanvasWidget(QWidget):
     def _on_selection(self, _rect: Rect) -> None:
         if self._doc is not None:
             self._selection = selection_outline(self._doc)
+        if isinstance(self._tool, TransformTool):
+            self._transform_changed()
         self.update()
 
     def _on_size(self) -> None:
@@ -349,7 +386,9 @@ class CanvasWidget(QWidget):
                     self._more_tiles.start(0)
             self.picture_complete = True
             self._draw_preview(p)
-            self._draw_selection(p)
+            transforming = self._draw_transform_preview(p)
+            if not transforming:  # the selection's pixels float: its old outline would mislead
+                self._draw_selection(p)
             self._draw_frame(p)
             self._draw_tool_overlay(p)
         self._draw_brush_outline(p)
@@ -462,6 +501,27 @@ class CanvasWidget(QWidget):
                     p.drawRect(self.view.rect_to_widget(shape))
                 elif kind == "polygon":
                     p.drawPolyline(QPolygonF([self.view.to_widget(x, y) for x, y in shape]))
+                elif kind == "quad":
+                    p.drawPolygon(QPolygonF([self.view.to_widget(x, y) for x, y in shape]))
+        for kind, shape in shapes:
+            if kind == "rotate":
+                top, knob = (self.view.to_widget(x, y) for x, y in shape)
+                p.setPen(QPen(QColor(0, 0, 0, 200), 3))
+                p.drawLine(top, knob)
+                p.setPen(QPen(QColor(255, 255, 255), 1))
+                p.drawLine(top, knob)
+                p.setPen(QPen(QColor(0, 0, 0), 1))
+                p.setBrush(QColor(255, 255, 255))
+                p.drawEllipse(knob, HANDLE_PX / 2 + 1, HANDLE_PX / 2 + 1)
+            elif kind == "handles":
+                p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+                p.setPen(QPen(QColor(0, 0, 0), 1))
+                p.setBrush(QColor(255, 255, 255))
+                half = HANDLE_PX // 2
+                for x, y in shape:
+                    c = self.view.to_widget(x, y).toPoint()
+                    p.drawRect(c.x() - half, c.y() - half, HANDLE_PX, HANDLE_PX)
+                p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         p.restore()
 
     def _overlay_bounds(self) -> QRect:
@@ -470,13 +530,170 @@ class CanvasWidget(QWidget):
         for kind, shape in shapes:
             if kind == "rect" and isinstance(shape, Rect):
                 bounds = bounds.united(self.view.rect_to_widget_aligned(shape, 3))
-            elif kind == "polygon" and shape:
-                xs = [pt[0] for pt in shape]
-                ys = [pt[1] for pt in shape]
-                r = Rect.from_bounds(math.floor(min(xs)), math.floor(min(ys)),
-                                     math.ceil(max(xs)) + 1, math.ceil(max(ys)) + 1)
-                bounds = bounds.united(self.view.rect_to_widget_aligned(r, 3))
+            elif kind in ("polygon", "quad", "handles", "rotate") and shape:
+                pts = [self.view.to_widget(x, y) for x, y in shape]
+                xs = [pt.x() for pt in pts]
+                ys = [pt.y() for pt in pts]
+                m = 3 if kind == "polygon" else HANDLE_PX + 4
+                bounds = bounds.united(QRect(math.floor(min(xs)) - m, math.floor(min(ys)) - m,
+                                             math.ceil(max(xs) - min(xs)) + 2 * m + 1,
+                                             math.ceil(max(ys) - min(ys)) + 2 * m + 1))
         return bounds
+
+    # -- the transform tool ----------------------------------------------------------------
+    def _transform_tool(self) -> TransformTool | None:
+        return self._tool if isinstance(self._tool, TransformTool) else None
+
+    def _draw_transform_preview(self, p: QPainter) -> bool:
+        """Draw the floating piece (low resolution) where the transform puts it; True while
+        a transform is pending."""
+        tool = self._transform_tool()
+        if tool is None or not tool.pending:
+            return False
+        preview = tool.preview()
+        if preview is None:
+            return True
+        rgba, m, opacity = preview
+        cached = self._transform_image
+        if cached is None or cached[0] is not rgba:
+            h, w = rgba.shape[:2]
+            image, view = image_with_array(w, h, QImage.Format.Format_RGBA8888)
+            view[:] = rgba
+            image = image.convertToFormat(QImage.Format.Format_RGBA8888_Premultiplied)
+            self._transform_image = cached = (rgba, image)
+        p.save()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.translate(self.view.offset)
+        p.scale(self.view.zoom, self.view.zoom)
+        p.setTransform(QTransform(m[0, 0], m[1, 0], m[0, 1], m[1, 1], m[0, 2], m[1, 2]), True)
+        p.setOpacity(opacity)
+        p.drawImage(0, 0, cached[1])
+        p.restore()
+        return True
+
+    def _transform_changed(self) -> None:
+        self._sync_transform_bar()
+        self._update_overlay()
+
+    def _sync_transform_bar(self) -> None:
+        tool = self._transform_tool()
+        if tool is None or self._doc is None:
+            if self._transform_bar is not None:
+                self._transform_bar.hide()
+            return
+        bar = self._transform_bar
+        if bar is None:
+            bar = self._transform_bar = TransformBar(self)
+            bar.values_entered.connect(self._transform_values)
+            bar.apply_requested.connect(self.commit_transform)
+            bar.cancel_requested.connect(self.cancel_transform)
+        bar.show_box(tool.current_box(), tool.pending, tool.committing, tool.why_not())
+        bar.show()
+        bar.raise_()
+        self._place_transform_bar()
+
+    def _place_transform_bar(self) -> None:
+        bar = self._transform_bar
+        if bar is not None:
+            bar.adjustSize()
+            bar.move(max(0, (self.width() - bar.width()) // 2), 8)
+
+    @property
+    def transform_bar(self) -> TransformBar | None:
+        """The numeric fields shown while the transform tool is current (tests)."""
+        return self._transform_bar
+
+    def _transform_values(self, values: dict) -> None:
+        tool = self._transform_tool()
+        if tool is not None:
+            tool.set_values(**values)
+
+    def _settle_transform(self) -> None:
+        """Another tool or document takes over: a pending transform is applied (as Krita
+        does), not lost."""
+        tool = self._transform_tool()
+        if tool is not None and tool.pending and not tool.committing:
+            self.commit_transform()
+
+    def commit_transform(self) -> None:
+        """Apply the pending transform (Enter, Apply): one undo step. A big piece is
+        resampled on a pool thread; the preview stays until the result lands."""
+        tool = self._transform_tool()
+        if tool is None:
+            return
+        if self._stroke_tool is tool:
+            self._stroke_tool = None  # the drag ends where it is
+        job = tool.begin_commit()
+        if job is None:
+            self._transform_changed()
+            return
+        if job.pixels < BACKGROUND_TRANSFORM_PIXELS:
+            tool.finish_commit(job, job.run())
+            self._transform_changed()
+            return
+        self._transform_jobs[id(job)] = (tool, job)
+        self._update_cursor_shape()
+        run_in_pool(self, lambda: (job, job.run()), self._transform_done, self._transform_failed)
+
+    @property
+    def transform_running(self) -> bool:
+        """A transform's full-quality resample runs on a pool thread."""
+        return bool(self._transform_jobs)
+
+    @Slot(object)
+    def _transform_done(self, outcome: tuple[TransformJob, TransformResult]) -> None:
+        job, result = outcome
+        tool, _ = self._transform_jobs.pop(id(job), (None, None))
+        if tool is not None:
+            tool.finish_commit(job, result)
+        self._update_cursor_shape()
+        self._transform_changed()
+
+    @Slot(str)
+    def _transform_failed(self, message: str) -> None:
+        for tool, _job in list(self._transform_jobs.values()):
+            tool.cancel()
+            tool.ctx.status(f"The transform could not be applied ({message}); the pixels are as before.")
+        self._transform_jobs.clear()
+        self._update_cursor_shape()
+        self._transform_changed()
+
+    def cancel_transform(self) -> None:
+        """Esc, Cancel: the pixels go back as they were; nothing is recorded."""
+        tool = self._transform_tool()
+        if tool is None or not (tool.pending or tool.committing):
+            return
+        if self._stroke_tool is tool:
+            self._stroke_tool = None
+        for key, (t, _job) in list(self._transform_jobs.items()):
+            if t is tool:
+                del self._transform_jobs[key]
+        tool.cancel()
+        self._update_cursor_shape()
+        self._transform_changed()
+
+    def _transform_cursor(self, pos: QPointF) -> QCursor | Qt.CursorShape | None:
+        tool = self._transform_tool()
+        if tool is None:
+            return None
+        x, y = self.view.to_doc(pos)
+        hit = tool.hover(x, y)
+        box = tool.current_box()
+        if hit is None or box is None:
+            return None
+        if hit == MOVE:
+            return Qt.CursorShape.SizeAllCursor
+        if hit == ROTATE:
+            return _rotate_cursor()
+        hx, hy = box.handle_point(hit)
+        deg = math.degrees(math.atan2(hy - box.cy, hx - box.cx)) % 180.0
+        if deg < 22.5 or deg >= 157.5:
+            return Qt.CursorShape.SizeHorCursor
+        if deg < 67.5:
+            return Qt.CursorShape.SizeFDiagCursor
+        if deg < 112.5:
+            return Qt.CursorShape.SizeVerCursor
+        return Qt.CursorShape.SizeBDiagCursor
 
     def _outline_diameter(self) -> float:
         tool = self._tool
@@ -532,6 +749,11 @@ class CanvasWidget(QWidget):
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
         elif self._space_held:
             self.setCursor(Qt.CursorShape.OpenHandCursor)
+        elif self._transform_tool() is not None:
+            if self._transform_jobs:
+                self.setCursor(Qt.CursorShape.BusyCursor)
+            else:
+                self.setCursor(self._hover_cursor or Qt.CursorShape.ArrowCursor)
         elif self._outline_diameter() >= 6:
             self.setCursor(Qt.CursorShape.BlankCursor)
         else:
@@ -614,6 +836,11 @@ class CanvasWidget(QWidget):
         elif self._stroking:
             self._move(self._pointer(pos, 1.0, 0, 0, event.buttons() | Qt.MouseButton.LeftButton,
                                      event.modifiers()))
+        elif self._transform_tool() is not None and not self._space_held:
+            cursor = self._transform_cursor(pos)
+            if cursor != self._hover_cursor:
+                self._hover_cursor = cursor
+                self._update_cursor_shape()
         self._track_cursor(pos)
         event.accept()
 
@@ -687,9 +914,35 @@ class CanvasWidget(QWidget):
             return
         if event.key() == Qt.Key.Key_Escape:
             self._finish_stroke(cancel=True)
+            self.cancel_transform()
             event.accept()
             return
+        tool = self._transform_tool()
+        if tool is not None:
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                self.commit_transform()
+                event.accept()
+                return
+            if event.matches(QKeySequence.StandardKey.Undo) and tool.pending:
+                if self._stroke_tool is tool:
+                    self._stroke_tool = None
+                tool.step_back()
+                event.accept()
+                return
         super().keyPressEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        # While a transform is pending, Esc / Enter / Ctrl+Z over the canvas belong to it,
+        # not to the window's shortcuts (Esc cancels a generation, Ctrl+Z undoes).
+        if event.type() == QEvent.Type.ShortcutOverride:
+            tool = self._transform_tool()
+            busy = tool is not None and (tool.pending or tool.committing)
+            if busy and isinstance(event, QKeyEvent) and (
+                    event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter)
+                    or event.matches(QKeySequence.StandardKey.Undo)):
+                event.accept()
+                return True
+        return super().event(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space:
@@ -719,9 +972,34 @@ class CanvasWidget(QWidget):
             old, new = event.oldSize(), event.size()
             if old.isValid():
                 self.view.pan((new.width() - old.width()) / 2, (new.height() - old.height()) / 2)
+        self._place_transform_bar()
         super().resizeEvent(event)
 
     def showEvent(self, event: QEvent) -> None:  # noqa: N802
         if self._fit_pending:
             self.fit_to_view()
         super().showEvent(event)
+
+
+_ROTATE_CURSOR: QCursor | None = None
+
+
+def _rotate_cursor() -> QCursor:
+    """A curved double arrow (Qt has no rotate cursor), white with a dark outline."""
+    global _ROTATE_CURSOR
+    if _ROTATE_CURSOR is None:
+        pm = QPixmap(24, 24)
+        pm.fill(Qt.GlobalColor.transparent)
+        p = QPainter(pm)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        for colour, width in ((QColor(0, 0, 0), 3.5), (QColor(255, 255, 255), 1.5)):
+            pen = QPen(colour, width)
+            pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+            pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+            p.setPen(pen)
+            p.drawArc(QRectF(5, 5, 14, 14), 20 * 16, 230 * 16)
+            p.drawPolyline(QPolygonF([QPointF(15.5, 3.0), QPointF(18.6, 7.0), QPointF(13.8, 8.2)]))
+            p.drawPolyline(QPolygonF([QPointF(2.6, 13.0), QPointF(5.6, 16.6), QPointF(8.6, 13.0)]))
+        p.end()
+        _ROTATE_CURSOR = QCursor(pm, 12, 12)
+    return _ROTATE_CURSOR

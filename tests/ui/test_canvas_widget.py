@@ -363,3 +363,138 @@ def test_painting_while_zoomed_out_refreshes_the_reduced_level(qtbot):
     canvas.repaint()
     px = canvas.grab().toImage().pixelColor(p)
     assert px.blue() > 200 and px.red() < 60
+
+
+# -- the transform tool -------------------------------------------------------------------
+BLOCK = Rect(40, 30, 60, 40)  # left half blue, right half red
+
+
+def _transform_setup(qtbot, size=(200, 150), block=BLOCK):
+    doc = Document(*size)  # white background + "Layer 1"
+    comp = Compositor(doc)
+    px = np.zeros((block.h, block.w, 4), np.uint8)
+    px[...] = (200, 30, 30, 255)
+    px[:, : block.w // 2] = (30, 30, 200, 255)  # left half blue, right half red
+    doc.active_layer.surface.write(block.x, block.y, px)
+    doc.history.clear()
+    tools = make_tools(ToolContext(doc, comp))
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(500, 400)
+    canvas.set_document(doc, comp)
+    canvas.set_tool(tools["transform"])
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.set_zoom(2.0)
+    canvas.view.offset = QPointF(20, 60)  # doc (0, 0) at widget (20, 60)
+    canvas._view_changed()
+    return canvas, doc, tools["transform"]
+
+
+def _layer_bytes(doc):
+    return doc.active_layer.surface.read(doc.rect.adjusted(200, 200, 200, 200))
+
+
+def test_dragging_a_transform_handle_and_enter_commits_one_step(qtbot):
+    canvas, doc, tool = _transform_setup(qtbot)
+    before = _layer_bytes(doc)
+    bar = canvas.transform_bar
+    assert bar is not None and bar.isVisible() and bar.w.value() == 60  # before any drag
+    assert not bar.apply_button.isEnabled()
+    # drag the east handle 40 doc px to the right (80 screen px at 200 %)
+    p0 = widget_point(canvas, 100, 50)
+    p1 = widget_point(canvas, 140, 50)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, p0)
+    qtbot.mouseMove(canvas, widget_point(canvas, 120, 50))
+    qtbot.mouseMove(canvas, p1)
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, p1)
+    assert tool.pending and tool.box.width == pytest.approx(100)
+    assert bar.w.value() == pytest.approx(100) and bar.apply_button.isEnabled()
+    assert doc.history.entries == []
+    # the low-resolution preview shows the stretched piece; the original place shows the hole
+    c = _grab_pixel(canvas, 130, 50)
+    assert c.red() > 150 and c.blue() < 80
+    qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert not tool.pending and doc.history.entries == ["Transform “Layer 1”"]
+    assert doc.active_layer.surface.bounds() == Rect(40, 30, 100, 40)
+    doc.undo()
+    assert np.array_equal(_layer_bytes(doc), before)
+
+
+def test_esc_cancels_a_transform_and_leaves_the_pixels(qtbot):
+    canvas, doc, tool = _transform_setup(qtbot)
+    before = _layer_bytes(doc)
+    p0, p1 = widget_point(canvas, 70, 50), widget_point(canvas, 130, 90)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, p0)  # inside: move
+    qtbot.mouseMove(canvas, p1)
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, p1)
+    assert tool.box.integer_offset() == (60, 40)
+    c = _grab_pixel(canvas, 55, 50)  # the old place of the blue half: white background now
+    assert c.red() > 240 and c.blue() > 240 and c.green() > 240
+    c = _grab_pixel(canvas, 115, 90)  # the preview, moved
+    assert c.blue() > 150 and c.red() < 80
+    qtbot.keyClick(canvas, Qt.Key.Key_Escape)
+    assert not tool.pending and doc.history.entries == []
+    assert np.array_equal(_layer_bytes(doc), before)
+    c = _grab_pixel(canvas, 55, 50)
+    assert c.blue() > 150 and c.red() < 80
+
+
+def test_transform_numeric_entry_ctrl_z_steps_and_apply_button(qtbot):
+    canvas, doc, tool = _transform_setup(qtbot)
+    bar = canvas.transform_bar
+    bar.angle.setValue(90)
+    assert tool.pending and tool.box.angle == 90
+    bar.unit.setCurrentIndex(1)  # per cent
+    assert bar.w.value() == pytest.approx(100)
+    bar.w.setValue(50)
+    assert tool.box.width == pytest.approx(30)
+    qtbot.keyClick(canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # steps back
+    assert tool.box.width == pytest.approx(60) and tool.box.angle == 90
+    bar.x.setValue(0)
+    bar.y.setValue(0)
+    qtbot.mouseClick(bar.apply_button, LEFT)
+    assert doc.history.entries == ["Transform “Layer 1”"]
+    b = doc.active_layer.surface.bounds()
+    assert (b.w, b.h) == (40, 60)  # turned a quarter: 40 wide, 60 high
+    # the handles now frame the result
+    assert tool.current_box().source == b
+
+
+def test_switching_tool_applies_a_pending_transform(qtbot):
+    canvas, doc, tool = _transform_setup(qtbot)
+    tool.set_values(x=10, y=10)
+    canvas.set_tool(None)
+    assert not tool.pending and doc.history.entries == ["Transform “Layer 1”"]
+    assert canvas.transform_bar is not None and not canvas.transform_bar.isVisible()
+    assert doc.active_layer.surface.bounds() == Rect(10, 10, 60, 40)
+
+
+def test_a_big_transform_resamples_off_the_gui_thread(qtbot):
+    from PySide6.QtCore import QThread
+
+    canvas, doc, tool = _transform_setup(qtbot, size=(900, 800), block=Rect(0, 0, 900, 800))
+    before = _layer_bytes(doc)
+    tool.set_values(angle=10)
+    threads = []
+    finish = tool.finish_commit
+    tool.finish_commit = lambda job, result: (threads.append(QThread.currentThread()),
+                                              finish(job, result))
+    run = tool.begin_commit  # the job's run() goes to the pool; record where it runs
+
+    def begin():
+        job = run()
+        original = job.run
+        job.run = lambda: (threads.append(QThread.currentThread()), original())[1]
+        return job
+
+    tool.begin_commit = begin
+    qtbot.keyClick(canvas, Qt.Key.Key_Return)
+    assert canvas.transform_running or doc.history.entries  # (a fast pool may be done)
+    qtbot.waitUntil(lambda: not canvas.transform_running and bool(doc.history.entries),
+                    timeout=20000)
+    gui = QApplication.instance().thread()
+    assert threads[0] is not gui and threads[-1] is gui  # resample on the pool, write on the GUI
+    assert doc.history.entries == ["Transform “Layer 1”"]
+    doc.undo()
+    assert np.array_equal(_layer_bytes(doc), before)
