@@ -768,7 +768,8 @@ class FileController(QObject):
         def answered(_code: int) -> None:
             clicked = box.clickedButton()
             if clicked is restore_btn:
-                self.restore_entry(entry)
+                # each restored document gets a tab of its own; then the next is offered
+                self.restore_entry(entry, self.check_recovery if more else None)
             elif clicked is discard_btn:
                 discard(entry)
                 if more:
@@ -779,8 +780,10 @@ class FileController(QObject):
         box.open()
         return box
 
-    def restore_entry(self, entry: RecoveryEntry) -> None:
-        """Load a recovery file in the background and show it as a modified document."""
+    def restore_entry(self, entry: RecoveryEntry,
+                      then: Callable[[], object] | None = None) -> None:
+        """Load a recovery file in the background and show it as a modified document
+        (`then` runs once it is shown)."""
         update = self._show_progress("Restoring")
 
         def done(doc: Document) -> None:
@@ -797,6 +800,8 @@ class FileController(QObject):
             state.on_disk = doc.history.revision
             self._status(f"Restored “{entry.display_name}” from {entry.time_text}")
             self.opened.emit(doc)
+            if then is not None:
+                QTimer.singleShot(0, then)
 
         self.runner.start(
             lambda progress: restore(entry, progress),

@@ -556,7 +556,11 @@ class GenerationController(QObject):
         self._finish_one(job_id)
         if not self.busy:
             n = len(result.images) if job is not None else 0
-            self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''}")
+            where = ""
+            if doc is not None and doc is not self.document():  # kept with its own tab
+                name_of = getattr(self.window, "document_name", None)
+                where = f" in “{name_of(doc)}”" if name_of is not None else " in another document"
+            self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''}{where}")
 
     def _on_failed(self, job_id: int, message: str) -> None:
         self._jobs.pop(job_id, None)

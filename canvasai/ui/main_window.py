@@ -357,6 +357,11 @@ class MainWindow(QMainWindow):
         return next((i for i, r in enumerate(self.documents)
                      if r.path and _same_file_key(r.path) == want), -1)
 
+    def document_name(self, doc: Document) -> str:
+        """What `doc`'s tab calls it ("a.ora", "Untitled 2")."""
+        i = self.index_of(doc)
+        return self.documents[i].name if i >= 0 else "a closed document"
+
     def set_path_of(self, doc: Document, path: str | None) -> None:
         """`doc` is now the file at `path` (after Save as, also while another tab shows)."""
         i = self.index_of(doc)

@@ -215,6 +215,7 @@ def test_a_job_of_one_document_lands_in_it_while_another_is_shown(qtbot, gen_win
     assert results.entries(doc_b) == [] and gen.strip.candidates == []
     assert win.canvas._preview is None  # nothing of A's drawn over B
     assert win.tab_bar.tabText(0) == "Untitled •"  # A has something new
+    assert gen.panel.step_label.text() == "Done: 1 new result in “Untitled”"
     win.switch_to(0)
     assert len(gen.strip.candidates) == 1
     assert gen.accept(0) and doc_a.layers[-1].generation["flow"] == "inpaint"
@@ -298,3 +299,29 @@ def test_middle_click_outside_any_tab_does_nothing(qtbot, win):
     QTest.mouseClick(bar, Qt.MouseButton.MiddleButton, Qt.KeyboardModifier.NoModifier,
                      QPoint(bar.width() - 2, bar.height() // 2))
     assert bar.count() == 1 and win.document is not None
+
+
+def test_every_crashed_document_is_offered_and_restored_into_its_own_tab(qtbot, win):
+    import json
+
+    from canvasai.formats.recovery import RecoverySession, snapshot_document
+
+    for i, name in enumerate(("castle.ora", "river.ora")):
+        crashed = RecoverySession(win.files.recovery.directory, f"99{i}-crashed")
+        doc = painted_document(60 + 10 * i, 40, seed=i)
+        crashed.write(snapshot_document(doc), f"/home/me/{name}", revision=3, title=name)
+        info = json.loads(crashed.info_path.read_text())
+        info["pid"] = 2**22 + 4321 + i
+        crashed.info_path.write_text(json.dumps(info))
+    win.files.check_recovery()
+    for _ in range(2):  # the second is offered once the first is restored
+        qtbot.waitUntil(lambda: win.files.message_box is not None
+                        and win.files.message_box.isVisible(), timeout=10_000)
+        box = win.files.message_box
+        with qtbot.waitSignal(win.files.opened, timeout=10_000):
+            box.findChild(type(box.defaultButton()), "restoreButton").click()
+        qtbot.waitUntil(lambda: not win.files.busy, timeout=10_000)
+    names = sorted(r.name for r in win.documents)
+    assert names == ["castle.ora", "river.ora"]  # the blank start document gave its tab up
+    assert all(r.modified for r in win.documents)
+    assert win.files.check_recovery() is None
