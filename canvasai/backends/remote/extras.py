@@ -2,7 +2,9 @@
 
 On our side, before anything is sent: the ``<lora:name:w>`` tags are taken out of the
 prompt and merged with the request's LoRAs (as the local backend does), control maps are
-preprocessed locally (`canvasai.backends.diffusion.control_maps`: OpenCV only, no torch),
+made locally by the same preprocessors as local jobs (`canvasai.backends.preprocessors`:
+OpenCV for canny / line art / scribble / soft edge, no torch; a local depth or pose
+model where one is installed),
 reference images are reduced to what an image encoder reads, and what no server can do is
 refused with a sentence (regional prompts; references for families without IP-Adapter).
 
@@ -94,20 +96,15 @@ def check_supported(request: GenerationRequest, model: catalog.ServerModel) -> N
 
 
 def control_maps(request: GenerationRequest) -> tuple[list[np.ndarray], list[str]]:
-    """The control layers' maps (H x W x 3, at their layer's size), preprocessed here, and
-    notes to pass on (e.g. a depth proxy)."""
-    from canvasai.backends.diffusion.control_maps import control_map
+    """The control layers' maps (H x W x 3, at their layer's size), made here as for a
+    local job (`canvasai.backends.preprocessors.preprocess`: canny, line art, scribble and
+    soft edge with OpenCV; depth and pose with their models where installed), and the
+    notes to pass on (e.g. a depth proxy). Runs on the generation worker."""
+    from canvasai.backends.preprocessors import preprocess
 
     maps, notes = [], []
-    for i, c in enumerate(request.controls):
-        try:
-            cmap, note = control_map(c.kind, np.asarray(c.image), c.preprocess)
-        except ValueError as exc:
-            raise ModelError(
-                f"Control layer {i + 1} ({c.kind.value}) needs a preprocessor that cannot run "
-                f"for server jobs: turn its preprocessing off and give a ready {c.kind.value} "
-                "map."
-            ) from exc
+    for c in request.controls:
+        cmap, note = preprocess(c.kind, np.asarray(c.image), preprocess=c.preprocess)
         maps.append(np.ascontiguousarray(cmap[..., :3]))
         if note and note not in notes:
             notes.append(note)

@@ -26,7 +26,7 @@ from canvasai.backends.diffusion.control_maps import control_map
 from canvasai.backends.loras import LoraSpec
 from canvasai.backends.remote import catalog
 from canvasai.backends.remote.protocol import ComfyClient, ServerConfig, ServerError, new_id
-from canvasai.core.errors import ModelError
+from canvasai.core.errors import GenerationError, ModelError
 from tests.backends.remote.conftest import Ctx, backend_for
 from tests.support.fake_comfyui import IPADAPTER_NODES
 
@@ -224,13 +224,33 @@ def test_pose_needs_a_ready_map_on_servers(make_server):
     figure = sketch()
     raw = ControlSettings(ControlKind.POSE, figure, scale=1.0)
     req = GenerationRequest(Task.SKETCH, model=SD15, seed=1, steps=2, controls=(raw,))
-    with pytest.raises(ModelError, match="turn its preprocessing off and give a ready pose map"):
+    with pytest.raises(GenerationError, match="Pose control needs a pose-estimation model"):
         backend_for(srv).run(req, Ctx())
     ready = ControlSettings(ControlKind.POSE, figure, scale=1.0, preprocess=False)
     req = GenerationRequest(Task.SKETCH, model=SD15, seed=1, steps=2, controls=(ready,))
     backend_for(srv).run(req, Ctx())
     (_, loader), = of_type(srv.prompts[0].graph, "ControlNetLoader")
     assert loader["control_net_name"] == "control_v11p_sd15_openpose.pth"
+    assert srv.prompts[0].graph  # the ready map went up as it is
+
+
+def test_control_maps_are_made_by_the_local_preprocessors_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from canvasai.backends.api import *\n"
+            "from canvasai.backends.remote import extras\n"
+            "img = np.full((32, 32, 3), 255, np.uint8); img[10:12] = 0\n"
+            "layers = tuple(ControlSettings(k, img) for k in (ControlKind.CANNY, "
+            "ControlKind.LINEART, ControlKind.SCRIBBLE, ControlKind.SOFTEDGE))\n"
+            "req = GenerationRequest(Task.SKETCH, model='comfyui:checkpoints/a.safetensors', "
+            "controls=layers)\n"
+            "maps, notes = extras.control_maps(req)\n"
+            "assert len(maps) == 4 and all(m.shape == (32, 32, 3) for m in maps)\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_outpaint_places_the_control_map_in_the_grown_canvas(server):
