@@ -19,10 +19,17 @@ Previews: `JobContext.wants_preview()` is False while the previous frame has not
 delivered to the GUI yet or less than `preview_interval` seconds have passed, so a
 busy GUI never makes the worker queue frames; the worker skips the decode instead.
 
-Cancellation: a cancelled queued job is removed and reported `cancelled` at once; it
-never starts. A running job sees the flag at its next `ctx.check_cancelled()` (once per
-denoising step) and ends with `cancelled`, never `finished`, even if the backend
-returns a result after the flag was set.
+Cancellation: a cancelled job is reported `cancelled` at once, from `cancel()` itself,
+whatever the worker is doing (loading a model, importing torch, a denoising step); after
+that nothing more of that job is delivered (no progress, preview, `finished` or
+`failed`). A queued job is removed and never starts. A running job sees the flag at its
+next `ctx.check_cancelled()` (once per denoising step; a model load waits cancellably, see
+`PipelineManager.load`) and the worker moves on to the next job; a result the backend
+returns after the flag was set is dropped.
+
+Warm-up: `warm_up()` asks the worker to do the first-job work that needs no request
+(the heavy imports) while the person is idle; it queues like a job, never delays one
+that is already queued, and reports nothing.
 """
 
 from __future__ import annotations
@@ -62,8 +69,9 @@ def _shutdown_all() -> None:
 @dataclass(eq=False)
 class _Job:
     id: int
-    request: GenerationRequest
+    request: GenerationRequest | None  # None: a warm-up, not a person's job
     cancel: threading.Event = field(default_factory=threading.Event)
+    reported: bool = False  # its end (finished/failed/cancelled) has been posted
 
 
 class _ServiceContext:
@@ -118,30 +126,42 @@ class _Worker(QObject):
             return
         svc = self._service
         try:
+            if job.request is None:
+                self._warm_up()
+                return
             if job.cancel.is_set():
-                svc._post("cancelled", job.id)
+                svc._end(job, "cancelled")
                 return
             svc._post("started", job.id)
             ctx = _ServiceContext(svc, job)
             try:
                 _, result = execute_job(job.request, ctx, self._get_backend)
             except JobCancelled:
-                svc._post("cancelled", job.id)
+                svc._end(job, "cancelled")
                 return
             except Exception as e:  # noqa: BLE001 - a job failure must not kill the worker
                 if job.cancel.is_set():
-                    svc._post("cancelled", job.id)
+                    svc._end(job, "cancelled")
                     return
                 if not isinstance(e, CanvasAIError):
                     log.exception("generation job %d failed", job.id)
-                svc._post("failed", job.id, describe_error(e))
+                svc._end(job, "failed", describe_error(e))
                 return
             if job.cancel.is_set():
-                svc._post("cancelled", job.id)
+                svc._end(job, "cancelled")
             else:
-                svc._post("finished", job.id, result)
+                svc._end(job, "finished", result)
         finally:
             svc._job_done(job)
+
+    def _warm_up(self) -> None:
+        """The heavy imports of the first job, done ahead (on this thread, as a job would)."""
+        try:
+            from canvasai.backends.diffusion.pipelines import warm_imports
+
+            warm_imports()
+        except Exception:  # noqa: BLE001 - the first real job will say what is wrong
+            log.debug("warm-up failed", exc_info=True)
 
     @Slot()
     def release(self) -> None:
@@ -187,6 +207,7 @@ class GenerationService(QObject):
         self._ids = itertools.count(1)
         self._queue: collections.deque[_Job] = collections.deque()
         self._running: _Job | None = None
+        self._ended: set[int] = set()  # jobs whose end was delivered: later events are dropped
         self._closed = False
         self._frame: tuple[int, int, np.ndarray] | None = None
         self._frame_pending = False
@@ -227,18 +248,31 @@ class GenerationService(QObject):
         return job.id, request
 
     def cancel(self, job_id: int) -> bool:
-        """Cancel a queued or running job. Returns False if it is unknown or already over."""
+        """Cancel a queued or running job; `cancelled` is posted at once (the worker
+        stops at its next check). Returns False if it is unknown or already over."""
         with self._lock:
-            if self._running is not None and self._running.id == job_id:
-                self._running.cancel.set()
+            running = self._running
+            if running is not None and running.id == job_id and running.request is not None:
+                if running.reported:
+                    return False
+                running.cancel.set()
+                self._end_locked(running, "cancelled")
                 return True
             for job in self._queue:
-                if job.id == job_id:
+                if job.id == job_id and job.request is not None:
                     self._queue.remove(job)
                     job.cancel.set()
-                    self._post("cancelled", job.id)
+                    self._end_locked(job, "cancelled")
                     return True
         return False
+
+    def warm_up(self) -> None:
+        """Let the worker do the first job's heavy imports now (after anything queued)."""
+        with self._lock:
+            if self._closed or any(j.request is None for j in self._queue):
+                return
+            self._queue.append(_Job(0, None))
+            self._wake.emit()
 
     def move(self, job_id: int, delta: int) -> bool:
         """Move a queued (not running) job `delta` places earlier (-) or later (+) in the
@@ -263,19 +297,25 @@ class GenerationService(QObject):
             self._queue.clear()
             for job in dropped:
                 job.cancel.set()
-                self._post("cancelled", job.id)
-            if self._running is not None:
-                self._running.cancel.set()
+                if job.request is not None:
+                    self._end_locked(job, "cancelled")
+            running = self._running
+            if running is not None:
+                running.cancel.set()
+                if running.request is not None and not running.reported:
+                    self._end_locked(running, "cancelled")
 
     def pending_jobs(self) -> list[int]:
         """Ids of the running job (first, if any) and the queued ones, in order."""
         with self._lock:
-            ids = [self._running.id] if self._running is not None else []
-            return ids + [j.id for j in self._queue]
+            run = self._running
+            ids = [run.id] if run is not None and run.request is not None and not run.reported else []
+            return ids + [j.id for j in self._queue if j.request is not None]
 
     def is_busy(self) -> bool:
-        with self._lock:
-            return self._running is not None or bool(self._queue)
+        """A job of the person's is running or queued (a cancelled one still winding down
+        on the worker, or a warm-up, does not count)."""
+        return bool(self.pending_jobs())
 
     def shutdown(self, wait_ms: int = 5000) -> bool:
         """Cancel everything, release the backends and stop the thread.
@@ -303,6 +343,16 @@ class GenerationService(QObject):
 
     def _post(self, name: str, *args: Any) -> None:
         self._event.emit((name, args))
+
+    def _end(self, job: _Job, name: str, *args: Any) -> None:
+        """Post the job's end (`finished`, `failed` or `cancelled`) unless already posted."""
+        with self._lock:
+            self._end_locked(job, name, *args)
+
+    def _end_locked(self, job: _Job, name: str, *args: Any) -> None:
+        if not job.reported:
+            job.reported = True
+            self._post(name, job.id, *args)
 
     def _take_next(self) -> _Job | None:
         with self._lock:
@@ -343,6 +393,8 @@ class GenerationService(QObject):
         if name == "preview":
             with self._lock:
                 frame, self._frame = self._frame, None
+                if frame is not None and frame[0] in self._ended:
+                    frame = None
             try:
                 if frame is not None:
                     self.preview.emit(*frame)
@@ -350,6 +402,11 @@ class GenerationService(QObject):
                 with self._lock:
                     self._frame_pending = False
             return
+        with self._lock:
+            if args[0] in self._ended:
+                return  # its end was delivered (cancelled while the worker ran on)
+            if name in ("finished", "failed", "cancelled"):
+                self._ended.add(args[0])
         getattr(self, name).emit(*args)
 
     @Slot()

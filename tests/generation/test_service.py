@@ -375,3 +375,135 @@ def test_queued_jobs_can_be_moved_and_run_in_the_new_order(qtbot, service, recor
     hold.set()
     wait_ended(qtbot, recorder, first, a, b, c)
     assert fake_backend.jobs_seen == [first, c, b, a]
+
+
+# -- cancel while a model loads (issue 11) ------------------------------------------------
+
+
+@pytest.fixture
+def gated_load(monkeypatch):
+    """Main-model loads block on `gate` (a slow load, simulated); `entered` is set when
+    one starts, `loads` counts the loads that got past the gate."""
+    from canvasai.backends.diffusion.pipelines import PipelineManager
+
+    state = type("Gate", (), {})()
+    state.gate, state.entered, state.loads, state.threads = (
+        threading.Event(), threading.Event(), [], set())
+    real = PipelineManager._load_pipe
+
+    def slow(self, info, *args, **kwargs):
+        state.threads.add(threading.get_ident())
+        state.entered.set()
+        assert state.gate.wait(60)
+        state.loads.append(info.name)
+        return real(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(PipelineManager, "_load_pipe", slow)
+    yield state
+    state.gate.set()  # never leave a loader thread blocked
+
+
+@pytest.fixture
+def tiny_service(make_service, tiny_models):
+    """A service with its own diffusers backend (nothing loaded yet) over the tiny models."""
+    from canvasai.backends.diffusion.backend import DiffusersBackend
+    from canvasai.backends.models import ModelRegistry
+
+    backend = DiffusersBackend(ModelRegistry([tiny_models.root], include_hf_cache=False))
+    return make_service(backend_factory=lambda request: backend)
+
+
+def _tiny_inpaint(model, steps=3, seed=1):
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[24:40, 24:40] = 255
+    return GenerationRequest(Task.INPAINT, image=img, mask=mask, prompt="a cat",
+                             model=str(model), steps=steps, seed=seed)
+
+
+def test_cancel_while_the_model_loads_reports_at_once_and_the_next_job_runs(
+    qtbot, tiny_service, tiny_models, gated_load
+):
+    svc, rec = tiny_service
+    first = svc.submit(_tiny_inpaint(tiny_models.sd1_inpaint))
+    assert gated_load.entered.wait(20)  # the load is under way (and blocked)
+    assert svc.cancel(first)
+    qtbot.waitUntil(lambda: rec.ended(first), timeout=WAIT_MS)
+    assert rec.names(first)[-1] == "cancelled"
+    assert not gated_load.gate.is_set() and gated_load.loads == []  # did not wait for it
+    assert svc.pending_jobs() == [] and not svc.is_busy()
+    assert threading.get_ident() not in gated_load.threads
+
+    second = svc.submit(_tiny_inpaint(tiny_models.sd1_inpaint, seed=2))
+    qtbot.waitUntil(lambda: rec.names(second)[-1:] == ["started"], timeout=WAIT_MS)
+    gated_load.gate.set()  # the load finishes in the background ...
+    qtbot.waitUntil(lambda: rec.ended(second), timeout=120_000)
+    names = rec.names(second)
+    assert names[-1] == "finished", rec.of(second)
+    assert gated_load.loads == [tiny_models.sd1_inpaint.name]  # ... and the job used it
+    assert [n for n in rec.names(first) if n in ("progress", "finished", "failed")] == []
+
+
+def test_a_load_left_by_a_cancelled_job_is_abandoned_for_another_model(
+    qtbot, tiny_service, tiny_models, gated_load
+):
+    from canvasai.backends.diffusion import pipelines
+
+    checkpoints = []
+    real = pipelines._PendingLoad.checkpoint
+
+    def spy(self):
+        checkpoints.append((self.info.name, self.abandon.is_set()))
+        return real(self)
+
+    pipelines._PendingLoad.checkpoint = spy
+    svc, rec = tiny_service
+    try:
+        first = svc.submit(_tiny_inpaint(tiny_models.sd1_inpaint))
+        assert gated_load.entered.wait(20)
+        svc.cancel(first)
+        second = svc.submit(GenerationRequest(Task.TXT2IMG, prompt="a cat", width=64,
+                                              height=64, model=str(tiny_models.sd1),
+                                              steps=2, seed=3))
+        qtbot.waitUntil(lambda: rec.names(second)[-1:] == ["started"], timeout=WAIT_MS)
+        gated_load.gate.set()
+        qtbot.waitUntil(lambda: rec.ended(second), timeout=120_000)
+    finally:
+        pipelines._PendingLoad.checkpoint = real
+    assert rec.names(second)[-1] == "finished", rec.of(second)
+    # the first model's load stopped at its next checkpoint, the second one was loaded
+    assert (tiny_models.sd1_inpaint.name, True) in checkpoints
+    assert gated_load.loads[-1] == tiny_models.sd1.name
+
+
+def test_cancel_mid_denoise_stops_within_one_step_and_counts_the_steps_asked(
+    qtbot, tiny_service, tiny_models
+):
+    from canvasai.backends.diffusion import pipelines
+
+    svc, rec = tiny_service
+    done = svc.submit(_tiny_inpaint(tiny_models.sd1_inpaint, steps=5))  # PNDM: 6 callbacks
+    qtbot.waitUntil(lambda: rec.ended(done), timeout=120_000)
+    totals = {a[2] for n, a in rec.of(done) if n == "progress"}
+    assert rec.names(done)[-1] == "finished"
+    steps = [a[1] for n, a in rec.of(done) if n == "progress"]
+    assert totals == {5} and steps[-1] == 5  # the steps asked for, never 6
+
+    calls = []
+    real = pipelines.StepReporter.on_step
+
+    def counting(self, i, latents, total_steps=None):
+        calls.append(i)
+        if len(calls) == 3:
+            svc.cancel(job)  # Esc lands during step 3
+        return real(self, i, latents, total_steps)
+
+    pipelines.StepReporter.on_step = counting
+    try:
+        job = svc.submit(_tiny_inpaint(tiny_models.sd1_inpaint, steps=40))
+        qtbot.waitUntil(lambda: rec.ended(job), timeout=120_000)
+        qtbot.waitUntil(lambda: not svc._running, timeout=WAIT_MS)
+    finally:
+        pipelines.StepReporter.on_step = real
+    assert rec.names(job)[-1] == "cancelled"
+    assert len(calls) == 3  # no denoising step ran after the one Esc landed in

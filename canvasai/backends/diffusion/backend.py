@@ -8,6 +8,7 @@ from typing import Any
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task
 from canvasai.backends.device import free_memory, is_out_of_memory
+from canvasai.backends.diffusion import references
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.backends.loras import split_prompt
 from canvasai.backends.models import (
@@ -81,7 +82,7 @@ class DiffusersBackend:
 
     def _load(self, info: ModelInfo, ctx: JobContext) -> LoadedModel:
         try:
-            return self.manager.load(info)
+            return self.manager.load(info, ctx)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -89,7 +90,7 @@ class DiffusersBackend:
             self.manager.unload()
             free_memory()
             try:
-                return self.manager.load(info)
+                return self.manager.load(info, ctx)
             except Exception as exc2:
                 if is_out_of_memory(exc2):
                     raise GenerationError(
@@ -110,9 +111,13 @@ class DiffusersBackend:
         applied = self.manager.apply_loras(loaded, list(specs.values()))
         if tagged:
             request = dataclasses.replace(request, prompt=prompt)
+        references.prepare(self.manager, loaded, request)  # adapters in (or out) before the task
         module: Any = importlib.import_module(module_name)
         result = module.run(self.manager, loaded, request, ctx)
         if applied:
             meta = dict(result.metadata) | {"loras": applied}
             result = dataclasses.replace(result, metadata=meta)
+        ref_meta = references.finish(loaded, dict(result.metadata))
+        if ref_meta is not None:
+            result = dataclasses.replace(result, metadata=ref_meta)
         return result

@@ -6,6 +6,17 @@
   architectures), else the bundled ``resources/model_configs/<family>-<kind>``.
 - Keeping: the last main model stays loaded between jobs; a task switch reuses its
   weights through ``from_pipe`` (~0.03 s). ControlNets and TAESD are cached too.
+- Loading off the job: a main model loads on its own thread while the job waits for
+  it cancellably (`PipelineManager.load(info, ctx)`), so a cancelled job ends at once.
+  The load then finishes in the background and is kept for the next job, or, when the
+  next job wants another model, is abandoned at its next checkpoint (between its
+  stages: imports, building the pipeline, placing it on the device).
+- Sharing the interpreter: the first job's imports (torch, diffusers, transformers)
+  and a model build would stall the GUI thread for up to ~0.9 s at a time (holding the
+  GIL in dlopen and in full garbage-collection passes over the freshly imported
+  objects). `warm_imports` maps torch's shared libraries with the GIL released, pauses
+  the cyclic garbage collector during the imports and freezes what they created;
+  model loads run with the collector paused (see `gc_paused`).
 - Schedulers are rebuilt for every job from the pipeline's *original* scheduler
   config: ``X.from_config(pipe.scheduler.config)`` would carry options of an
   earlier swap over (e.g. Karras sigmas).
@@ -18,9 +29,15 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import hashlib
+import importlib.util
 import logging
+import os
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +154,107 @@ def shared_tokenizers(config: Path, family: str) -> dict[str, Any]:
     return out
 
 
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_paused_state: dict[str, bool] = {"enabled": True, "freeze": False}
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+@contextlib.contextmanager
+def gc_paused(freeze: bool = False) -> Any:
+    """No cyclic garbage collection while the block runs (any thread); on leaving the
+    outermost block, with `freeze`, everything alive is moved out of the collector's
+    reach (``gc.freeze``) before it is enabled again.
+
+    Why: importing torch + diffusers creates ~1.5 M objects and a model build many more;
+    CPython runs a full collection each time the long-lived objects grew by a quarter,
+    each one a single GIL-holding pass (36 ms up to 330 ms here) that stalls every other
+    thread, the GUI's included. Freezing after the imports makes later full passes skip
+    those objects (they live as long as the process anyway). The cost: objects alive at
+    that moment are never cycle-collected (refcounting still frees them).
+    """
+    global _gc_depth
+    with _gc_lock:
+        _gc_depth += 1
+        if _gc_depth == 1:
+            was_enabled = gc.isenabled()
+            gc.disable()
+            _gc_paused_state["enabled"] = was_enabled
+            _gc_paused_state["freeze"] = False
+        _gc_paused_state["freeze"] = bool(_gc_paused_state["freeze"] or freeze)
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0:
+                if _gc_paused_state["freeze"]:
+                    gc.freeze()
+                if _gc_paused_state["enabled"]:
+                    gc.enable()
+
+
+def _preload_torch_libraries() -> None:
+    """Map torch's big native libraries with the GIL released.
+
+    ``import torch`` dlopens libtorch_cpu (hundreds of MB, static initialisers that
+    register thousands of operators) from inside the import, holding the GIL for
+    ~0.3-0.9 s. Calling libc's ``dlopen`` through ctypes releases the GIL for the call;
+    the import then finds the libraries mapped and only links against them.
+    """
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec("torch")
+        if spec is None or not spec.origin:
+            return
+        lib = os.path.join(os.path.dirname(spec.origin), "lib")
+        libc = ctypes.CDLL(None)
+        dlopen = libc.dlopen
+        dlopen.restype = ctypes.c_void_p
+        dlopen.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        # the global deps as torch loads them (RTLD_GLOBAL), the rest as its _C links them
+        for name, mode in (("libtorch_global_deps.so", os.RTLD_GLOBAL),
+                           ("libc10.so", os.RTLD_LOCAL), ("libtorch_cpu.so", os.RTLD_LOCAL)):
+            path = os.path.join(lib, name)
+            if os.path.exists(path):
+                dlopen(path.encode(), os.RTLD_NOW | mode)
+    except (OSError, AttributeError, ValueError):  # nothing lost: the import maps them
+        log.debug("preloading torch's libraries failed", exc_info=True)
+
+
+def warm_imports() -> None:
+    """Import what a first diffusers job needs, without stalling the other threads.
+
+    Safe to call from any non-GUI thread, more than once (only the first call works);
+    `_diffusers()` calls it, so a first job gets it even without an earlier warm-up.
+    """
+    global _warmed
+    if _warmed:
+        return
+    with _warm_lock:
+        if _warmed:
+            return
+        started = time.perf_counter()
+        _preload_torch_libraries()
+        with gc_paused(freeze=True):
+            import diffusers
+            import torch  # noqa: F401
+            import transformers
+
+            # what a Stable Diffusion job touches first (lazy modules import on access)
+            for name in ("StableDiffusionPipeline", "StableDiffusionInpaintPipeline",
+                         "AutoencoderKL", "UNet2DConditionModel"):
+                getattr(diffusers, name, None)
+            for name in ("CLIPTextModel", "CLIPTokenizer"):
+                getattr(transformers, name, None)
+        _warmed = True
+        log.info("torch/diffusers imported in %.1f s", time.perf_counter() - started)
+
+
 def _diffusers() -> Any:
+    warm_imports()
     import diffusers
     import transformers
 
@@ -200,6 +317,24 @@ class LoadedModel:
         return self.family.route(task, self.info.kind, self.info.variant)
 
 
+class LoadAbandoned(Exception):
+    """A background model load stopped at a checkpoint: another model is wanted now."""
+
+
+@dataclass(eq=False)
+class _PendingLoad:
+    info: ModelInfo
+    thread: threading.Thread | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    abandon: threading.Event = field(default_factory=threading.Event)
+    result: LoadedModel | None = None
+    error: BaseException | None = None
+
+    def checkpoint(self) -> None:
+        if self.abandon.is_set():
+            raise LoadAbandoned(self.info.name)
+
+
 class PipelineManager:
     """Owns the device and the loaded pipelines; used on the generation worker thread."""
 
@@ -212,6 +347,7 @@ class PipelineManager:
         self._controlnets: dict[str, Any] = {}
         self._taesd: dict[str, Any] = {}
         self._placement: dict[str, str] = {}  # model path -> how it was placed (device.py)
+        self._pending: _PendingLoad | None = None  # the main model load in progress
         self._lock = threading.RLock()
 
     @property
@@ -230,24 +366,74 @@ class PipelineManager:
 
     # -- loading ------------------------------------------------------------------------------
 
-    def load(self, info: ModelInfo) -> LoadedModel:
-        """The loaded pipeline for `info`, loading it (and unloading the previous) if needed."""
-        with self._lock:
-            if self._loaded is not None and self._loaded.info.path == info.path:
-                return self._loaded
-            self.unload()
-            pipe = self._load_pipe(info)
+    def load(self, info: ModelInfo, ctx: JobContext | None = None) -> LoadedModel:
+        """The loaded pipeline for `info`, loading it (and unloading the previous) if needed.
+
+        The load runs on its own thread; this waits for it, and with `ctx` checks
+        ``ctx.check_cancelled()`` every few milliseconds meanwhile, so a cancelled job
+        returns at once (`JobCancelled`) while the load goes on and is kept for the
+        next job. A load of another model still running is abandoned at its next
+        checkpoint first (or waited for, past its last one).
+        """
+        while True:
+            with self._lock:
+                loaded, pending = self._loaded, self._pending
+                if pending is None:
+                    if loaded is not None and loaded.info.path == info.path:
+                        return loaded
+                    self.unload()
+                    pending = self._pending = _PendingLoad(info)
+                    pending.thread = threading.Thread(
+                        target=self._load_in_background, args=(pending,),
+                        name="canvasai-model-load", daemon=True)
+                    pending.thread.start()
+                elif pending.info.path != info.path:
+                    pending.abandon.set()  # not what this job needs
+                else:
+                    pending.abandon.clear()  # wanted again
+            self._wait(pending, ctx)
+            with self._lock:
+                if self._pending is pending:
+                    self._pending = None
+            if pending.info.path != info.path or isinstance(pending.error, LoadAbandoned):
+                continue  # that load is over: start (again) the one this job needs
+            if pending.error is not None:
+                raise pending.error
+            assert pending.result is not None
+            return pending.result
+
+    @staticmethod
+    def _wait(pending: _PendingLoad, ctx: JobContext | None) -> None:
+        while not pending.done.wait(0.02):
+            if ctx is not None:
+                ctx.check_cancelled()
+
+    def _load_in_background(self, pending: _PendingLoad) -> None:
+        """The loader thread: build the pipeline; install it unless abandoned."""
+        try:
+            pending.checkpoint()
+            warm_imports()
+            pending.checkpoint()
+            with gc_paused():
+                pipe = self._load_pipe(pending.info, pending.checkpoint)
             sched = pipe.scheduler
-            self._loaded = LoadedModel(
-                info=info,
+            loaded = LoadedModel(
+                info=pending.info,
                 pipe=pipe,
                 scheduler_class=type(sched).__name__,
                 scheduler_config=dict(sched.config),
             )
-            how = self._placement.get(str(info.path), ON_DEVICE)
+            how = self._placement.get(str(pending.info.path), ON_DEVICE)
             if how != ON_DEVICE:
-                self._loaded.degraded.append(how)
-            return self._loaded
+                loaded.degraded.append(how)
+            pending.checkpoint()
+            with self._lock:
+                self._loaded = loaded
+            pending.result = loaded
+        except BaseException as exc:  # noqa: BLE001 - handed to the job that waits
+            pending.error = exc
+        finally:
+            pending.done.set()
 
     def unload(self) -> None:
         with self._lock:
@@ -255,7 +441,12 @@ class PipelineManager:
                 self._loaded = None
                 free_memory(self.device.device if self._device else None)
 
-    def _load_pipe(self, info: ModelInfo) -> Any:
+    def is_loading(self) -> bool:
+        """A model load is still running (e.g. one its cancelled job left behind)."""
+        with self._lock:
+            return self._pending is not None and not self._pending.done.is_set()
+
+    def _load_pipe(self, info: ModelInfo, checkpoint: Callable[[], None] = lambda: None) -> Any:
         import torch
 
         d = _diffusers()
@@ -316,6 +507,7 @@ class PipelineManager:
             raise ModelError(f"Could not load {info.name} ({info.path}): {first}") from exc
         pipe.set_progress_bar_config(disable=True)
         if torch.device(dev.device).type != "cpu":
+            checkpoint()
             self._place(pipe, info)
         return pipe
 
@@ -537,16 +729,23 @@ class StepReporter:
         self.previewer = previewer
         self.sink = sink
         self.steps_per_run = 0
+        self.asked = 0  # num_inference_steps of the current run
         self.last_step = 0
 
     def start_run(self, index: int, steps_hint: int) -> None:
         self.run_index = index
+        self.asked = max(0, int(steps_hint))
         if self.steps_per_run == 0:
             self.steps_per_run = max(1, steps_hint)
 
     def on_step(self, i: int, latents: Any, total_steps: int | None = None) -> None:
         if total_steps:
-            self.steps_per_run = max(1, int(total_steps))
+            total_steps = int(total_steps)
+            if total_steps == self.asked + 1:
+                # PNDM runs N + 1 callbacks (it repeats a timestep): count the N asked for,
+                # never "1/61" for 60
+                total_steps -= 1
+            self.steps_per_run = max(1, total_steps)
         per = self.steps_per_run
         local = min(i + 1, per)
         step = self.run_index * per + local
