@@ -34,7 +34,7 @@ from canvasai.core.settings import RANGES
 from canvasai.generation.params import FlowParams
 
 TASKS = (
-    ("auto", "Auto (from mask, frame, sketch)"),
+    ("auto", "Auto (from mask, frame, control layers)"),
     ("generate", "Generate (text → image)"),
     ("refine", "Refine (image → image)"),
     ("inpaint", "Inpaint (mask → regenerate)"),
@@ -1022,7 +1022,8 @@ class GenerationPanel(QWidget):
         note = ""
         if flow == "auto":
             if self._auto is None:
-                note = "Auto picks the task from the mask, the outpaint frame and a sketch layer."
+                note = ("Auto picks the task from the mask, the outpaint frame and the control "
+                        "layers.")
             else:
                 chosen, why = self._auto
                 note = f"Auto will {TASK_NAMES.get(chosen, chosen)}: {why}."

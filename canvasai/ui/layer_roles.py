@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -225,7 +226,13 @@ class RoleEditor(QDialog):
         self.setMinimumWidth(340)
 
     def _type_changed(self, *_: object) -> None:
-        self.pages.setCurrentIndex(self.type.currentIndex())
+        current = self.type.currentIndex()
+        self.pages.setCurrentIndex(current)
+        for i in range(self.pages.count()):  # the stack takes the height of the page shown
+            policy = QSizePolicy.Policy.Preferred if i == current else QSizePolicy.Policy.Ignored
+            self.pages.widget(i).setSizePolicy(policy, policy)
+        self.pages.adjustSize()
+        self.adjustSize()
         self.error.setVisible(False)
 
     def _kind_changed(self, *_: object) -> None:

@@ -60,6 +60,9 @@ class _BadgeDelegate(QStyledItemDelegate):
         r = QRect(option.rect.right() - w - 3, option.rect.center().y() - fm.height() // 2,
                   w, fm.height())
         painter.save()
+        state = index.data(Qt.ItemDataRole.CheckStateRole)
+        if state in (0, Qt.CheckState.Unchecked):
+            painter.setOpacity(0.45)  # a hidden layer's role is not used: its tag fades
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(index.data(BADGE_COLOR) or "#b8860b"))

@@ -318,3 +318,17 @@ def test_new_layer_names_do_not_skip_numbers():
     assert doc.add_layer().name == "Layer 3"
     doc.remove_layer(doc.layers[1])  # Layer 1 gone: numbers keep counting up, none reused
     assert doc.add_layer().name == "Layer 4"
+
+
+def test_a_hidden_layers_role_tag_fades(setup):
+    from canvasai.document.layer import ControlRole
+
+    panel, doc = setup
+    top = doc.layers[-1]
+    panel.set_role(top, ControlRole(kind="depth"))
+    shown = _row_image(panel, 0)
+    doc.set_layer_properties(top, visible=False)
+    hidden = _row_image(panel, 0)
+    w = shown.width()
+    tag = [(x, shown.height() // 2) for x in range(w - 40, w - 6)]
+    assert any(shown.pixel(x, y) != hidden.pixel(x, y) for x, y in tag)
