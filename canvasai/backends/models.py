@@ -66,6 +66,9 @@ LORA = "lora"  # a LoRA adapter applied on top of a main model
 DEPTH_ESTIMATOR = "depth_estimator"
 #: a transformers pose-estimation model (ViTPose): pose control maps
 POSE_ESTIMATOR = "pose_estimator"
+IPADAPTER = "ipadapter"  # an IP-Adapter: reference images for SD 1.x / SDXL (ComfyUI ipadapter/)
+IMAGE_ENCODER = "image_encoder"  # a CLIP / SigLIP vision encoder (ComfyUI clip_vision/)
+REDUX = "redux"  # Flux Redux: reference images for Flux.1 (ComfyUI style_models/)
 REFUSED = "refused"
 UNSUPPORTED = "unsupported"
 
@@ -277,6 +280,9 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
     ``xl_base``, ``xl_refiner``, ``upscale``, ``controlnet``), without loading tensors.
     """
     keys = shapes.keys()
+    ref = classify_reference_file(shapes)
+    if ref is not None:
+        return ref
     if _loras.is_lora(keys):
         family = _loras.lora_family(shapes)
         note = "" if family != UNKNOWN else "family not recognised from its keys"
@@ -351,6 +357,70 @@ def classify_checkpoint(shapes: Mapping[str, Sequence[int]], name: str = "") -> 
     )
 
 
+_IP_CROSS_FAMILY = {768: SD1, 1024: SD2, 2048: SDXL}
+
+
+def ip_adapter_variant(shapes: Mapping[str, Sequence[int]]) -> str:
+    """"" (the plain IP-Adapter), "plus" (a resampler over patch features), "full"
+    (full face) or "faceid" (needs InsightFace embeddings), from ``image_proj.*`` keys."""
+    keys = shapes.keys()
+    if any(".to_k_lora." in k or ".to_q_lora." in k for k in keys) or (
+        "image_proj.perceiver_resampler.proj_in.weight" in keys
+    ):
+        return "faceid"
+    if "image_proj.proj.3.weight" in keys:
+        return "full"
+    if "image_proj.latents" in keys:
+        return "plus"
+    if "image_proj.proj.weight" in keys:
+        return ""
+    return "faceid" if "image_proj.proj.0.weight" in keys else "plus"
+
+
+def classify_reference_file(shapes: Mapping[str, Sequence[int]]) -> _Class | None:
+    """An IP-Adapter, a CLIP / SigLIP vision encoder or a Flux Redux embedder, or None.
+
+    IP-Adapters (h94's and ComfyUI's ``.safetensors``: ``image_proj.*`` + ``ip_adapter.N.*``)
+    tell their family by the cross-attention width their keys project into (768 SD 1.x,
+    2048 SDXL); vision encoders in the transformers layout (``vision_model.*``) are CLIP
+    when they have a class token, SigLIP otherwise."""
+    keys = shapes.keys()
+    if "redux_up.weight" in keys and "redux_down.weight" in keys:
+        return _Class("flux", REDUX, note="Flux Redux embedder (needs a SigLIP image encoder)")
+    if any(k.startswith("image_proj.") for k in keys) and any(k.startswith("ip_adapter.") for k in keys):
+        variant = ip_adapter_variant(shapes)
+        cross = _dim(shapes.get("ip_adapter.1.to_k_ip.weight"), -1)
+        family = _IP_CROSS_FAMILY.get(cross or 0, UNKNOWN)
+        if variant == "faceid":
+            return _Class(family, UNSUPPORTED, note="FaceID IP-Adapters need InsightFace "
+                          "face embeddings, which CanvasAI does not compute", variant=variant)
+        note = "" if family != UNKNOWN else f"cross-attention width {cross}: family not recognised"
+        return _Class(family, IPADAPTER, note=note, variant=variant)
+    if any(".ip_adapter_double_stream_k_proj." in k for k in keys):
+        return _Class("flux", UNSUPPORTED, note="Flux IP-Adapters are not supported: Flux.1 takes "
+                      "reference images through Flux Redux")
+    if "vision_model.embeddings.patch_embedding.weight" in keys:
+        kind = "clip" if "vision_model.embeddings.class_embedding" in keys else "siglip"
+        return _Class(UNKNOWN, IMAGE_ENCODER, note=f"{kind.upper()} image encoder", variant=kind)
+    if any(k.startswith("visual.transformer.resblocks.") for k in keys):
+        return _Class(UNKNOWN, UNSUPPORTED, note="an open_clip vision encoder: use the transformers "
+                      "layout (the image_encoder folder of h94/IP-Adapter, or ComfyUI's "
+                      "clip_vision files)", variant="clip")
+    return None
+
+
+def _image_encoder_type(cfg: Mapping[str, Any]) -> str | None:
+    """"clip" / "siglip" for a transformers vision-encoder config.json, else None."""
+    arch = cfg.get("architectures")
+    names = " ".join(a for a in arch if isinstance(a, str)) if isinstance(arch, list) else ""
+    model_type = str(cfg.get("model_type", ""))
+    if "CLIPVision" in names or model_type == "clip_vision_model":
+        return "clip"
+    if "SiglipVision" in names or model_type == "siglip_vision_model":
+        return "siglip"
+    return None
+
+
 def _estimator_kind(cfg: Mapping[str, Any]) -> tuple[str, str] | None:
     """(DEPTH_ESTIMATOR | POSE_ESTIMATOR, note) for a transformers config.json, else None."""
     arch = cfg.get("architectures")
@@ -405,6 +475,8 @@ def classify_pipeline_folder(folder: Path) -> _Class:
                 REFUSED,
                 note=f"{comp} weights are pickle files (.bin); convert to safetensors",
             )
+    if cls == "FluxPriorReduxPipeline":
+        return _Class("flux", REDUX, note="Flux Redux (SigLIP image encoder + Redux embedder)")
     probe = dict(index)
     probe["_name"] = folder.name if folder.parent.name != "snapshots" else folder.parent.parent.name
     tcfg = folder / "transformer" / "config.json"
@@ -451,6 +523,13 @@ def classify_component_folder(folder: Path, name: str) -> _Class | None:
         if _weights_are_pickle_only(folder):
             return _Class(UNKNOWN, REFUSED, note="weights are pickle files (.bin)")
         return _Class(UNKNOWN, estimator[0], note=estimator[1])
+    encoder = _image_encoder_type(cfg)
+    if encoder is not None:
+        if _weights_are_pickle_only(folder):
+            return _Class(UNKNOWN, REFUSED, note="weights are pickle files (.bin)", variant=encoder)
+        return _Class(UNKNOWN, IMAGE_ENCODER, note=f"{encoder.upper()} image encoder", variant=encoder)
+    if cls == "ReduxImageEncoder":
+        return _Class("flux", REDUX, note="Flux Redux embedder (needs a SigLIP image encoder)")
     dit_family = {
         f.controlnet_class: f.name for f in _families.ALL if f.controlnet_class != "ControlNetModel"
     }.get(cls)

@@ -15,6 +15,7 @@ from canvasai.backends.api import (
     GenerationResult,
     JobContext,
 )
+from canvasai.backends.diffusion import references
 from canvasai.backends.diffusion.families.base import (
     MODE_FULL_MASK,
     MODE_IMG2IMG,
@@ -161,6 +162,7 @@ def generate_at(
     if work is None:
         work = (int(kwargs.get("width") or size[0]), int(kwargs.get("height") or size[1]))
     kwargs = kwargs | loaded.family.extra_kwargs(type(pipe).__name__, *work)
+    kwargs = references.apply(manager, loaded, pipe, request, kwargs)  # reference images
     previewer = manager.previewer(loaded, pipe, work)
 
     def sink(step: int, small: np.ndarray) -> None:

@@ -27,7 +27,7 @@ from canvasai.backends.api import (
     JobContext,
     request_seeds,
 )
-from canvasai.backends.diffusion import common
+from canvasai.backends.diffusion import common, references
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
 from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
@@ -117,6 +117,7 @@ def inpaint_images(
         | loaded.family.extra_kwargs(type(pipe).__name__, job.work[0], job.work[1])
         | (extra or {})
     )
+    kwargs = references.apply(manager, loaded, pipe, request, kwargs)  # reference images
     reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
     raw = common.run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
     out = []

@@ -126,6 +126,9 @@ class Family:
     max_sequence_length: int | None = None  # passed to the pipeline when set
     uses_references: bool = False  # takes reference images through `image=` (Flux.2 Klein)
     controlnet_class: str = ""  # ControlNet model class Sketch→Render loads ("" = none yet)
+    #: how generate / refine / inpaint read reference images (backends/diffusion/references.py):
+    #: "ip_adapter" (SD 1.x, SDXL), "redux" (Flux.1), "image" (Flux.2 Klein's image=), "" (none)
+    reference_method: str = ""
     #: the class that runs several ControlNets together (control layers); "" = one at a time
     multi_controlnet_class: str = ""
 

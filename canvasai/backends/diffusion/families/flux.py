@@ -75,6 +75,7 @@ class Flux(Family):
     guidance_mode = DISTILLED
     controlnet_class = "FluxControlNetModel"
     multi_controlnet_class = "FluxMultiControlNetModel"
+    reference_method = "redux"
     transformer_class = "FluxTransformer2DModel"
     parts = (CLIP_L, T5_XXL, FLUX_VAE)
     tiny_autoencoders = ("taef1",)

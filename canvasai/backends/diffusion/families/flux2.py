@@ -36,6 +36,7 @@ class Flux2Klein(Family):
     packed = True
     guidance_mode = CFG
     uses_references = True
+    reference_method = "image"
     max_references = 3
     min_reference_side = 64
     transformer_class = "Flux2Transformer2DModel"

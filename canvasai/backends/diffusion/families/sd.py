@@ -55,6 +55,7 @@ class _StableDiffusion(Family):
     latent_channels = 4
     pipelines = _SD_PIPELINES
     controlnet_class = "ControlNetModel"
+    reference_method = "ip_adapter"
     multi_controlnet_class = "MultiControlNetModel"
     parts = (Part("text_encoder", "CLIP text encoder", "checkpoints"),)
 
