@@ -7,12 +7,15 @@ The credentials are read and validated on the file worker thread while the image
 (`FileController.credentials_read`); this panel only displays them.
 
 `install_credentials_panel(window)` docks it in the main window (beside History) and
-follows the window's documents: a new or other document clears it.
+follows the window's documents: each open image's credentials come back when its tab is
+shown again; a new document shows none.
 """
 
 from __future__ import annotations
 
 import html
+import re
+import weakref
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -32,6 +35,12 @@ SELF_ISSUED_NOTE = (
     "Self-issued certificate (CanvasAI's default): the record is intact, but no one "
     "vouches for who the signer is."
 )
+
+
+def breakable(name: str) -> str:
+    """`name` with invisible break chances after _ . - so a long file name wraps inside a
+    narrow dock instead of widening it (and the window past a 1366 px screen)."""
+    return re.sub(r"([_.\-])", "\\1\u200b", name)
 
 
 class CredentialsPanel(QWidget):
@@ -75,7 +84,8 @@ class CredentialsPanel(QWidget):
         self.file_name = file_name
         name = html.escape(file_name or "This image")
         if creds is None:
-            self.state_label.setText(f"{file_name or 'This image'}: no Content Credentials")
+            self.state_label.setText(
+                f"{breakable(file_name) or 'This image'}: no Content Credentials")
             self.state_label.setStyleSheet("font-weight: bold;")
             self.body.setHtml(
                 "<p>The file carries no C2PA manifest, so nothing says where it came from. "
@@ -131,7 +141,24 @@ def install_credentials_panel(window: Any) -> CredentialsPanel:
         sub = action.menu()
         if sub is not None and sub.title() == "Panels":
             sub.addAction(dock.toggleViewAction())
-    window.files.credentials_read.connect(shown)
-    window.document_changed.connect(lambda _doc: panel.clear())
+    # what each open image said, so its tab shows it again (forgotten with the document)
+    seen: weakref.WeakKeyDictionary[Any, tuple[Credentials | None, str]] = (
+        weakref.WeakKeyDictionary())
+
+    def read(creds: Credentials | None, name: str) -> None:
+        doc = getattr(window, "document", None)
+        if doc is not None:
+            seen[doc] = (creds, name)
+        shown(creds, name)
+
+    def document_shown(doc: Any) -> None:
+        known = seen.get(doc) if doc is not None else None
+        if known is None:
+            panel.clear()
+        else:
+            panel.show_credentials(*known)
+
+    window.files.credentials_read.connect(read)
+    window.document_changed.connect(document_shown)
     window.credentials_panel = panel
     return panel

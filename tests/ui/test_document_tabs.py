@@ -325,3 +325,22 @@ def test_every_crashed_document_is_offered_and_restored_into_its_own_tab(qtbot, 
     assert names == ["castle.ora", "river.ora"]  # the blank start document gave its tab up
     assert all(r.modified for r in win.documents)
     assert win.files.check_recovery() is None
+
+
+def test_each_image_tab_shows_its_own_content_credentials_again(qtbot, win, tmp_path):
+    from PIL import Image
+
+    from canvasai.ui.credentials_panel import install_credentials_panel
+
+    panel = getattr(win, "credentials_panel", None) or install_credentials_panel(win)
+    photo = tmp_path / "portrait_of_a_lighthouse_keeper_at_dusk_final_v2.png"
+    Image.new("RGBA", (12, 8), (1, 2, 3, 255)).save(photo)
+    open_file(qtbot, win, photo)
+    assert "no Content Credentials" in panel.state_label.text()
+    assert panel.minimumSizeHint().width() < 200  # a long name wraps, the dock stays narrow
+    paint(win.document)
+    win.add_document(Document(20, 20))
+    assert "No image" in panel.state_label.text()
+    win.switch_to(0)
+    assert "no Content Credentials" in panel.state_label.text()
+    assert "lighthouse" in panel.state_label.text()
