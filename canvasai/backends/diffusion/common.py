@@ -15,7 +15,7 @@ from canvasai.backends.api import (
     GenerationResult,
     JobContext,
 )
-from canvasai.backends.diffusion import references
+from canvasai.backends.diffusion import references, regions
 from canvasai.backends.diffusion.families.base import (
     MODE_FULL_MASK,
     MODE_IMG2IMG,
@@ -169,7 +169,8 @@ def generate_at(
         ctx.preview(step, to_rgba(resize(small, size), alpha))
 
     reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
-    raw = run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
+    with regions.applied(pipe, loaded, request, work):  # the request's regional prompts
+        raw = run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
     return [to_rgba(resize(im, size), alpha) for im in raw], sampler, previewer.method
 
 
@@ -264,10 +265,13 @@ def metadata(
         "device": manager.device.describe(),
         "preview": preview_method,
     }
+    region_notes, region_meta = regions.describe(request, loaded)
+    notes = [*notes, *region_notes]
     if loaded.degraded:
         notes = [*notes, "memory savers active: " + ", ".join(loaded.degraded)]
     if notes:
         meta["note"] = "; ".join(notes)
+    meta.update(region_meta)
     meta.update(extra)
     return meta
 

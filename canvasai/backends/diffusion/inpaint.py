@@ -27,7 +27,7 @@ from canvasai.backends.api import (
     JobContext,
     request_seeds,
 )
-from canvasai.backends.diffusion import common, references
+from canvasai.backends.diffusion import common, references, regions
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
 from canvasai.core.errors import GenerationError
 from canvasai.core.geometry import Rect
@@ -119,7 +119,8 @@ def inpaint_images(
     )
     kwargs = references.apply(manager, loaded, pipe, request, kwargs)  # reference images
     reporter = StepReporter(ctx, len(seeds), request.previews, previewer, sink)
-    raw = common.run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
+    with regions.applied(pipe, loaded, request, job.work, job.region):  # regional prompts
+        raw = common.run_batch(manager, loaded, pipe, ctx, reporter, seeds, kwargs)
     out = []
     for gen in raw:
         gen = common.resize(gen, size)

@@ -126,11 +126,14 @@ class Family:
     max_sequence_length: int | None = None  # passed to the pipeline when set
     uses_references: bool = False  # takes reference images through `image=` (Flux.2 Klein)
     controlnet_class: str = ""  # ControlNet model class Sketch→Render loads ("" = none yet)
+    #: the class that runs several ControlNets together (control layers); "" = one at a time
+    multi_controlnet_class: str = ""
     #: how generate / refine / inpaint read reference images (backends/diffusion/references.py):
     #: "ip_adapter" (SD 1.x, SDXL), "redux" (Flux.1), "image" (Flux.2 Klein's image=), "" (none)
     reference_method: str = ""
-    #: the class that runs several ControlNets together (control layers); "" = one at a time
-    multi_controlnet_class: str = ""
+    #: regional prompts (a prompt per layer mask) by masked cross-attention; the UNet families
+    #: have them (`canvasai.backends.diffusion.regions`), the DiTs not yet
+    supports_regions: bool = False
 
     # -- recognising ---------------------------------------------------------------------------
 

@@ -55,8 +55,9 @@ class _StableDiffusion(Family):
     latent_channels = 4
     pipelines = _SD_PIPELINES
     controlnet_class = "ControlNetModel"
-    reference_method = "ip_adapter"
     multi_controlnet_class = "MultiControlNetModel"
+    reference_method = "ip_adapter"
+    supports_regions = True  # UNet cross-attention: regions.applied
     parts = (Part("text_encoder", "CLIP text encoder", "checkpoints"),)
 
     def detect_folder(self, class_name: str, index: Mapping[str, Any]) -> Detected | None:
