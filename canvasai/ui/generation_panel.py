@@ -279,7 +279,10 @@ class GenerationPanel(QWidget):
         self.role_list.setToolTip("The layers this job uses besides the picture. Right-click a "
                                   "layer in the Layers panel ▸ Use as… to add or change one; "
                                   "hide it to leave it out.")
-        self.role_list.setMaximumHeight(96)
+        self.role_list.setWordWrap(True)
+        self.role_list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.role_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.role_list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.role_list.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         self.role_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         f.addRow(self.role_list)
@@ -1054,13 +1057,15 @@ class GenerationPanel(QWidget):
         layers = [la for la in reversed(doc.layers) if la.role is not None] if doc else []  # type: ignore[attr-defined]
         self.role_list.clear()
         for la in layers:
-            tag = layer_roles.badge(la.role)
-            text = f"{tag[0] if tag else ''} · {la.name} — {la.role.describe().split(': ', 1)[-1]}"
+            text = f"{la.name} — {layer_roles.short(la.role)}"
             item = QListWidgetItem(text if la.visible else f"{text} (hidden: not used)")
-            item.setToolTip(layer_roles.tooltip(la.role))
+            item.setToolTip(f"“{la.name}”: {layer_roles.tooltip(la.role)}")
             if not la.visible:
                 item.setForeground(self.palette().placeholderText())
             self.role_list.addItem(item)
+        rows = min(max(1, len(layers)), 5)  # every row shown up to five, then it scrolls
+        line = max(self.role_list.sizeHintForRow(0), self.role_list.fontMetrics().height() + 6)
+        self.role_list.setFixedHeight(rows * line + 2 * self.role_list.frameWidth() + 2)
         self._role_layers_shown = bool(layers)
         self._has_controls = bool(doc) and bool(flows.role_layers(doc, "control"))  # type: ignore[arg-type]
         notes: list[str] = []

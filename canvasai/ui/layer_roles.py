@@ -84,6 +84,21 @@ def badge(role: LayerRole) -> tuple[str, str] | None:
     return "region", colour
 
 
+def short(role: LayerRole) -> str:
+    """The role in a few words for a list row: "line art 0.80, 0–60 %", "style ref 1.10",
+    "region “a stormy sky”"."""
+    if isinstance(role, ControlRole):
+        rng = "" if (role.start, role.end) == (0.0, 1.0) else (
+            f", {role.start * 100:.0f}–{role.end * 100:.0f} %")
+        return f"{role.label.lower()} {role.strength:.2f}{rng}"
+    if isinstance(role, ReferenceRole):
+        return f"{role.kind} ref {role.strength:.2f}"
+    if isinstance(role, RegionRole):
+        text = role.prompt if len(role.prompt) <= 40 else role.prompt[:39] + "…"
+        return f"region “{text}”"
+    return ""
+
+
 def tooltip(role: LayerRole) -> str:
     """What the role does, in words, for the row's tooltip."""
     if role is None:

@@ -350,10 +350,11 @@ def test_the_control_section_lists_the_layers_in_use_instead_of_one_control_type
     doc = _role_document()
     panel.set_document(doc)
     rows = [panel.role_list.item(i).text() for i in range(panel.role_list.count())]
-    assert rows == ["region · Sky — “a stormy sky”", "ref · Fox photo — style, strength 0.60",
-                    "depth · Depth — Depth, strength 1.00",
-                    "line art · Lines — Line art, strength 0.80, steps 0–50 %"]
+    assert rows == ["Sky — region “a stormy sky”", "Fox photo — style ref 0.60",
+                    "Depth — depth 1.00", "Lines — line art 0.80, 0–50 %"]
     assert not panel.roles_box.isHidden() and panel.control.isHidden()
+    last = panel.role_list.visualItemRect(panel.role_list.item(3))
+    assert panel.role_list.viewport().rect().contains(last)  # every row shows, none cut
     assert panel.control_scale.isHidden() and panel.control_fallback_note.isHidden()
     assert "This job uses 2 control layers, 1 reference, 1 region." in panel.roles_note.text()
     assert "regional" not in panel.roles_note.text()  # SD 1.x follows regions
