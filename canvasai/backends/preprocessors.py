@@ -195,7 +195,8 @@ def depth_from_model(image: np.ndarray, info: ModelInfo, device: str | None = No
     lo, hi = float(depth.min()), float(depth.max())
     if not np.isfinite(lo) or not np.isfinite(hi):
         raise GenerationError(f"{info.name} gave no usable depth for this picture.")
-    d = (depth - lo) / (hi - lo) if hi - lo > 1e-6 else np.full_like(depth, 0.5)
+    span = hi - lo
+    d = (depth - lo) / span if span > 1e-9 * max(1.0, abs(hi)) else np.full_like(depth, 0.5)
     g = np.clip(np.rint(d * 255.0), 0, 255).astype(np.uint8)
     return np.repeat(g[..., None], 3, axis=2)
 

@@ -78,8 +78,8 @@ def softedge(image: np.ndarray) -> np.ndarray:
     """Soft, thick edges in grey levels (HED / PiDiNet-like, without their networks).
 
     Gradient magnitude of the luminance summed over three blur scales (fine detail and
-    the outlines of large shapes), normalised, with a gamma that lifts weak edges the
-    way HED's sigmoid output does.
+    the outlines of large shapes), normalised to its strongest edges; a floor removes
+    gentle shading and a gamma lifts weak edges the way HED's sigmoid output does.
     """
     g = _gray(image).astype(np.float32) / 255.0
     side = max(g.shape)
@@ -88,13 +88,14 @@ def softedge(image: np.ndarray) -> np.ndarray:
         b = cv2.GaussianBlur(g, (0, 0), sigma)
         gx = cv2.Sobel(b, cv2.CV_32F, 1, 0, ksize=3)
         gy = cv2.Sobel(b, cv2.CV_32F, 0, 1, ksize=3)
-        acc += cv2.magnitude(gx, gy) * sigma  # scale-normalised
+        acc += cv2.magnitude(gx, gy)
     hi = float(np.percentile(acc, 99.5))
     if hi < 1e-3:
         return np.zeros((*g.shape, 3), np.uint8)
-    edges = np.clip(acc / hi, 0.0, 1.0) ** 0.7
+    floor = 0.1
+    edges = np.clip((acc / hi - floor) / (1.0 - floor), 0.0, 1.0) ** 0.7
     edges = cv2.GaussianBlur(edges, (0, 0), max(0.8, side / 1024.0))
-    edges[edges < 0.06] = 0.0
+    edges[edges < 0.04] = 0.0
     return _three(np.clip(np.rint(edges * 255.0), 0, 255).astype(np.uint8))
 
 
