@@ -551,16 +551,22 @@ class GenerationController(QObject):
             if current:
                 self.history_panel.refresh()
             note = meta.get("note")
+            if not current:  # kept with its own document: say which tab has it
+                name_of = getattr(self.window, "document_name", None)
+                name = name_of(doc) if name_of is not None else "another document"
+                n = len(result.images)
+                kept = (f"{n} new result{'s' if n != 1 else ''} kept with “{name}”: "
+                        f"{'they show' if n != 1 else 'it shows'} in its tab.")
+                note = f"{note}\n{kept}" if note else kept
             if note:
                 self.panel.show_note(str(note))
         self._finish_one(job_id)
         if not self.busy:
             n = len(result.images) if job is not None else 0
-            where = ""
-            if doc is not None and doc is not self.document():  # kept with its own tab
-                name_of = getattr(self.window, "document_name", None)
-                where = f" in “{name_of(doc)}”" if name_of is not None else " in another document"
-            self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''}{where}")
+            if doc is not None and doc is not self.document():  # the note says which
+                self.panel.set_status(f"Done: {n} in another tab")
+            else:
+                self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''}")
 
     def _on_failed(self, job_id: int, message: str) -> None:
         self._jobs.pop(job_id, None)

@@ -399,15 +399,16 @@ class MainWindow(QMainWindow):
         self._show(record)
         self._refresh_tab(i)
 
-    def add_document(self, doc: Document, path: str | None = None) -> None:
-        """Open `doc` in a tab of its own and show it. A blank document nobody touched yet
-        (the one a start shows) gives its tab up to it."""
+    def add_document(self, doc: Document, path: str | None = None,
+                     replace_blank: bool = True) -> None:
+        """Open `doc` in a tab of its own and show it. With `replace_blank` (opening a file),
+        a blank document nobody touched yet (the one a start shows) gives its tab up."""
         i = self.index_of(doc)
         if i >= 0:
             self.switch_to(i)
             return
-        if self._current is not None and self._current.pristine and not self._has_jobs(
-                self._current.document):
+        if (replace_blank and self._current is not None and self._current.pristine
+                and not self._has_jobs(self._current.document)):
             self.set_document(doc, path)
             return
         record = self._record(doc, path)
@@ -624,7 +625,7 @@ class MainWindow(QMainWindow):
         dialog = NewDocumentDialog(self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        self.add_document(dialog.create_document())  # a tab of its own
+        self.add_document(dialog.create_document(), replace_blank=False)  # a tab of its own
 
     def maybe_save(self) -> bool:
         """Offer to save the shown document's unsaved changes. False means the person

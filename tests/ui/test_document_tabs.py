@@ -123,12 +123,11 @@ def test_opening_a_file_that_is_open_switches_to_its_tab(qtbot, win, tmp_path):
 
 
 def test_new_adds_a_tab_and_ctrl_w_closes_the_current_one(qtbot, win, monkeypatch):
-    paint(win.document)  # no longer blank: New opens beside it
-    first = win.document
+    first = win.document  # blank: New still opens beside it (only Open takes its place)
     monkeypatch.setattr(mw.NewDocumentDialog, "exec", lambda self: 1)
     win.actions_by_name["new"].trigger()
     assert win.tab_bar.count() == 2 and win.document is not first
-    assert [win.tab_bar.tabText(i) for i in range(2)] == ["Untitled •", "Untitled 2"]
+    assert [win.tab_bar.tabText(i) for i in range(2)] == ["Untitled", "Untitled 2"]
     second = win.document
     key(win, Qt.Key.Key_W, CTRL)  # prompts are off in tests: closes without asking
     assert win.tab_bar.count() == 1 and win.document is first and second not in [
@@ -215,7 +214,8 @@ def test_a_job_of_one_document_lands_in_it_while_another_is_shown(qtbot, gen_win
     assert results.entries(doc_b) == [] and gen.strip.candidates == []
     assert win.canvas._preview is None  # nothing of A's drawn over B
     assert win.tab_bar.tabText(0) == "Untitled •"  # A has something new
-    assert gen.panel.step_label.text() == "Done: 1 new result in “Untitled”"
+    assert gen.panel.step_label.text() == "Done: 1 in another tab"
+    assert "1 new result kept with “Untitled”" in gen.panel.message.text()
     win.switch_to(0)
     assert len(gen.strip.candidates) == 1
     assert gen.accept(0) and doc_a.layers[-1].generation["flow"] == "inpaint"
