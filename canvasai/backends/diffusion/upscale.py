@@ -7,12 +7,17 @@
   ``refine_strength`` on overlapping tiles. Tiles are blended with linear weight
   ramps across each overlap (weights sum to 1 everywhere, never a hard edge), so
   there are no seams; every tile gets its own seed derived from the item seed.
+- Transparency: the models see colour only. Where the image is transparent its colour
+  channels hold whatever was left there (usually black); a model (and Lanczos) would mix
+  that into a soft edge, a dark halo once composited. So the colour is first continued
+  past the painted pixels (`bleed`) and the alpha is resampled on its own and put back.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
 from canvasai.backends.api import (
@@ -80,6 +85,33 @@ def run(
     return _tiled(manager, loaded, request, ctx, image, s)
 
 
+def bleed(image: np.ndarray) -> np.ndarray:
+    """The colour (H x W x 3) of `image` with its fully transparent pixels given the
+    colour of the nearest painted ones (alpha-weighted normalised blurs at growing radii;
+    the alpha-weighted mean colour where nothing is near). Opaque and partly transparent
+    pixels keep their own colour. An image without transparency is returned as is."""
+    rgb_img = common.rgb(image)
+    a = common.alpha_of(image)
+    if a is None or not (a == 0).any() or not a.any():
+        return rgb_img
+    af = a.astype(np.float32) * (1.0 / 255.0)
+    prem = rgb_img.astype(np.float32) * af[..., None]
+    out = rgb_img.astype(np.float32)
+    todo = a == 0
+    h, w = a.shape
+    sigma = 2.0
+    while todo.any() and sigma < 2 * max(h, w):
+        den = cv2.GaussianBlur(af, (0, 0), sigma)
+        num = cv2.GaussianBlur(prem, (0, 0), sigma)
+        ok = todo & (den > 1e-3)
+        out[ok] = num[ok] / den[ok][:, None]
+        todo &= ~ok
+        sigma *= 3.0
+    if todo.any():
+        out[todo] = (prem.reshape(-1, 3).sum(0) / max(float(af.sum()), 1e-6))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
 def _alpha_up(image: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
     a = common.alpha_of(image)
     return None if a is None else common.resize(a, size)
@@ -98,7 +130,8 @@ def _x4(
     pipe = manager.variant(loaded, "txt2img")
     sampler = manager.set_scheduler(loaded, pipe, request.scheduler)
     alpha = _alpha_up(image, out)
-    lanczos = common.to_rgba(common.resize(common.rgb(image), out), alpha)
+    colour = bleed(image)  # never the black behind transparency
+    lanczos = common.to_rgba(common.resize(colour, out), alpha)
 
     # The x4 model's latent space is not the SD VAE's: a linear projection would show
     # noise. The preview is the Lanczos enlargement the job refines.
@@ -111,7 +144,7 @@ def _x4(
     seeds = request_seeds(request)
     reporter = StepReporter(ctx, len(seeds), request.previews, preview_frame, sink)  # type: ignore[arg-type]
     kwargs = common.prompt_kwargs(request, loaded) | {
-        "image": common.pil(common.rgb(image)),
+        "image": common.pil(colour),
         "noise_level": int(s.noise_level),
     }
     raw = common.run_batch(
@@ -144,7 +177,7 @@ def _tiled(
 ) -> GenerationResult:
     h, w = image.shape[:2]
     out_w, out_h = w * s.scale, h * s.scale
-    base = common.resize(common.rgb(image), (out_w, out_h))
+    base = common.resize(bleed(image), (out_w, out_h))  # never the black behind transparency
     alpha = _alpha_up(image, (out_w, out_h))
     seeds = request_seeds(request)
     if s.refine_strength <= 0:
