@@ -52,6 +52,12 @@ def ref_dir(tmp_path_factory: pytest.TempPathFactory, tiny_models) -> Path:
 
 
 @pytest.fixture(scope="module")
+def families_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny DiT families, built once per session (shared by the tests that need them)."""
+    return tmp_path_factory.getbasetemp() / "tiny-families"
+
+
+@pytest.fixture(scope="module")
 def backend(ref_dir) -> DiffusersBackend:
     return DiffusersBackend(ModelRegistry([ref_dir], include_hf_cache=False))
 
@@ -173,9 +179,9 @@ def test_missing_adapter_and_encoder_are_named(tmp_path, tiny_models) -> None:
         _run(empty, tiny_models.sd1, [ReferenceImage(RED, 1.0)])
 
 
-def test_flux_redux_changes_the_picture(tmp_path_factory) -> None:
+def test_flux_redux_changes_the_picture(tmp_path_factory, families_root) -> None:
     d = tmp_path_factory.mktemp("redux")
-    flux = tf.cached("flux", tmp_path_factory.mktemp("flux"))
+    flux = tf.cached("flux", families_root)
     ta.save_siglip(d / "clip_vision" / "sigclip_tiny.safetensors")
     ta.save_redux(d / "style_models" / "flux1-redux-tiny.safetensors", text_dim=tf.T5_DIM)
     backend = DiffusersBackend(ModelRegistry([d], include_hf_cache=False))
@@ -189,3 +195,53 @@ def test_flux_redux_changes_the_picture(tmp_path_factory) -> None:
     np.testing.assert_array_equal(_run(backend, flux, [ReferenceImage(RED, 0.0)]).images[0], base)
     style = _run(backend, flux, [ReferenceImage(RED, 1.0, ReferenceKind.STYLE)])
     assert "Flux Redux has no style" in style.metadata["note"]
+
+
+def test_flux2_klein_reads_references_as_images(tmp_path_factory, families_root) -> None:
+    klein = tf.cached("flux2-klein", families_root)
+    backend = DiffusersBackend(ModelRegistry([tmp_path_factory.mktemp("none")], include_hf_cache=False))
+    base = _run(backend, klein).images[0]
+    red = _run(backend, klein, [ReferenceImage(RED, 0.5, ReferenceKind.STYLE)])
+    blue = _run(backend, klein, [ReferenceImage(BLUE, 1.0)]).images[0]
+    assert not np.array_equal(base, red.images[0]) and not np.array_equal(red.images[0], blue)
+    assert red.metadata["reference_method"] == "image inputs"
+    assert "strength and style/composition setting are not used" in red.metadata["note"]
+
+
+class _Pipe:  # stands in for a loaded pipeline (references keep per-model state by it)
+    pass
+
+
+def test_families_without_references_say_so_and_upscale_ignores_them() -> None:
+    from canvasai.backends.diffusion.pipelines import LoadedModel
+    from canvasai.backends.models import ModelInfo
+
+    info = ModelInfo("z", Path("z"), "zimage", "base", "diffusers")
+    loaded = LoadedModel(info=info, pipe=_Pipe(), scheduler_class="", scheduler_config={})
+    req = GenerationRequest(task=Task.TXT2IMG, prompt="a", width=32, height=32, seed=1,
+                            references=(ReferenceImage(RED, 1.0),))
+    plan = references.prepare(None, loaded, req)  # type: ignore[arg-type]
+    assert plan.refs == () and "Z-Image models take no reference images" in plan.notes[0]
+    up = GenerationRequest(task=Task.UPSCALE, image=RED, seed=1, references=(ReferenceImage(RED),))
+    assert references.prepare(None, loaded, up).notes == [  # type: ignore[arg-type]
+        "reference images are not used when upscaling"]
+    assert references.finish(loaded, {"note": "x"}) == {"note": "x; reference images are not used when upscaling"}
+
+
+def test_edit_models_read_references_and_strength_zero_is_none(families_root) -> None:
+    klein = tf.cached("flux2-klein", families_root)
+    backend = DiffusersBackend(ModelRegistry([families_root / "none"], include_hf_cache=False))
+    picture = _picture(3, 32)
+
+    def edit(*refs: ReferenceImage):
+        req = GenerationRequest(task=Task.EDIT, model=str(klein), image=picture, prompt="night",
+                                steps=2, seed=1, references=refs, native_resolution=False)
+        return backend.run(req, RecordingContext())
+
+    none = edit().images[0]
+    red = edit(ReferenceImage(RED, 1.0)).images[0]
+    assert not np.array_equal(none, red)
+    assert not np.array_equal(red, edit(ReferenceImage(BLUE, 1.0)).images[0])
+    zero = edit(ReferenceImage(RED, 0.0))
+    np.testing.assert_array_equal(zero.images[0], none)
+    assert "strength 0 left out" in zero.metadata["note"]

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from canvasai.backends import masking
-from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
+from canvasai.backends.api import (
+    GenerationRequest,
+    GenerationResult,
+    JobContext,
+    ReferenceKind,
+    request_seeds,
+)
 from canvasai.backends.diffusion import common, inpaint
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager, StepReporter
 from canvasai.core.errors import GenerationError
@@ -24,8 +30,13 @@ from canvasai.core.geometry import Rect
 
 def _references(request: GenerationRequest, loaded: LoadedModel, work: tuple[int, int]) -> tuple[list[Any], list[str]]:
     fam = loaded.family
-    refs = list(request.references)
+    refs = [r for r in request.references if r.strength > 0]  # strength 0: left out
     notes = []
+    if len(refs) < len(request.references):
+        notes.append(f"{len(request.references) - len(refs)} reference image(s) of strength 0 left out")
+    if fam.max_references and any(r.strength != 1.0 or r.kind != ReferenceKind.CONTENT for r in refs):
+        notes.append(f"{fam.label} edits read reference images as they are: their strength and "
+                     "style/composition setting are not used")
     if len(refs) > fam.max_references:
         if fam.max_references == 0:
             notes.append(f"{fam.label} edits read one picture: the reference images were not used")
