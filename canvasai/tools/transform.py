@@ -28,7 +28,6 @@ from canvasai.document.history import Command, MacroCommand
 from canvasai.document.layer import Layer
 from canvasai.document.selection import selection_bounds
 from canvasai.document.tiles import TiledSurface
-from canvasai.document.transform import resample_rgba
 from canvasai.tools.base import PointerEvent, Tool
 
 #: Scale handles: name -> (x, y) side of the box, each -1, 0 or +1.
@@ -336,12 +335,24 @@ def over(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     return out
 
 
+def lifted_piece(original: TiledSurface, source: Rect, coverage: np.ndarray | None) -> np.ndarray:
+    """The floating piece: `source` of the layer as it was, times the selection's coverage."""
+    piece = original.read(source)
+    if coverage is not None:
+        a = piece[..., 3].astype(np.uint16)
+        piece[..., 3] = ((a * coverage + 127) // 255).astype(np.uint8)
+        piece[piece[..., 3] == 0] = 0
+    return piece
+
+
 @dataclass
 class TransformJob:
-    """The pure part of a commit: resampling the floating piece (and the selection)
-    into the box. Safe to run on any thread; it owns its arrays."""
+    """The pure part of a commit: resampling the floating piece (and the selection) into
+    the box and compositing it over the layer with its hole, tile by tile. Safe to run on
+    any thread: it reads frozen snapshots and returns new tiles, touching no live state."""
 
-    piece: np.ndarray
+    original: TiledSurface  # the layer before the lift (frozen)
+    holed: TiledSurface  # the layer with its hole, when the commit started (frozen)
     box: TransformBox
     coverage: np.ndarray | None = None
     abandoned: bool = False  # set when the person cancelled while it ran
@@ -353,25 +364,41 @@ class TransformJob:
         return self.box.source.w * self.box.source.h + max(0, out.w) * max(0, out.h)
 
     def run(self) -> TransformResult:
-        rect, pixels = transform_rgba(self.piece, self.box)
+        piece = lifted_piece(self.original, self.box.source, self.coverage)
+        rect, pixels = transform_rgba(piece, self.box)
+        del piece
+        tiles: dict[tuple[int, int], np.ndarray | None] = {}
+        if not rect.is_empty():
+            dst = self.holed.read(rect)
+            merged = pixels if not dst[..., 3].any() else over(dst, pixels)
+            del dst, pixels
+            out = TiledSurface(4, self.holed.fill, self.holed.tile_size)
+            for key in rect.tiles(out.tile_size):  # the hole's tiles under the edges
+                tile = self.holed.tile(key)
+                if tile is not None:
+                    out.set_tile(key, tile)
+            out.write(rect.x, rect.y, merged)  # copies a frozen tile before writing it
+            fill = out.fill
+            for key in rect.tiles(out.tile_size):
+                tile = out.tile(key)
+                tiles[key] = None if tile is None or (tile == fill).all() else tile
         sel = transform_coverage(self.coverage, self.box) if self.coverage is not None else None
-        return TransformResult(rect, pixels, sel)
+        return TransformResult(rect, tiles, sel)
 
 
 @dataclass
 class TransformResult:
-    rect: Rect
-    pixels: np.ndarray
+    rect: Rect  # what the transformed piece covers
+    tiles: dict[tuple[int, int], np.ndarray | None]  # the layer's new tiles over `rect`
     selection: tuple[Rect, np.ndarray] | None = None
 
 
 @dataclass
 class _Floating:
-    """What was lifted: the layer, the source rect, the piece and how to put it all back."""
+    """What was lifted: the layer, the source rect and how to put it all back."""
 
     layer: Layer
     source: Rect
-    piece: np.ndarray
     preview: np.ndarray  # the piece, shrunk to at most PREVIEW_MAX_SIDE
     original: TiledSurface  # a copy-on-write snapshot of the layer before the lift
     coverage: np.ndarray | None  # the selection over `source` (None: the whole layer)
@@ -483,24 +510,25 @@ class TransformTool(Tool):
             return False
         src = box.source
         surf = layer.surface
-        original = surf.snapshot()
-        piece = surf.read(src)
+        original = surf.snapshot()  # O(tiles): the tiles are frozen, not copied
         coverage = None
         if self.ctx.doc.selection is not None:
             coverage = self.ctx.doc.selection.read(src)[..., 0]
-            cov = coverage.astype(np.uint16)
-            a = piece[..., 3].astype(np.uint16)
-            hole = piece.copy()
-            hole[..., 3] = ((a * (255 - cov) + 127) // 255).astype(np.uint8)
-            piece[..., 3] = ((a * cov + 127) // 255).astype(np.uint8)
-            piece[piece[..., 3] == 0] = 0
+            hole = surf.read(src)
+            a = hole[..., 3].astype(np.uint16)
+            hole[..., 3] = ((a * (255 - coverage.astype(np.uint16)) + 127) // 255).astype(np.uint8)
             hole[hole[..., 3] == 0] = 0
             surf.write(src.x, src.y, hole)
+            del hole, a
+            if not surf.fill.any():
+                surf.prune()
+            preview = _preview_from(original, src, coverage)
         else:
-            surf.clear(src)
-        if not surf.fill.any():
-            surf.prune()
-        self._float = _Floating(layer, src, piece, _preview_of(piece), original, coverage, [])
+            # The source is the layer's whole content: its tiles simply go (outside the
+            # content bounds they hold only transparent pixels).
+            surf.swap_tiles({k: None for k in src.tiles(surf.tile_size) if surf.has_tile(k)})
+            preview = _preview_from(original, src)
+        self._float = _Floating(layer, src, preview, original, coverage, [])
         self.box = box
         self.ctx.doc.notify_pixels(layer, src)
         return True
@@ -606,7 +634,7 @@ class TransformTool(Tool):
             self._restore()
             self._end()
             return None
-        self._job = TransformJob(f.piece, self.box, f.coverage)
+        self._job = TransformJob(f.original, f.layer.surface.snapshot(), self.box, f.coverage)
         self._notify()
         return self._job
 
@@ -618,16 +646,11 @@ class TransformTool(Tool):
         self._job = None
         doc = self.ctx.doc
         surf = f.layer.surface
-        rect, pixels = result.rect, result.pixels
-        if not rect.is_empty():
-            dst = surf.read(rect)
-            surf.write(rect.x, rect.y, pixels if not dst[..., 3].any() else over(dst, pixels))
-        if not surf.fill.any():
-            surf.prune()
+        rect = result.rect
+        surf.swap_tiles(result.tiles)
         touched = f.source.union(rect)
         keys = set(surf.tile_keys()) | set(f.original.tile_keys())
-        before = {k: f.original.tile(k) for k in keys
-                  if not _same(f.original.tile(k), surf.tile(k))}
+        before = {k: f.original.tile(k) for k in keys if surf.tile(k) is not f.original.tile(k)}
         text = "Transform selection" if f.coverage is not None else f"Transform “{f.layer.name}”"
         commands: list[Command] = []
         if before:
@@ -690,20 +713,18 @@ class TransformTool(Tool):
                 ("rotate", (top, knob))]
 
 
-def _preview_of(piece: np.ndarray) -> np.ndarray:
-    h, w = piece.shape[:2]
-    f = min(1.0, PREVIEW_MAX_SIDE / max(w, h, 1))
-    if f >= 1.0:
-        return piece
-    return resample_rgba(piece, (max(1, round(w * f)), max(1, round(h * f))), upscale=False)
-
-
-def _same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    if a is b:
-        return True
-    if a is None or b is None:
-        return False
-    return bool(np.array_equal(a, b))
+def _preview_from(surface: TiledSurface, source: Rect, coverage: np.ndarray | None = None) -> np.ndarray:
+    """The piece at preview resolution (at most PREVIEW_MAX_SIDE a side): every n-th
+    pixel, so a big layer is never read whole on the GUI thread. Only a preview: the
+    commit resamples the full-resolution pixels."""
+    step = max(1, math.ceil(max(source.w, source.h) / PREVIEW_MAX_SIDE))
+    sampled = surface.sample(source, step) if step > 1 else surface.read(source)
+    if sampled is None:
+        return np.zeros((1, 1, 4), np.uint8)
+    if coverage is not None:
+        cov = coverage[::step, ::step].astype(np.uint16)
+        sampled[..., 3] = ((sampled[..., 3].astype(np.uint16) * cov + 127) // 255).astype(np.uint8)
+    return sampled
 
 
 __all__ = ["HANDLES", "MOVE", "ROTATE", "TransformBox", "TransformJob",
