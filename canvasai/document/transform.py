@@ -119,29 +119,105 @@ def resample_rgba(pixels: np.ndarray, size: tuple[int, int], upscale: bool = Tru
     return out
 
 
+class ScaledDocument:
+    """A document's layers, mask and selection resampled to a new size, off to one side.
+
+    Made in two halves so the slow one can run on another thread: `prepare_scale`
+    snapshots the surfaces (copy-on-write, O(tiles), on the thread that owns the
+    document); `compute` resamples the snapshots (any thread, touches no live state);
+    `apply_scaled` installs the result as one undo step, refusing if the document
+    changed since the snapshot (`is_current`).
+    """
+
+    def __init__(self, doc: Document, width: int, height: int) -> None:
+        self.width, self.height = validate_size(width, height)
+        self.doc_size = (doc.width, doc.height)
+        self._layers = list(doc.layers)
+        self._sources = [layer.surface for layer in self._layers]
+        self._mask_source = doc.mask
+        self._selection_source = doc.selection
+        self._snaps = [s.snapshot() for s in self._sources]
+        self._mask_snap = doc.mask.snapshot()
+        self._selection_snap = doc.selection.snapshot() if doc.selection is not None else None
+        self.surfaces: list[tuple[Layer, TiledSurface]] | None = None
+        self.mask: TiledSurface | None = None
+        self.selection: TiledSurface | None = None
+
+    def compute(self) -> ScaledDocument:
+        """Resample the snapshots (the slow half; safe on any thread). Returns self."""
+        rect = Rect(0, 0, *self.doc_size)
+        size = (self.width, self.height)
+        upscale = self.width * self.height >= rect.w * rect.h
+        surfaces = []
+        for layer, src in zip(self._layers, self._snaps, strict=True):
+            s = TiledSurface(4, src.fill, src.tile_size)
+            if src.tile_keys():
+                s.write(0, 0, resample_rgba(src.read(rect), size, upscale))
+                s.prune()
+            surfaces.append((layer, s))
+
+        def scale_1ch(surface: TiledSurface) -> TiledSurface:
+            out = TiledSurface(1, surface.fill, surface.tile_size)
+            if surface.tile_keys():
+                v = cv2.resize(surface.read(rect)[..., 0], size, interpolation=cv2.INTER_LINEAR)
+                out.write(0, 0, v)
+                out.prune()
+            return out
+
+        self.mask = scale_1ch(self._mask_snap)
+        self.selection = (scale_1ch(self._selection_snap)
+                          if self._selection_snap is not None else None)
+        self.surfaces = surfaces
+        return self
+
+    def is_current(self, doc: Document) -> bool:
+        """`doc` still holds exactly the pixels the snapshot was taken from."""
+        layers = list(doc.layers)
+        if (doc.width, doc.height) != self.doc_size or len(layers) != len(self._layers):
+            return False
+        if any(a is not b for a, b in zip(layers, self._layers, strict=True)):
+            return False
+        if doc.mask is not self._mask_source or doc.selection is not self._selection_source:
+            return False
+        pairs = [*zip(self._sources, self._snaps, strict=True),
+                 (self._mask_source, self._mask_snap)]
+        if self._selection_source is not None and self._selection_snap is not None:
+            pairs.append((self._selection_source, self._selection_snap))
+        layers_ok = all(layer.surface is src
+                        for layer, src in zip(self._layers, self._sources, strict=True))
+        return layers_ok and all(_same_tiles(src, snap) for src, snap in pairs)
+
+
+def _same_tiles(live: TiledSurface, snap: TiledSurface) -> bool:
+    """Every tile of `live` is still the (frozen) one `snap` shares: a write since the
+    snapshot copies the tile it touches, so identity tells."""
+    keys = live.tile_keys()
+    if len(keys) != len(snap.tile_keys()):
+        return False
+    return all(live.tile(k) is snap.tile(k) for k in keys)
+
+
+def prepare_scale(doc: Document, width: int, height: int) -> ScaledDocument:
+    """Snapshot `doc` for resampling to width x height; call `.compute()` (any thread),
+    then `apply_scaled` (the document's thread)."""
+    return ScaledDocument(doc, width, height)
+
+
+def apply_scaled(doc: Document, scaled: ScaledDocument, text: str = "Scale image") -> None:
+    """Install a computed `ScaledDocument` as one undo step.
+
+    Raises ValueError (document unchanged) when it was not computed, or the document
+    changed since it was prepared.
+    """
+    if scaled.surfaces is None or scaled.mask is None:
+        raise ValueError("The resampled document was not computed.")
+    if not scaled.is_current(doc):
+        raise ValueError("The document changed while it was being resampled.")
+    _apply(doc, text, scaled.width, scaled.height, scaled.surfaces, scaled.mask,
+           scaled.selection)
+
+
 def scale_document(doc: Document, width: int, height: int,
                    text: str = "Scale image") -> None:
     """Resample every layer, the mask and the selection to width x height (one undo step)."""
-    width, height = validate_size(width, height)
-    upscale = width * height >= doc.width * doc.height
-    size = (width, height)
-    surfaces = []
-    for layer in doc.layers:
-        src = layer.surface
-        s = TiledSurface(4, src.fill, src.tile_size)
-        if src.tile_keys():
-            s.write(0, 0, resample_rgba(src.read(doc.rect), size, upscale))
-            s.prune()
-        surfaces.append((layer, s))
-
-    def scale_1ch(surface: TiledSurface) -> TiledSurface:
-        out = TiledSurface(1, surface.fill, surface.tile_size)
-        if surface.tile_keys():
-            v = cv2.resize(surface.read(doc.rect)[..., 0], size, interpolation=cv2.INTER_LINEAR)
-            out.write(0, 0, v)
-            out.prune()
-        return out
-
-    mask = scale_1ch(doc.mask)
-    selection = scale_1ch(doc.selection) if doc.selection is not None else None
-    _apply(doc, text, width, height, surfaces, mask, selection)
+    apply_scaled(doc, prepare_scale(doc, width, height).compute(), text)

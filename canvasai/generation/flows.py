@@ -55,7 +55,12 @@ from canvasai.document.compositing import composite_layers
 from canvasai.document.document import Document
 from canvasai.document.layer import ControlRole, Layer, ReferenceRole, RegionRole
 from canvasai.document.tiles import TiledSurface
-from canvasai.document.transform import resize_canvas, scale_document
+from canvasai.document.transform import (
+    ScaledDocument,
+    apply_scaled,
+    resize_canvas,
+    scale_document,
+)
 from canvasai.generation.history import GenerationRecord
 from canvasai.generation.params import UPSCALE_METHODS, UPSCALE_TARGETS, FlowParams
 
@@ -595,7 +600,8 @@ _MASK_FLOWS = ("inpaint", "edit", "sketch")
 
 def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
                  metadata: Mapping[str, Any] | None = None, *,
-                 into_active: bool = False, clear_mask: bool | None = None) -> Layer | Document:
+                 into_active: bool = False, clear_mask: bool | None = None,
+                 scaled: ScaledDocument | None = None) -> Layer | Document:
     """Put an accepted result into the document as one undo step.
 
     Returns the new layer, or a new Document for an upscale sent to a new document.
@@ -604,6 +610,8 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
     where it is semi-transparent; the CLI uses it).
     A result that used the painted mask clears it in the same undo step when
     `clear_mask` is true (None: the ``ui/clear_mask_after_accept`` setting).
+    `scaled`: for an upscale, the document's layers already resampled to the target size
+    (`transform.prepare_scale(...).compute()`, done off the GUI thread); None resamples here.
     Raises FlowError (document unchanged) when the document no longer fits the job.
     """
     if clear_mask is None:
@@ -633,7 +641,7 @@ def apply_result(doc: Document, job: FlowJob, image: np.ndarray, seed: int,
         elif job.flow == "outpaint":
             _apply_outpaint(doc, job, img, layer)
         elif job.flow == "upscale":
-            return _apply_upscale(doc, job, img, layer)
+            return _apply_upscale(doc, job, img, layer, scaled)
         else:
             t = job.target
             img = _check_size(img, t.w, t.h, job.flow)
@@ -691,13 +699,17 @@ def _apply_outpaint(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) 
     doc.add_layer(layer=layer, index=len(doc.layers))
 
 
-def _apply_upscale(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer) -> Layer:
+def _apply_upscale(doc: Document, job: FlowJob, img: np.ndarray, layer: Layer,
+                   scaled: ScaledDocument | None = None) -> Layer:
     """Resample every layer; unless the person chose only that, put the upscaled picture
     on one new layer above what it was made from and hide that beneath it."""
     t = job.target
     img = _check_size(img, t.w, t.h, "upscale")
     active = doc.active_layer
-    scale_document(doc, t.w, t.h, text="Upscale")
+    if scaled is not None and (scaled.width, scaled.height) == (t.w, t.h):
+        apply_scaled(doc, scaled, text="Upscale")
+    else:
+        scale_document(doc, t.w, t.h, text="Upscale")
     if job.params.upscale_target == "resample":
         return active if active is not None else layer
     if job.params.upscale_source == "layer" and active is not None:
