@@ -290,10 +290,11 @@ def control_map(kind: str, image: np.ndarray) -> np.ndarray:
         from canvasai.backends import preprocessors
     except ImportError:
         preprocessors = None  # type: ignore[assignment]
+    from canvasai.backends.api import ControlKind
+
     if preprocessors is not None and hasattr(preprocessors, "preprocess"):
-        out: Any = preprocessors.preprocess(kind, image)
+        out: Any = preprocessors.preprocess(ControlKind(kind), image)
     else:
-        from canvasai.backends.api import ControlKind
         from canvasai.backends.diffusion import control_maps
 
         if kind == "softedge":  # soft outlines: blurred edges (no model)

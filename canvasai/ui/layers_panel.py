@@ -131,7 +131,7 @@ class LayersPanel(QWidget):
         self.merge_button = self._button("layer_merge", "⤓", "Merge down (Ctrl+E)", self.merge_down)
         self.role_button = QToolButton()
         self.role_button.setObjectName("layer_role")
-        self.role_button.setText("Use as ▾")
+        self.role_button.setText("Use as")
         self.role_button.setToolTip("Use the layer as a control layer, a reference image or a "
                                     "region prompt (or a normal layer)")
         self.role_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
