@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ def drop_loras() -> None:
     if loaded is not None and loaded.adapters:
         loaded.pipe.delete_adapters(list(loaded.adapters))
         loaded.adapters.clear()
+        loaded.lora_state = None
 
 
 def switching(h: Harness, m: dict[str, Path], size: int, steps: int, repeats: int) -> dict[str, Any]:
@@ -295,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     torch.set_num_threads(1)  # tiny models: more threads only fight the other processes
+    warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
     diffusers.utils.logging.set_verbosity_error()  # "no LoRA keys for the text encoder" etc.
     transformers.utils.logging.set_verbosity_error()
     t = time.perf_counter()

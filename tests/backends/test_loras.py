@@ -103,6 +103,24 @@ def test_loras_change_the_picture_by_weight_and_layout(lora_dir, tiny_models, mo
     np.testing.assert_array_equal(_run(backend, tiny_models.sd1).images[0], base)
 
 
+def test_an_unchanged_lora_set_is_not_set_again(lora_dir, tiny_models, monkeypatch) -> None:
+    backend = DiffusersBackend(ModelRegistry([lora_dir], include_hf_cache=False))
+    ink = (LoraSpec("Lora/inkwash", 0.7),)
+    first = _run(backend, tiny_models.sd1, loras=ink).images[0]
+    pipe_cls = type(backend.manager._loaded.pipe)
+    calls = []
+    real = pipe_cls.set_adapters
+    monkeypatch.setattr(pipe_cls, "set_adapters",
+                        lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    np.testing.assert_array_equal(_run(backend, tiny_models.sd1, loras=ink).images[0], first)
+    assert calls == []  # same adapters, same weights: nothing to do
+    other = _run(backend, tiny_models.sd1, loras=(LoraSpec("Lora/inkwash", 0.2),)).images[0]
+    assert len(calls) == 1 and not np.array_equal(other, first)
+    _run(backend, tiny_models.sd1)  # off, then the same set again is set again
+    np.testing.assert_array_equal(_run(backend, tiny_models.sd1, loras=ink).images[0], first)
+    assert len(calls) == 2
+
+
 def test_flux_lora_applies_to_flux_and_is_refused_for_sd(lora_dir, tiny_models) -> None:
     backend = DiffusersBackend(ModelRegistry([lora_dir], include_hf_cache=False))
     flux = lora_dir / "flux-model"
