@@ -245,3 +245,14 @@ def test_edit_models_read_references_and_strength_zero_is_none(families_root) ->
     zero = edit(ReferenceImage(RED, 0.0))
     np.testing.assert_array_equal(zero.images[0], none)
     assert "strength 0 left out" in zero.metadata["note"]
+
+
+def test_adapters_come_back_after_attention_slicing(backend, ref_dir) -> None:
+    """The out-of-memory step-down's attention slicing replaces every attention processor,
+    the IP-Adapter's too: the next reference job turns slicing off and loads them again."""
+    model = ref_dir / "sd1"
+    red = _run(backend, model, [ReferenceImage(RED, 1.0)]).images[0]
+    backend.manager._loaded.pipe.enable_attention_slicing()
+    again = _run(backend, model, [ReferenceImage(RED, 1.0)])
+    np.testing.assert_array_equal(again.images[0], red)
+    assert "attention slicing is off" in again.metadata["note"]

@@ -494,6 +494,13 @@ def _plan_ip_adapter(
         raise _missing_encoder(manager, fits[0])
     slots = tuple(str(f.info.path) for f in fits)
     pipe = loaded.pipe
+    if _sliced(pipe.unet):  # an out-of-memory step-down replaced the attention processors
+        pipe.disable_attention_slicing()
+        if st.ip_slots:  # the adapters' processors went with them: load them again
+            pipe.unload_ip_adapter()
+            st.ip_slots = ()
+        plan.notes.append("attention slicing is off while IP-Adapters are used (they need the "
+                          "full attention processors)")
     if st.encoder is None or st.encoder.path != str(enc_info.path):
         encoder = load_encoder(manager, enc_info)
     else:
@@ -527,6 +534,11 @@ def _plan_ip_adapter(
         "reference_method": "IP-Adapter",
         "image_encoder": enc_info.name,
     }
+
+
+def _sliced(unet: Any) -> bool:
+    """True when attention slicing replaced the UNet's processors (IP-Adapters cannot run so)."""
+    return any(type(p).__name__.startswith("Sliced") for p in unet.attn_processors.values())
 
 
 def block_scales(loaded: LoadedModel, ref: ReferenceImage) -> tuple[Any, str]:
