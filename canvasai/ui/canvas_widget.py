@@ -43,7 +43,14 @@ from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.tools.base import PointerEvent, Tool
-from canvasai.tools.transform import MOVE, ROTATE, TransformJob, TransformResult, TransformTool
+from canvasai.tools.transform import (
+    MOVE,
+    ROTATE,
+    ROTATE_STEM_PX,
+    TransformJob,
+    TransformResult,
+    TransformTool,
+)
 from canvasai.ui.overlays import render_mask_tint, selection_outline
 from canvasai.ui.tile_cache import TileImageCache, image_with_array
 from canvasai.ui.transform_dialog import TransformBar, run_in_pool
@@ -235,6 +242,7 @@ class CanvasWidget(QWidget):
             tool.on_change.append(self._transform_changed)
         self._hover_cursor = None
         self._sync_transform_bar()
+        self._make_room_for_transform()
         self._update_cursor_shape()
         self._update_outline()
         self._update_overlay()
@@ -290,13 +298,12 @@ class CanvasWidget(QWidget):
             return
         self._fit_pending = False
         frame = self._frame
-        if frame is None:
-            self.view.fit(self._doc.width, self._doc.height, self.width(), self.height())
-        else:  # show the whole outpaint frame, not just the canvas inside it
-            area = frame.union(self._doc.rect)
-            self.view.fit(area.w, area.h, self.width(), self.height())
-            self.view.offset = QPointF(self.view.offset.x() - area.x * self.view.zoom,
-                                       self.view.offset.y() - area.y * self.view.zoom)
+        top = self._transform_inset()  # the transform bar's strip stays clear of the picture
+        area = self._doc.rect if frame is None else frame.union(self._doc.rect)
+        # (with a frame: show the whole outpaint frame, not just the canvas inside it)
+        self.view.fit(area.w, area.h, self.width(), self.height() - top)
+        self.view.offset = QPointF(self.view.offset.x() - area.x * self.view.zoom,
+                                   self.view.offset.y() - area.y * self.view.zoom + top)
         self._view_changed()
 
     def actual_pixels(self) -> None:
@@ -597,6 +604,32 @@ class CanvasWidget(QWidget):
         if bar is not None:
             bar.adjustSize()
             bar.move(max(0, (self.width() - bar.width()) // 2), 8)
+
+    def _transform_inset(self) -> int:
+        """Widget pixels at the top that the transform bar (and, below it, room for the
+        rotate knob) takes while the transform tool is current; 0 otherwise."""
+        bar = self._transform_bar
+        if self._transform_tool() is None or bar is None or bar.isHidden():
+            return 0
+        return bar.geometry().bottom() + int(ROTATE_STEM_PX) + HANDLE_PX
+
+    def _make_room_for_transform(self) -> None:
+        """Move the view so the box's top handles and rotate knob are not under the bar:
+        pan down when the box fits below it, else fit the picture below it."""
+        tool = self._transform_tool()
+        box = tool.current_box() if tool is not None else None
+        if box is None or not self.isVisible():
+            return
+        top = self._transform_inset()
+        pts = [self.view.to_widget(x, y) for x, y in box.corners()]
+        y0 = min(pt.y() for pt in pts)
+        y1 = max(pt.y() for pt in pts)
+        if y0 >= top:
+            return
+        if y1 + (top - y0) <= self.height() - HANDLE_PX:
+            self.pan_by(0, top - y0)
+        else:
+            self.fit_to_view()
 
     @property
     def transform_bar(self) -> TransformBar | None:

@@ -104,6 +104,15 @@ class TransformBar(QFrame):
         row.addSpacing(6)
         row.addWidget(self.apply_button)
         row.addWidget(self.cancel_button)
+        self.help = QLabel("?")
+        self.help.setObjectName("transformHelp")
+        self.help.setToolTip(HINT)
+        self.help.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.help.setFixedWidth(18)
+        row.addWidget(self.help)
+        # Disabled buttons must look disabled (the app's style sheet gives them no state).
+        self.setStyleSheet("QPushButton:disabled { color: #6d7079; border-color: #3a3d44; }"
+                           "#transformHelp { color: #9aa0aa; font-weight: bold; }")
         for field in self.fields:
             field.setFixedWidth(78)
         self.angle.setFixedWidth(84)

@@ -498,3 +498,24 @@ def test_a_big_transform_resamples_off_the_gui_thread(qtbot):
     assert doc.history.entries == ["Transform “Layer 1”"]
     doc.undo()
     assert np.array_equal(_layer_bytes(doc), before)
+
+
+def test_the_transform_bar_never_covers_the_top_handles(qtbot):
+    doc = Document(300, 600)  # tall: fitted, its top edge would sit under the bar
+    doc.active_layer.surface.write(0, 0, np.full((600, 300, 4), 200, np.uint8))
+    comp = Compositor(doc)
+    tools = make_tools(ToolContext(doc, comp))
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(600, 400)
+    canvas.set_document(doc, comp)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    canvas.fit_to_view()
+    assert canvas.map_from_doc(0, 0).y() < 30
+    canvas.set_tool(tools["transform"])
+    bar = canvas.transform_bar.geometry()
+    box = tools["transform"].current_box()
+    _, knob = box.rotate_knob(tools["transform"].pixel_size)
+    assert canvas.map_from_doc(*knob).y() > bar.bottom()
+    assert canvas.map_from_doc(*box.handle_point("s")).y() < canvas.height()
