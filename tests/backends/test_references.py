@@ -256,3 +256,33 @@ def test_adapters_come_back_after_attention_slicing(backend, ref_dir) -> None:
     again = _run(backend, model, [ReferenceImage(RED, 1.0)])
     np.testing.assert_array_equal(again.images[0], red)
     assert "attention slicing is off" in again.metadata["note"]
+
+
+def test_diffusers_layouts_h94_and_redux_folder(tmp_path, tiny_models, families_root) -> None:
+    """h94/IP-Adapter's layout (adapter files beside an image_encoder folder) and a
+    FLUX.1-Redux-dev-style FluxPriorReduxPipeline folder load like ComfyUI's files."""
+    import diffusers
+    from transformers import SiglipImageProcessor, SiglipVisionModel
+
+    h94 = tmp_path / "IP-Adapter" / "models"
+    ta.save_ip_adapter(tiny_models.sd1, h94 / "ip-adapter_tiny.safetensors")
+    ta.save_clip_vision(h94 / "image_encoder", seed=3)
+    ta.save_clip_vision(tmp_path / "clip_vision" / "other.safetensors", seed=4)  # not this one
+    sig = ta.save_siglip(tmp_path / "work" / "siglip")
+    red = ta.save_redux(tmp_path / "work" / "redux", text_dim=tf.T5_DIM)
+    diffusers.FluxPriorReduxPipeline(
+        image_encoder=SiglipVisionModel.from_pretrained(sig),
+        feature_extractor=SiglipImageProcessor(size={"height": 32, "width": 32}),
+        image_embedder=diffusers.ReduxImageEncoder.from_pretrained(red),
+    ).save_pretrained(tmp_path / "FLUX.1-Redux-tiny")
+    import shutil
+
+    shutil.rmtree(tmp_path / "work")
+    backend = DiffusersBackend(ModelRegistry([tmp_path], include_hf_cache=False))
+    assert backend.registry.get("FLUX.1-Redux-tiny").kind == REDUX
+    sd = _run(backend, tiny_models.sd1, [ReferenceImage(RED, 1.0)])
+    assert sd.metadata["image_encoder"] == "IP-Adapter/models/image_encoder"
+    flux = tf.cached("flux", families_root)
+    res = _run(backend, flux, [ReferenceImage(RED, 1.0)])
+    assert res.metadata["reference_images"][0]["model"] == "FLUX.1-Redux-tiny"
+    assert not np.array_equal(res.images[0], _run(backend, flux).images[0])
