@@ -23,9 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
-    QSizePolicy,
     QSpinBox,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -145,7 +143,7 @@ class RoleEditor(QDialog):
         for key, (text, _c) in ROLE_TYPES.items():
             self.type.addItem(text.rstrip("…"), key)
         self.type.addItem("Normal layer", "")
-        self.pages = QStackedWidget()
+        self.pages: list[QWidget] = []  # one per role type; only the chosen one is shown
         control = role if isinstance(role, ControlRole) else ControlRole()
         reference = role if isinstance(role, ReferenceRole) else ReferenceRole()
 
@@ -175,7 +173,7 @@ class RoleEditor(QDialog):
         f.addRow(self.control_is_map)
         self.control_kind.currentIndexChanged.connect(self._kind_changed)
         self._model = control.model
-        self.pages.addWidget(page)
+        self.pages.append(page)
 
         # reference
         page = QWidget()
@@ -191,7 +189,7 @@ class RoleEditor(QDialog):
         f.addRow(self.reference_note)
         f.addRow("Strength", self.reference_strength)
         self.reference_kind.currentIndexChanged.connect(self._kind_changed)
-        self.pages.addWidget(page)
+        self.pages.append(page)
 
         # region
         page = QWidget()
@@ -207,7 +205,7 @@ class RoleEditor(QDialog):
         f.addRow(hint)
         f.addRow("Prompt", self.region_prompt)
         f.addRow("Negative", self.region_negative)
-        self.pages.addWidget(page)
+        self.pages.append(page)
 
         # normal
         page = QWidget()
@@ -215,7 +213,7 @@ class RoleEditor(QDialog):
         plain = QLabel("A normal paint layer: part of the picture, no other use.")
         plain.setWordWrap(True)
         f.addRow(plain)
-        self.pages.addWidget(page)
+        self.pages.append(page)
 
         self.error = QLabel("")
         self.error.setObjectName("roleError")
@@ -230,25 +228,23 @@ class RoleEditor(QDialog):
         form = QFormLayout()
         form.addRow("Use as", self.type)
         lay.addLayout(form)
-        lay.addWidget(self.pages)
+        for page in self.pages:
+            lay.addWidget(page)
         lay.addWidget(self.error)
         lay.addStretch(1)
         lay.addWidget(self.buttons)
         self.type.currentIndexChanged.connect(self._type_changed)
         self.type.setCurrentIndex(max(0, self.type.findData(role_type)))
-        self._type_changed()
         self._kind_changed()
+        self._type_changed()
         self.setMinimumWidth(340)
 
     def _type_changed(self, *_: object) -> None:
         current = self.type.currentIndex()
-        self.pages.setCurrentIndex(current)
-        for i in range(self.pages.count()):  # the stack takes the height of the page shown
-            policy = QSizePolicy.Policy.Preferred if i == current else QSizePolicy.Policy.Ignored
-            self.pages.widget(i).setSizePolicy(policy, policy)
-        self.pages.adjustSize()
-        self.adjustSize()
+        for i, page in enumerate(self.pages):  # hidden pages take no room
+            page.setVisible(i == current)
         self.error.setVisible(False)
+        self.adjustSize()
 
     def _kind_changed(self, *_: object) -> None:
         self.control_note.setText(CONTROL_NOTES[self.control_kind.currentData()])
