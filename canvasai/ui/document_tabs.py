@@ -8,7 +8,8 @@ follow it by themselves.
 
 `DocumentTabBar` is the strip of tabs: the file name with "•" while there are unsaved
 changes, the path as tooltip, a close button on each tab, middle-click closes, tabs can be
-dragged into another order.
+dragged into another order. Long names are cut in the middle; when the tabs do not fit,
+the bar scrolls (arrows at its end) rather than shrinking every name to a letter.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ from canvasai.document.document import Document
 
 MODIFIED_MARK = "•"
 UNTITLED = "Untitled"
+MAX_TAB_CHARS = 40  # a longer name is cut in the middle (the tooltip has all of it)
+
+
+def short_name(name: str, limit: int = MAX_TAB_CHARS) -> str:
+    """`name` cut in the middle to at most `limit` characters, keeping its end (the
+    extension and any version suffix), so many tabs stay readable and scroll instead."""
+    if len(name) <= limit:
+        return name
+    tail = max(6, limit // 2 - 1)
+    head = limit - tail - 1
+    return f"{name[:head]}…{name[-tail:]}"
 
 
 @dataclass(eq=False)
@@ -51,11 +63,12 @@ class OpenDocument:
 
     @property
     def tab_text(self) -> str:
-        return f"{self.name} {MODIFIED_MARK}" if self.modified else self.name
+        name = short_name(self.name)
+        return f"{name} {MODIFIED_MARK}" if self.modified else name
 
     @property
     def tooltip(self) -> str:
-        where = self.path or "Not saved yet"
+        where = self.path or f"{self.name} (not saved yet)"
         size = f"{self.document.width} × {self.document.height} px"
         state = "unsaved changes" if self.modified else "saved"
         return f"{where}\n{size} · {state}"
@@ -92,7 +105,8 @@ class DocumentTabBar(QTabBar):
         self.setDocumentMode(True)
         self.setExpanding(False)
         self.setUsesScrollButtons(True)
-        self.setElideMode(Qt.TextElideMode.ElideMiddle)
+        # names are cut to a readable length beforehand; past the bar's width it scrolls
+        self.setElideMode(Qt.TextElideMode.ElideNone)
         self.setSelectionBehaviorOnRemove(QTabBar.SelectionBehavior.SelectPreviousTab)
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the canvas
         self.setDrawBase(False)

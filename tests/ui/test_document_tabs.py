@@ -344,3 +344,18 @@ def test_each_image_tab_shows_its_own_content_credentials_again(qtbot, win, tmp_
     win.switch_to(0)
     assert "no Content Credentials" in panel.state_label.text()
     assert "lighthouse" in panel.state_label.text()
+
+
+def test_many_tabs_keep_readable_names_and_long_ones_are_cut_in_the_middle(qtbot, win):
+    from canvasai.ui.document_tabs import MAX_TAB_CHARS, short_name
+
+    long_name = "portrait_of_a_lighthouse_keeper_at_dusk_final_v2.ora"
+    cut = short_name(long_name)
+    assert len(cut) == MAX_TAB_CHARS and cut.startswith("portrait_") and cut.endswith("v2.ora")
+    win.set_path_of(win.document, f"/pictures/{long_name}")
+    for _ in range(12):
+        win.add_document(Document(30, 20), replace_blank=False)
+    bar = win.tab_bar
+    assert bar.tabText(0) == cut and long_name in bar.tabToolTip(0)
+    assert bar.tabText(5) == "Untitled 5" and bar.tabText(12) == "Untitled 12"
+    assert bar.elideMode() == Qt.TextElideMode.ElideNone  # they scroll, never "U…5"
