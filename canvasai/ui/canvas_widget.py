@@ -82,6 +82,10 @@ def _modifiers(mods: Qt.KeyboardModifier) -> frozenset[str]:
     return frozenset(name for flag, name in names if mods & flag)
 
 
+_MODIFIER_KEYS = {Qt.Key.Key_Shift: Qt.KeyboardModifier.ShiftModifier,
+                  Qt.Key.Key_Alt: Qt.KeyboardModifier.AltModifier}
+
+
 def _buttons(buttons: Qt.MouseButton) -> int:
     # Qt's Left/Right/Middle values are 1/2/4, the same as tools.base LEFT/RIGHT/MIDDLE.
     return int(buttons.value) & 7
@@ -138,6 +142,7 @@ class CanvasWidget(QWidget):
         self._transform_image: tuple[np.ndarray, QImage] | None = None
         self._transform_jobs: dict[int, tuple[TransformTool, TransformJob]] = {}
         self._hover_cursor: QCursor | Qt.CursorShape | None = None
+        self._last_pointer: PointerEvent | None = None  # the drag's latest sample
         self._update_cursor_shape()
 
     # -- public API ---------------------------------------------------------------------
@@ -247,11 +252,13 @@ class CanvasWidget(QWidget):
         self._update_outline()
         self._update_overlay()
 
-    def cancel_stroke(self) -> None:
+    def cancel_stroke(self) -> bool:
         """Abandon a stroke or drag in progress (before undo, or when the document changes);
-        a transform not applied yet is cancelled (its pixels go back)."""
+        a transform not applied yet is cancelled (its pixels go back). True if something
+        was abandoned (an Undo could stop there)."""
+        stroking = self._stroke_tool is not None
         self._finish_stroke(cancel=True)
-        self.cancel_transform()
+        return self.cancel_transform() or stroking
 
     def set_mask_visible(self, visible: bool) -> None:
         self._mask_visible = bool(visible)
@@ -691,11 +698,12 @@ class CanvasWidget(QWidget):
         self._update_cursor_shape()
         self._transform_changed()
 
-    def cancel_transform(self) -> None:
-        """Esc, Cancel: the pixels go back as they were; nothing is recorded."""
+    def cancel_transform(self) -> bool:
+        """Esc, Cancel: the pixels go back as they were; nothing is recorded. True if a
+        transform was pending."""
         tool = self._transform_tool()
         if tool is None or not (tool.pending or tool.committing):
-            return
+            return False
         if self._stroke_tool is tool:
             self._stroke_tool = None
         for key, (t, _job) in list(self._transform_jobs.items()):
@@ -704,6 +712,7 @@ class CanvasWidget(QWidget):
         tool.cancel()
         self._update_cursor_shape()
         self._transform_changed()
+        return True
 
     def _transform_cursor(self, pos: QPointF) -> QCursor | Qt.CursorShape | None:
         tool = self._transform_tool()
@@ -835,8 +844,33 @@ class CanvasWidget(QWidget):
 
     def _move(self, ev: PointerEvent) -> None:
         if self._stroke_tool is not None:
+            self._last_pointer = ev
             self._stroke_tool.move(ev)
             self._update_overlay()
+
+    def _modifiers_changed(self, mods: Qt.KeyboardModifier) -> None:
+        """Shift / Alt pressed or let go mid-drag: the transform follows at once (keep the
+        aspect, scale from the centre, snap), without waiting for the pointer to move."""
+        ev = self._last_pointer
+        tool = self._transform_tool()
+        if tool is not None and self._stroke_tool is tool and ev is not None:
+            self._move(PointerEvent(ev.x, ev.y, ev.pressure, ev.tilt_x, ev.tilt_y, ev.buttons,
+                                    _modifiers(mods)))
+
+    def _nudge(self, key: int, mods: Qt.KeyboardModifier) -> bool:
+        """Arrow keys move the transform by a pixel (Shift: ten)."""
+        tool = self._transform_tool()
+        steps = {Qt.Key.Key_Left: (-1, 0), Qt.Key.Key_Right: (1, 0), Qt.Key.Key_Up: (0, -1),
+                 Qt.Key.Key_Down: (0, 1)}
+        if tool is None or key not in steps or self._stroke_tool is not None:
+            return False
+        box = tool.current_box()
+        if box is None:
+            return False
+        n = 10 if mods & Qt.KeyboardModifier.ShiftModifier else 1
+        dx, dy = steps[key]  # type: ignore[index]
+        tool.set_values(x=box.left + dx * n, y=box.top + dy * n)
+        return True
 
     def _release(self, ev: PointerEvent) -> None:
         tool, self._stroke_tool = self._stroke_tool, None
@@ -952,6 +986,11 @@ class CanvasWidget(QWidget):
             return
         tool = self._transform_tool()
         if tool is not None:
+            if event.key() in _MODIFIER_KEYS:
+                self._modifiers_changed(event.modifiers() | _MODIFIER_KEYS[event.key()])
+            if self._nudge(event.key(), event.modifiers()):
+                event.accept()
+                return
             if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
                 self.commit_transform()
                 event.accept()
@@ -978,6 +1017,8 @@ class CanvasWidget(QWidget):
         return super().event(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() in _MODIFIER_KEYS:  # (platforms differ on whether the key is still in)
+            self._modifiers_changed(event.modifiers() & ~_MODIFIER_KEYS[event.key()])
         if event.key() == Qt.Key.Key_Space:
             if not event.isAutoRepeat():
                 self._space_held = False

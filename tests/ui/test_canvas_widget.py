@@ -519,3 +519,23 @@ def test_the_transform_bar_never_covers_the_top_handles(qtbot):
     _, knob = box.rotate_knob(tools["transform"].pixel_size)
     assert canvas.map_from_doc(*knob).y() > bar.bottom()
     assert canvas.map_from_doc(*box.handle_point("s")).y() < canvas.height()
+
+
+def test_shift_mid_drag_keeps_the_aspect_at_once_and_arrows_nudge(qtbot):
+    canvas, doc, tool = _transform_setup(qtbot)  # the box is 60 x 40
+    p0 = widget_point(canvas, 100, 70)  # the south-east corner
+    p1 = widget_point(canvas, 160, 80)
+    qtbot.mousePress(canvas, LEFT, NO_MOD, p0)
+    qtbot.mouseMove(canvas, p1)
+    assert tool.box.width / tool.box.height != pytest.approx(1.5)
+    qtbot.keyPress(canvas, Qt.Key.Key_Shift)  # no pointer motion: the box follows the key
+    assert tool.box.width / tool.box.height == pytest.approx(1.5)
+    qtbot.keyRelease(canvas, Qt.Key.Key_Shift)
+    assert tool.box.width / tool.box.height != pytest.approx(1.5)
+    qtbot.mouseRelease(canvas, LEFT, NO_MOD, p1)
+    left, top = tool.box.left, tool.box.top
+    qtbot.keyClick(canvas, Qt.Key.Key_Right)
+    qtbot.keyClick(canvas, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    assert (tool.box.left, tool.box.top) == (left + 1, top + 10)
+    assert canvas.cancel_stroke() and not tool.pending  # (Undo asks the canvas first)
+    assert doc.history.entries == []
