@@ -63,8 +63,10 @@ REFERENCE_NOTES = {
     "style": "Colours, texture and brushwork, not the layout.",
     "composition": "The layout, not the style.",
 }
-#: the control maps "Preprocess into new layer" makes in-process, with no model weights
-PREPROCESS_KINDS = ("canny", "lineart", "scribble", "softedge")
+#: the control maps "Preprocess into new layer" makes: in-process with no model weights,
+#: then depth and pose, which use a model when one is installed (always off the GUI thread)
+PREPROCESS_KINDS = ("canny", "lineart", "scribble", "softedge", "depth", "pose")
+MODEL_KINDS = ("depth", "pose")
 #: larger layers are preprocessed on a worker thread (pixels)
 BACKGROUND_PIXELS = 512 * 512
 ROLE_TIP = "Right-click ▸ Use as… to change it. Used while the layer is visible."
@@ -279,9 +281,10 @@ class RoleEditor(QDialog):
 
 
 # ----------------------------------------------------------------------------- preprocess
-def control_map(kind: str, image: np.ndarray) -> np.ndarray:
-    """The control map of `kind` for an H x W x 3|4 image, H x W x 3 (weight-free,
-    in-process). Uses the backends' preprocessors, or the older control maps."""
+def control_map(kind: str, image: np.ndarray) -> tuple[np.ndarray, str]:
+    """(map, note) of `kind` for an H x W x 3|4 image: H x W x 3, and "" or what the map
+    is (a depth proxy when no depth model is installed). The backends' preprocessors (a
+    depth or pose model runs where installed: call it off the GUI thread for those)."""
     try:
         from canvasai.backends import preprocessors
     except ImportError:
@@ -301,12 +304,13 @@ def control_map(kind: str, image: np.ndarray) -> np.ndarray:
             out = np.clip(out.astype(np.float32) * 3, 0, 255).astype(np.uint8)
         else:
             out = control_maps.control_map(ControlKind(kind), image)
+    note = ""
     if isinstance(out, tuple):  # (map, note)
-        out = out[0]
+        out, note = out[0], str(out[1] or "")
     out = np.asarray(out)
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
-    return np.ascontiguousarray(out[..., :3], dtype=np.uint8)
+    return np.ascontiguousarray(out[..., :3], dtype=np.uint8), note
 
 
 class _Job(QObject):
@@ -326,7 +330,7 @@ class _Job(QObject):
 
 
 class _Run(QRunnable):
-    def __init__(self, work: Callable[[], np.ndarray], job: _Job) -> None:
+    def __init__(self, work: Callable[[], Any], job: _Job) -> None:
         super().__init__()
         self.work = work
         self.job = job
@@ -340,11 +344,11 @@ class _Run(QRunnable):
         self.job.finished.emit(result, None)
 
 
-def run_off_thread(work: Callable[[], np.ndarray], on_done: Callable[[Any, Any], None],
-                   pixels: int, owner: QObject) -> None:
+def run_off_thread(work: Callable[[], Any], on_done: Callable[[Any, Any], None],
+                   pixels: int, owner: QObject, *, always: bool = False) -> None:
     """Run `work` and call `on_done(result, error)` on the GUI thread: on the global thread
-    pool when `pixels` is large (the GUI stays responsive), else right away."""
-    if pixels < BACKGROUND_PIXELS:
+    pool when `pixels` is large or `always` (the GUI stays responsive), else right away."""
+    if pixels < BACKGROUND_PIXELS and not always:
         try:
             result = work()
         except Exception as exc:  # noqa: BLE001

@@ -361,9 +361,10 @@ class LayersPanel(QWidget):
         editor.open()
 
     def preprocess_layer(self, layer: Layer, kind: str) -> None:
-        """A control map of `layer` (canny, line art, scribble, soft edge) as a new control
-        layer above it; the original, if it was a control layer, is hidden (so it is not
-        used twice). Large layers are processed off the GUI thread; one undo step."""
+        """A control map of `layer` (canny, line art, scribble, soft edge with no model;
+        depth and pose with one where installed) as a new control layer above it; the
+        original, if it was a control layer, is hidden (so it is not used twice). Large
+        layers, and depth and pose, are processed off the GUI thread; one undo step."""
         doc = self._doc
         if doc is None or layer not in doc.layers:
             return
@@ -383,7 +384,8 @@ class LayersPanel(QWidget):
             self._preprocessed(layer, kind, bounds, result, error)
 
         self.preprocessing += 1
-        layer_roles.run_off_thread(work, done, bounds.w * bounds.h, self)
+        layer_roles.run_off_thread(work, done, bounds.w * bounds.h, self,
+                                   always=kind in layer_roles.MODEL_KINDS)
 
     def _preprocessed(self, layer: Layer, kind: str, bounds: Any, result: Any,
                       error: Any) -> None:
@@ -391,6 +393,7 @@ class LayersPanel(QWidget):
         if error is not None or result is None:
             self._note(f"Could not preprocess “{layer.name}”: {error}")
             return
+        result, what = result
         if doc is None or layer not in doc.layers:
             self._note("The layer was deleted before its control map was ready.")
             return
@@ -406,7 +409,7 @@ class LayersPanel(QWidget):
             if isinstance(old, ControlRole) and layer.visible:
                 doc.set_layer_properties(layer, visible=False)
         self._note(f"“{new.name}” is a control layer ({label.lower()} map); paint on it to "
-                   "change what the picture follows.")
+                   "change what the picture follows." + (f" Note: {what}." if what else ""))
 
     def _note(self, text: str) -> None:
         self.role_note.setText(text)

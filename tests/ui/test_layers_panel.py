@@ -332,3 +332,17 @@ def test_a_hidden_layers_role_tag_fades(setup):
     w = shown.width()
     tag = [(x, shown.height() // 2) for x in range(w - 40, w - 6)]
     assert any(shown.pixel(x, y) != hidden.pixel(x, y) for x, y in tag)
+
+
+def test_pose_without_a_model_says_what_to_install_and_adds_nothing(setup, qtbot, monkeypatch):
+    from canvasai.backends import preprocessors
+
+    monkeypatch.setattr(preprocessors, "model_for", lambda *a, **k: None)  # none installed
+    panel, doc = setup
+    layer = doc.layers[1]
+    doc.write_pixels(layer, 0, 0, np.full((16, 16, 4), 90, np.uint8))
+    n = len(doc.layers)
+    panel.preprocess_layer(layer, "pose")  # a model kind: always on the thread pool
+    assert panel.preprocessing == 1
+    qtbot.waitUntil(lambda: panel.preprocessing == 0, timeout=30000)
+    assert len(doc.layers) == n and "pose-estimation model" in panel.role_note.text()
