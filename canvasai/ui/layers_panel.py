@@ -325,8 +325,8 @@ class LayersPanel(QWidget):
             menu.addAction("Edit role…").triggered.connect(
                 lambda: self.edit_role(layer, layer.role_type))
         pre = menu.addMenu("Preprocess into new layer")
-        pre.setToolTip("Make a control map of this layer (no model needed) as a new control "
-                       "layer you can paint on")
+        pre.setToolTip("Make a control map of this layer as a new control layer you can "
+                       "paint on (depth and pose use a model where one is installed)")
         for kind in layer_roles.PREPROCESS_KINDS:
             pre.addAction(CONTROL_LABELS[kind]).triggered.connect(
                 lambda _=False, k=kind: self.preprocess_layer(layer, k))
