@@ -16,6 +16,7 @@ GROUPS = (
     ("edit", "Edit by instruction"),
     ("controlnet", "ControlNet"),
     ("lora", "LoRA"),
+    ("reference", "Reference images (IP-Adapter, Redux, image encoders)"),
     ("vae", "VAE"),
     ("text_encoder", "Text encoders"),
     ("upscaler", "Upscalers"),
@@ -50,7 +51,8 @@ def group_of(info: m.ModelInfo) -> str:
     return {
         m.INPAINT: "inpaint", m.EDIT: "edit", m.CONTROLNET: "controlnet", m.VAE: "vae",
         m.TEXT_ENCODER: "text_encoder", m.UPSCALER: "upscaler", m.TAESD: "taesd",
-        m.LORA: "lora",
+        m.LORA: "lora", m.IPADAPTER: "reference", m.IMAGE_ENCODER: "reference",
+        m.REDUX: "reference",
     }.get(info.kind, "problem")
 
 
@@ -82,6 +84,14 @@ def flows_for(info: m.ModelInfo) -> list[str]:
     if info.kind == m.LORA:
         words = f" (trigger words: {', '.join(info.triggers)})" if info.triggers else ""
         return [f"LoRA for every flow: <lora:{info.name}:1> in the prompt{words}"]
+    if info.kind == m.IPADAPTER:
+        fam = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}.get(info.family, "SD")
+        return [f"Reference images with {fam} models (IP-Adapter{' ' + info.variant if info.variant else ''})"]
+    if info.kind == m.REDUX:
+        return ["Reference images with Flux.1 models (Flux Redux)"]
+    if info.kind == m.IMAGE_ENCODER:
+        what = "Flux Redux" if info.variant == "siglip" else "IP-Adapters"
+        return [f"Image encoder for {what}"]
     return []
 
 

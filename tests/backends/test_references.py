@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from canvasai.backends import model_roles
 from canvasai.backends.api import (
     BlendSettings,
     GenerationRequest,
@@ -85,6 +86,11 @@ def test_adapters_and_encoders_are_listed_by_kind_and_family(ref_dir, tmp_path, 
     redux = listed["style_models/flux1-redux"]
     assert (redux.kind, redux.family) == (REDUX, "flux")
     assert inspect_path(ref_dir / "ipadapter" / "ip-adapter_tiny-sd15.safetensors").kind == IPADAPTER
+    # the Models window groups them together and says what each is for
+    assert {model_roles.group_of(listed[n]) for n in ("clip_vision/sigclip", "style_models/flux1-redux")} == {
+        "reference"}
+    assert model_roles.flows_for(found["ipadapter/ip-adapter_sdxl-sized"]) == [
+        "Reference images with SDXL models (IP-Adapter)"]
 
 
 def test_a_reference_changes_the_picture_and_strength_zero_is_none(backend, ref_dir, monkeypatch) -> None:
