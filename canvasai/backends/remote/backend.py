@@ -402,7 +402,8 @@ class RemoteBackend:
         seeds = request_seeds(request)
         started = time.perf_counter()
         images, used = self._dispatch(plan, servers, seeds, ctx, request.previews)
-        applied = resolved[id(servers[0])]
+        first = next((s for s in servers if used and s.label == used[0]), servers[0])
+        applied = resolved[id(first)]  # what the first candidate's server used
         meta = {
             "backend": "comfyui",
             "task": request.task.value,
