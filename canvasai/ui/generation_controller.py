@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QEventLoop, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -108,6 +108,92 @@ class _ScanTask(QRunnable):
         controlnets += r_controlnets
         note = " ".join(n for n in (note, r_note) if n)
         self.signals.done.emit(found, controlnets, note, kinds)
+
+
+class _TaskDone(QObject):
+    done = Signal(object, object)  # the task, its result (or the exception it raised)
+
+
+class _Run(QRunnable):
+    def __init__(self, fn: Any, task: Any, signals: _TaskDone) -> None:
+        super().__init__()
+        self.fn, self.task, self.signals = fn, task, signals
+
+    def run(self) -> None:
+        try:
+            out = self.fn()
+        except Exception as exc:  # noqa: BLE001 - handed back to the GUI thread
+            out = exc
+        self.signals.done.emit(self.task, out)
+
+
+class _UpscaleAccept(QObject):
+    """Accepting an upscale: the layers are resampled on a pool thread (from a
+    copy-on-write snapshot), then installed on the GUI thread as one undo step. If the
+    document changed meanwhile (a stroke, an undo) it is resampled again from the new
+    state; after a few tries, here."""
+
+    TRIES = 3
+
+    def __init__(self, controller: GenerationController, candidate: Candidate,
+                 doc: Document) -> None:
+        super().__init__(controller)
+        self.controller, self.candidate, self.doc = controller, candidate, doc
+        self.tries = 0
+        self.work_threads: list[int] = []  # where the slow part ran (for tests)
+        self._signals = _TaskDone(self)
+        self._signals.done.connect(self._done)
+        self._scaled: Any = None
+
+    def _job(self) -> Any:
+        c = self.candidate
+        if c.job.params.upscale_target == "new_document":  # touches only the new document
+            def work() -> Any:
+                self.work_threads.append(threading.get_ident())
+                return flows.apply_result(self.doc, c.job, c.image, c.seed, c.metadata)
+            return work
+        from canvasai.document.transform import prepare_scale
+
+        t = c.job.target
+        if c.job.doc_size not in ((0, 0), (self.doc.width, self.doc.height)):
+            raise ValueError("The canvas changed size since the job started: run it again.")
+        scaled = prepare_scale(self.doc, t.w, t.h)  # cheap: shares the tiles
+
+        def compute() -> Any:
+            self.work_threads.append(threading.get_ident())
+            return scaled.compute()
+        return compute
+
+    def start(self, wait: bool = False) -> None:
+        self.tries += 1
+        try:
+            fn = self._job()
+        except (CanvasAIError, ValueError) as exc:
+            self._done(self, exc)
+            return
+        if wait or self.tries > self.TRIES:
+            try:
+                out = fn()
+            except Exception as exc:  # noqa: BLE001
+                out = exc
+            self._done(self, out)
+        else:
+            QThreadPool.globalInstance().start(_Run(fn, self, self._signals))
+
+    def _done(self, _task: Any, out: Any) -> None:
+        if isinstance(out, (BaseException, Document)):
+            self.controller._upscale_accept_ended(self, out)
+            return
+        if not out.is_current(self.doc):  # painted on / undone meanwhile: again
+            self.start()
+            return
+        c = self.candidate
+        try:
+            result = flows.apply_result(self.doc, c.job, c.image, c.seed, c.metadata,
+                                        scaled=out)
+        except (CanvasAIError, ValueError) as exc:
+            result = exc
+        self.controller._upscale_accept_ended(self, result)
 
 
 class _ServerList(threading.Thread):
@@ -232,6 +318,7 @@ class GenerationController(QObject):
         self._batch: list[int] = []  # this window's pending jobs: running first, then queued
         self._running: int | None = None
         self._last_job: FlowJob | None = None
+        self._accepting: _UpscaleAccept | None = None
         self._shown: int | None = None
         self.first_preview_at: float | None = None  # for measurements
         self.generate_pressed_at: float | None = None
@@ -626,28 +713,43 @@ class GenerationController(QObject):
             return True
         return False
 
-    def accept(self, index: int) -> bool:
+    def accept(self, index: int, *, wait: bool = False) -> bool:
+        """Accept candidate `index` as one undo step. An upscale resamples every layer of
+        the document: that runs on a pool thread (`wait`: here) while the status line and
+        a busy bar say so, and lands when done; True when it was applied or started."""
         doc = self.document()
         if doc is None or not 0 <= index < len(self.strip.candidates):
             return False
         c = self.strip.candidates[index]
-        busy = c.job.flow == "upscale"
-        if busy:  # resampling every layer of a large document takes a while: say so first
+        if c.job.flow == "upscale":
+            if self._accepting is not None:
+                self.panel.show_note("Still accepting the previous upscale: one moment.")
+                return False
+            self._accepting = _UpscaleAccept(self, c, doc)
             self.panel.set_status(flows.upscale_accept_status(c.job))
-            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-            QApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+            self.panel.progress.setRange(0, 0)  # busy
+            QApplication.setOverrideCursor(Qt.CursorShape.BusyCursor)
+            self._accepting.start(wait)
+            return True
         try:
             result = flows.apply_result(doc, c.job, c.image, c.seed, c.metadata)
         except (CanvasAIError, ValueError) as exc:
             self.panel.show_error(str(exc))
             return False
-        finally:
-            if busy:
-                QApplication.restoreOverrideCursor()
-                self.panel.set_status("Upscale accepted")
+        self._accepted(c, doc, result)
+        return True
+
+    @property
+    def accepting(self) -> bool:
+        """An upscale is being accepted (its layers resampled) in the background."""
+        return self._accepting is not None
+
+    def _accepted(self, c: Candidate, doc: Document, result: Any) -> None:
         if c.entry is not None:
             results.remove(doc, c.entry)
-        self.strip.remove(index)
+        index = next((i for i, x in enumerate(self.strip.candidates) if x is c), None)
+        if index is not None:
+            self.strip.remove(index)
         self._shown = None
         self.canvas.set_preview(None)
         if isinstance(result, Document):  # a new document: a tab of its own where there are tabs
@@ -657,7 +759,21 @@ class GenerationController(QObject):
                 self.frame.clear()
             if self.strip.candidates:
                 self.show_candidate(self.strip.current_index())
-        return True
+
+    def _upscale_accept_ended(self, task: _UpscaleAccept, result: Any) -> None:
+        if task is not self._accepting:
+            return
+        self._accepting = None
+        QApplication.restoreOverrideCursor()
+        self.panel.progress.setRange(0, 1)
+        self.panel.progress.setValue(0)
+        if isinstance(result, BaseException):
+            self.panel.show_error(str(result) if isinstance(result, (CanvasAIError, ValueError))
+                                  else f"The upscale could not be accepted: {result}")
+            self.panel.set_status("Upscale not accepted")
+            return
+        self._accepted(task.candidate, task.doc, result)
+        self.panel.set_status("Upscale accepted")
 
     def accept_all(self) -> None:
         doc = self.document()
@@ -665,7 +781,7 @@ class GenerationController(QObject):
             return
         with doc.history.macro("Accept all candidates"):
             while self.strip.candidates:
-                if not self.accept(0):
+                if not self.accept(0, wait=True):
                     break
 
     def discard(self, index: int) -> None:

@@ -7,9 +7,11 @@ model takes.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
@@ -95,11 +97,13 @@ def test_upscale_flow_resizes_or_opens_a_new_document(qtbot, win):
     gen.panel.set_flow("upscale")
     press_generate(qtbot, gen)
     gen.accept(0)
+    qtbot.waitUntil(lambda: not gen.accepting, timeout=TIMEOUT_MS)
     assert (doc.width, doc.height) == (384, 320)
     doc.undo()
     gen.panel.upscale_target.setCurrentIndex(gen.panel.upscale_target.findData("new_document"))
     press_generate(qtbot, gen)
     gen.accept(0)
+    qtbot.waitUntil(lambda: not gen.accepting, timeout=TIMEOUT_MS)
     assert win.document is not doc and (win.document.width, win.document.height) == (384, 320)
     assert (doc.width, doc.height) == (192, 160)
 
@@ -446,23 +450,137 @@ def test_generate_while_a_job_runs_queues_it_and_each_entry_can_be_moved_or_canc
 
 
 def test_accepting_an_upscale_shows_that_work_is_in_progress(qtbot, win, monkeypatch):
+    """The layers are resampled on another thread while the status line and a busy bar
+    say so; the result lands as one undo step."""
     from PySide6.QtWidgets import QApplication
 
-    from canvasai.generation import flows
+    from canvasai.document import transform
 
-    gen = win.generation
+    gen, doc = win.generation, win.document
+    for i in range(3):  # a few layers, one soft-edged, as a person's document has
+        layer = doc.add_layer(name=f"extra {i}")
+        layer.surface.write(10 * i, 5 * i, np.full((40, 50, 4), (30 * i, 90, 200, 128), np.uint8))
     gen.panel.set_flow("upscale")
     press_generate(qtbot, gen)
-    seen = []
-    real = flows.apply_result
+    before = Compositor(doc).flatten()
+    n_hist = len(doc.history.entries)
+    gui = threading.get_ident()
+    gate, seen = threading.Event(), []
+    real = transform.resample_rgba
 
-    def spy(*args, **kwargs):
-        cursor = QApplication.overrideCursor()
-        seen.append((gen.panel.step_label.text(), None if cursor is None else cursor.shape()))
+    def slow(*args, **kwargs):  # a big document: the resampling takes a while
+        seen.append(threading.get_ident())
+        assert gate.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(flows, "apply_result", spy)
+    monkeypatch.setattr(transform, "resample_rgba", slow)
     assert gen.accept(0)
-    assert seen == [("Resampling every layer to 384×320…", Qt.CursorShape.WaitCursor)]
+    # accept() returned with the work still under way: the GUI thread is free meanwhile
+    qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT_MS)
+    assert gen.accepting and (doc.width, doc.height) == (192, 160)
+    assert gen.panel.step_label.text() == "Resampling every layer to 384×320…"
+    assert gen.panel.progress.maximum() == 0  # the busy bar
+    assert QApplication.overrideCursor().shape() == Qt.CursorShape.BusyCursor
+    ticks = []
+    QTimer.singleShot(0, lambda: ticks.append(1))  # the event loop runs meanwhile
+    qtbot.waitUntil(lambda: bool(ticks), timeout=TIMEOUT_MS)
+    gate.set()
+    qtbot.waitUntil(lambda: not gen.accepting, timeout=TIMEOUT_MS)
+    assert gui not in seen and set(seen) != set()  # the slow part never ran on the GUI thread
+    assert (doc.width, doc.height) == (384, 320)
     assert QApplication.overrideCursor() is None
     assert gen.panel.step_label.text() == "Upscale accepted"
+    assert len(doc.history.entries) == n_hist + 1  # one undo step
+    doc.undo()
+    assert (doc.width, doc.height) == (192, 160)
+    assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_a_stroke_during_an_upscale_accept_is_kept(qtbot, win, monkeypatch):
+    """Painting while the layers are resampled: the accept starts over from the new
+    pixels, so the stroke is in the upscaled document."""
+    from canvasai.document import transform
+
+    gen, doc = win.generation, win.document
+    gen.panel.set_flow("upscale")
+    press_generate(qtbot, gen)
+    gate, calls = threading.Event(), []
+    real = transform.resample_rgba
+
+    def slow(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            assert gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transform, "resample_rgba", slow)
+    assert gen.accept(0)
+    qtbot.waitUntil(lambda: bool(calls), timeout=TIMEOUT_MS)
+    doc.write_pixels(doc.active_layer, 0, 0, np.full((16, 16, 4), (255, 0, 0, 255), np.uint8),
+                     text="Paint")
+    gate.set()
+    qtbot.waitUntil(lambda: not gen.accepting, timeout=TIMEOUT_MS)
+    assert len(calls) >= 2  # resampled again
+    assert (doc.width, doc.height) == (384, 320)
+    assert tuple(doc.active_layer.surface.read(Rect(4, 4, 1, 1))[0, 0]) == (255, 0, 0, 255)
+
+
+def test_step_counter_shows_the_steps_asked_for(qtbot, win, tiny_env):
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 20)
+    use_model(gen, tiny_env.sd1_inpaint)
+    gen.panel.steps.setValue(6)  # the tiny model's PNDM fires 7 step callbacks
+    gen.panel.strength.setValue(1.0)  # (below 1, diffusers runs steps x strength of them)
+    texts = []
+    real = gen.panel.set_status
+    bars = []
+
+    def spy(text):
+        texts.append(text)
+        if text.startswith("step "):
+            bars.append((gen.panel.progress.value(), gen.panel.progress.maximum()))
+        real(text)
+
+    gen.panel.set_status = spy
+    press_generate(qtbot, gen)
+    steps = [t for t in texts if t.startswith("step ")]
+    assert steps and steps[-1] == "step 6/6"
+    assert all(t.endswith("/6") for t in steps), steps
+    assert bars[-1] == (6, 6) and {m for _, m in bars} == {6}
+
+
+def test_cancel_while_the_model_loads_shows_cancelled_at_once(qtbot, win, tiny_env, monkeypatch):
+    """Esc during a (slow) model load: "Cancelled" at once; the load finishes in the
+    background and the next Generate uses it."""
+    from canvasai.backends.diffusion.pipelines import PipelineManager
+    from canvasai.backends.router import reset
+
+    reset()  # nothing loaded yet
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 20)
+    use_model(gen, tiny_env.sd1_inpaint)
+    gen.panel.steps.setValue(2)
+    gate, entered, loads = threading.Event(), threading.Event(), []
+    real = PipelineManager._load_pipe
+
+    def slow(self, info, *args, **kwargs):
+        entered.set()
+        assert gate.wait(60)
+        loads.append(info.name)
+        return real(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(PipelineManager, "_load_pipe", slow)
+    try:
+        qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(entered.is_set, timeout=TIMEOUT_MS)
+        qtbot.keyClick(win, Qt.Key.Key_Escape)
+        qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+        assert gen.panel.step_label.text() == "Cancelled"
+        assert not gate.is_set() and loads == []  # it did not wait for the load
+        qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+        gate.set()
+        qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    finally:
+        gate.set()
+    assert len(gen.strip.candidates) == 1, gen.panel.message.text()
+    assert len(loads) == 1  # the one load, kept for the next job
