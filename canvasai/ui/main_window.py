@@ -664,6 +664,8 @@ class MainWindow(QMainWindow):
 
     def undo(self) -> None:
         if self.document is not None:
+            if self.canvas.cancel_transform():  # a pending transform: Undo cancels it, no more
+                return
             self.canvas.cancel_stroke()  # a half-done stroke is not in the history yet
             self.document.undo()
 

@@ -539,3 +539,21 @@ def test_shift_mid_drag_keeps_the_aspect_at_once_and_arrows_nudge(qtbot):
     assert (tool.box.left, tool.box.top) == (left + 1, top + 10)
     assert canvas.cancel_stroke() and not tool.pending  # (Undo asks the canvas first)
     assert doc.history.entries == []
+
+
+def test_undo_in_the_window_cancels_a_pending_transform_and_stops_there(qtbot):
+    from canvasai.ui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    doc = Document(100, 80)
+    doc.active_layer.surface.write(10, 10, np.full((20, 20, 4), 255, np.uint8))
+    window.set_document(doc)
+    doc.write_pixels(doc.active_layer, 50, 50, np.full((5, 5, 4), 200, np.uint8), "Earlier step")
+    window.select_tool("transform")
+    tool = window.tools["transform"]
+    tool.set_values(angle=30)
+    window.undo()
+    assert not tool.pending and doc.history.entries == ["Earlier step"]
+    window.undo()
+    assert doc.history.entries == []
