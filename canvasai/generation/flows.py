@@ -166,7 +166,7 @@ def control_inputs(doc: Document, rect: Rect, p: FlowParams) -> tuple[list[Contr
             notes.append(f"control layer “{layer.name}” is empty: not used")
             continue
         out.append(ControlSettings(
-            kind=ControlKind(role.kind), image=_over_white(layer, rect)[..., :3],
+            kind=ControlKind(role.kind), image=_over_white(layer, rect),
             model=_controlnet_for(p, role, len(layers)), preprocess=role.preprocess,
             scale=role.strength, start=role.start, end=role.end,
         ))
@@ -188,7 +188,7 @@ def reference_inputs(doc: Document, extra_ids: tuple[int, ...] = ()) -> tuple[
         if bounds.is_empty():
             notes.append(f"reference “{layer.name}” is empty: not used")
             continue
-        out.append(ReferenceImage(image=_over_white(layer, bounds)[..., :3],
+        out.append(ReferenceImage(image=_over_white(layer, bounds),
                                   strength=role.strength, kind=ReferenceKind(role.kind)))
     if len(out) > MAX_REFERENCES:
         raise FlowError(f"{len(out)} reference images are in use; at most {MAX_REFERENCES} "
@@ -436,7 +436,7 @@ def plan_sketch(doc: Document, p: FlowParams) -> FlowJob:
         if not layer.surface.tile_keys() and not layer.surface.fill[3]:
             raise FlowError(f"The sketch layer “{layer.name}” is empty: draw something first.")
         controls = [ControlSettings(kind=ControlKind(p.control),
-                                    image=_over_white(layer, doc.rect)[..., :3],
+                                    image=_over_white(layer, doc.rect),
                                     model=p.controlnet, preprocess=p.control_preprocess,
                                     scale=p.control_scale)]
     mask = region_mask(doc) if p.sketch_use_mask else None
@@ -450,12 +450,30 @@ def plan_sketch(doc: Document, p: FlowParams) -> FlowJob:
 
 
 def _over_white(layer: Layer, rect: Rect) -> np.ndarray:
-    """The layer as a ControlNet sees a drawing: its strokes on a white sheet."""
-    from canvasai.document.tiles import TiledSurface
+    """The layer as a ControlNet sees a drawing: its strokes on a white sheet (H x W x 3,
+    read-only so the request shares it instead of copying).
 
-    white = Layer("white", TiledSurface(4, fill=(255, 255, 255, 255)))
-    strokes = Layer("sketch", layer.surface)
-    return composite_layers([white, strokes], rect)
+    Straight-alpha "over" on white, computed only where the layer is painted and in
+    uint8 OpenCV passes (the compositor's general path took ~1 s a layer at 2048² on
+    the GUI thread): white - (white - colour) * alpha."""
+    import cv2
+
+    out = np.full((rect.h, rect.w, 3), 255, np.uint8)
+    surface = layer.surface
+    area = rect
+    if not surface.fill[3]:  # only the allocated tiles can hold paint (no pixel scan)
+        area = Rect(0, 0, 0, 0)
+        for key in surface.tile_keys():
+            area = area.union(surface.key_rect(key))
+        area = area.intersect(rect)
+    if not area.is_empty():
+        px = surface.read(area)
+        alpha = np.ascontiguousarray(px[..., 3])
+        ink = cv2.bitwise_not(cv2.cvtColor(px, cv2.COLOR_RGBA2RGB))
+        ink = cv2.multiply(ink, cv2.merge([alpha, alpha, alpha]), scale=1 / 255)
+        out[area.translated(-rect.x, -rect.y).slices()] = cv2.bitwise_not(ink)
+    out.setflags(write=False)
+    return out
 
 
 def ai_upscale_method(model: str) -> str | None:

@@ -350,7 +350,24 @@ def test_controls_and_regions_are_cropped_to_the_jobs_area_like_its_image():
     expected = doc.layers[-1].surface.read(ctx)[..., 3]
     assert np.array_equal(fox.mask, expected) and fox.mask.shape == job.request.image.shape[:2]
     depth = job.request.controls[1].image
-    assert np.array_equal(depth, flows._over_white(doc.layers[3], ctx)[..., :3])
+    assert np.array_equal(depth, flows._over_white(doc.layers[3], ctx))
+
+
+def test_control_images_are_the_layer_over_white():
+    from canvasai.document.layer import Layer
+
+    layer = Layer("strokes")
+    px = np.zeros((4, 4, 4), np.uint8)
+    px[0, 0] = (0, 0, 0, 255)
+    px[0, 1] = (0, 0, 0, 128)
+    px[0, 2] = (200, 100, 0, 64)
+    layer.surface.write(0, 0, px)
+    out = flows._over_white(layer, Rect(0, 0, 4, 4))
+    assert out.shape == (4, 4, 3) and out.dtype == np.uint8
+    assert out[0, 0].tolist() == [0, 0, 0] and out[1, 1].tolist() == [255, 255, 255]
+    assert abs(int(out[0, 1, 0]) - 127) <= 1
+    expected = [round(c * 64 / 255 + 255 * (1 - 64 / 255)) for c in (200, 100, 0)]
+    assert np.abs(out[0, 2].astype(int) - expected).max() <= 1
 
 
 def test_region_masks_are_resized_as_the_output():
