@@ -285,3 +285,37 @@ def test_depth_runs_the_installed_depth_model(backend, registry, monkeypatch) ->
     res = _run(backend, depth)
     assert seen == ["model"]
     assert "depth estimated with depth/tiny-depth-anything" in res.metadata["note"]
+
+
+# ------------------------------------------------------------------------------ a DiT family
+def test_flux_runs_two_control_layers_for_generate_and_refine(tmp_path_factory) -> None:
+    """The family module decides: Flux's MultiControlNet, its ControlNet img2img pipeline."""
+    import diffusers
+
+    tf = pytest.importorskip("tests.support.tiny_families")
+    from canvasai.backends.diffusion.backend import DiffusersBackend
+    from tests.support.tiny_controlnets import _wake
+
+    root = tmp_path_factory.getbasetemp() / "tiny-families"
+    folder = tf.cached("flux", root)
+    nets_root = tmp_path_factory.mktemp("flux-nets")
+    t = diffusers.FluxTransformer2DModel.from_pretrained(folder / "transformer")
+    for i, kind in enumerate(("canny", "lineart")):
+        net = diffusers.FluxControlNetModel.from_config(
+            {**dict(t.config), "num_layers": 1, "num_single_layers": 0})
+        _wake(net, 10 + i).save_pretrained(nets_root / f"flux-tiny-{kind}")
+    backend = DiffusersBackend(ModelRegistry([nets_root], include_hf_cache=False, index=False))
+    canny = ControlSettings(ControlKind.CANNY, _drawing())
+    lineart = ControlSettings(ControlKind.LINEART, _photo())
+    common_kw = {"model": str(folder), "steps": 2, "seed": 3, "prompt": "a house"}
+    gen = {"task": Task.TXT2IMG, "width": W, "height": H}
+    both = backend.run(GenerationRequest(controls=(canny, lineart), **gen, **common_kw),
+                       RecordingContext())
+    one = backend.run(GenerationRequest(controls=(canny,), **gen, **common_kw), RecordingContext())
+    assert both.metadata["pipeline"] == "FluxControlNetPipeline"
+    assert _differ(both.images[0], one.images[0]) > 0.1
+    ref = {"task": Task.IMG2IMG, "image": _picture(2), "strength": 0.9}
+    res = backend.run(GenerationRequest(controls=(canny, lineart), **ref, **common_kw),
+                      RecordingContext())
+    assert res.metadata["pipeline"] == "FluxControlNetImg2ImgPipeline"
+    assert res.images[0].shape == (H, W, 4)

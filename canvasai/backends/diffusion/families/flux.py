@@ -126,6 +126,14 @@ class Flux(Family):
             return Detected(self.name, BASE, "dev")
         return Detected(self.name, BASE, "schnell")
 
+    def control_kwargs(self, control: Any, inpaint: bool) -> dict[str, Any]:
+        kw: dict[str, Any] = {"control_image": control}
+        if isinstance(control, list):
+            # several ControlNets: diffusers' Flux img2img / inpaint ControlNet pipelines
+            # need a mode per net (None = no union mode), or they run none of them
+            kw["control_mode"] = [None] * len(control)
+        return kw
+
     def defaults(self, variant: str = "", kind: str = BASE) -> Defaults:
         note = "Flux uses distilled guidance: there is no negative prompt"
         if variant == "schnell":
