@@ -19,7 +19,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QPointF, QSignalBlocker, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QByteArray,
+    QPoint,
+    QPointF,
+    QSignalBlocker,
+    QSize,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -131,6 +140,8 @@ class MainWindow(QMainWindow):
         self.tab_bar.currentChanged.connect(self._tab_selected)
         self.tab_bar.tabMoved.connect(self._tab_moved)
         self.tab_bar.close_requested.connect(self.close_tab)
+        self.tab_bar.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tab_bar.customContextMenuRequested.connect(self._tab_menu_at)
         self.tab_bar.hide()
         central = QWidget()
         central.setObjectName("documentArea")
@@ -557,6 +568,31 @@ class MainWindow(QMainWindow):
             self.canvas.view.zoom = zoom
             self.canvas.view.offset = QPointF(x, y)
             self.canvas.pan_by(0, 0)  # repaint, and the zoom label follows
+
+    def tab_menu(self, index: int) -> QMenu:
+        """A tab's right-click menu: Close, Close other tabs, Copy file path."""
+        menu = QMenu(self)
+        menu.setObjectName("tabMenu")
+        record = self.documents[index]
+        menu.addAction("Close", lambda: self.close_tab(self.documents.index(record)))
+        others = menu.addAction("Close other tabs", lambda: self.close_others(record))
+        others.setEnabled(len(self.documents) > 1)
+        copy = menu.addAction("Copy file path",
+                              lambda: QApplication.clipboard().setText(record.path or ""))
+        copy.setEnabled(bool(record.path))
+        return menu
+
+    def close_others(self, keep: OpenDocument) -> bool:
+        """Close every tab but `keep`'s (each modified one asks); False if cancelled."""
+        for record in [r for r in self.documents if r is not keep]:
+            if record in self.documents and not self.close_tab(self.documents.index(record)):
+                return False
+        return True
+
+    def _tab_menu_at(self, pos: QPoint) -> None:
+        index = self.tab_bar.tabAt(pos)
+        if index >= 0:
+            self.tab_menu(index).exec(self.tab_bar.mapToGlobal(pos))
 
     def _tab_selected(self, index: int) -> None:
         self.switch_to(index)

@@ -359,3 +359,20 @@ def test_many_tabs_keep_readable_names_and_long_ones_are_cut_in_the_middle(qtbot
     assert bar.tabText(0) == cut and long_name in bar.tabToolTip(0)
     assert bar.tabText(5) == "Untitled 5" and bar.tabText(12) == "Untitled 12"
     assert bar.elideMode() == Qt.TextElideMode.ElideNone  # they scroll, never "U…5"
+
+
+def test_a_tabs_menu_closes_the_others_and_copies_its_path(qtbot, win, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    a, b = two_files(tmp_path)
+    open_file(qtbot, win, a)
+    open_file(qtbot, win, b)
+    win.add_document(Document(30, 20), replace_blank=False)
+    menu = win.tab_menu(1)
+    actions = {act.text(): act for act in menu.actions()}
+    assert set(actions) == {"Close", "Close other tabs", "Copy file path"}
+    actions["Copy file path"].trigger()
+    assert QApplication.clipboard().text() == str(b)
+    actions["Close other tabs"].trigger()
+    assert [r.path for r in win.documents] == [str(b)] and win.document_path == str(b)
+    assert not win.tab_menu(0).actions()[1].isEnabled()  # no others left
