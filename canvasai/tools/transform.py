@@ -439,6 +439,11 @@ class TransformTool(Tool):
         return self._job is not None
 
     @property
+    def running_job(self) -> TransformJob | None:
+        """The commit's resample job while it runs elsewhere."""
+        return self._job
+
+    @property
     def dragging(self) -> bool:
         return self._drag is not None
 

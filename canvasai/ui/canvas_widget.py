@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRect, QRectF, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QRect, QRectF, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -240,11 +240,17 @@ class CanvasWidget(QWidget):
         self._settle_transform()
         self._finish_stroke(cancel=True)
         old, self._tool = self._tool, tool
-        if isinstance(old, TransformTool) and self._transform_changed in old.on_change:
-            old.on_change.remove(self._transform_changed)
+        app = QApplication.instance()
+        if isinstance(old, TransformTool):
+            if self._transform_changed in old.on_change:
+                old.on_change.remove(self._transform_changed)
+            if app is not None:
+                app.removeEventFilter(self)
         if isinstance(tool, TransformTool):
             tool.pixel_size = 1.0 / self.view.zoom
             tool.on_change.append(self._transform_changed)
+            if app is not None:  # see eventFilter: other widgets apply a pending transform
+                app.installEventFilter(self)
         self._hover_cursor = None
         self._sync_transform_bar()
         self._make_room_for_transform()
@@ -674,6 +680,53 @@ class CanvasWidget(QWidget):
         self._transform_jobs[id(job)] = (tool, job)
         self._update_cursor_shape()
         run_in_pool(self, lambda: (job, job.run()), self._transform_done, self._transform_failed)
+
+    def apply_transform_now(self) -> None:
+        """Apply a pending (or still resampling) transform before returning, so whatever
+        comes next (a save, a click in another panel, a menu) sees the finished pixels."""
+        tool = self._transform_tool()
+        if tool is None or not (tool.pending or tool.committing):
+            return
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            if self._stroke_tool is tool:
+                self._stroke_tool = None
+            job = tool.running_job
+            if job is not None:  # resample here too; the pool's result will be ignored
+                self._transform_jobs.pop(id(job), None)
+                tool.finish_commit(job, job.run())
+            else:
+                tool.commit()
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._update_cursor_shape()
+        self._transform_changed()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        """While a transform is pending (installed only while the transform tool is current):
+        a press on another widget (a panel, the menu bar, a tab) or a Ctrl/Alt shortcut
+        (Save, Export, …) applies it first, as Krita does: the pixels are never saved or
+        edited with the piece lifted out of its layer."""
+        kind = event.type()
+        if kind not in (QEvent.Type.MouseButtonPress, QEvent.Type.TabletPress,
+                        QEvent.Type.ShortcutOverride):
+            return False
+        tool = self._transform_tool()
+        if tool is None or not (tool.pending or tool.committing):
+            return False
+        if kind == QEvent.Type.ShortcutOverride:
+            if not isinstance(event, QKeyEvent) or event.matches(QKeySequence.StandardKey.Undo):
+                return False
+            mods = event.modifiers() & (Qt.KeyboardModifier.ControlModifier
+                                        | Qt.KeyboardModifier.AltModifier
+                                        | Qt.KeyboardModifier.MetaModifier)
+            if mods and event.key() not in _MODIFIER_KEYS and event.key() not in (
+                    Qt.Key.Key_Control, Qt.Key.Key_Meta):
+                self.apply_transform_now()
+            return False
+        if isinstance(watched, QWidget) and not (watched is self or self.isAncestorOf(watched)):
+            self.apply_transform_now()
+        return False
 
     @property
     def transform_running(self) -> bool:

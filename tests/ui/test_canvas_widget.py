@@ -557,3 +557,24 @@ def test_undo_in_the_window_cancels_a_pending_transform_and_stops_there(qtbot):
     assert not tool.pending and doc.history.entries == ["Earlier step"]
     window.undo()
     assert doc.history.entries == []
+
+
+def test_a_click_elsewhere_or_a_shortcut_applies_a_pending_transform_first(qtbot):
+    from PySide6.QtWidgets import QHBoxLayout, QPushButton, QWidget
+
+    canvas, doc, tool = _transform_setup(qtbot)
+    host = QWidget()
+    qtbot.addWidget(host)
+    other = QPushButton("Layers", host)
+    QHBoxLayout(host).addWidget(other)
+    host.show()
+    qtbot.waitExposed(host)
+    tool.set_values(x=0, y=0)
+    qtbot.mouseClick(canvas.transform_bar.x, LEFT)  # the bar is part of the transform
+    assert tool.pending
+    qtbot.mouseClick(other, LEFT)  # another panel: the transform is applied before it acts
+    assert not tool.pending and doc.history.entries == ["Transform “Layer 1”"]
+    tool.set_values(x=20, y=20)
+    qtbot.keyClick(canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # e.g. Save
+    assert not tool.pending and len(doc.history.entries) == 2
+    assert doc.active_layer.surface.bounds() == Rect(20, 20, 60, 40)
