@@ -14,6 +14,7 @@ the bar scrolls (arrows at its end) rather than shrinking every name to a letter
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class OpenDocument:
     compositor: Compositor | None = None
     view: tuple[float, float, float] | None = None  # zoom, offset x, offset y; None: fit
     frame: tuple[int, int, int, int] = (0, 0, 0, 0)  # outpaint margins
+    on_history: Callable[[], None] | None = None  # the window's hook on its history
 
     @property
     def name(self) -> str:

@@ -496,15 +496,15 @@ class MainWindow(QMainWindow):
             if r in self.documents:
                 self._refresh_tab(self.documents.index(r))
 
-        record.on_history = changed  # type: ignore[attr-defined]
+        record.on_history = changed
         doc.history.changed.connect(changed)
         return record
 
     def _forget(self, record: OpenDocument) -> None:
         """`record` is no longer open: drop what ties it to the window."""
-        callback = getattr(record, "on_history", None)
-        if callback is not None:
-            record.document.history.changed.disconnect(callback)
+        if record.on_history is not None:
+            record.document.history.changed.disconnect(record.on_history)
+            record.on_history = None
         record.compositor = None
 
     def _remember_view(self) -> None:
