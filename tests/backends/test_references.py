@@ -212,6 +212,14 @@ def test_flux2_klein_reads_references_as_images(tmp_path_factory, families_root)
     assert not np.array_equal(base, red.images[0]) and not np.array_equal(red.images[0], blue)
     assert red.metadata["reference_method"] == "image inputs"
     assert "strength and style/composition setting are not used" in red.metadata["note"]
+    # the inpaint pipeline takes them as image_reference
+    image = _picture(4, 32)
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255
+    kw = {"image": image, "mask": mask, "strength": 1.0}
+    plain = _run(backend, klein, task=Task.INPAINT, **kw).images[0]
+    assert not np.array_equal(plain, _run(backend, klein, [ReferenceImage(RED)], task=Task.INPAINT,
+                                          **kw).images[0])
 
 
 class _Pipe:  # stands in for a loaded pipeline (references keep per-model state by it)
