@@ -113,7 +113,7 @@ def preprocess(
         return depth_from_model(img, info, device), f"depth estimated with {info.name}"
     if info is None:
         raise GenerationError(POSE_MISSING)
-    return pose_from_model(img, info, device), f"pose estimated with {info.name}"
+    return pose_from_model(img, info, device), f"pose estimated with {info.name}; {POSE_NOTE}"
 
 
 # ------------------------------------------------------------------------------- depth model
@@ -202,6 +202,115 @@ def depth_from_model(image: np.ndarray, info: ModelInfo, device: str | None = No
 
 
 # -------------------------------------------------------------------------------- pose model
+# OpenPose's 18 body points (the order the pose ControlNets were trained on), from COCO's 17
+# (ViTPose's) plus the neck, halfway between the shoulders; -1 marks the neck.
+_COCO_TO_OPENPOSE = (0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
+# limbs as pairs of OpenPose points, and the colours OpenPose draws points and limbs in
+_LIMBS = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
+    (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
+)
+_COLOURS = (
+    (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
+    (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),
+    (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
+)
+POSE_MIN_SCORE = 0.3  # keypoints the model is less sure of are left out
+POSE_NOTE = ("pose read for one person filling the picture (no person detector): crop to the "
+             "person for a better reading")
+
+
+def _load_pose(info: ModelInfo, device: str) -> tuple[Any, dict[str, Any]]:
+    import json
+
+    from transformers import AutoConfig, VitPoseForPoseEstimation
+
+    config = AutoConfig.from_pretrained(info.path, local_files_only=True)
+    if config.model_type != "vitpose":
+        raise ModelError(f"{info.name} is a {config.model_type} model; pose maps need ViTPose.")
+    model = VitPoseForPoseEstimation.from_pretrained(info.path, local_files_only=True)
+    prep: dict[str, Any] = {}
+    cfg_file = info.path / "preprocessor_config.json"
+    if cfg_file.is_file():
+        prep = json.loads(cfg_file.read_text(encoding="utf-8"))
+    return model.to(device).eval(), prep
+
+
+def pose_keypoints(
+    image: np.ndarray, info: ModelInfo, device: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(17 x 2 keypoints in image pixels, 17 scores) of the one person filling `image`,
+    by the transformers ViTPose model `info` (top-down, the whole picture as its box)."""
+    import cv2
+    import torch
+
+    dev = device_for(device)
+    model, prep = cached("pose", info, lambda: _load_pose(info, dev))
+    size = prep.get("size") or {}
+    in_h, in_w = int(size.get("height", 256)), int(size.get("width", 192))
+    mean = np.asarray(prep.get("image_mean", (0.485, 0.456, 0.406)), np.float32)
+    std = np.asarray(prep.get("image_std", (0.229, 0.224, 0.225)), np.float32)
+    rgb = control_maps.flatten_on_white(image).astype(np.float32) / 255.0
+    h, w = rgb.shape[:2]
+    scale = min(in_w / w, in_h / h)
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    ox, oy = (in_w - sw) // 2, (in_h - sh) // 2
+    canvas = np.broadcast_to(mean, (in_h, in_w, 3)).copy()  # letterbox in the mean colour
+    canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(((canvas - mean) / std).transpose(2, 0, 1)[None].copy()).to(dev)
+    kw: dict[str, Any] = {}
+    if getattr(model.config.backbone_config, "num_experts", 1) > 1:  # ViTPose+ (MoE)
+        kw["dataset_index"] = torch.zeros(1, dtype=torch.long, device=dev)
+    with torch.inference_mode():
+        heat = model(pixel_values=x.to(model.dtype), **kw).heatmaps[0].float().cpu().numpy()
+    k, hh, hw = heat.shape
+    if k != 17:
+        raise ModelError(f"{info.name} finds {k} keypoints; pose maps need a COCO body model (17).")
+    flat = heat.reshape(k, -1)
+    idx = flat.argmax(axis=1)
+    scores = flat.max(axis=1)
+    hx, hy = (idx % hw + 0.5) * in_w / hw, (idx // hw + 0.5) * in_h / hh
+    points = np.stack([np.clip((hx - ox) / scale, 0, w - 1), np.clip((hy - oy) / scale, 0, h - 1)],
+                      axis=1)
+    return points.astype(np.float32), scores.astype(np.float32)
+
+
+def draw_openpose(
+    shape: tuple[int, int], points: np.ndarray, scores: np.ndarray, min_score: float = POSE_MIN_SCORE
+) -> np.ndarray:
+    """An OpenPose body map (H x W x 3, black background) of COCO-17 keypoints."""
+    import cv2
+
+    h, w = shape
+    pts: list[tuple[float, float] | None] = []
+    for src in _COCO_TO_OPENPOSE:
+        if src >= 0:
+            ok = scores[src] >= min_score
+            pts.append((float(points[src][0]), float(points[src][1])) if ok else None)
+        else:  # the neck: both shoulders needed
+            ok = scores[5] >= min_score and scores[6] >= min_score
+            pts.append(tuple(((points[5] + points[6]) / 2).tolist()) if ok else None)
+    canvas = np.zeros((h, w, 3), np.uint8)
+    stick = max(2, round(max(h, w) / 128))
+    for i, (a, b) in enumerate(_LIMBS):
+        pa, pb = pts[a], pts[b]
+        if pa is None or pb is None:
+            continue
+        mx, my = (pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2
+        length = float(np.hypot(pa[0] - pb[0], pa[1] - pb[1]))
+        angle = float(np.degrees(np.arctan2(pa[1] - pb[1], pa[0] - pb[0])))
+        poly = cv2.ellipse2Poly((round(mx), round(my)), (max(1, round(length / 2)), stick),
+                                round(angle), 0, 360, 1)
+        limb = canvas.copy()
+        cv2.fillConvexPoly(limb, poly, _COLOURS[i])
+        canvas = cv2.addWeighted(canvas, 0.4, limb, 0.6, 0)
+    for i, p in enumerate(pts):
+        if p is not None:
+            cv2.circle(canvas, (round(p[0]), round(p[1])), stick + 2, _COLOURS[i], thickness=-1)
+    return canvas
+
+
 def pose_from_model(image: np.ndarray, info: ModelInfo, device: str | None = None) -> np.ndarray:
-    """H x W x 3 OpenPose-style map from the pose-estimation model `info`."""
-    raise GenerationError(f"{info.name}: pose estimation is not wired up yet. {POSE_MISSING}")
+    """H x W x 3 OpenPose-style map from the ViTPose model `info` (see `pose_keypoints`)."""
+    points, scores = pose_keypoints(image, info, device)
+    return draw_openpose(image.shape[:2], points, scores)

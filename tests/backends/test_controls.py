@@ -319,3 +319,34 @@ def test_flux_runs_two_control_layers_for_generate_and_refine(tmp_path_factory) 
                       RecordingContext())
     assert res.metadata["pipeline"] == "FluxControlNetImg2ImgPipeline"
     assert res.images[0].shape == (H, W, 4)
+
+
+# ------------------------------------------------------------------------------------- pose
+def test_pose_runs_the_installed_vitpose_model(nets) -> None:
+    from canvasai.backends.models import POSE_ESTIMATOR
+
+    reg = ModelRegistry([nets.pose_root], include_hf_cache=False, index=False)
+    info = reg.find(POSE_ESTIMATOR)
+    assert info is not None and info.name == "tiny-vitpose"
+    photo = _picture(8)[:, :40]
+    cmap, note = preprocessors.preprocess("pose", photo, reg, device="cpu")
+    assert cmap.shape == (H, 40, 3) and cmap.dtype == np.uint8
+    assert note.startswith("pose estimated with tiny-vitpose") and "no person detector" in note
+    points, scores = preprocessors.pose_keypoints(photo, info, "cpu")
+    assert points.shape == (17, 2) and scores.shape == (17,)
+    assert (points >= 0).all() and (points[:, 0] <= 39).all() and (points[:, 1] <= H - 1).all()
+    drawn = preprocessors.draw_openpose((H, 40), points, scores, min_score=-np.inf)
+    assert drawn.any()
+
+
+def test_openpose_drawing_follows_the_keypoints() -> None:
+    pts = np.zeros((17, 2), np.float32)
+    pts[5], pts[6] = (40, 20), (24, 20)  # left / right shoulder (COCO)
+    pts[0] = (32, 8)  # nose
+    scores = np.zeros(17, np.float32)
+    scores[[0, 5, 6]] = 1.0
+    cmap = preprocessors.draw_openpose((H, W), pts, scores)
+    assert tuple(cmap[20, 32]) == (255, 85, 0)  # the neck (OpenPose point 1), between them
+    assert tuple(cmap[8, 32]) == (255, 0, 0)  # the nose
+    assert tuple(cmap[20, 24]) == (255, 170, 0)  # right shoulder, OpenPose point 2
+    assert cmap[50:, :].max() == 0  # nothing where no keypoint was found

@@ -8,7 +8,9 @@ control type), so the registry finds them as it finds real ones:
   to zero (a fresh one changes nothing), so those are filled with random values here:
   each ControlNet then visibly steers the picture;
 - an SDXL ControlNet (the tiny SDXL UNet's layout): a wrong-family one for SD 1.x;
-- a Depth Anything model (a 2-layer DINOv2 backbone) with its image processor config.
+- a Depth Anything model (a 2-layer DINOv2 backbone) with its image processor config;
+- a ViTPose model (2-layer backbone, simple decoder), in a folder of its own (`pose_root`)
+  so the other tests see a registry without a pose model.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class TinyControlNets:
     sd1_lineart: Path
     sdxl_canny: Path
     depth: Path  # transformers DepthAnythingForDepthEstimation folder
+    pose_root: Path  # a models folder holding only `pose`
+    pose: Path  # transformers VitPoseForPoseEstimation folder
 
 
 def _wake(net: Any, seed: int, std: float = 0.3) -> Any:
@@ -91,6 +95,18 @@ def tiny_depth_anything() -> tuple[Any, Any]:
     return model, processor
 
 
+def tiny_vitpose() -> Any:
+    from transformers import VitPoseBackboneConfig, VitPoseConfig, VitPoseForPoseEstimation
+
+    backbone = VitPoseBackboneConfig(
+        image_size=[64, 48], patch_size=[16, 16], hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, out_indices=[2],
+    )
+    return VitPoseForPoseEstimation(VitPoseConfig(backbone_config=backbone,
+                                                  use_simple_decoder=True,
+                                                  num_labels=17)).eval()
+
+
 _built: dict[Path, TinyControlNets] = {}
 
 
@@ -107,6 +123,8 @@ def build_tiny_controlnets(root: str | os.PathLike[str]) -> TinyControlNets:
         sd1_lineart=root / "controlnet" / "sd1-tiny-control-lineart",
         sdxl_canny=root / "controlnet" / "sdxl-tiny-control-canny",
         depth=root / "depth" / "tiny-depth-anything",
+        pose_root=root.parent / (root.name + "-pose"),
+        pose=root.parent / (root.name + "-pose") / "tiny-vitpose",
     )
     marker = root / "tiny-controlnets.json"
     if not marker.is_file():
@@ -117,6 +135,11 @@ def build_tiny_controlnets(root: str | os.PathLike[str]) -> TinyControlNets:
         model, processor = tiny_depth_anything()
         model.save_pretrained(nets.depth)
         processor.save_pretrained(nets.depth)
+        tiny_vitpose().save_pretrained(nets.pose)
+        (nets.pose / "preprocessor_config.json").write_text(json.dumps({
+            "image_processor_type": "VitPoseImageProcessor", "size": {"height": 64, "width": 48},
+            "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225],
+        }))
         marker.write_text(json.dumps({k: str(v) for k, v in asdict(nets).items()}, indent=1))
     _built[root] = nets
     return nets
