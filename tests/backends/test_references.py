@@ -185,7 +185,7 @@ def test_missing_adapter_and_encoder_are_named(tmp_path, tiny_models) -> None:
         _run(empty, tiny_models.sd1, [ReferenceImage(RED, 1.0)])
 
 
-def test_flux_redux_changes_the_picture(tmp_path_factory, families_root) -> None:
+def test_flux_redux_changes_the_picture(tmp_path_factory, families_root, tiny_models) -> None:
     d = tmp_path_factory.mktemp("redux")
     flux = tf.cached("flux", families_root)
     ta.save_siglip(d / "clip_vision" / "sigclip_tiny.safetensors")
@@ -201,6 +201,13 @@ def test_flux_redux_changes_the_picture(tmp_path_factory, families_root) -> None
     np.testing.assert_array_equal(_run(backend, flux, [ReferenceImage(RED, 0.0)]).images[0], base)
     style = _run(backend, flux, [ReferenceImage(RED, 1.0, ReferenceKind.STYLE)])
     assert "Flux Redux has no style" in style.metadata["note"]
+    # adapters of the other kind are refused, both ways, before loading
+    sd_adapter = ta.save_ip_adapter(tiny_models.sd1, d / "ipadapter" / "ip-adapter_sd.safetensors")
+    with pytest.raises(ModelError, match="is a Flux.1 model, which takes Flux Redux"):
+        _run(backend, flux, [ReferenceImage(RED, 1.0, model=str(sd_adapter))])
+    redux_file = str(d / "style_models" / "flux1-redux-tiny.safetensors")
+    with pytest.raises(ModelError, match="is Flux Redux, for Flux.1 models"):
+        _run(backend, tiny_models.sd1, [ReferenceImage(RED, 1.0, model=redux_file)])
 
 
 def test_flux2_klein_reads_references_as_images(tmp_path_factory, families_root) -> None:
