@@ -418,7 +418,9 @@ class GenerationPanel(QWidget):
         hint.setWordWrap(True)
         f.addRow(hint)
         self.references = QListWidget()
-        self.references.setToolTip("Ticked layers go to the model as reference images")
+        self.references.setToolTip("Ticked layers go to the model as reference images, as do "
+                                   "visible layers used as a Reference image (Layers panel "
+                                   "▸ Use as)")
         self.references.setMaximumHeight(90)
         self._reference_ids: set[int] = set()
         self.references.itemChanged.connect(self._reference_ticked)
