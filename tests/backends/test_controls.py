@@ -123,6 +123,21 @@ def test_two_control_layers_are_both_used(backend, task) -> None:
     assert both.images[0].shape == (H, W, 4)
 
 
+def test_inpainting_model_and_sdxl_refine_with_control_layers(backend) -> None:
+    """An inpainting model refines through its ControlNet inpaint pipeline (full mask);
+    SDXL through its ControlNet img2img pipeline, two layers sharing one ControlNet."""
+    img = _picture(6)
+    res = _run(backend, _canny(), _lineart(), task=Task.IMG2IMG, model="sd1-tiny-inpaint",
+               image=img, strength=0.7)
+    assert res.metadata["pipeline"] == "StableDiffusionControlNetInpaintPipeline"
+    xl = "controlnet/sdxl-tiny-control-canny"
+    layers = (ControlSettings(ControlKind.CANNY, _drawing(), model=xl),
+              ControlSettings(ControlKind.CANNY, _photo(), model=xl, scale=0.5, end=0.5))
+    res = _run(backend, *layers, task=Task.IMG2IMG, model="sdxl-tiny", image=img, strength=0.7)
+    assert res.metadata["pipeline"] == "StableDiffusionXLControlNetImg2ImgPipeline"
+    assert res.images[0].shape == (H, W, 4)
+
+
 def test_inpaint_with_two_control_layers_keeps_outside_of_mask(backend) -> None:
     from canvasai.backends import masking
 

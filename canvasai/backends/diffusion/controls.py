@@ -127,9 +127,6 @@ class ControlPlan:
         """Identifies the set of ControlNets (the cache key of its task pipelines)."""
         return "|".join(str(i.path) for i in self.infos)
 
-    def has(self, loaded: LoadedModel, task_key: str) -> bool:
-        return loaded.family.has(task_key)
-
     def pipeline(self, manager: PipelineManager, loaded: LoadedModel, task_key: str) -> Any:
         """`loaded`'s pipeline for `task_key` ("controlnet", "controlnet_img2img",
         "controlnet_inpaint") around these ControlNets."""
