@@ -307,3 +307,14 @@ def test_diffusers_layouts_h94_and_redux_folder(tmp_path, tiny_models, families_
     res = _run(backend, flux, [ReferenceImage(RED, 1.0)])
     assert res.metadata["reference_images"][0]["model"] == "FLUX.1-Redux-tiny"
     assert not np.array_equal(res.images[0], _run(backend, flux).images[0])
+
+
+def test_readiness_says_what_is_missing_without_loading(ref_dir, tmp_path) -> None:
+    full = ModelRegistry([ref_dir], include_hf_cache=False)
+    assert references.readiness(full, "sd1") == "" and references.readiness(full, "flux2") == ""
+    assert "need Flux Redux" in references.readiness(full, "flux")
+    assert "take no reference images" in references.readiness(full, "zimage")
+    ta.save_redux(tmp_path / "style_models" / "redux.safetensors", text_dim=32)
+    bare = ModelRegistry([tmp_path], include_hf_cache=False)
+    assert "ipadapter/" in references.readiness(bare, "sdxl")
+    assert "SigLIP" in references.readiness(bare, "flux")

@@ -208,6 +208,40 @@ def _describe_ref(ref: ReferenceImage, model: str) -> dict[str, Any]:
     return out
 
 
+def readiness(registry: models.ModelRegistry, family: str) -> str:
+    """"" when `family`'s models can use reference images with what is installed, else a
+    sentence saying what is missing or that the family takes none. Reads only the last
+    scan (no files, no torch): cheap enough for the panel to ask before Generate."""
+    from canvasai.backends.diffusion import families
+
+    fam = families.find(family)
+    method = fam.reference_method if fam is not None else ""
+    label = fam.label if fam is not None else family
+    usable = [m for m in registry.models() if m.usable]
+    if method == IP_ADAPTER:
+        if not any(m.kind == IPADAPTER and m.family in (family, UNKNOWN) for m in usable):
+            file, _source = _IP_HINTS.get(family, ("an IP-Adapter", ""))
+            return (f"Reference images with {label} models need an IP-Adapter ({file}) in the "
+                    "models folder's ipadapter/ and its CLIP image encoder in clip_vision/.")
+        if not any(m.kind == IMAGE_ENCODER and m.variant == "clip" for m in usable):
+            return "The IP-Adapter needs its CLIP image encoder (ViT-H or ViT-bigG) in clip_vision/."
+        return ""
+    if method == REDUX_METHOD:
+        redux = [m for m in usable if m.kind == REDUX]
+        if not redux:
+            return ("Reference images with Flux.1 models need Flux Redux (flux1-redux-dev."
+                    "safetensors in style_models/ and its SigLIP encoder in clip_vision/).")
+        if any((m.path / "model_index.json").is_file() for m in redux if m.format == "diffusers"):
+            return ""
+        if not any(m.kind == IMAGE_ENCODER and m.variant == "siglip" for m in usable):
+            return ("Flux Redux needs its SigLIP image encoder (sigclip_vision_patch14_384."
+                    "safetensors) in clip_vision/.")
+        return ""
+    if method == IMAGE_METHOD:
+        return ""
+    return f"{label} models take no reference images (only in Edit, with an edit model)."
+
+
 # ------------------------------------------------------------------------------ IP-Adapter
 
 
