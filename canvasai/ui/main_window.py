@@ -671,8 +671,10 @@ class MainWindow(QMainWindow):
         buttons = (QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
                    | QMessageBox.StandardButton.Cancel)
         name = self._current.name if self._current is not None else "Untitled"
-        answer = QMessageBox.question(self, f"Save changes to “{name}”? — {APP_NAME}",
-                                      "The document has unsaved changes.",
+        # with several open, say which (not every window manager shows a dialog's title)
+        text = (f"“{name}” has unsaved changes." if len(self.documents) > 1
+                else "The document has unsaved changes.")
+        answer = QMessageBox.question(self, f"Save changes to “{name}”? — {APP_NAME}", text,
                                       buttons, QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Cancel:
             return False

@@ -154,7 +154,7 @@ def test_closing_a_modified_tab_asks_save_discard_or_cancel(qtbot, win, tmp_path
     close_a = win.tab_bar.tabButton(0, QTabBar.ButtonPosition.RightSide)
     assert close_a is not None and close_a.isVisible()
     close_a.click()
-    assert asked == [("Save changes to “a.ora”? — CanvasAI", "The document has unsaved changes.")]
+    assert asked == [("Save changes to “a.ora”? — CanvasAI", "“a.ora” has unsaved changes.")]
     assert win.tab_bar.count() == 2 and win.document is doc_a
 
     # an unmodified tab closes without asking (middle-click)
