@@ -20,9 +20,10 @@ canny one), all loaded from files the way a person's models are.
     and canny, each with its strength and start/end range) through the service, divided
     by a bare `StableDiffusionControlNetPipeline` with a MultiControlNet and the same
     LoRAs doing the same job (same size, steps, seed, maps, scales, ranges), alternated,
-    2 x `--repeats` + 1 pairs; median ratio of the pairs' wall times (target <= 1.05),
-    and of their process CPU times, which a busy shared machine disturbs less. The two
-    pictures are compared too (max difference in levels: 0 means the same work was done).
+    2 x `--repeats` + 1 rounds; median ratio of the pairs' wall times (target <= 1.05),
+    and of their process CPU times, which a busy shared machine disturbs less; the same
+    job with previews off is in each round too, to show what the live previews cost. The
+    pictures are compared (max difference in levels: 0 means the same work was done).
 
 Prints a table, and as the last line `RESULT {json}`.
 """
@@ -30,6 +31,7 @@ Prints a table, and as the last line `RESULT {json}`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -251,44 +253,55 @@ def overhead(h: Harness, m: dict[str, Path], size: int, steps: int, repeats: int
     # warm-up: loads, first-call allocations, both paths
     run_bare(bare_pipe, controls, size, steps)
     h.run(req)
-    ours, bare, ours_cpu, bare_cpu = [], [], [], []
+    quiet = dataclasses.replace(req, previews=False)
+    times: dict[str, list[float]] = {"ours": [], "bare": [], "quiet": []}
+    cpu: dict[str, list[float]] = {"ours": [], "bare": [], "quiet": []}
     ours_img = bare_img = None
 
-    def ours_run() -> int:
+    def timed(name: str, fn: Any) -> Any:
         c = time.process_time()
-        job, dt = h.run(req)
-        ours_cpu.append(time.process_time() - c)
-        ours.append(dt)
-        return job
+        dt, out = fn()
+        cpu[name].append(time.process_time() - c)
+        times[name].append(dt)
+        return out
+
+    def ours_run() -> int:
+        return timed("ours", lambda: h.run(req)[::-1])
 
     def bare_run() -> np.ndarray:
-        c = time.process_time()
-        dt, img = run_bare(bare_pipe, controls, size, steps)
-        bare_cpu.append(time.process_time() - c)
-        bare.append(dt)
-        return img
+        return timed("bare", lambda: run_bare(bare_pipe, controls, size, steps))
 
-    for i in range(repeats):
-        if i % 2 == 0:
-            job = ours_run()
-            bare_img = bare_run()
-        else:
-            bare_img = bare_run()
-            job = ours_run()
+    def quiet_run() -> None:
+        timed("quiet", lambda: h.run(quiet)[::-1])
+
+    for i in range(repeats):  # the order turns each round, so drift hits all three alike
+        order = [ours_run, bare_run, quiet_run]
+        k = i % 3
+        for fn in order[k:] + order[:k]:
+            out = fn()
+            if fn is ours_run:
+                job = out
+            elif fn is bare_run:
+                bare_img = out
         ours_img = results[job].images[0]
-    ratios = [o / b for o, b in zip(ours, bare, strict=True)]
-    cpu_ratios = [o / b for o, b in zip(ours_cpu, bare_cpu, strict=True)]
+
+    def ratio(name: str, of: dict[str, list[float]]) -> float:
+        return statistics.median(o / b for o, b in zip(of[name], of["bare"], strict=True))
+
+    ratios = [o / b for o, b in zip(times["ours"], times["bare"], strict=True)]
     diff = int(np.abs(ours_img[..., :3].astype(int) - bare_img.astype(int)).max())
     meta = results[job].metadata
     return {
         "controls": n_controls,
         "loras": len(loras),
-        "service_s": statistics.median(ours),
-        "bare_s": statistics.median(bare),
+        "service_s": statistics.median(times["ours"]),
+        "bare_s": statistics.median(times["bare"]),
         "ratio_median": statistics.median(ratios),
-        "ratio_of_medians": statistics.median(ours) / statistics.median(bare),
+        "ratio_of_medians": statistics.median(times["ours"]) / statistics.median(times["bare"]),
         "ratio_min": min(ratios),
-        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratio_median": ratio("ours", cpu),
+        "previews_off_ratio_median": ratio("quiet", times),
+        "previews_off_cpu_ratio_median": ratio("quiet", cpu),
         "max_pixel_diff": diff,
         "service_controls_used": len(meta.get("controls", ())) or (1 if "controlnet" in meta else 0),
         "pairs": len(ratios),
@@ -337,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
          "<= 1.05 " + ("ok" if over["ratio_median"] <= 1.05 else "MISSED")),
         ("(b) same, process CPU time", f"{over['cpu_ratio_median']:.3f}",
          "reads through a busy machine's noise"),
+        ("(b) previews off / bare (wall, CPU)",
+         f"{over['previews_off_ratio_median']:.3f}, {over['previews_off_cpu_ratio_median']:.3f}",
+         "what the live previews cost"),
         ("(b) max pixel difference", str(over["max_pixel_diff"]), "0 = same work"),
     ]
     width = max(len(r[0]) for r in rows)
