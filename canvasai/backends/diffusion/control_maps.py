@@ -50,26 +50,32 @@ def canny(image: np.ndarray, low: int = 100, high: int = 200) -> np.ndarray:
 def lineart(image: np.ndarray) -> np.ndarray:
     """Thin white lines on black, from a drawing or a photo.
 
-    A "colour dodge" of the picture by its blurred self (what pencil-sketch filters do):
-    flat areas of any brightness divide to 1 and vanish, the dark side of every edge and
-    the ink of a drawing stay. The result keeps grey levels for faint lines, like the
-    line-art annotators; specks below a small threshold are dropped.
+    The dark side of every edge: how much darker each (lightly denoised) pixel is than its
+    blurred neighbourhood, normalised to the picture's strongest lines (at least 16 levels
+    of contrast, so flat or noisy areas stay black). A drawing's ink is its own line.
+    Faint lines keep grey levels, like the line-art annotators.
     """
     g = _ink_on_paper(_gray(image)).astype(np.float32)
-    sigma = max(1.5, max(g.shape) / 384.0)
-    blur = cv2.GaussianBlur(g, (0, 0), sigma)
-    ratio = (g + 1.0) / (blur + 1.0)
-    lines = np.clip((1.0 - ratio) * 4.0, 0.0, 1.0)
-    lines[lines < 0.12] = 0.0
+    side = max(g.shape)
+    fine = cv2.GaussianBlur(g, (0, 0), max(0.8, side / 768.0))
+    blur = cv2.GaussianBlur(g, (0, 0), max(1.5, side / 384.0))
+    d = np.clip(blur - fine, 0.0, None)
+    hi = max(float(np.percentile(d, 98)), 16.0)
+    floor = 0.12
+    lines = np.clip((d / hi - floor) / (1.0 - floor), 0.0, 1.0) ** 0.6
     return _three(np.rint(lines * 255.0).astype(np.uint8))
 
 
 def scribble(image: np.ndarray, thickness: int = 3) -> np.ndarray:
-    """Bold white strokes on black: threshold of the ink, dilated (what scribble models expect)."""
+    """Bold white strokes on black (what scribble models expect): a drawing's ink,
+    dilated; for a photo or a painting (mostly not paper), its strongest soft edges."""
     g = _ink_on_paper(_gray(image))
-    _, ink = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    if not ink.any() or ink.all():  # blank page: Otsu is meaningless
-        ink = np.where(g < 128, 255, 0).astype(np.uint8)
+    if (g >= 200).mean() < 0.5:
+        ink = np.where(softedge(image)[..., 0] > 96, 255, 0).astype(np.uint8)
+    else:
+        _, ink = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+        if not ink.any() or ink.all():  # blank page: Otsu is meaningless
+            ink = np.where(g < 128, 255, 0).astype(np.uint8)
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (thickness, thickness))
     return _three(cv2.dilate(ink, k))
 
