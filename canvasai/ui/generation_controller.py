@@ -452,6 +452,20 @@ class GenerationController(QObject):
         self.picker_memory.restore()
         if note:
             self.panel.show_note(note)
+        self._warm_up_if_needed(kinds)
+
+    def _warm_up_if_needed(self, kinds: dict) -> None:
+        """A local diffusion model is installed: let the worker import torch/diffusers
+        now, while the person looks at the window, instead of in the first job (once)."""
+        from canvasai.backends.models import MAIN_KINDS
+
+        if getattr(self, "_warmed", False):
+            return
+        local = [n for n, v in kinds.items()
+                 if v[1] in MAIN_KINDS and not n.startswith("comfyui:")]
+        if local:
+            self._warmed = True
+            self.service.warm_up()
 
     def _frame_changed(self, margins: tuple[int, int, int, int]) -> None:
         doc = self.document()
