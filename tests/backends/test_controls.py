@@ -365,3 +365,26 @@ def test_openpose_drawing_follows_the_keypoints() -> None:
     assert tuple(cmap[8, 32]) == (255, 0, 0)  # the nose
     assert tuple(cmap[20, 24]) == (255, 170, 0)  # right shoulder, OpenPose point 2
     assert cmap[50:, :].max() == 0  # nothing where no keypoint was found
+
+
+def test_a_cancelled_job_stops_before_its_controlnets_load(backend, monkeypatch) -> None:
+    from canvasai.core.errors import JobCancelled
+
+    ctx = RecordingContext()
+    maps: list[str] = []
+    real = preprocessors.preprocess
+
+    def cancel_after_first(kind, *a, **k):  # the person cancels while the maps are made
+        maps.append(str(kind))
+        ctx.cancelled.set()
+        return real(kind, *a, **k)
+
+    monkeypatch.setattr(preprocessors, "preprocess", cancel_after_first)
+    loads: list[str] = []
+    monkeypatch.setattr(type(backend.manager), "controlnet",
+                        lambda self, info: loads.append(info.name))
+    req = GenerationRequest(task=Task.TXT2IMG, model="sd1-tiny", width=W, height=H, seed=1,
+                            controls=(_canny(), _lineart()))
+    with pytest.raises(JobCancelled):
+        backend.run(req, ctx)
+    assert len(maps) == 1 and loads == []

@@ -210,11 +210,13 @@ def prepare(
     loaded: LoadedModel,
     request: GenerationRequest,
     size: tuple[int, int],
+    ctx: JobContext | None = None,
 ) -> ControlPlan | None:
     """The request's control layers for an output of `size` (w, h); None without any.
 
     Checks the family and every ControlNet before loading anything, then preprocesses
-    the maps and loads the ControlNets."""
+    the maps (a cancel of the job `ctx` is honoured between them) and loads the
+    ControlNets."""
     settings = tuple(request.controls)
     if not settings:
         return None
@@ -234,6 +236,8 @@ def prepare(
     infos = tuple(resolve_controlnet(registry, loaded, c, i) for i, c in enumerate(settings))
     maps, notes = [], []
     for c in settings:
+        if ctx is not None:
+            ctx.check_cancelled()
         src = common.resize(np.asarray(c.image), size)
         cmap, note = preprocessors.preprocess(
             c.kind, src, registry, device=manager.device.device, preprocess=c.preprocess
@@ -241,6 +245,8 @@ def prepare(
         maps.append(np.ascontiguousarray(cmap[..., :3]))
         if note and note not in notes:
             notes.append(note)
+    if ctx is not None:
+        ctx.check_cancelled()
     nets = load_controlnets(manager, infos)
     return ControlPlan(settings, infos, tuple(maps), nets, notes)
 
@@ -263,7 +269,7 @@ def generate(
     decides the pipeline: its ControlNet txt2img / img2img pipeline, or its ControlNet
     inpaint pipeline through a full mask (inpainting models). Returns the GenerationResult
     at `size` (w, h), with `alpha` put back."""
-    plan = prepare(manager, loaded, request, size)
+    plan = prepare(manager, loaded, request, size, ctx)
     assert plan is not None, "controls.generate needs a request with control layers"
     ww, wh = work
     route = loaded.route("img2img" if image is not None else "txt2img")

@@ -141,7 +141,7 @@ def run(
     seeds = request_seeds(request)
     from canvasai.backends.diffusion import controls  # control layers
 
-    cplan = controls.prepare(manager, loaded, request, (image.shape[1], image.shape[0]))
+    cplan = controls.prepare(manager, loaded, request, (image.shape[1], image.shape[0]), ctx)
     pipe, extra, control_meta = None, None, {}
     if cplan is not None:
         pipe = cplan.pipeline(manager, loaded, "controlnet_inpaint")

@@ -65,7 +65,7 @@ def _render_in_mask(
     mask = common.require_mask(request, image)
     job = inpaint.plan(request, image, mask, loaded)
     seeds = request_seeds(request)
-    plan = controls.prepare(manager, loaded, request, (image.shape[1], image.shape[0]))
+    plan = controls.prepare(manager, loaded, request, (image.shape[1], image.shape[0]), ctx)
     assert plan is not None
     pipe = plan.pipeline(manager, loaded, "controlnet")
     extra = plan.kwargs(loaded, pipe, job.work, job.region, takes_image=False)
