@@ -283,34 +283,15 @@ class RoleEditor(QDialog):
 # ----------------------------------------------------------------------------- preprocess
 def control_map(kind: str, image: np.ndarray) -> tuple[np.ndarray, str]:
     """(map, note) of `kind` for an H x W x 3|4 image: H x W x 3, and "" or what the map
-    is (a depth proxy when no depth model is installed). The backends' preprocessors (a
-    depth or pose model runs where installed: call it off the GUI thread for those)."""
-    try:
-        from canvasai.backends import preprocessors
-    except ImportError:
-        preprocessors = None  # type: ignore[assignment]
-    from canvasai.backends.api import ControlKind
+    is (a depth proxy when no depth model is installed). The backends' preprocessors; a
+    depth or pose model runs where installed, so call this off the GUI thread for those."""
+    from canvasai.backends import preprocessors
 
-    if preprocessors is not None and hasattr(preprocessors, "preprocess"):
-        out: Any = preprocessors.preprocess(ControlKind(kind), image)
-    else:
-        from canvasai.backends.diffusion import control_maps
-
-        if kind == "softedge":  # soft outlines: blurred edges (no model)
-            import cv2
-
-            edges = control_maps.canny(image, 50, 120)
-            out = cv2.GaussianBlur(edges, (0, 0), 2.0)
-            out = np.clip(out.astype(np.float32) * 3, 0, 255).astype(np.uint8)
-        else:
-            out = control_maps.control_map(ControlKind(kind), image)
-    note = ""
-    if isinstance(out, tuple):  # (map, note)
-        out, note = out[0], str(out[1] or "")
+    out, note = preprocessors.preprocess(kind, image)
     out = np.asarray(out)
     if out.ndim == 2:
         out = np.repeat(out[..., None], 3, axis=2)
-    return np.ascontiguousarray(out[..., :3], dtype=np.uint8), note
+    return np.ascontiguousarray(out[..., :3], dtype=np.uint8), str(note or "")
 
 
 class _Job(QObject):
