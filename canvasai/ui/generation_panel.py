@@ -32,6 +32,7 @@ from canvasai.backends.api import CLASSIC_MODEL, MAX_MARGIN, SCHEDULERS, SEED_MO
 from canvasai.core import settings
 from canvasai.core.settings import RANGES
 from canvasai.generation.params import FlowParams
+from canvasai.ui.prompt_completion import LoraCompleter
 
 TASKS = (
     ("auto", "Auto (from mask, frame, control layers)"),
@@ -156,6 +157,7 @@ class GenerationPanel(QWidget):
         self.prompt.setPlaceholderText(DEFAULT_PROMPT_HINT)
         self.prompt.setFixedHeight(72)
         self.prompt.setTabChangesFocus(True)
+        self.lora_completion = LoraCompleter(self.prompt, self._lora_names)
         lay.addWidget(self.prompt)
         self.recent = QComboBox()
         self.recent.setToolTip("Recent prompts")
@@ -640,6 +642,12 @@ class GenerationPanel(QWidget):
                                               "Styles (*.json)")
         if path:
             self.export_style_file(path)
+
+    def _lora_names(self) -> list[str]:
+        """The LoRAs that fit the chosen model (for <lora: completion in the prompt)."""
+        fam = self._family()
+        return [name for name, info in self._model_info.items()
+                if len(info) >= 2 and info[1] == "lora" and info[0] in (fam, "unknown")]
 
     def _fill_loras(self) -> None:
         """The LoRAs for the chosen model's family (and those whose family is unknown)."""

@@ -299,6 +299,8 @@ def test_loras_of_the_models_family_with_weights_trigger_words_and_styles(qtbot)
     panel.model.setCurrentIndex(panel.model.findData("dreamshaper"))
     listed = [panel.loras.item(i).data(Qt.ItemDataRole.UserRole) for i in range(panel.loras.count())]
     assert listed == ["Lora/any", "Lora/ink"]  # the Flux LoRA is not offered for SD 1.x
+    assert panel.lora_completion.editor is panel.prompt  # <lora: completes the same names
+    assert sorted(panel._lora_names()) == ["Lora/any", "Lora/ink"]
     ink = panel.loras.item(1)
     ink.setCheckState(Qt.CheckState.Checked)
     panel.loras.setCurrentItem(ink)
