@@ -373,3 +373,14 @@ def test_dit_family_ignores_regions_and_says_so(tmp_path_factory) -> None:
     assert "regional prompts ignored: Flux.1 models do not support them yet" in region.metadata["note"]
     assert region.metadata["regions_ignored"] == [{"prompt": "blue sky", "negative_prompt": ""}]
     assert "regions" not in region.metadata and "note" not in plain.metadata
+
+
+def test_tasks_that_do_not_use_regions_say_so(tiny_backend) -> None:
+    loaded = tiny_backend.manager.load(tiny_backend.registry.resolve("sd1-tiny"))
+    img = np.zeros((H, W, 3), np.uint8)
+    region = (RegionPrompt("sky", _box(0, 0, 48, H)),)
+    notes, meta = regions.describe(_request(task=Task.UPSCALE, image=img, regions=region), loaded)
+    assert notes == ["regional prompts are not used by upscale"] and "regions_ignored" in meta
+    notes, meta = regions.describe(_request(task=Task.IMG2IMG, image=img, regions=region), loaded)
+    assert notes == [] and meta == {"regions": [{"prompt": "sky", "negative_prompt": ""}]}
+    assert regions.describe(_request(), loaded) == ([], {})
