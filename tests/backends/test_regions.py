@@ -327,10 +327,10 @@ def test_processors_restored_after_a_cancelled_or_failed_job(tiny_backend, monke
     assert all(after[k] is before[k] for k in before)
 
 
-def test_processors_someone_else_installs_during_the_job_are_kept(tiny_backend) -> None:
-    """E.g. attention slicing after running out of memory: restoring the older
-    processors would undo it, so the newer ones stay."""
-    from diffusers.models.attention_processor import AttnProcessor
+def test_processors_set_during_the_job_go_inside_and_stay(tiny_backend) -> None:
+    """E.g. attention slicing after running out of memory, or an adapter loaded mid-job:
+    the regions keep applying around the new processor, which stays after the job."""
+    from diffusers.models.attention_processor import AttnProcessor, IPAdapterAttnProcessor2_0
 
     loaded = tiny_backend.manager.load(tiny_backend.registry.resolve("sd1-tiny"))
     pipe = tiny_backend.manager.variant(loaded, "txt2img")
@@ -340,9 +340,48 @@ def test_processors_someone_else_installs_during_the_job_are_kept(tiny_backend) 
         with regions.applied(pipe, loaded, req, (W, H)) as state:
             assert state is not None
             pipe.unet.set_attn_processor(AttnProcessor())
+            cross = regions.cross_attention_layers(pipe)
+            assert all(type(m.processor).__name__ == "RegionalAttnProcessor" for m in cross)
+            assert all(type(m.processor.inner) is AttnProcessor for m in cross)
+            # a module processor (with weights) goes in registered, and out again
+            ip = IPAdapterAttnProcessor2_0(hidden_size=32, cross_attention_dim=32)
+            cross[0].set_processor(ip)
+            assert any(p is ip.to_k_ip[0].weight for p in pipe.unet.parameters())
+            cross[0].set_processor(AttnProcessor())
         assert all(type(p) is AttnProcessor for p in pipe.unet.attn_processors.values())
+        assert all("set_processor" not in m.__dict__ for m in cross)
     finally:
         pipe.unet.set_attn_processor(dict(before))
+
+
+def test_out_of_memory_step_down_keeps_the_regions(tiny_registry, monkeypatch) -> None:
+    """The second step-down enables attention slicing mid-job; the retry still follows
+    the regions: the picture of a job that had slicing on from the start."""
+    req = _request(regions=(RegionPrompt("blue sky", _box(0, 0, 48, H)),))
+    backend = DiffusersBackend(tiny_registry)  # own pipelines: degraded settings stay local
+    loaded = backend.manager.load(tiny_registry.resolve("sd1-tiny"))
+    real = loaded.pipe.unet.forward
+    calls = []
+
+    def forward(*a, **k):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(*a, **k)
+
+    monkeypatch.setattr(loaded.pipe.unet, "forward", forward)
+    ctx = RecordingContext()
+    res = backend.run(req, ctx)
+    assert "attention slicing" in ctx.notes[1]
+    procs = loaded.pipe.unet.attn_processors.values()
+    assert {type(p).__name__ for p in procs} == {"SlicedAttnProcessor"}  # slicing stays
+    # the same job again, slicing (and VAE tiling) on from the start, with and without regions
+    monkeypatch.setattr(loaded.pipe.unet, "forward", real)
+    expected = backend.run(req, RecordingContext()).images[0].astype(int)
+    plain = backend.run(_request(), RecordingContext()).images[0].astype(int)
+    got = res.images[0].astype(int)
+    assert np.abs(got - expected).max() <= 1
+    assert np.abs(got - plain).max() > 10
 
 
 # ---------------------------------------------------------------------------- families

@@ -25,11 +25,12 @@ before the output projection (same result, less work). So it composes with what 
 installed *before* the block: IP-Adapter processors (their image term is the same for
 every prompt and the weights sum to 1, so it passes through unchanged; ``ip_adapter_masks``
 are forwarded), sliced or xformers processors. LoRA lives in the linear layers (peft)
-and is unaffected. Anything that replaces processors *inside* the block wins over the
-regions for the rest of the job (e.g. the out-of-memory step-down enabling attention
-slicing, or loading an IP-Adapter there): the block then leaves those new processors in
-place on exit instead of restoring older ones, and logs that the regions were dropped.
-So load adapters first, then enter this block last, right around the pipeline call.
+and is unaffected. A processor set on a layer *inside* the block (attention slicing by
+the out-of-memory step-down, an IP-Adapter loaded mid-job) goes inside the wrapper
+instead of replacing it (the block hooks each layer's ``set_processor``), so the regions
+keep applying; on exit each layer gets the wrapper's current inner processor back: the
+original, or the newer one. Only a processor assigned around that hook would drop the
+regions (logged).
 
 The DiT families (Flux, SD3, Z-Image, Qwen-Image, Chroma, Flux.2) do not support
 regional prompts yet (`Family.supports_regions` is False): the block does nothing, the
@@ -244,6 +245,12 @@ def processor_class() -> Any:
             self.inner = inner
             self.state = state
 
+        def set_inner(self, processor: Any) -> None:
+            """Call `processor` from now on (a module one stays registered under us)."""
+            self._modules.pop("inner", None)
+            self.__dict__.pop("inner", None)
+            self.inner = processor
+
         # an explicit signature: diffusers' Attention passes only the keyword arguments a
         # processor's __call__ names (ip_adapter_masks for IP-Adapter processors)
         def __call__(  # type: ignore[override]
@@ -402,19 +409,30 @@ def applied(
     try:
         for layer in layers:
             wrapper = cls(layer.processor, state)
-            installed.append((layer, layer.processor, wrapper))
+            installed.append((layer, wrapper))
             layer.set_processor(wrapper)
+            # a processor set while the regions are on goes *inside* the wrapper
+            layer.set_processor = _setter(layer, wrapper)
         yield state
     finally:
-        replaced = 0
-        for layer, original, wrapper in installed:
+        for layer, wrapper in installed:
+            layer.__dict__.pop("set_processor", None)
             if layer.processor is wrapper:
-                layer.set_processor(original)
-            else:
-                replaced += 1  # someone installed another processor meanwhile: theirs stays
-        if replaced:
-            log.warning(
-                "regional prompts: %d attention processors were replaced during the job "
-                "(e.g. attention slicing after running out of memory); the regions did not "
-                "apply from then on", replaced,
-            )
+                layer.set_processor(wrapper.inner)  # the original, or what replaced it since
+            else:  # something set the processor around our hook: it stays
+                log.warning("regional prompts: a processor was replaced during the job")
+
+
+def _setter(layer: Any, wrapper: Any) -> Any:
+    """``layer.set_processor`` while the regions are on: the new processor (attention
+    slicing after an out-of-memory step-down, an IP-Adapter loaded mid-job) replaces the
+    one the wrapper calls, so the regions keep applying and the new processor stays
+    after the job."""
+
+    def set_processor(processor: Any) -> None:
+        if isinstance(processor, type(wrapper)):
+            type(layer).set_processor(layer, processor)
+        else:
+            wrapper.set_inner(processor)
+
+    return set_processor
