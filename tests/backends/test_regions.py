@@ -292,6 +292,43 @@ def test_other_processors_are_wrapped_not_replaced(tiny_backend, monkeypatch) ->
     assert np.abs(fast.astype(int) - wrapped.astype(int)).max() <= 1
 
 
+def test_regions_compose_with_an_ip_adapter_reference(tiny_models, tmp_path, monkeypatch) -> None:
+    """A reference image (IP-Adapter processors, loaded before the regions) and a region
+    in one job: the regional wrapper calls the IP-Adapter processor once per prompt, its
+    image term passes through the blend unchanged (a region with the global prompt gives
+    the reference-only picture), and a region with its own prompt changes the picture."""
+    from canvasai.backends.api import ReferenceImage
+    from canvasai.backends.models import ModelRegistry
+
+    ta = pytest.importorskip("tests.support.tiny_adapters")
+    ta.save_ip_adapter(tiny_models.sd1, tmp_path / "ipadapter" / "ip-adapter_tiny-sd15.safetensors")
+    ta.save_clip_vision(tmp_path / "clip_vision" / "tiny-clip-vision.safetensors")
+    (tmp_path / "sd1").symlink_to(tiny_models.sd1, target_is_directory=True)
+    backend = DiffusersBackend(ModelRegistry([tmp_path], include_hf_cache=False))
+    ref = (ReferenceImage(np.random.default_rng(3).integers(0, 256, (48, 48, 3), dtype=np.uint8), 1.0),)
+    spy = Spy(monkeypatch)
+    inners: set[str] = set()
+    real_weights = regions.RegionState.weights
+
+    def weights(state, *a):
+        for m in regions.cross_attention_layers(state.pipe):
+            inners.add(type(getattr(m.processor, "inner", None)).__name__)
+        return real_weights(state, *a)
+
+    monkeypatch.setattr(regions.RegionState, "weights", weights)
+    base = dict(model=str(tmp_path / "sd1"), references=ref)
+    alone = backend.run(_request(**base), RecordingContext())
+    same = backend.run(_request(**base, regions=(RegionPrompt("a red fox", _box(0, 0, 48, H)),)),
+                       RecordingContext())
+    other = backend.run(_request(**base, regions=(RegionPrompt("blue sky", _box(0, 0, 48, H)),)),
+                        RecordingContext())
+    assert inners == {"IPAdapterAttnProcessor2_0"} and len(spy.states) == 2
+    assert same.metadata["reference_method"] == "IP-Adapter" and "regions" in same.metadata
+    a, b, c = (r.images[0].astype(int) for r in (alone, same, other))
+    assert np.abs(a - b).max() <= 1
+    assert np.abs(a - c).max() > 10
+
+
 # ------------------------------------------------------------------------ restore, cancel
 
 
