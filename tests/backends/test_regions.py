@@ -329,6 +329,29 @@ def test_regions_compose_with_an_ip_adapter_reference(tiny_models, tmp_path, mon
     assert np.abs(a - c).max() > 10
 
 
+def test_sketch_regions_reach_the_controlnet_too(tiny_backend, monkeypatch) -> None:
+    from canvasai.backends.api import ControlKind, ControlSettings
+
+    spy = Spy(monkeypatch)
+    found: list = []
+    pipes: list = []
+    real_layers = regions.cross_attention_layers
+    monkeypatch.setattr(regions, "cross_attention_layers",
+                        lambda pipe: pipes.append(pipe) or found.extend(real_layers(pipe)) or found)
+    sketch = np.full((H, W, 3), 255, np.uint8)
+    sketch[30:34, 10:80] = 0
+    base = dict(task=Task.SKETCH, controls=(ControlSettings(ControlKind.SCRIBBLE, sketch),),
+                width=W, height=H)
+    plain = tiny_backend.run(_request(**base), RecordingContext()).images[0].astype(int)
+    res = tiny_backend.run(_request(**base, regions=(RegionPrompt("blue sky", _box(0, 0, 48, H)),)),
+                           RecordingContext())
+    (pipe,) = pipes
+    in_controlnet = [m for m in found if any(m is x for x in pipe.controlnet.modules())]
+    assert len(found) == 6 and len(in_controlnet) == 2  # UNet 4 + ControlNet 2 layers
+    assert len(spy.weights) == 3 * len(found)  # every layer, every step (DDIM: 3)
+    assert res.metadata["regions"] and np.abs(res.images[0].astype(int) - plain).max() > 10
+
+
 # ------------------------------------------------------------------------ restore, cancel
 
 
