@@ -18,6 +18,11 @@ context manager around the pipeline call that
    whose prompt equals the global one) nothing changes;
 4. restores the previous processors when the block ends, also on cancel or error.
 
+A region's prompt replaces the global one inside it (it is not appended to it); SDXL's
+pooled text embedding, a whole-picture conditioning, stays the global prompt's. Under
+classifier-free guidance the unconditional half attends to each region's negative
+prompt (the request's when the region has none).
+
 Composition with other processors. The wrapper keeps the processor it found and calls
 it (once per prompt, with that prompt's text states) unless that processor is
 diffusers' plain scaled-dot-product one, where it computes the query once and blends
