@@ -318,6 +318,9 @@ class GenerationRequest:
     references: tuple[ReferenceImage, ...] = ()
     #: prompts tied to regions; the global prompt applies elsewhere
     regions: tuple[RegionPrompt, ...] = ()
+    #: a live-painting frame: speed over finish (tiny autoencoder decode where installed,
+    #: cached prompt embeddings); Apply re-runs the same request with live=False
+    live: bool = False
     #: LoRAs to apply (besides any ``<lora:name:weight>`` tags in the prompt)
     loras: tuple[LoraSpec, ...] = ()
 
