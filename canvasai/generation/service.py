@@ -27,6 +27,13 @@ next `ctx.check_cancelled()` (once per denoising step; a model load waits cancel
 `PipelineManager.load`) and the worker moves on to the next job; a result the backend
 returns after the flag was set is dropped.
 
+Live painting (`submit_live`, `cancel_live`): only the newest live job matters. A new
+live job replaces the live job still waiting (it is posted `note(id, "superseded")` then
+`cancelled`, and never starts) and stops a running live job at its next denoising step
+(posted the same way at once; its later events are dropped). So at most the running live
+job plus the newest waiting one exist at any time. Jobs submitted with `submit` are never
+touched by live jobs; all share one FIFO queue. `cancel_live()` cancels every live job.
+
 Warm-up: `warm_up()` asks the worker to do the first-job work that needs no request
 (the heavy imports) while the person is idle; it queues like a job, never delays one
 that is already queued, and reports nothing.
@@ -55,6 +62,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PREVIEW_INTERVAL = 1.0 / 30.0
 
+#: the `note` posted just before `cancelled` for a live job replaced by a newer one
+SUPERSEDED = "superseded"
+
 # Services stay referenced until shut down: a QThread destroyed while running aborts the
 # process, so a service must not be garbage-collected from under its own thread.
 _ALIVE: set[GenerationService] = set()
@@ -72,6 +82,7 @@ class _Job:
     request: GenerationRequest | None  # None: a warm-up, not a person's job
     cancel: threading.Event = field(default_factory=threading.Event)
     reported: bool = False  # its end (finished/failed/cancelled) has been posted
+    live: bool = False  # submitted by `submit_live`: superseded by the next live job
 
 
 class _ServiceContext:
@@ -246,6 +257,62 @@ class GenerationService(QObject):
             self._post("queued", job.id)
             self._wake.emit()
         return job.id, request
+
+    def submit_live(self, request: GenerationRequest) -> int:
+        """Queue a live-painting job that supersedes every earlier live job; returns its id.
+
+        A live job still waiting is dropped (`note(id, SUPERSEDED)` then `cancelled`); a
+        running live job is posted the same way at once and stops at its next step. Jobs
+        from `submit` are not affected. The request should have `live=True` (not forced:
+        the flag only changes how the backend runs it).
+        """
+        if not isinstance(request, GenerationRequest):
+            raise TypeError("submit_live() needs a GenerationRequest")
+        request = with_seed(request)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the generation service has been shut down")
+            for old in [j for j in self._queue if j.live]:
+                self._queue.remove(old)
+                self._supersede_locked(old)
+            running = self._running
+            if running is not None and running.live:
+                self._supersede_locked(running)
+            job = _Job(next(self._ids), request, live=True)
+            self._queue.append(job)
+            self._post("queued", job.id)
+            self._wake.emit()
+        return job.id
+
+    def cancel_live(self) -> list[int]:
+        """Cancel every live job, waiting or running (Live turned off); returns their ids.
+        Each gets `cancelled` at once; jobs from `submit` go on."""
+        ended = []
+        with self._lock:
+            for job in [j for j in self._queue if j.live]:
+                self._queue.remove(job)
+                job.cancel.set()
+                self._end_locked(job, "cancelled")
+                ended.append(job.id)
+            running = self._running
+            if running is not None and running.live and not running.reported:
+                running.cancel.set()
+                self._end_locked(running, "cancelled")
+                ended.append(running.id)
+        return ended
+
+    def live_jobs(self) -> list[int]:
+        """Ids of the live jobs not over yet: the running one (first, if any), then waiting."""
+        with self._lock:
+            run = self._running
+            ids = [run.id] if run is not None and run.live and not run.reported else []
+            return ids + [j.id for j in self._queue if j.live]
+
+    def _supersede_locked(self, job: _Job) -> None:
+        job.cancel.set()
+        if not job.reported:
+            self._post("note", job.id, SUPERSEDED)
+            self._end_locked(job, "cancelled")
 
     def cancel(self, job_id: int) -> bool:
         """Cancel a queued or running job; `cancelled` is posted at once (the worker
