@@ -96,6 +96,9 @@ class ModelSettings:
     defaults: tuple[str, ...] = ()  # "task=model name": the default model per task
     last_used: tuple[str, ...] = ()  # "task=model name": the picker's last choice per task
     setup_done: bool = False  # the first-run models setup was shown (finished or skipped)
+    #: torch.compile the denoiser for live painting on CUDA (opt-in: the first frames of each
+    #: new size wait for the compile)
+    compile: bool = False
 
 
 @dataclass

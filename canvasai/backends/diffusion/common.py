@@ -186,12 +186,15 @@ def run_batch(
     first_run: int = 0,
     legacy_callback: bool = False,
     on_item: Callable[[int], None] | None = None,
+    decode: Callable[[Any], np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Run `pipe` once per seed (batch items one at a time: a candidate re-run alone
     with its seed gives the same picture, and peak memory stays that of one image).
 
     Returns H x W x 3 uint8 images. Cancellation raises out of the step callback, so
-    a cancelled run never reaches the VAE decode.
+    a cancelled run never reaches the VAE decode. `decode` (live painting): the pipeline
+    returns its latents and `decode(latents)` makes the H x W x 3 uint8 image instead
+    of the pipeline's VAE.
     """
     import torch
 
@@ -204,17 +207,18 @@ def run_batch(
 
         def call(seed: int = seed) -> Any:
             kw = dict(kwargs, generator=torch.Generator("cpu").manual_seed(int(seed)))
-            kw["output_type"] = "np"
+            kw["output_type"] = "np" if decode is None else "latent"
             if legacy_callback:
                 kw.update(callback=reporter.legacy_callback(), callback_steps=1)
             else:
                 kw["callback_on_step_end"] = reporter.diffusers_callback()
             with torch.inference_mode():
-                return pipe(**kw).images[0]
+                images = pipe(**kw).images
+                return images[0] if decode is None else decode(images)
 
         ctx.check_cancelled()
         image = run_with_oom_stepdown(manager, loaded, pipe, ctx, call)
-        out.append(to_uint8(image))
+        out.append(to_uint8(image) if decode is None else image)
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
-from canvasai.backends.diffusion import common, controls
+from canvasai.backends.diffusion import common, controls, live
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.core.errors import GenerationError
 
@@ -40,11 +40,17 @@ def check_strength(strength: float) -> float:
 def run(
     manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
 ) -> GenerationResult:
+    if live.handles(request):  # a live-painting frame: speed first (live.py)
+        return live.run(manager, loaded, request, ctx)
     image = common.require_image(request)
     strength = check_strength(request.strength)
     h, w = image.shape[:2]
     ww, wh = common.work_size((w, h), loaded, request.native_resolution)
     work = common.resize(common.rgb(image), (ww, wh))
+    if request.controls and request.live:
+        return live.mark_vae(controls.generate(manager, loaded, request, ctx, (w, h), (ww, wh),
+                                               image=work, alpha=common.alpha_of(image),
+                                               strength=strength))
     if request.controls:
         return controls.generate(manager, loaded, request, ctx, (w, h), (ww, wh), image=work,
                                  alpha=common.alpha_of(image), strength=strength)

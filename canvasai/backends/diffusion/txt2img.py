@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, request_seeds
-from canvasai.backends.diffusion import common, controls
+from canvasai.backends.diffusion import common, controls, live
 from canvasai.backends.diffusion.families.base import MODE_TXT2IMG
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 
@@ -15,13 +15,16 @@ from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 def run(
     manager: PipelineManager, loaded: LoadedModel, request: GenerationRequest, ctx: JobContext
 ) -> GenerationResult:
+    if live.handles(request):  # a live-painting frame: speed first (live.py)
+        return live.run(manager, loaded, request, ctx)
     native = loaded.native_size
     out_w = int(request.width or native)
     out_h = int(request.height or native)
     m = loaded.multiple
     w, h = common.round_to(out_w, m), common.round_to(out_h, m)
     if request.controls:
-        return controls.generate(manager, loaded, request, ctx, (out_w, out_h), (w, h))
+        res = controls.generate(manager, loaded, request, ctx, (out_w, out_h), (w, h))
+        return live.mark_vae(res) if request.live else res
     seeds = request_seeds(request)
     route = loaded.route("txt2img")
     pipe = manager.variant(loaded, route.pipeline)

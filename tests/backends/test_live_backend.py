@@ -1,0 +1,177 @@
+"""Live-painting frames (request.live) through router -> DiffusersBackend with tiny models."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from canvasai.backends.api import GenerationRequest, Task
+from canvasai.backends.diffusion import live
+from canvasai.backends.diffusion.backend import DiffusersBackend
+from canvasai.backends.models import ModelRegistry
+from canvasai.backends.router import backend_for
+from tests.support.fixtures import RecordingContext
+
+torch = pytest.importorskip("torch")
+
+W, H = 72, 56  # not multiples of 16: the frame comes back at the request's size
+
+
+def _image(seed: int = 0) -> np.ndarray:
+    img = np.random.default_rng(seed).integers(0, 256, (H, W, 4), dtype=np.uint8)
+    img[..., 3] = 255
+    img[:8, :8, 3] = 90  # alpha goes back unchanged
+    return img
+
+
+def _req(**kw) -> GenerationRequest:
+    kw.setdefault("task", Task.IMG2IMG)
+    kw.setdefault("model", "sd1-tiny")
+    kw.setdefault("prompt", "a red fox")
+    kw.setdefault("negative_prompt", "blurry")
+    kw.setdefault("steps", 2)
+    kw.setdefault("strength", 0.6)
+    kw.setdefault("seed", 11)
+    kw.setdefault("scheduler", "euler")
+    if kw["task"] == Task.IMG2IMG:
+        kw.setdefault("image", _image())
+    kw.setdefault("live", True)
+    return GenerationRequest(**kw)
+
+
+def _run(backend, request, ctx=None):
+    return backend.run(request, ctx or RecordingContext())
+
+
+@pytest.fixture(scope="module")
+def backend_without_taesd(tiny_models, tmp_path_factory):
+    """A backend over a models folder holding the tiny SD 1.x and SDXL but no TAESD."""
+    root = tmp_path_factory.mktemp("no-taesd")
+    for folder in (tiny_models.sd1, tiny_models.sdxl):
+        (root / folder.name).symlink_to(folder, target_is_directory=True)
+    return DiffusersBackend(ModelRegistry([root], include_hf_cache=False))
+
+
+@pytest.fixture
+def text_encoder_calls(tiny_settings):
+    """Counts forward passes of the tiny SD 1.x text encoder (the work the cache saves)."""
+    backend = backend_for(_req(), tiny_settings)
+    _run(backend, _req())  # loaded, the cache filled
+    pipe = backend.manager.load(backend.resolve(_req())).pipe
+    calls = []
+    handle = pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    yield backend, calls
+    handle.remove()
+
+
+def test_same_request_twice_gives_the_same_frame(tiny_settings) -> None:
+    backend = backend_for(_req(), tiny_settings)
+    ctx = RecordingContext()
+    a = _run(backend, _req(), ctx)
+    b = _run(backend, _req())
+    (frame,) = a.images
+    assert frame.shape == (H, W, 4) and frame.dtype == np.uint8
+    np.testing.assert_array_equal(frame, b.images[0])
+    np.testing.assert_array_equal(frame[..., 3], _image()[..., 3])
+    m = a.metadata
+    assert m["live"] is True and m["decoder"] == live.TAESD_DECODER  # tiny TAESD installed
+    assert m["seed"] == 11 and m["steps"] == 2 and m["size"] == [W, H]
+    assert ctx.previews == []  # no per-step previews: the frame is the preview
+    # progress (and the cancel check) still per step: strength 0.6 of 2 steps runs 1
+    assert ctx.progress_calls == [(1, 1)]
+    other = _run(backend, _req(image=_image(seed=5)))
+    assert not np.array_equal(other.images[0], frame)  # a changed canvas changes the frame
+
+
+def test_prompt_embeddings_are_kept_until_the_prompt_changes(text_encoder_calls) -> None:
+    backend, calls = text_encoder_calls
+    state = live.state(backend.manager)
+    hits = state.hits
+
+    again = _run(backend, _req(image=_image(seed=3)))  # a stroke: only the picture changed
+    assert calls == [] and again.metadata["prompt_cache"] == "hit"
+    assert state.hits == hits + 1
+
+    changed = _run(backend, _req(prompt="a blue fox"))
+    assert len(calls) == 2  # prompt and negative encoded again (CFG)
+    assert changed.metadata["prompt_cache"] == "miss"
+    calls.clear()
+    _run(backend, _req(prompt="a blue fox", negative_prompt="dark"))
+    assert len(calls) == 2  # the negative prompt is part of the key
+    calls.clear()
+    no_cfg = _run(backend, _req(prompt="a blue fox", negative_prompt="dark", guidance=1.0))
+    assert len(calls) == 1 and no_cfg.metadata["prompt_cache"] == "miss"  # no negative pass
+
+    spy_calls = []
+    original = live.cached_prompt
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        spy_calls.append(out[1])
+        return out
+
+    live.cached_prompt = spy
+    try:
+        _run(backend, _req(prompt="a blue fox", negative_prompt="dark", guidance=1.0))
+    finally:
+        live.cached_prompt = original
+    assert spy_calls == ["hit"]
+
+
+def test_prompt_cache_off_for_a_non_live_job(text_encoder_calls) -> None:
+    backend, calls = text_encoder_calls
+    res = _run(backend, _req(live=False))
+    assert len(calls) == 2 and "prompt_cache" not in res.metadata
+
+
+@pytest.mark.parametrize("model", ["sd1-tiny", "sdxl-tiny"])
+def test_without_tiny_autoencoder_the_live_frame_is_the_full_result(
+    backend_without_taesd, model
+) -> None:
+    """The full VAE decodes, and the cached embeddings are the pipeline's own: the live frame
+    equals the live=False result bit for bit (SDXL: pooled embeddings too)."""
+    request = _req(model=model)
+    frame = _run(backend_without_taesd, request)
+    assert frame.metadata["decoder"] == live.VAE_DECODER and frame.metadata["prompt_cache"] in (
+        "hit", "miss")
+    full = _run(backend_without_taesd, dataclasses.replace(request, live=False))
+    np.testing.assert_array_equal(frame.images[0], full.images[0])
+    txt = _run(backend_without_taesd, _req(model=model, task=Task.TXT2IMG, width=W, height=H))
+    assert txt.images[0].shape == (H, W, 4) and txt.metadata["decoder"] == live.VAE_DECODER
+
+
+def test_apply_rerun_gives_a_full_vae_result_of_the_same_shape(tiny_settings) -> None:
+    backend = backend_for(_req(), tiny_settings)
+    request = _req()
+    frame = _run(backend, request)
+    full = _run(backend, dataclasses.replace(request, live=False))
+    assert full.images[0].shape == frame.images[0].shape
+    assert "decoder" not in full.metadata and full.metadata["preview"] == "taesd"
+    assert full.seeds == frame.seeds
+    # the tiny autoencoder approximates the VAE: same picture, not the same bytes
+    assert not np.array_equal(full.images[0], frame.images[0])
+
+
+def test_live_txt2img_with_tiny_autoencoder(tiny_settings) -> None:
+    backend = backend_for(_req(), tiny_settings)
+    res = _run(backend, _req(task=Task.TXT2IMG, width=W, height=H))
+    assert res.images[0].shape == (H, W, 4) and res.metadata["decoder"] == live.TAESD_DECODER
+    assert res.metadata["task"] == "txt2img"
+
+
+def test_cancel_stops_a_live_job_at_a_step(tiny_settings) -> None:
+    from canvasai.core.errors import JobCancelled
+
+    backend = backend_for(_req(), tiny_settings)
+    ctx = RecordingContext(cancel_after=1)
+    with pytest.raises(JobCancelled):
+        _run(backend, _req(steps=4), ctx)
+    assert len(ctx.progress_calls) == 1
+
+
+def test_tuning_only_on_cuda(tiny_settings) -> None:
+    backend = backend_for(_req(), tiny_settings)
+    res = _run(backend, _req())
+    assert backend.manager.device.device != "cuda" and "live_tuning" not in res.metadata
