@@ -28,6 +28,9 @@ def _attach_generation(window: object) -> None:
     window.generation = controller  # type: ignore[attr-defined]
     window.document_changed.connect(controller.document_replaced)  # type: ignore[attr-defined]
     controller.document_replaced(window.document)  # type: ignore[attr-defined]
+    from canvasai.ui.live_mode import install as install_live
+
+    install_live(window, controller)  # window.live: live painting (Ctrl+L)
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -94,12 +94,14 @@ def _buttons(buttons: Qt.MouseButton) -> int:
 class CanvasWidget(QWidget):
     """Shows a document and forwards pointer input to the active tool.
 
-    Signals: `zoom_changed(zoom)`, `cursor_moved(doc_x, doc_y)`, `cursor_left()`.
+    Signals: `zoom_changed(zoom)`, `cursor_moved(doc_x, doc_y)`, `cursor_left()`,
+    `stroke_finished()` (a tool's press-drag-release ended, or was cancelled).
     """
 
     zoom_changed = Signal(float)
     cursor_moved = Signal(float, float)
     cursor_left = Signal()
+    stroke_finished = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,6 +125,12 @@ class CanvasWidget(QWidget):
         self._mask_visible = True
         self._preview: tuple[QImage, Rect] | None = None
         self._frame: Rect | None = None
+        # live painting: the newest frame over the live area, its opacity, shown or not,
+        # and the live area's outline (hidden while a stroke is painted under it)
+        self._live: tuple[QImage, Rect] | None = None
+        self._live_area: Rect | None = None
+        self._live_opacity = 1.0
+        self._live_visible = True
         self._checker = _checker_brush()
         self._opaque = False  # the composite has no transparent pixel (no checkerboard)
         self._fit_pending = False
@@ -305,6 +313,58 @@ class CanvasWidget(QWidget):
     def frame_rect(self) -> Rect | None:
         return self._frame
 
+    # -- live painting overlay -------------------------------------------------------------
+    def set_live_overlay(self, rgba: np.ndarray | None, rect: Rect | None = None) -> None:
+        """Draw the live frame `rgba` (h, w, 4 straight uint8, any size) scaled into doc
+        rect `rect`, above the picture and any generation preview; None removes it."""
+        old = self._live[1] if self._live else None
+        if rgba is None or rect is None or rect.is_empty():
+            self._live = None
+        else:
+            arr = np.ascontiguousarray(rgba, dtype=np.uint8)
+            if arr.ndim != 3 or arr.shape[2] != 4:
+                raise ValueError(f"live frame must be (h, w, 4) RGBA, got shape {arr.shape}")
+            image, view = image_with_array(arr.shape[1], arr.shape[0],
+                                           QImage.Format.Format_RGBA8888)
+            view[:] = arr
+            self._live = (image, rect)
+        for r in (old, rect):
+            if r is not None:
+                self.update(self.view.rect_to_widget_aligned(r, 4))
+
+    def set_live_area(self, rect: Rect | None) -> None:
+        """Outline the live area (a thin dashed line); None hides it."""
+        old, self._live_area = self._live_area, rect
+        for r in (old, rect):
+            if r is not None:
+                self.update(self.view.rect_to_widget_aligned(r, 4))
+
+    def set_live_opacity(self, opacity: float) -> None:
+        self._live_opacity = max(0.0, min(1.0, float(opacity)))
+        if self._live is not None:
+            self.update(self.view.rect_to_widget_aligned(self._live[1], 4))
+
+    def set_live_visible(self, visible: bool) -> None:
+        self._live_visible = bool(visible)
+        if self._live is not None:
+            self.update(self.view.rect_to_widget_aligned(self._live[1], 4))
+
+    @property
+    def live_overlay(self) -> Rect | None:
+        """Where the live frame is drawn (None: no frame)."""
+        return self._live[1] if self._live else None
+
+    @property
+    def live_overlay_shown(self) -> bool:
+        """The live frame is on screen now (shown, not hidden, not mid-stroke)."""
+        return (self._live is not None and self._live_visible and self._live_opacity > 0
+                and self._stroke_tool is None)
+
+    @property
+    def stroking(self) -> bool:
+        """A press-drag-release of a tool is in progress."""
+        return self._stroke_tool is not None
+
     # -- view ----------------------------------------------------------------------------
     def fit_to_view(self) -> None:
         if self._doc is None:
@@ -406,6 +466,7 @@ class CanvasWidget(QWidget):
                     self._more_tiles.start(0)
             self.picture_complete = True
             self._draw_preview(p)
+            self._draw_live(p)
             transforming = self._draw_transform_preview(p)
             if not transforming:  # the selection's pixels float: its old outline would mislead
                 self._draw_selection(p)
@@ -473,6 +534,24 @@ class CanvasWidget(QWidget):
             return
         image, rect = self._preview
         p.save()
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        p.drawImage(self.view.rect_to_widget(rect), image)
+        p.restore()
+
+    def _draw_live(self, p: QPainter) -> None:
+        if self._live_area is not None:
+            p.save()
+            pen = QPen(QColor(80, 200, 255), 1, Qt.PenStyle.DashLine)
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(self.view.rect_to_widget(self._live_area))
+            p.restore()
+        if not self.live_overlay_shown:
+            return
+        image, rect = self._live  # type: ignore[misc]
+        p.save()
+        p.setOpacity(self._live_opacity)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         p.drawImage(self.view.rect_to_widget(rect), image)
         p.restore()
@@ -894,6 +973,8 @@ class CanvasWidget(QWidget):
         self._stroke_tool = tool
         tool.press(ev)
         self._update_overlay()
+        if self._live is not None:  # the live frame steps aside while painting under it
+            self.update(self.view.rect_to_widget_aligned(self._live[1], 4))
 
     def _move(self, ev: PointerEvent) -> None:
         if self._stroke_tool is not None:
@@ -930,6 +1011,9 @@ class CanvasWidget(QWidget):
         if tool is not None:
             tool.release(ev)
             self._update_overlay()
+            if self._live is not None:
+                self.update(self.view.rect_to_widget_aligned(self._live[1], 4))
+            self.stroke_finished.emit()
 
     def _finish_stroke(self, cancel: bool) -> None:
         tool, self._stroke_tool = self._stroke_tool, None
@@ -937,6 +1021,9 @@ class CanvasWidget(QWidget):
             if cancel:
                 tool.cancel()
             self._update_overlay()
+            if self._live is not None:
+                self.update(self.view.rect_to_widget_aligned(self._live[1], 4))
+            self.stroke_finished.emit()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self.setFocus(Qt.FocusReason.MouseFocusReason)

@@ -630,6 +630,8 @@ class GenerationController(QObject):
         self.canvas.set_preview(*through_mask(rgba, rect, self._alpha[job_id]))
 
     def _on_finished(self, job_id: int, result: GenerationResult) -> None:
+        if job_id not in self._batch:
+            return  # not this controller's job (a live painting frame)
         job = self._jobs.pop(job_id, None)
         doc = self._job_doc.get(job_id)
         if job is not None and doc is not None:
@@ -670,6 +672,8 @@ class GenerationController(QObject):
                 self.panel.set_status(f"Done: {n} new result{'s' if n != 1 else ''}")
 
     def _on_failed(self, job_id: int, message: str) -> None:
+        if job_id not in self._batch:
+            return  # not this controller's job (a live painting frame)
         self._jobs.pop(job_id, None)
         self.panel.show_error(message)
         self._finish_one(job_id)
@@ -677,6 +681,8 @@ class GenerationController(QObject):
             self.panel.set_status("Failed")
 
     def _on_cancelled(self, job_id: int) -> None:
+        if job_id not in self._batch:
+            return  # not this controller's job (a live painting frame)
         self._jobs.pop(job_id, None)
         self._finish_one(job_id)
         if not self.busy:

@@ -1,0 +1,246 @@
+"""Live painting in the real window (pytest-qt, offscreen): strokes start live jobs, only
+the newest frame shows, Apply is one undo step, Live off stops everything.
+
+A held backend (its jobs wait until released, checking cancel every 10 ms) stands in
+for a slow model where the test is about which jobs run; the tiny random SD 1.x model
+runs the real path (service -> router -> diffusers img2img) where frames matter.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from canvasai.core.geometry import Rect
+from canvasai.document.compositing import Compositor
+from canvasai.document.document import Document
+from canvasai.generation import live
+from canvasai.ui.main_window import MainWindow
+
+TIMEOUT_MS = 60_000
+LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+
+
+@pytest.fixture
+def win(qtbot):
+    from canvasai.app import _attach_generation
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    _attach_generation(w)
+    doc = Document(128, 96)
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 255, (96, 128, 4), dtype=np.uint8)
+    px[..., 3] = 255
+    doc.active_layer.surface.write(0, 0, px)
+    w.set_document(doc)
+    w.resize(1000, 760)
+    w.show()
+    qtbot.waitExposed(w)
+    w.canvas.fit_to_view()
+    w.select_tool("brush")
+    w.brush.size = 6
+    yield w
+    w.live.shutdown()
+    w.generation.shutdown()
+
+
+def dab(qtbot, win, x: float, y: float) -> None:
+    """One brush stroke (press + release) at document point (x, y), through the canvas."""
+    p = win.canvas.map_from_doc(x, y).toPoint()
+    qtbot.mousePress(win.canvas, LEFT, NO_MOD, QPoint(p))
+    qtbot.mouseRelease(win.canvas, LEFT, NO_MOD, QPoint(p))
+
+
+class HeldBackend:
+    """Returns the request's picture tinted, once `release` is set; counts its runs."""
+
+    name = "held"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.runs: list[int] = []
+        self.lock = threading.Lock()
+
+    def run(self, request, ctx):
+        from canvasai.backends.api import GenerationResult
+
+        with self.lock:
+            self.runs.append(ctx.job_id)
+        while not self.release.is_set():
+            ctx.check_cancelled()
+            time.sleep(0.01)
+        ctx.check_cancelled()
+        image = np.array(request.image, copy=True)
+        image[..., 2] = 255 - image[..., 2]
+        return GenerationResult((image,), (int(request.seed),))
+
+
+@pytest.fixture
+def held(win):
+    from canvasai.generation.service import GenerationService
+
+    backend = HeldBackend()
+    win.generation._service = GenerationService(backend_factory=lambda r: backend,
+                                                preview_interval=0)
+    win.generation.panel.add_model_path("/models/a-live-model")  # any diffusion model
+    yield backend
+    backend.release.set()
+
+
+@pytest.fixture
+def tiny(win, tiny_models, monkeypatch):
+    monkeypatch.setenv("CANVASAI_MODELS_DIR", str(tiny_models.root))
+    gen = win.generation
+    gen.panel.add_model_path(str(tiny_models.sd1))
+    gen.panel.set_models([])  # a later registry scan must not drop the model picked by path
+    return tiny_models
+
+
+def test_ten_strokes_while_a_job_runs_lead_to_at_most_two_more_jobs(qtbot, win, held):
+    mode, svc = win.live, win.generation.service
+    cancelled: list[int] = []
+    svc.cancelled.connect(cancelled.append)
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: len(held.runs) == 1, timeout=TIMEOUT_MS)  # the first frame runs
+    first = held.runs[0]
+    for i in range(10):
+        dab(qtbot, win, 20 + i * 9, 40 + (i % 3) * 10)
+        qtbot.wait(30)  # every stroke end reaches the live mode while the job runs
+    # once the strokes pause, one new job goes and the running one (stale) is dropped
+    qtbot.waitUntil(lambda: len(held.runs) == 2, timeout=TIMEOUT_MS)
+    assert first in cancelled and svc.pending_jobs() == [held.runs[1]]
+    held.release.set()
+    qtbot.waitUntil(lambda: mode.frame is not None and not svc.pending_jobs(),
+                    timeout=TIMEOUT_MS)
+    assert len(held.runs) <= 3 and mode.jobs_submitted <= 3, held.runs
+    # the frame shown was made from the canvas after the last stroke
+    job, _image = mode.frame
+    now = live.plan_live(win.document, win.generation.panel.params(),
+                         strength=mode.bar.strength.value()).request
+    assert np.array_equal(job.request.image, now.image)
+    assert win.canvas.live_overlay == job.target
+    assert "last frame" in mode.status_label.text()
+
+
+def test_strokes_while_a_frame_is_made_go_when_it_lands(qtbot, win, held, monkeypatch):
+    """A stream of strokes longer than a job: each frame that lands starts the next job
+    at once, with every stroke made meanwhile (no job per stroke, no waiting for a pause)."""
+    from canvasai.ui import live_mode
+
+    monkeypatch.setattr(live_mode, "STREAM_MS", 600_000)  # the strokes never pause
+    mode = win.live
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: len(held.runs) == 1, timeout=TIMEOUT_MS)
+    dab(qtbot, win, 30, 30)
+    qtbot.wait(10)
+    held.release.set()  # the first job's frame lands before the strokes pause
+    qtbot.waitUntil(lambda: mode.jobs_submitted == 2, timeout=TIMEOUT_MS)
+    assert len(held.runs) <= 2
+
+
+def test_live_off_leaves_no_job_running(qtbot, win, held):
+    mode, svc = win.live, win.generation.service
+    win.live.action.trigger()  # Live on, as the shortcut / menu / button do
+    qtbot.waitUntil(lambda: len(held.runs) == 1, timeout=TIMEOUT_MS)
+    assert svc.pending_jobs() and mode.on
+    win.live.action.trigger()  # and off
+    assert not mode.on and not svc.pending_jobs() and not svc.pending_jobs()
+    assert win.canvas.live_overlay is None and not mode.bar.details.isVisible()
+    # nothing of the cancelled job reaches the generation panel
+    assert win.generation.panel.step_label.text() != "Cancelled"
+
+
+def test_showing_another_document_stops_live_for_the_old_one(qtbot, win, held):
+    mode, svc = win.live, win.generation.service
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: len(held.runs) == 1, timeout=TIMEOUT_MS)
+    win.add_document(Document(64, 64), replace_blank=False)
+    assert not mode.on and not mode.action.isChecked() and not svc.pending_jobs()
+    assert win.canvas.live_overlay is None
+
+
+def test_classic_cannot_go_live_and_says_why(qtbot, win):
+    win.generation.panel.model.setCurrentIndex(win.generation.panel.model.findData("classic"))
+    win.live.set_on(True)
+    assert not win.live.on and not win.live.action.isChecked()
+    assert "diffusion model" in win.generation.panel.message.text()
+
+
+def test_tiny_model_frame_apply_is_one_undo_step_and_outside_stays(qtbot, win, tiny):
+    doc, mode = win.document, win.live
+    area = Rect(32, 16, 64, 64)
+    live.set_live_frame(doc, area)
+    before = Compositor(doc).flatten()
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
+    assert win.canvas.live_overlay == area and win.canvas.live_overlay_shown
+    assert mode.frame[0].request.live and mode.last_latency is not None
+    # the same canvas and settings give the same frame
+    first = mode.frame[1].copy()
+    mode._settings_changed()
+    qtbot.waitUntil(lambda: mode.frame is not None and mode.frame[1] is not first
+                    and not win.generation.service.pending_jobs(), timeout=TIMEOUT_MS)
+    assert np.array_equal(mode.frame[1], first)
+    n_layers, n_hist = len(doc.layers), len(doc.history.entries)
+    assert mode.apply()
+    qtbot.waitUntil(lambda: not mode.applying, timeout=TIMEOUT_MS)
+    assert len(doc.history.entries) == n_hist + 1 and len(doc.layers) == n_layers
+    after = Compositor(doc).flatten()
+    outside = np.ones(after.shape[:2], bool)
+    outside[area.slices()] = False
+    assert np.array_equal(after[outside], before[outside])
+    assert not np.array_equal(after[area.slices()], before[area.slices()])
+    assert win.canvas.live_overlay is None  # the frame is on the canvas now
+    doc.undo()
+    assert np.array_equal(Compositor(doc).flatten(), before)
+    qtbot.wait(300)
+    assert not win.generation.service.pending_jobs() or mode.on  # the undo may re-run live
+
+
+def test_tiny_model_stroke_outside_the_live_area_starts_no_job(qtbot, win, tiny):
+    doc, mode = win.document, win.live
+    live.set_live_frame(doc, Rect(0, 0, 48, 48))
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
+    n = mode.jobs_submitted
+    dab(qtbot, win, 100, 80)  # outside
+    qtbot.wait(400)
+    assert mode.jobs_submitted == n and not win.generation.service.pending_jobs()
+    assert win.canvas.live_overlay is not None  # the frame stays: it still matches
+    dab(qtbot, win, 20, 20)  # inside
+    qtbot.waitUntil(lambda: mode.jobs_submitted == n + 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.generation.service.pending_jobs(), timeout=TIMEOUT_MS)
+    assert win.canvas.live_overlay == Rect(0, 0, 48, 48)
+
+
+def test_apply_as_layer_and_the_overlay_controls(qtbot, win, held):
+    doc, mode, canvas = win.document, win.live, win.canvas
+    selection_area = Rect(8, 8, 64, 48)
+    from canvasai.document import selection
+
+    selection.select_rect(doc, selection_area)
+    held.release.set()
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
+    assert canvas.live_overlay == selection_area
+    mode.bar.show_box.setChecked(False)
+    assert not canvas.live_overlay_shown
+    mode.bar.show_box.setChecked(True)
+    mode.bar.opacity.setValue(40)
+    assert canvas.live_overlay_shown and abs(canvas._live_opacity - 0.4) < 1e-6
+    mode.bar.pin.setChecked(True)  # pinned: deselecting keeps the area
+    selection.select_none(doc)
+    assert live.live_area(doc) == (selection_area, "frame")
+    n_layers, n_hist = len(doc.layers), len(doc.history.entries)
+    qtbot.waitUntil(lambda: mode.bar.layer_button.isEnabled(), timeout=TIMEOUT_MS)
+    qtbot.mouseClick(mode.bar.layer_button, LEFT)
+    qtbot.waitUntil(lambda: not mode.applying, timeout=TIMEOUT_MS)
+    assert len(doc.layers) == n_layers + 1 and len(doc.history.entries) == n_hist + 1
+    top = doc.layers[-1]
+    assert top.surface.bounds().intersect(doc.rect) == selection_area
+    assert doc.metadata["generation_history"][-1]["flow"] == "live"
