@@ -170,6 +170,8 @@ class LiveMode(QObject):
         self._jobs: dict[int, tuple[FlowJob, float]] = {}  # live job -> (job, trigger time)
         self._latest: int | None = None  # the newest live job (the only one shown)
         self.frame: tuple[FlowJob, np.ndarray] | None = None  # the newest frame shown
+        self._frame_result: Any = None  # its GenerationResult
+        self.applied_directly = 0  # frames applied as shown (decoded by the full VAE)
         self._apply: tuple[int, FlowJob, bool, Document] | None = None
         self._applying = False  # pasting an applied result: its change starts no job
         self._dirty = Rect(0, 0, 0, 0)  # pixels changed since the last live job
@@ -410,6 +412,7 @@ class LiveMode(QObject):
         job, t0 = entry
         image = _rgba(result.images[0])
         self.frame = (job, image)
+        self._frame_result = result
         self.window.canvas.set_live_overlay(image, job.target)
         self.last_latency = time.perf_counter() - t0
         text = f"last frame {self.last_latency:.2f} s"
@@ -439,8 +442,13 @@ class LiveMode(QObject):
 
     # -- apply -------------------------------------------------------------------------------
     def apply(self, new_layer: bool = False) -> bool:
-        """Apply the newest frame: re-run its request at full quality and paste the result
-        (into the active layer, or on a new layer); False when there is nothing to apply."""
+        """Apply the newest frame (into the active layer, or on a new layer); False when
+        there is nothing to apply.
+
+        A frame the full autoencoder decoded (no tiny one installed: metadata
+        ``decoder="vae"``) is what the full-quality run would give bit for bit, so it is
+        pasted as shown, at once. Otherwise its request is re-run with ``live=False`` (same
+        seed, steps and size) and that result is pasted when it lands."""
         doc = self._doc
         if doc is None or self.frame is None or self._apply is not None:
             return False
@@ -449,6 +457,12 @@ class LiveMode(QObject):
         self._cancel_live()
         self._jobs.clear()
         self._latest = None
+        result = self._frame_result
+        if result is not None and dict(result.metadata).get("decoder") == "vae":
+            self._apply = (0, job, bool(new_layer), doc)
+            self.applied_directly += 1
+            self._applied(result)
+            return True
         job_id, request = self.service.submit_job(replace(job.request, live=False))
         self._apply = (job_id, replace(job, request=request), bool(new_layer), doc)
         self.bar.set_can_apply(False)
@@ -479,7 +493,7 @@ class LiveMode(QObject):
             self.controller.panel.show_error(f"The live frame could not be applied: {exc}")
         finally:
             self._applying = False
-        self.frame = None
+        self.frame = self._frame_result = None
         self.window.canvas.set_live_overlay(None)
         self.bar.info.setText("Applied as a new layer" if new_layer else
                               "Applied to the active layer")

@@ -65,6 +65,7 @@ class HeldBackend:
         self.release = threading.Event()
         self.runs: list[int] = []
         self.lock = threading.Lock()
+        self.metadata: dict = {}
 
     def run(self, request, ctx):
         from canvasai.backends.api import GenerationResult
@@ -77,7 +78,7 @@ class HeldBackend:
         ctx.check_cancelled()
         image = np.array(request.image, copy=True)
         image[..., 2] = 255 - image[..., 2]
-        return GenerationResult((image,), (int(request.seed),))
+        return GenerationResult((image,), (int(request.seed),), dict(self.metadata))
 
 
 @pytest.fixture
@@ -244,3 +245,17 @@ def test_apply_as_layer_and_the_overlay_controls(qtbot, win, held):
     top = doc.layers[-1]
     assert top.surface.bounds().intersect(doc.rect) == selection_area
     assert doc.metadata["generation_history"][-1]["flow"] == "live"
+
+
+def test_a_frame_the_full_vae_decoded_is_applied_as_shown(qtbot, win, held):
+    doc, mode = win.document, win.live
+    held.release.set()
+    held.metadata = {"decoder": "vae"}
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
+    runs, n_hist = len(held.runs), len(doc.history.entries)
+    shown = mode.frame[1].copy()
+    assert mode.apply() and not mode.applying  # at once: no second run
+    assert len(held.runs) == runs and mode.applied_directly == 1
+    assert len(doc.history.entries) == n_hist + 1
+    assert np.array_equal(doc.active_layer.surface.read(doc.rect), shown)
