@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSlider,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -53,6 +53,8 @@ STROKE_DELAY_MS = 0  # a stroke end with no live job in flight: at once
 STREAM_MS = 150  # a stroke end while one is in flight: once the strokes pause this long
 DEBOUNCE_MS = 220  # typing, spin boxes, undo, layer changes: after a short pause
 GUIDE_ROLES = ("control", "reference", "region")
+OFF_HINT = (f"Live ({SHORTCUT}): the selection, the pinned area or the whole canvas "
+            "regenerates as you paint")
 AREA_NAMES = {"frame": "pinned area", "selection": "selection", "canvas": "whole canvas"}
 
 
@@ -74,11 +76,13 @@ class LiveBar(QWidget):
         col.setContentsMargins(0, 2, 0, 2)
         col.setSpacing(3)
         row = QHBoxLayout()
-        self.toggle = QToolButton()
-        self.toggle.setDefaultAction(action)
-        self.toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        # push buttons: the style sheet draws tool buttons flat, like labels
+        self.toggle = QPushButton("Live")
+        self.toggle.setCheckable(True)
         self.toggle.setObjectName("liveToggle")
-        self.toggle.setMinimumWidth(64)
+        self.toggle.setToolTip(action.toolTip())
+        self.toggle.clicked.connect(lambda on: action.setChecked(bool(on)))  # the action rules
+        action.toggled.connect(self.toggle.setChecked)
         row.addWidget(self.toggle)
         row.addWidget(QLabel("Strength"))
         self.strength = QDoubleSpinBox()
@@ -89,8 +93,7 @@ class LiveBar(QWidget):
         self.strength.setToolTip("How much each live frame may change the live area "
                                  "(starts at the style's live strength)")
         row.addWidget(self.strength)
-        self.pin = QToolButton()
-        self.pin.setText("Pin area")
+        self.pin = QPushButton("Pin area")
         self.pin.setCheckable(True)
         self.pin.setToolTip("Keep the live area where it is now (the selection's bounds, or "
                             "the whole canvas), so you can deselect and paint on")
@@ -111,12 +114,10 @@ class LiveBar(QWidget):
         self.opacity.setToolTip("Opacity of the live frame over the canvas")
         self.opacity.setMinimumWidth(50)
         more.addWidget(self.opacity, 1)
-        self.apply_button = QToolButton()
-        self.apply_button.setText("Apply")
+        self.apply_button = QPushButton("Apply")
         self.apply_button.setToolTip("Put the live frame into the active layer over the live "
                                      "area (one undo step)")
-        self.layer_button = QToolButton()
-        self.layer_button.setText("As layer")
+        self.layer_button = QPushButton("As layer")
         self.layer_button.setToolTip("Put the live frame on a new layer over the live area")
         more.addWidget(self.apply_button)
         more.addWidget(self.layer_button)
@@ -128,9 +129,11 @@ class LiveBar(QWidget):
         col.addWidget(self.info)
         self.set_on(False)
 
-    def set_on(self, on: bool) -> None:
+    def set_on(self, on: bool, why: str = "") -> None:
         self.details.setVisible(on)
         self.set_can_apply(False)
+        if not on:
+            self.info.setText(why or OFF_HINT)
 
     def set_can_apply(self, can: bool) -> None:
         self.apply_button.setEnabled(can)
@@ -152,13 +155,13 @@ class LiveMode(QObject):
         self.action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
         self.action.setToolTip(f"Live painting: the live area regenerates as you paint "
                                f"({SHORTCUT})")
-        self.action.toggled.connect(self._toggled)
         menu = getattr(window, "menu_tools", None)
         if menu is not None:
             menu.addSeparator()
             menu.addAction(self.action)
         window.addAction(self.action)
         self.bar = LiveBar(self.action)
+        self.action.toggled.connect(self._toggled)  # after the bar's button follows it
         panel = controller.panel
         panel.layout().insertWidget(1, self.bar)  # under the settings, over the messages
         self.status_label = QLabel("")
@@ -262,8 +265,7 @@ class LiveMode(QObject):
         canvas = self.window.canvas
         canvas.set_live_overlay(None)
         canvas.set_live_area(None)
-        self.bar.set_on(False)
-        self.bar.info.setText(why)
+        self.bar.set_on(False, "" if why == "Live off" else why)
         self.status_label.setVisible(False)
 
     def document_replaced(self, doc: Document | None) -> None:

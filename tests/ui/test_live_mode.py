@@ -149,7 +149,8 @@ def test_live_off_leaves_no_job_running(qtbot, win, held):
     win.live.action.trigger()  # Live on, as the shortcut / menu / button do
     qtbot.waitUntil(lambda: len(held.runs) == 1, timeout=TIMEOUT_MS)
     assert svc.pending_jobs() and mode.on
-    win.live.action.trigger()  # and off
+    assert mode.bar.toggle.isChecked()
+    qtbot.mouseClick(mode.bar.toggle, LEFT)  # and off, with the Live bar's button
     assert not mode.on and not svc.pending_jobs() and not svc.pending_jobs()
     assert win.canvas.live_overlay is None and not mode.bar.details.isVisible()
     # nothing of the cancelled job reaches the generation panel
@@ -167,8 +168,9 @@ def test_showing_another_document_stops_live_for_the_old_one(qtbot, win, held):
 
 def test_classic_cannot_go_live_and_says_why(qtbot, win):
     win.generation.panel.model.setCurrentIndex(win.generation.panel.model.findData("classic"))
-    win.live.set_on(True)
+    qtbot.mouseClick(win.live.bar.toggle, LEFT)
     assert not win.live.on and not win.live.action.isChecked()
+    assert not win.live.bar.toggle.isChecked()
     assert "diffusion model" in win.generation.panel.message.text()
 
 
