@@ -126,18 +126,21 @@ def test_prompt_cache_off_for_a_non_live_job(text_encoder_calls) -> None:
     assert len(calls) == 2 and "prompt_cache" not in res.metadata
 
 
-@pytest.mark.parametrize("model", ["sd1-tiny", "sdxl-tiny"])
+@pytest.mark.parametrize(("model", "sampler"), [("sd1-tiny", "euler"), ("sd1-tiny", "default"),
+                                               ("sdxl-tiny", "euler_a")])
 def test_without_tiny_autoencoder_the_live_frame_is_the_full_result(
-    backend_without_taesd, model
+    backend_without_taesd, model, sampler
 ) -> None:
-    """The full VAE decodes, and the cached embeddings are the pipeline's own: the live frame
-    equals the live=False result bit for bit (SDXL: pooled embeddings too)."""
-    request = _req(model=model)
+    """The full VAE decodes, and the cached embeddings are the pipeline's own and the kept
+    sampler starts afresh: a live frame (the second one, with everything kept) equals the
+    live=False result bit for bit (SDXL: pooled embeddings too)."""
+    request = _req(model=model, scheduler=sampler, steps=4)
+    _run(backend_without_taesd, _req(model=model, scheduler=sampler, steps=4, image=_image(9)))
     frame = _run(backend_without_taesd, request)
-    assert frame.metadata["decoder"] == live.VAE_DECODER and frame.metadata["prompt_cache"] in (
-        "hit", "miss")
+    assert frame.metadata["decoder"] == live.VAE_DECODER and frame.metadata["prompt_cache"] == "hit"
     full = _run(backend_without_taesd, dataclasses.replace(request, live=False))
     np.testing.assert_array_equal(frame.images[0], full.images[0])
+    assert frame.metadata["sampler"] == full.metadata["sampler"]
     txt = _run(backend_without_taesd, _req(model=model, task=Task.TXT2IMG, width=W, height=H))
     assert txt.images[0].shape == (H, W, 4) and txt.metadata["decoder"] == live.VAE_DECODER
 
@@ -169,6 +172,19 @@ def test_cancel_stops_a_live_job_at_a_step(tiny_settings) -> None:
     with pytest.raises(JobCancelled):
         _run(backend, _req(steps=4), ctx)
     assert len(ctx.progress_calls) == 1
+
+
+def test_sampler_kept_between_live_jobs_and_made_again_after_another_job(tiny_settings) -> None:
+    backend = backend_for(_req(), tiny_settings)
+    a = _run(backend, _req())
+    pipe = backend.manager.variant(backend.manager.load(backend.resolve(_req())), "img2img")
+    kept = pipe.scheduler
+    b = _run(backend, _req(image=_image(4)))
+    assert pipe.scheduler is kept and a.metadata["sampler"] == b.metadata["sampler"]
+    _run(backend, _req(live=False))  # an ordinary job sets its own
+    c = _run(backend, _req(scheduler="euler_a"))
+    assert pipe.scheduler is not kept and "euler_a" in c.metadata["sampler"]
+    np.testing.assert_array_equal(_run(backend, _req(scheduler="euler_a")).images[0], c.images[0])
 
 
 def test_tuning_only_on_cuda(tiny_settings) -> None:

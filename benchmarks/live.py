@@ -1,0 +1,541 @@
+"""Live painting benchmark (issue 13): stroke end -> live frame on the canvas, and a stroke stream.
+
+    python benchmarks/live.py [--size 256] [--pairs 7] [--stream-s 30] [--hz 10] [--native]
+
+Tiny random-weight SD 1.x model and tiny TAESD built in a temp folder
+(tests/support/tiny_models.py) and found by the registry like a person's models. The
+app's path: a `Document` is painted, the live job is planned from it
+(`canvasai.generation.live.plan_live`: the whole canvas as the live area, the default
+live settings: 4 steps at strength 0.5, guidance 1, fixed seed), submitted with
+`GenerationService.submit_live`, and a minimal Qt receiver on the GUI thread paints the
+newest frame into a QImage canvas with QPainter (as the canvas overlay would). The tiny
+model's native size is 64 px, so by default the live area runs at its own size
+(`native_resolution=False`); `--native` keeps the app's scaling to the native size.
+
+(a) One stroke: time from the stroke's end to the frame painted on the canvas, split into
+    snapshot (planning: composite + request, GUI thread), encode (text encoder + VAE
+    encoder), denoise (UNet), decode (TAESD or VAE decoder), paint (frame to QImage to
+    canvas, GUI thread) and other (scheduler, pre/post-processing, thread hops), with
+    module forward hooks. Divided by a bare diffusers `StableDiffusionImg2ImgPipeline`
+    loaded from the same folder doing the same size, steps, strength, guidance and seed
+    (it encodes the prompt and decodes with the full VAE every time, as bare diffusers
+    does). Alternated `--pairs` times (order turning); median of the pairs' ratios
+    (target <= 1.10).
+
+(b) A stream: a stroke every 1/`--hz` s for `--stream-s` s (each stroke end plans and
+    submits a live job), then wait for the last frame. Reported: frames painted, jobs
+    run; the latency of each painted frame (its stroke end -> painted) in the first vs
+    the last third of the stream (medians) and of the last stroke's frame (after the
+    stream: it must not grow with the stream's length, i.e. stay near (a)); each
+    stroke's wait until a frame that includes it is on the canvas (first vs last third);
+    and the gaps between the ticks of a 10 ms QTimer on the GUI thread (target < 50 ms).
+
+Prints a table, and as the last line `RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Offline and isolated: the registry sees the tiny models folder only.
+MODELS_ROOT = Path(tempfile.gettempdir()) / "canvasai-bench-tiny-models"
+_EMPTY = tempfile.mkdtemp(prefix="canvasai-bench-empty-")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["CANVASAI_MODELS_DIR"] = str(MODELS_ROOT)
+os.environ["HF_HUB_CACHE"] = _EMPTY
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QEventLoop, QObject, QTimer, Slot  # noqa: E402
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter  # noqa: E402
+
+from canvasai.document.document import Document  # noqa: E402
+from canvasai.generation.service import GenerationService  # noqa: E402
+
+SEED = 1234
+PROMPT = "a lighthouse on a cliff, oil painting"
+NEGATIVE = "blurry"
+GAP_TARGET_MS = 50.0
+RATIO_TARGET = 1.10
+PHASES = ("snapshot", "encode", "denoise", "decode", "paint", "other")
+
+
+# ---------------------------------------------------------------------------- instruments
+
+
+class ModuleTimer:
+    """Seconds spent in the forward of chosen modules, summed per phase (any thread)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._starts: dict[int, float] = {}
+        self._handles: list[Any] = []
+        self._hooked: set[int] = set()
+
+    def attach(self, module: Any, phase: str) -> None:
+        if module is None or id(module) in self._hooked:
+            return
+        self._hooked.add(id(module))
+
+        def pre(mod: Any, *_: Any) -> None:
+            self._starts[id(mod)] = time.perf_counter()
+
+        def post(mod: Any, *_: Any) -> None:
+            start = self._starts.pop(id(mod), None)
+            if start is not None:
+                self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - start
+
+        self._handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
+
+    def attach_pipe(self, pipe: Any, taesd: Any = None) -> None:
+        self.attach(pipe.text_encoder, "encode")
+        self.attach(pipe.vae.encoder, "encode")
+        self.attach(pipe.unet, "denoise")
+        self.attach(pipe.vae.decoder, "decode")
+        if taesd is not None:
+            self.attach(taesd.decoder, "decode")
+
+    def take(self) -> dict[str, float]:
+        out, self.totals = self.totals, {}
+        return out
+
+
+class GapProbe:
+    """A 10 ms QTimer on the GUI thread; `gaps` are the times between its ticks (ms)."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.gaps: list[float] = []
+        self._last = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append((now - self._last) * 1000)
+        self._last = now
+
+    def start(self) -> None:
+        self.gaps = []
+        self._last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> dict[str, Any]:
+        self.timer.stop()
+        g = np.array(self.gaps[1:] or [0.0])
+        return {"gui_gap_ms_max": round(float(g.max()), 1),
+                "gui_gap_ms_p95": round(float(np.percentile(g, 95)), 1),
+                "gaps_over_50ms": int((g > GAP_TARGET_MS).sum()), "ticks": len(g)}
+
+
+# ---------------------------------------------------------------------------- the app side
+
+
+def _frame_to_area(job: Any, image: np.ndarray) -> np.ndarray:
+    try:
+        from canvasai.generation.live import frame_to_area
+    except ImportError:  # the planning module is not there: scale here
+        import cv2
+
+        t = job.target
+        return cv2.resize(np.ascontiguousarray(image), (t.w, t.h), interpolation=cv2.INTER_CUBIC)
+    return frame_to_area(job, image)
+
+
+class LiveReceiver(QObject):
+    """The GUI side: paints strokes into the document, plans and submits live jobs, and
+    paints the newest job's frame into a QImage canvas (results of older jobs are ignored,
+    as the live overlay does)."""
+
+    def __init__(self, svc: GenerationService, size: int, native: bool) -> None:
+        super().__init__()
+        from canvasai.generation.params import FlowParams
+
+        self.svc = svc
+        self.native = native
+        self.doc = Document(size, size)
+        self.layer = self.doc.add_layer("Paint")
+        self.params = FlowParams(prompt=PROMPT, negative_prompt=NEGATIVE, model="sd1-tiny",
+                                 seed=SEED)
+        self.canvas = QImage(size, size, QImage.Format.Format_RGBA8888)
+        self.canvas.fill(QColor(255, 255, 255, 255))
+        self.jobs: dict[int, Any] = {}  # job id -> FlowJob
+        self.stroke_end: dict[int, float] = {}  # job id -> its stroke's end
+        self.snapshot_s: dict[int, float] = {}
+        self.painted: dict[int, float] = {}  # job id -> frame on the canvas
+        self.paint_s: dict[int, float] = {}
+        self.results: dict[int, Any] = {}
+        self.ended: dict[int, str] = {}
+        self.started: list[int] = []
+        self.latest = 0
+        self.failures: list[str] = []
+        self._loop: QEventLoop | None = None
+        self._stroke = 0
+        svc.started.connect(self._on_started)
+        svc.finished.connect(self._on_finished)
+        svc.cancelled.connect(self._on_cancelled)
+        svc.failed.connect(self._on_failed)
+
+    def paint_stroke(self) -> None:
+        """A short dab of colour somewhere on the canvas (as a brush stroke leaves it)."""
+        i = self._stroke
+        self._stroke += 1
+        w = self.doc.width
+        r = max(4, w // 16)
+        rng = np.random.default_rng(i)
+        x, y = (int(v) for v in rng.integers(0, w - 2 * r, 2))
+        yy, xx = np.mgrid[: 2 * r, : 2 * r]
+        disc = ((yy - r) ** 2 + (xx - r) ** 2) <= r * r
+        dab = np.zeros((2 * r, 2 * r, 4), np.uint8)
+        dab[disc] = (*rng.integers(0, 256, 3), 255)
+        self.doc.write_pixels(self.layer, x, y, dab, "Stroke")
+
+    def stroke_ended(self) -> int:
+        """What the live mode does at a stroke's end: plan from the document, submit."""
+        from canvasai.generation.live import plan_live
+
+        t0 = time.perf_counter()
+        job = plan_live(self.doc, self.params)
+        if not self.native:
+            job = dataclasses.replace(job, request=dataclasses.replace(
+                job.request, native_resolution=False))
+        t1 = time.perf_counter()
+        job_id = self.svc.submit_live(job.request)
+        self.jobs[job_id] = job
+        self.stroke_end[job_id] = t0
+        self.snapshot_s[job_id] = t1 - t0
+        self.latest = job_id
+        return job_id
+
+    @Slot(int)
+    def _on_started(self, job_id: int) -> None:
+        self.started.append(job_id)
+
+    @Slot(int, object)
+    def _on_finished(self, job_id: int, result: Any) -> None:
+        self.results[job_id] = result
+        self.ended[job_id] = "finished"
+        if job_id == self.latest and job_id in self.jobs:
+            t0 = time.perf_counter()
+            job = self.jobs[job_id]
+            frame = _frame_to_area(job, result.images[0])
+            h, w = frame.shape[:2]
+            image = QImage(frame.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+            painter = QPainter(self.canvas)
+            painter.drawImage(job.target.x, job.target.y, image)
+            painter.end()
+            t1 = time.perf_counter()
+            self.paint_s[job_id] = t1 - t0
+            self.painted[job_id] = t1
+        self._wake()
+
+    @Slot(int)
+    def _on_cancelled(self, job_id: int) -> None:
+        self.ended[job_id] = "cancelled"
+        self._wake()
+
+    @Slot(int, str)
+    def _on_failed(self, job_id: int, message: str) -> None:
+        self.ended[job_id] = "failed"
+        self.failures.append(message)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._loop is not None:
+            self._loop.quit()
+
+    def wait(self, done: Any, timeout_s: float = 600.0) -> None:
+        guard = QTimer()
+        guard.setSingleShot(True)
+        guard.start(int(timeout_s * 1000))
+        while not done() and guard.isActive():
+            self._loop = QEventLoop()
+            guard.timeout.connect(self._loop.quit)
+            self._loop.exec()
+            self._loop = None
+        if self.failures:
+            raise RuntimeError("live job failed: " + self.failures[-1])
+        if not done():
+            raise RuntimeError("timed out waiting for a live frame")
+
+    def one_stroke(self) -> int:
+        self.paint_stroke()
+        job_id = self.stroke_ended()
+        self.wait(lambda: job_id in self.painted)
+        return job_id
+
+
+# ---------------------------------------------------------------------------- (a) one stroke
+
+
+def bare_pipeline(folder: Path) -> Any:
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+        folder, local_files_only=True, use_safetensors=True, safety_checker=None,
+        feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def run_bare(pipe: Any, request: Any, work: tuple[int, int]) -> np.ndarray:
+    """The same work as the live job, in bare diffusers: picture at work size in, numpy out."""
+    import cv2
+    import torch
+    from PIL import Image
+
+    image = np.ascontiguousarray(request.image[..., :3])
+    if (image.shape[1], image.shape[0]) != work:
+        image = cv2.resize(image, work, interpolation=cv2.INTER_AREA)
+    with torch.inference_mode():
+        out = pipe(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
+                   image=Image.fromarray(image), strength=request.strength,
+                   num_inference_steps=request.steps, guidance_scale=request.guidance,
+                   generator=torch.Generator("cpu").manual_seed(int(request.seed)),
+                   output_type="np")
+    return out.images[0]
+
+
+def one_stroke(rx: LiveReceiver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[str, Any]:
+    ours_s: list[float] = []
+    bare_s: list[float] = []
+    ours_cpu: list[float] = []
+    bare_cpu: list[float] = []
+    splits: list[dict[str, float]] = []
+    bare_splits: list[dict[str, float]] = []
+    job_id = 0
+    for i in range(pairs):
+        for who in (("ours", "bare") if i % 2 == 0 else ("bare", "ours")):
+            if who == "ours":
+                timer.take()
+                c0 = time.process_time()
+                job_id = rx.one_stroke()
+                ours_cpu.append(time.process_time() - c0)
+                total = rx.painted[job_id] - rx.stroke_end[job_id]
+                worker = timer.take()
+                split = {"snapshot": rx.snapshot_s[job_id], "paint": rx.paint_s[job_id],
+                         **{k: worker.get(k, 0.0) for k in ("encode", "denoise", "decode")}}
+                split["other"] = total - sum(split.values())
+                ours_s.append(total)
+                splits.append(split)
+            else:
+                request = rx.jobs[job_id].request if job_id else None
+                assert request is not None
+                work = tuple(rx.results[job_id].metadata.get("work_size") or request.image.shape[1::-1])
+                timer.take()
+                c0, t0 = time.process_time(), time.perf_counter()
+                run_bare(bare, request, work)  # type: ignore[arg-type]
+                bare_s.append(time.perf_counter() - t0)
+                bare_cpu.append(time.process_time() - c0)
+                bare_splits.append(timer.take())
+    ratios = [o / b for o, b in zip(ours_s, bare_s, strict=True)]
+    meta = rx.results[job_id].metadata
+    med = {k: statistics.median(s[k] for s in splits) for k in PHASES}
+    bare_med = {k: statistics.median(s.get(k, 0.0) for s in bare_splits)
+                for k in ("encode", "denoise", "decode")}
+    return {
+        "pairs": len(ratios),
+        "work_size": meta.get("work_size"),
+        "steps": meta.get("steps"),
+        "strength": meta.get("strength"),
+        "decoder": meta.get("decoder"),
+        "prompt_cache": meta.get("prompt_cache"),
+        "live_s": statistics.median(ours_s),
+        "bare_s": statistics.median(bare_s),
+        "ratio_median": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "cpu_ratio_median": statistics.median(
+            o / b for o, b in zip(ours_cpu, bare_cpu, strict=True)),
+        "split_ms": {k: round(v * 1000, 2) for k, v in med.items()},
+        "bare_split_ms": {k: round(v * 1000, 2) for k, v in bare_med.items()},
+    }
+
+
+# ---------------------------------------------------------------------------- (b) stream
+
+
+def _thirds(values: list[tuple[float, float]], t_start: float, t_end: float
+            ) -> tuple[float | None, float | None]:
+    """Medians of the values whose time falls in the first and the last third of the span
+    (None: no value there)."""
+    span = (t_end - t_start) / 3
+    first = [v for t, v in values if t < t_start + span]
+    last = [v for t, v in values if t >= t_end - span]
+    med = statistics.median
+    return (med(first) if first else None, med(last) if last else None)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1000:.0f}"
+
+
+def stream(rx: LiveReceiver, seconds: float, hz: float) -> dict[str, Any]:
+    probe = GapProbe()
+    submitted: list[int] = []
+    before_started = len(rx.started)
+    ticker = QTimer()
+    ticker.setInterval(max(1, int(round(1000 / hz))))
+
+    def tick() -> None:
+        rx.paint_stroke()
+        submitted.append(rx.stroke_ended())
+
+    ticker.timeout.connect(tick)
+    probe.start()
+    t_start = time.perf_counter()
+    ticker.start()
+    end_timer = QTimer()
+    end_timer.setSingleShot(True)
+    stop = {"now": False}
+
+    def end() -> None:
+        ticker.stop()
+        stop["now"] = True
+        rx._wake()  # noqa: SLF001 - the receiver's wait loop re-checks at once
+
+    end_timer.timeout.connect(end)
+    end_timer.start(int(seconds * 1000))
+    rx.wait(lambda: stop["now"], timeout_s=seconds + 60)
+    t_end = time.perf_counter()
+    painted_in_stream = sum(1 for j in submitted if j in rx.painted and rx.painted[j] <= t_end)
+    last = submitted[-1]
+    rx.wait(lambda: last in rx.painted, timeout_s=600)
+    gaps = probe.stop()
+
+    frames = [(rx.stroke_end[j], rx.painted[j] - rx.stroke_end[j]) for j in submitted
+              if j in rx.painted and rx.painted[j] <= t_end]
+    frame_first, frame_last = _thirds(frames, t_start, t_end)
+    # each stroke: until a frame of its job or a later one (which includes it) is painted
+    paints = sorted((j, rx.painted[j]) for j in submitted if j in rx.painted)
+    waits = []
+    for j in submitted:
+        later = [p for k, p in paints if k >= j]
+        if later:
+            waits.append((rx.stroke_end[j], min(later) - rx.stroke_end[j]))
+    wait_first, wait_last = _thirds(waits, t_start, t_end)
+    started = [j for j in rx.started[before_started:] if j in submitted]
+    return {
+        "seconds": round(t_end - t_start, 2),
+        "strokes": len(submitted),
+        "jobs_started": len(started),
+        "frames_painted_during": painted_in_stream,
+        "superseded": sum(1 for j in submitted if rx.ended.get(j) == "cancelled"),
+        "frame_latency_first_third_s": frame_first,
+        "frame_latency_last_third_s": frame_last,
+        "stroke_wait_first_third_s": wait_first,
+        "stroke_wait_last_third_s": wait_last,
+        "last_frame_latency_s": rx.painted[last] - rx.stroke_end[last],
+        **gaps,
+    }
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=256, help="canvas (live area) side, px")
+    ap.add_argument("--pairs", type=int, default=7, help="(a) live/bare pairs, at least 5")
+    ap.add_argument("--stream-s", type=float, default=30.0, help="(b) stream length, s")
+    ap.add_argument("--hz", type=float, default=10.0, help="(b) strokes per second")
+    ap.add_argument("--native", action="store_true",
+                    help="scale the live area to the model's native size as the app does "
+                         "(64 px for the tiny model)")
+    args = ap.parse_args(argv)
+    args.pairs = max(5, args.pairs)
+
+    app = QGuiApplication.instance() or QGuiApplication([])
+    import diffusers
+    import torch
+    import transformers
+
+    from tests.support.tiny_models import build_tiny_models
+
+    torch.set_num_threads(1)  # tiny models: more threads only fight the other processes
+    diffusers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    t = time.perf_counter()
+    models = build_tiny_models(MODELS_ROOT)
+    build_s = time.perf_counter() - t
+
+    from canvasai.backends import router
+
+    svc = GenerationService()
+    rx = LiveReceiver(svc, args.size, args.native)
+    try:
+        for _ in range(3):  # loads the model, the TAESD, first-call allocations
+            rx.one_stroke()
+        manager = router.diffusers_backend().manager
+        loaded = manager._loaded  # noqa: SLF001 - benchmark instrumentation
+        timer = ModuleTimer()
+        timer.attach_pipe(loaded.pipe, manager.taesd("sd1"))
+        bare = bare_pipeline(models.sd1)
+        timer.attach_pipe(bare)
+        rx_job = rx.latest
+        run_bare(bare, rx.jobs[rx_job].request,
+                 tuple(rx.results[rx_job].metadata.get("work_size") or (args.size, args.size)))
+        single = one_stroke(rx, timer, bare, args.pairs)
+        streamed = stream(rx, args.stream_s, args.hz)
+    finally:
+        svc.shutdown(10_000)
+    del app
+
+    s = single["split_ms"]
+    rows = [
+        ("(a) stroke end -> frame painted (ms)", f"{single['live_s'] * 1000:.1f}", ""),
+        ("    snapshot / encode / denoise (ms)",
+         f"{s['snapshot']:.1f} / {s['encode']:.1f} / {s['denoise']:.1f}", "GUI / worker / worker"),
+        ("    decode / paint / other (ms)", f"{s['decode']:.1f} / {s['paint']:.1f} / {s['other']:.1f}",
+         f"decoder {single['decoder']}, prompt cache {single['prompt_cache']}"),
+        ("(a) bare diffusers img2img (ms)", f"{single['bare_s'] * 1000:.1f}",
+         "encode {encode:.1f} / denoise {denoise:.1f} / decode {decode:.1f}".format(
+             **single["bare_split_ms"])),
+        ("(a) live / bare, median of pairs", f"{single['ratio_median']:.3f}",
+         f"<= {RATIO_TARGET} " + ("ok" if single["ratio_median"] <= RATIO_TARGET else "MISSED")
+         + f" (pairs {single['ratio_min']:.2f}..{single['ratio_max']:.2f})"),
+        ("(a) same, process CPU time", f"{single['cpu_ratio_median']:.3f}",
+         "reads through a busy machine's noise"),
+        (f"(b) {streamed['strokes']} strokes at {args.hz:g} Hz: jobs run / frames painted",
+         f"{streamed['jobs_started']} / {streamed['frames_painted_during']}",
+         f"{streamed['superseded']} superseded"),
+        ("(b) frame latency, first / last third (ms)",
+         f"{_ms(streamed['frame_latency_first_third_s'])} / "
+         f"{_ms(streamed['frame_latency_last_third_s'])}", "stroke end -> its frame (- none)"),
+        ("(b) stroke wait for a frame, first / last third (ms)",
+         f"{_ms(streamed['stroke_wait_first_third_s'])} / "
+         f"{_ms(streamed['stroke_wait_last_third_s'])}", "until a frame including it"),
+        ("(b) last stroke's frame latency (ms)", f"{streamed['last_frame_latency_s'] * 1000:.0f}",
+         f"vs (a) {single['live_s'] * 1000:.0f}"),
+        ("(b) GUI timer gap max / p95 (ms)",
+         f"{streamed['gui_gap_ms_max']:.1f} / {streamed['gui_gap_ms_p95']:.1f}",
+         f"< {GAP_TARGET_MS:g} " + ("ok" if streamed["gui_gap_ms_max"] < GAP_TARGET_MS else "MISSED")),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"live benchmark: canvas {args.size} px, work {single['work_size']}, "
+          f"{single['steps']} steps at strength {single['strength']}, tiny SD 1.x, "
+          f"build {build_s:.1f} s")
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>15}  {note}")
+    result = {"size": args.size, "native": args.native, "hz": args.hz,
+              **{f"single_{k}": v for k, v in single.items()},
+              **{f"stream_{k}": v for k, v in streamed.items()}}
+    print("RESULT " + json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
