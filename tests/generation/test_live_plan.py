@@ -164,3 +164,22 @@ def test_apply_pastes_only_the_area_in_one_undo_step(new_layer):
     assert (after[inside][:, :3] == (10, 200, 30)).all()
     doc.undo()
     assert np.array_equal(Compositor(doc).flatten(), before)
+
+
+def test_the_reduced_picture_of_a_large_canvas_matches_the_composite():
+    import cv2
+
+    doc = Document(2048, 1024)
+    yy, xx = np.mgrid[0:1024, 0:2048]
+    px = np.stack([xx % 256, yy % 256, (xx + yy) // 16 % 256, np.full_like(xx, 255)], -1)
+    doc.active_layer.surface.write(0, 0, px.astype(np.uint8))
+    top = doc.add_layer("Glaze")
+    top.opacity = 0.5
+    top.surface.write(0, 0, np.full((512, 2048, 4), (0, 0, 255, 255), np.uint8))
+    guide = doc.add_layer("Lines")
+    guide.surface.write(0, 0, np.zeros((1024, 2048, 4), np.uint8) + 255)
+    guide.role = ControlRole(kind="lineart")
+    image = live.picture(doc, doc.rect, (512, 256))
+    want = cv2.resize(flows._snapshot(doc, doc.rect), (512, 256), interpolation=cv2.INTER_AREA)
+    assert image.shape == want.shape == (256, 512, 4)
+    assert np.abs(image.astype(int) - want.astype(int)).mean() < 4  # sampled, then averaged
