@@ -480,8 +480,9 @@ class LiveMode(QObject):
         _id, job, new_layer, doc = self._apply
         self._apply = None
         active = doc.active_layer
-        if active is None or active.role_type in GUIDE_ROLES:
-            new_layer = True  # never paint the picture into a guide layer
+        if (active is None or active.role_type in GUIDE_ROLES or active.locked
+                or not active.visible):
+            new_layer = True  # never into a guide layer, a locked or a hidden one
         seed = int(result.seeds[0]) if result.seeds else int(job.request.seed or 0)
         paste_job, image = live.apply_job(job, result.images[0], new_layer=new_layer)
         self._applying = True

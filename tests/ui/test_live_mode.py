@@ -261,3 +261,17 @@ def test_a_frame_the_full_vae_decoded_is_applied_as_shown(qtbot, win, held):
     assert len(held.runs) == runs and mode.applied_directly == 1
     assert len(doc.history.entries) == n_hist + 1
     assert np.array_equal(doc.active_layer.surface.read(doc.rect), shown)
+
+
+def test_apply_into_a_locked_layer_makes_a_new_layer_instead(qtbot, win, held):
+    doc, mode = win.document, win.live
+    held.release.set()
+    held.metadata = {"decoder": "vae"}
+    doc.active_layer.locked = True
+    before = doc.active_layer.surface.read(doc.rect)
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
+    n_layers = len(doc.layers)
+    assert mode.apply(new_layer=False)
+    assert len(doc.layers) == n_layers + 1
+    assert np.array_equal(doc.layers[-2].surface.read(doc.rect), before)
