@@ -72,6 +72,9 @@ class LiveBar(QWidget):
     def __init__(self, action: QAction, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("liveBar")
+        # the app's style sheet marks only checked tool buttons: Live and Pin area too
+        self.setStyleSheet("QPushButton:checked { background: #3d6fb4; "
+                           "border-color: #5a8ad0; color: white; }")
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 2, 0, 2)
         col.setSpacing(3)
