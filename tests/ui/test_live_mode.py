@@ -275,3 +275,28 @@ def test_apply_into_a_locked_layer_makes_a_new_layer_instead(qtbot, win, held):
     assert mode.apply(new_layer=False)
     assert len(doc.layers) == n_layers + 1
     assert np.array_equal(doc.layers[-2].surface.read(doc.rect), before)
+
+
+def test_tiny_model_control_layer_goes_live_and_its_strokes_start_jobs(qtbot, win, tiny):
+    from canvasai.document.layer import ControlRole
+    from canvasai.document.stroke import Stroke
+
+    doc, mode = win.document, win.live
+    sketch = doc.add_layer("Sketch")
+    s = Stroke(sketch.surface, doc.rect, color=(0, 0, 0))
+    for x in range(20, 110, 6):
+        s.dab(x, 48, 3)
+    s.finish()
+    doc.set_layer_properties(sketch, role=ControlRole(kind="scribble",
+                                                      model=str(tiny.controlnet_scribble)))
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
+    assert len(mode.frame[0].request.controls) == 1, win.generation.panel.message.text()
+    n = mode.jobs_submitted
+    doc.set_active(sketch)
+    dab(qtbot, win, 60, 70)  # a stroke on the control layer changes the frame's guide
+    qtbot.waitUntil(lambda: mode.jobs_submitted == n + 1, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not win.generation.service.pending_jobs(), timeout=TIMEOUT_MS)
+    job = mode.frame[0]
+    assert job.request.controls[0].image[70, 60].max() < 128  # the new stroke is in it
+    assert win.generation.panel.message.text() == ""
