@@ -211,8 +211,13 @@ def test_tiny_model_stroke_outside_the_live_area_starts_no_job(qtbot, win, tiny)
     mode.set_on(True)
     qtbot.waitUntil(lambda: mode.frame is not None, timeout=TIMEOUT_MS)
     n = mode.jobs_submitted
-    dab(qtbot, win, 100, 80)  # outside
+    assert win.canvas.live_overlay_shown
+    at = QPoint(win.canvas.map_from_doc(100, 80).toPoint())  # outside
+    qtbot.mousePress(win.canvas, LEFT, NO_MOD, at)
+    assert not win.canvas.live_overlay_shown  # the frame steps aside while painting
+    qtbot.mouseRelease(win.canvas, LEFT, NO_MOD, at)
     qtbot.wait(400)
+    assert win.canvas.live_overlay_shown
     assert mode.jobs_submitted == n and not win.generation.service.pending_jobs()
     assert win.canvas.live_overlay is not None  # the frame stays: it still matches
     dab(qtbot, win, 20, 20)  # inside
