@@ -146,7 +146,9 @@ def test_strokes_while_a_frame_is_made_go_when_it_lands(qtbot, win, held, monkey
 
 def test_live_off_leaves_no_job_running(qtbot, win, held):
     mode, svc = win.live, win.generation.service
-    win.live.action.trigger()  # Live on, as the shortcut / menu / button do
+    win.activateWindow()
+    qtbot.keyClick(win, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)  # Ctrl+L: on
+    assert mode.on and mode.bar.toggle.isChecked()
     qtbot.waitUntil(lambda: len(held.runs) == 1, timeout=TIMEOUT_MS)
     assert svc.pending_jobs() and mode.on
     assert mode.bar.toggle.isChecked()
