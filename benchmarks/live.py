@@ -57,10 +57,11 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["CANVASAI_MODELS_DIR"] = str(MODELS_ROOT)
 os.environ["HF_HUB_CACHE"] = _EMPTY
+os.environ["CANVASAI_NO_PROMPTS"] = "1"  # closing the window asks nothing
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Slot  # noqa: E402
-from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter  # noqa: E402
+from PySide6.QtGui import QColor, QImage, QPainter  # noqa: E402
 
 from canvasai.document.document import Document  # noqa: E402
 from canvasai.generation.service import GenerationService  # noqa: E402
@@ -144,6 +145,32 @@ class GapProbe:
 # ---------------------------------------------------------------------------- the app side
 
 
+class Trace:
+    """What happened, in time: stroke ends, live jobs planned, frames drawn on the canvas."""
+
+    def __init__(self) -> None:
+        self.strokes: list[float] = []  # stroke end times
+        self.plans: dict[int, tuple[float, float, Any]] = {}  # key -> (planned at, s, request)
+        self.frames: list[tuple[float, int, float]] = []  # (drawn at, plan key, paint s)
+        self.results: dict[int, Any] = {}  # plan key -> GenerationResult
+
+    def plan(self, key: int, t0: float, t1: float, request: Any) -> None:
+        self.plans[key] = (t0, t1 - t0, request)
+
+    def frame_for(self, stroke_end: float) -> tuple[float, int, float] | None:
+        """The first frame drawn that was planned after `stroke_end` (so it includes it)."""
+        for frame in self.frames:
+            if self.plans[frame[1]][0] >= stroke_end:
+                return frame
+        return None
+
+    def stroke_before(self, key: int) -> float | None:
+        """The end of the last stroke before plan `key` was made."""
+        planned = self.plans[key][0]
+        ends = [t for t in self.strokes if t <= planned]
+        return ends[-1] if ends else None
+
+
 def _frame_to_area(job: Any, image: np.ndarray) -> np.ndarray:
     try:
         from canvasai.generation.live import frame_to_area
@@ -155,17 +182,82 @@ def _frame_to_area(job: Any, image: np.ndarray) -> np.ndarray:
     return frame_to_area(job, image)
 
 
-class LiveReceiver(QObject):
-    """The GUI side: paints strokes into the document, plans and submits live jobs, and
-    paints the newest job's frame into a QImage canvas (results of older jobs are ignored,
-    as the live overlay does)."""
+def _no_native(job: Any, native: bool) -> Any:
+    if native:
+        return job
+    return dataclasses.replace(job, request=dataclasses.replace(job.request,
+                                                                native_resolution=False))
 
-    def __init__(self, svc: GenerationService, size: int, native: bool) -> None:
+
+class Driver(QObject):
+    """Runs the Qt event loop until something is true; subclasses paint and show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trace = Trace()
+        self.failures: list[str] = []
+        self._loop: QEventLoop | None = None
+        self._stroke = 0
+
+    def wake(self) -> None:
+        if self._loop is not None:
+            self._loop.quit()
+
+    def wait(self, done: Any, timeout_s: float = 600.0) -> None:
+        guard = QTimer()
+        guard.setSingleShot(True)
+        guard.start(int(timeout_s * 1000))
+        poll = QTimer()  # a slot of another object (the window's) may make it true
+        poll.timeout.connect(self.wake)
+        poll.start(5)
+        while not done() and guard.isActive() and not self.failures:
+            self._loop = QEventLoop()
+            guard.timeout.connect(self._loop.quit)
+            self._loop.exec()
+            self._loop = None
+        poll.stop()
+        if self.failures:
+            raise RuntimeError("live job failed: " + self.failures[-1])
+        if not done():
+            raise RuntimeError("timed out waiting for a live frame")
+
+    def dab_at(self) -> tuple[int, int, int]:
+        i = self._stroke
+        self._stroke += 1
+        side = self.size
+        r = max(4, side // 16)
+        x, y = (int(v) for v in np.random.default_rng(i).integers(r, side - r, 2))
+        return x, y, r
+
+    def one_stroke(self) -> tuple[float, int, float]:
+        """A stroke; waits until a frame that includes it is drawn; returns that frame."""
+        t0 = self.stroke()
+        self.wait(lambda: self.trace.frame_for(t0) is not None)
+        frame = self.trace.frame_for(t0)
+        assert frame is not None
+        return frame
+
+    size = 256
+
+    def stroke(self) -> float:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+
+class MinimalDriver(Driver):
+    """The service and a minimal receiver: a dab written into the document; at its end the
+    live job is planned from the document and submitted; the newest job's frame is drawn
+    into a QImage canvas with QPainter (older jobs' results are ignored, as the live overlay
+    does)."""
+
+    name = "minimal"
+
+    def __init__(self, size: int, native: bool) -> None:
         super().__init__()
         from canvasai.generation.params import FlowParams
 
-        self.svc = svc
+        self.size = size
         self.native = native
+        self.svc = GenerationService()
         self.doc = Document(size, size)
         self.layer = self.doc.add_layer("Paint")
         self.params = FlowParams(prompt=PROMPT, negative_prompt=NEGATIVE, model="sd1-tiny",
@@ -173,61 +265,32 @@ class LiveReceiver(QObject):
         self.canvas = QImage(size, size, QImage.Format.Format_RGBA8888)
         self.canvas.fill(QColor(255, 255, 255, 255))
         self.jobs: dict[int, Any] = {}  # job id -> FlowJob
-        self.stroke_end: dict[int, float] = {}  # job id -> its stroke's end
-        self.snapshot_s: dict[int, float] = {}
-        self.painted: dict[int, float] = {}  # job id -> frame on the canvas
-        self.paint_s: dict[int, float] = {}
-        self.results: dict[int, Any] = {}
-        self.ended: dict[int, str] = {}
-        self.started: list[int] = []
         self.latest = 0
-        self.failures: list[str] = []
-        self._loop: QEventLoop | None = None
-        self._stroke = 0
-        svc.started.connect(self._on_started)
-        svc.finished.connect(self._on_finished)
-        svc.cancelled.connect(self._on_cancelled)
-        svc.failed.connect(self._on_failed)
+        self.svc.finished.connect(self._on_finished)
+        self.svc.failed.connect(self._on_failed)
 
-    def paint_stroke(self) -> None:
-        """A short dab of colour somewhere on the canvas (as a brush stroke leaves it)."""
-        i = self._stroke
-        self._stroke += 1
-        w = self.doc.width
-        r = max(4, w // 16)
-        rng = np.random.default_rng(i)
-        x, y = (int(v) for v in rng.integers(0, w - 2 * r, 2))
-        yy, xx = np.mgrid[: 2 * r, : 2 * r]
-        disc = ((yy - r) ** 2 + (xx - r) ** 2) <= r * r
-        dab = np.zeros((2 * r, 2 * r, 4), np.uint8)
-        dab[disc] = (*rng.integers(0, 256, 3), 255)
-        self.doc.write_pixels(self.layer, x, y, dab, "Stroke")
-
-    def stroke_ended(self) -> int:
-        """What the live mode does at a stroke's end: plan from the document, submit."""
+    def stroke(self) -> float:
         from canvasai.generation.live import plan_live
 
-        t0 = time.perf_counter()
-        job = plan_live(self.doc, self.params)
-        if not self.native:
-            job = dataclasses.replace(job, request=dataclasses.replace(
-                job.request, native_resolution=False))
+        x, y, r = self.dab_at()
+        yy, xx = np.mgrid[: 2 * r, : 2 * r]
+        dab = np.zeros((2 * r, 2 * r, 4), np.uint8)
+        dab[((yy - r) ** 2 + (xx - r) ** 2) <= r * r] = (*np.random.default_rng(x).integers(
+            0, 256, 3), 255)
+        self.doc.write_pixels(self.layer, x - r, y - r, dab, "Stroke")
+        t0 = time.perf_counter()  # the stroke's end: what the live mode does from here on
+        self.trace.strokes.append(t0)
+        job = _no_native(plan_live(self.doc, self.params), self.native)
         t1 = time.perf_counter()
         job_id = self.svc.submit_live(job.request)
         self.jobs[job_id] = job
-        self.stroke_end[job_id] = t0
-        self.snapshot_s[job_id] = t1 - t0
+        self.trace.plan(job_id, t0, t1, job.request)
         self.latest = job_id
-        return job_id
-
-    @Slot(int)
-    def _on_started(self, job_id: int) -> None:
-        self.started.append(job_id)
+        return t0
 
     @Slot(int, object)
     def _on_finished(self, job_id: int, result: Any) -> None:
-        self.results[job_id] = result
-        self.ended[job_id] = "finished"
+        self.trace.results[job_id] = result
         if job_id == self.latest and job_id in self.jobs:
             t0 = time.perf_counter()
             job = self.jobs[job_id]
@@ -238,44 +301,109 @@ class LiveReceiver(QObject):
             painter.drawImage(job.target.x, job.target.y, image)
             painter.end()
             t1 = time.perf_counter()
-            self.paint_s[job_id] = t1 - t0
-            self.painted[job_id] = t1
-        self._wake()
-
-    @Slot(int)
-    def _on_cancelled(self, job_id: int) -> None:
-        self.ended[job_id] = "cancelled"
-        self._wake()
+            self.trace.frames.append((t1, job_id, t1 - t0))
+        self.wake()
 
     @Slot(int, str)
     def _on_failed(self, job_id: int, message: str) -> None:
-        self.ended[job_id] = "failed"
         self.failures.append(message)
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
-        if self._loop is not None:
-            self._loop.quit()
+    def close(self) -> None:
+        self.svc.shutdown(10_000)
 
-    def wait(self, done: Any, timeout_s: float = 600.0) -> None:
-        guard = QTimer()
-        guard.setSingleShot(True)
-        guard.start(int(timeout_s * 1000))
-        while not done() and guard.isActive():
-            self._loop = QEventLoop()
-            guard.timeout.connect(self._loop.quit)
-            self._loop.exec()
-            self._loop = None
-        if self.failures:
-            raise RuntimeError("live job failed: " + self.failures[-1])
-        if not done():
-            raise RuntimeError("timed out waiting for a live frame")
 
-    def one_stroke(self) -> int:
-        self.paint_stroke()
-        job_id = self.stroke_ended()
-        self.wait(lambda: job_id in self.painted)
-        return job_id
+class WindowDriver(Driver):
+    """The app itself: the main window with its live mode (`canvasai.ui.live_mode`), Live
+    on over the whole canvas; a stroke is a brush dab through the canvas widget (mouse
+    press + release); the frame is drawn when the canvas has repainted with the live
+    overlay (a synchronous repaint right after the live mode sets it)."""
+
+    name = "window"
+
+    def __init__(self, size: int, native: bool, model: Path) -> None:
+        super().__init__()
+        from canvasai.app import _attach_generation
+        from canvasai.generation import live
+        from canvasai.ui.main_window import MainWindow
+
+        self.size = size
+        self.native = native
+        self.win = win = MainWindow()
+        _attach_generation(win)
+        doc = Document(size, size)
+        win.set_document(doc)
+        win.resize(1000, 760)
+        win.show()
+        win.canvas.fit_to_view()
+        win.select_tool("brush")
+        win.brush.size = max(4, size // 8)
+        panel = win.generation.panel
+        panel.add_model_path(str(model), "tiny SD 1.x")
+        panel.prompt.setPlainText(PROMPT)
+        panel.negative.setPlainText(NEGATIVE)
+        self._keys: dict[int, int] = {}  # id(FlowJob) -> plan key
+        original_plan = live.plan_live
+        trace = self.trace
+
+        def timed_plan(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            job = _no_native(original_plan(*args, **kwargs), native)
+            t1 = time.perf_counter()
+            key = len(trace.plans) + 1
+            self._keys[id(job)] = key
+            trace.plan(key, t0, t1, job.request)
+            return job
+
+        live.plan_live = timed_plan
+        self._restore_plan = lambda: setattr(live, "plan_live", original_plan)
+        canvas = win.canvas
+        original_overlay = canvas.set_live_overlay
+
+        def timed_overlay(rgba: Any, rect: Any = None) -> None:
+            t0 = time.perf_counter()
+            original_overlay(rgba, rect)
+            frame = win.live.frame
+            if rgba is None or frame is None:
+                return
+            canvas.repaint()  # drawn now, not at the next turn of the event loop
+            t1 = time.perf_counter()
+            key = self._keys.get(id(frame[0]))
+            if key is not None:
+                trace.results[key] = win.live._frame_result  # noqa: SLF001 - instrumentation
+                trace.frames.append((t1, key, t1 - t0))
+            self.wake()
+
+        canvas.set_live_overlay = timed_overlay
+        win.live.set_on(True)
+        if not win.live.on:
+            raise RuntimeError("Live did not start: " + win.live.bar.info.text())
+        win.generation.service.failed.connect(self._on_failed)
+
+    @Slot(int, str)
+    def _on_failed(self, job_id: int, message: str) -> None:
+        self.failures.append(message)
+        self.wake()
+
+    def stroke(self) -> float:
+        from PySide6.QtCore import QPoint, Qt
+        from PySide6.QtTest import QTest
+
+        x, y, _r = self.dab_at()
+        canvas = self.win.canvas
+        p = QPoint(canvas.map_from_doc(x, y).toPoint())
+        left, none = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+        QTest.mousePress(canvas, left, none, p)
+        t0 = time.perf_counter()  # the pen lifts
+        self.trace.strokes.append(t0)
+        QTest.mouseRelease(canvas, left, none, p)
+        return t0
+
+    def close(self) -> None:
+        self._restore_plan()
+        self.win.live.shutdown()
+        self.win.generation.shutdown()
+        self.win.close()
 
 
 # ---------------------------------------------------------------------------- (a) one stroke
@@ -309,43 +437,48 @@ def run_bare(pipe: Any, request: Any, work: tuple[int, int]) -> np.ndarray:
     return out.images[0]
 
 
-def one_stroke(rx: LiveReceiver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[str, Any]:
+def one_stroke(drv: Driver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[str, Any]:
     ours_s: list[float] = []
     bare_s: list[float] = []
     ours_cpu: list[float] = []
     bare_cpu: list[float] = []
     splits: list[dict[str, float]] = []
     bare_splits: list[dict[str, float]] = []
-    job_id = 0
+    key = 0
+    tr = drv.trace
     for i in range(pairs):
         for who in (("ours", "bare") if i % 2 == 0 else ("bare", "ours")):
-            if who == "ours":
+            if who == "ours" or key == 0:
                 timer.take()
                 c0 = time.process_time()
-                job_id = rx.one_stroke()
+                drawn, key, paint_s = drv.one_stroke()
                 ours_cpu.append(time.process_time() - c0)
-                total = rx.painted[job_id] - rx.stroke_end[job_id]
+                stroke_end = tr.strokes[-1]
+                total = drawn - stroke_end
                 worker = timer.take()
-                split = {"snapshot": rx.snapshot_s[job_id], "paint": rx.paint_s[job_id],
+                split = {"snapshot": tr.plans[key][1], "paint": paint_s,
                          **{k: worker.get(k, 0.0) for k in ("encode", "denoise", "decode")}}
                 split["other"] = total - sum(split.values())
                 ours_s.append(total)
                 splits.append(split)
-            else:
-                request = rx.jobs[job_id].request if job_id else None
-                assert request is not None
-                work = tuple(rx.results[job_id].metadata.get("work_size") or request.image.shape[1::-1])
+            if who == "bare":
+                request = tr.plans[key][2]
+                meta = tr.results[key].metadata
+                work = tuple(meta.get("work_size") or request.image.shape[1::-1])
                 timer.take()
                 c0, t0 = time.process_time(), time.perf_counter()
                 run_bare(bare, request, work)  # type: ignore[arg-type]
                 bare_s.append(time.perf_counter() - t0)
                 bare_cpu.append(time.process_time() - c0)
-                bare_splits.append(timer.take())
+                phases = timer.take()
+                phases["other"] = bare_s[-1] - sum(phases.values())
+                bare_splits.append(phases)
+    ours_s, ours_cpu, splits = ours_s[-pairs:], ours_cpu[-pairs:], splits[-pairs:]
     ratios = [o / b for o, b in zip(ours_s, bare_s, strict=True)]
-    meta = rx.results[job_id].metadata
+    meta = tr.results[key].metadata
     med = {k: statistics.median(s[k] for s in splits) for k in PHASES}
     bare_med = {k: statistics.median(s.get(k, 0.0) for s in bare_splits)
-                for k in ("encode", "denoise", "decode")}
+                for k in ("encode", "denoise", "decode", "other")}
     return {
         "pairs": len(ratios),
         "work_size": meta.get("work_size"),
@@ -383,18 +516,13 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.0f}"
 
 
-def stream(rx: LiveReceiver, seconds: float, hz: float) -> dict[str, Any]:
+def stream(drv: Driver, seconds: float, hz: float) -> dict[str, Any]:
+    tr = drv.trace
     probe = GapProbe()
-    submitted: list[int] = []
-    before_started = len(rx.started)
+    n_strokes, n_plans, n_frames = len(tr.strokes), len(tr.plans), len(tr.frames)
     ticker = QTimer()
     ticker.setInterval(max(1, int(round(1000 / hz))))
-
-    def tick() -> None:
-        rx.paint_stroke()
-        submitted.append(rx.stroke_ended())
-
-    ticker.timeout.connect(tick)
+    ticker.timeout.connect(drv.stroke)
     probe.start()
     t_start = time.perf_counter()
     ticker.start()
@@ -405,40 +533,43 @@ def stream(rx: LiveReceiver, seconds: float, hz: float) -> dict[str, Any]:
     def end() -> None:
         ticker.stop()
         stop["now"] = True
-        rx._wake()  # noqa: SLF001 - the receiver's wait loop re-checks at once
+        drv.wake()
 
     end_timer.timeout.connect(end)
     end_timer.start(int(seconds * 1000))
-    rx.wait(lambda: stop["now"], timeout_s=seconds + 60)
+    drv.wait(lambda: stop["now"], timeout_s=seconds + 60)
     t_end = time.perf_counter()
-    painted_in_stream = sum(1 for j in submitted if j in rx.painted and rx.painted[j] <= t_end)
-    last = submitted[-1]
-    rx.wait(lambda: last in rx.painted, timeout_s=600)
+    strokes = tr.strokes[n_strokes:]
+    last = strokes[-1]
+    drv.wait(lambda: tr.frame_for(last) is not None, timeout_s=600)
     gaps = probe.stop()
 
-    frames = [(rx.stroke_end[j], rx.painted[j] - rx.stroke_end[j]) for j in submitted
-              if j in rx.painted and rx.painted[j] <= t_end]
-    frame_first, frame_last = _thirds(frames, t_start, t_end)
-    # each stroke: until a frame of its job or a later one (which includes it) is painted
-    paints = sorted((j, rx.painted[j]) for j in submitted if j in rx.painted)
-    waits = []
-    for j in submitted:
-        later = [p for k, p in paints if k >= j]
-        if later:
-            waits.append((rx.stroke_end[j], min(later) - rx.stroke_end[j]))
+    frames = tr.frames[n_frames:]
+    during = [f for f in frames if f[0] <= t_end]
+    latencies = []  # each frame drawn: from the last stroke end before it was planned
+    for drawn, key, _ in during:
+        before = tr.stroke_before(key)
+        if before is not None and before >= t_start:
+            latencies.append((before, drawn - before))
+    frame_first, frame_last = _thirds(latencies, t_start, t_end)
+    waits = []  # each stroke: until a frame that includes it is drawn
+    for t in strokes:
+        f = tr.frame_for(t)
+        if f is not None:
+            waits.append((t, f[0] - t))
     wait_first, wait_last = _thirds(waits, t_start, t_end)
-    started = [j for j in rx.started[before_started:] if j in submitted]
+    last_frame = tr.frame_for(last)
+    assert last_frame is not None
     return {
         "seconds": round(t_end - t_start, 2),
-        "strokes": len(submitted),
-        "jobs_started": len(started),
-        "frames_painted_during": painted_in_stream,
-        "superseded": sum(1 for j in submitted if rx.ended.get(j) == "cancelled"),
+        "strokes": len(strokes),
+        "jobs_planned": len(tr.plans) - n_plans,
+        "frames_drawn_during": len(during),
         "frame_latency_first_third_s": frame_first,
         "frame_latency_last_third_s": frame_last,
         "stroke_wait_first_third_s": wait_first,
         "stroke_wait_last_third_s": wait_last,
-        "last_frame_latency_s": rx.painted[last] - rx.stroke_end[last],
+        "last_frame_latency_s": last_frame[0] - last,
         **gaps,
     }
 
@@ -452,13 +583,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=7, help="(a) live/bare pairs, at least 5")
     ap.add_argument("--stream-s", type=float, default=30.0, help="(b) stream length, s")
     ap.add_argument("--hz", type=float, default=10.0, help="(b) strokes per second")
+    ap.add_argument("--receiver", choices=("window", "minimal"), default="window",
+                    help="window: the app's main window and live mode; minimal: the service "
+                         "and a QImage canvas")
     ap.add_argument("--native", action="store_true",
                     help="scale the live area to the model's native size as the app does "
                          "(64 px for the tiny model)")
     args = ap.parse_args(argv)
     args.pairs = max(5, args.pairs)
 
-    app = QGuiApplication.instance() or QGuiApplication([])
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
     import diffusers
     import torch
     import transformers
@@ -474,24 +610,27 @@ def main(argv: list[str] | None = None) -> int:
 
     from canvasai.backends import router
 
-    svc = GenerationService()
-    rx = LiveReceiver(svc, args.size, args.native)
+    drv: Driver
+    if args.receiver == "window":
+        drv = WindowDriver(args.size, args.native, models.sd1)
+    else:
+        drv = MinimalDriver(args.size, args.native)
     try:
         for _ in range(3):  # loads the model, the TAESD, first-call allocations
-            rx.one_stroke()
+            drv.one_stroke()
         manager = router.diffusers_backend().manager
         loaded = manager._loaded  # noqa: SLF001 - benchmark instrumentation
         timer = ModuleTimer()
         timer.attach_pipe(loaded.pipe, manager.taesd("sd1"))
         bare = bare_pipeline(models.sd1)
         timer.attach_pipe(bare)
-        rx_job = rx.latest
-        run_bare(bare, rx.jobs[rx_job].request,
-                 tuple(rx.results[rx_job].metadata.get("work_size") or (args.size, args.size)))
-        single = one_stroke(rx, timer, bare, args.pairs)
-        streamed = stream(rx, args.stream_s, args.hz)
+        key = drv.trace.frames[-1][1]
+        run_bare(bare, drv.trace.plans[key][2],
+                 tuple(drv.trace.results[key].metadata.get("work_size") or (args.size, args.size)))
+        single = one_stroke(drv, timer, bare, args.pairs)
+        streamed = stream(drv, args.stream_s, args.hz)
     finally:
-        svc.shutdown(10_000)
+        drv.close()
     del app
 
     s = single["split_ms"]
@@ -502,16 +641,15 @@ def main(argv: list[str] | None = None) -> int:
         ("    decode / paint / other (ms)", f"{s['decode']:.1f} / {s['paint']:.1f} / {s['other']:.1f}",
          f"decoder {single['decoder']}, prompt cache {single['prompt_cache']}"),
         ("(a) bare diffusers img2img (ms)", f"{single['bare_s'] * 1000:.1f}",
-         "encode {encode:.1f} / denoise {denoise:.1f} / decode {decode:.1f}".format(
+         "encode {encode:.1f} / denoise {denoise:.1f} / decode {decode:.1f} / other {other:.1f}".format(
              **single["bare_split_ms"])),
         ("(a) live / bare, median of pairs", f"{single['ratio_median']:.3f}",
          f"<= {RATIO_TARGET} " + ("ok" if single["ratio_median"] <= RATIO_TARGET else "MISSED")
          + f" (pairs {single['ratio_min']:.2f}..{single['ratio_max']:.2f})"),
         ("(a) same, process CPU time", f"{single['cpu_ratio_median']:.3f}",
          "reads through a busy machine's noise"),
-        (f"(b) {streamed['strokes']} strokes at {args.hz:g} Hz: jobs run / frames painted",
-         f"{streamed['jobs_started']} / {streamed['frames_painted_during']}",
-         f"{streamed['superseded']} superseded"),
+        (f"(b) {streamed['strokes']} strokes at {args.hz:g} Hz: jobs / frames drawn",
+         f"{streamed['jobs_planned']} / {streamed['frames_drawn_during']}", "during the stream"),
         ("(b) frame latency, first / last third (ms)",
          f"{_ms(streamed['frame_latency_first_third_s'])} / "
          f"{_ms(streamed['frame_latency_last_third_s'])}", "stroke end -> its frame (- none)"),
@@ -525,12 +663,12 @@ def main(argv: list[str] | None = None) -> int:
          f"< {GAP_TARGET_MS:g} " + ("ok" if streamed["gui_gap_ms_max"] < GAP_TARGET_MS else "MISSED")),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"live benchmark: canvas {args.size} px, work {single['work_size']}, "
+    print(f"live benchmark ({args.receiver}): canvas {args.size} px, work {single['work_size']}, "
           f"{single['steps']} steps at strength {single['strength']}, tiny SD 1.x, "
           f"build {build_s:.1f} s")
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>15}  {note}")
-    result = {"size": args.size, "native": args.native, "hz": args.hz,
+    result = {"receiver": args.receiver, "size": args.size, "native": args.native, "hz": args.hz,
               **{f"single_{k}": v for k, v in single.items()},
               **{f"stream_{k}": v for k, v in streamed.items()}}
     print("RESULT " + json.dumps(result))
