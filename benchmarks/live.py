@@ -153,6 +153,7 @@ class Trace:
         self.plans: dict[int, tuple[float, float, Any]] = {}  # key -> (planned at, s, request)
         self.frames: list[tuple[float, int, float]] = []  # (drawn at, plan key, paint s)
         self.results: dict[int, Any] = {}  # plan key -> GenerationResult
+        self.runs: list[tuple[float, float]] = []  # the backend's run() calls (worker thread)
 
     def plan(self, key: int, t0: float, t1: float, request: Any) -> None:
         self.plans[key] = (t0, t1 - t0, request)
@@ -207,15 +208,11 @@ class Driver(QObject):
         guard = QTimer()
         guard.setSingleShot(True)
         guard.start(int(timeout_s * 1000))
-        poll = QTimer()  # a slot of another object (the window's) may make it true
-        poll.timeout.connect(self.wake)
-        poll.start(5)
         while not done() and guard.isActive() and not self.failures:
             self._loop = QEventLoop()
             guard.timeout.connect(self._loop.quit)
             self._loop.exec()
             self._loop = None
-        poll.stop()
         if self.failures:
             raise RuntimeError("live job failed: " + self.failures[-1])
         if not done():
@@ -459,6 +456,11 @@ def one_stroke(drv: Driver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[s
                 split = {"snapshot": tr.plans[key][1], "paint": paint_s,
                          **{k: worker.get(k, 0.0) for k in ("encode", "denoise", "decode")}}
                 split["other"] = total - sum(split.values())
+                run0, run1 = tr.runs[-1]
+                split["to_worker"] = run0 - stroke_end - split["snapshot"]
+                split["in_worker"] = (run1 - run0) - sum(worker.get(k, 0.0) for k in (
+                    "encode", "denoise", "decode"))
+                split["to_canvas"] = drawn - run1 - paint_s
                 ours_s.append(total)
                 splits.append(split)
             if who == "bare":
@@ -476,7 +478,8 @@ def one_stroke(drv: Driver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[s
     ours_s, ours_cpu, splits = ours_s[-pairs:], ours_cpu[-pairs:], splits[-pairs:]
     ratios = [o / b for o, b in zip(ours_s, bare_s, strict=True)]
     meta = tr.results[key].metadata
-    med = {k: statistics.median(s[k] for s in splits) for k in PHASES}
+    med = {k: statistics.median(s[k] for s in splits)
+           for k in (*PHASES, "to_worker", "in_worker", "to_canvas")}
     bare_med = {k: statistics.median(s.get(k, 0.0) for s in bare_splits)
                 for k in ("encode", "denoise", "decode", "other")}
     return {
@@ -618,7 +621,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for _ in range(3):  # loads the model, the TAESD, first-call allocations
             drv.one_stroke()
-        manager = router.diffusers_backend().manager
+        backend = router.diffusers_backend()
+        manager = backend.manager
+        run_backend = backend.run
+
+        def timed_run(request: Any, ctx: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return run_backend(request, ctx)
+            finally:
+                drv.trace.runs.append((t0, time.perf_counter()))
+
+        backend.run = timed_run  # type: ignore[method-assign]
         loaded = manager._loaded  # noqa: SLF001 - benchmark instrumentation
         timer = ModuleTimer()
         timer.attach_pipe(loaded.pipe, manager.taesd("sd1"))
@@ -640,6 +654,9 @@ def main(argv: list[str] | None = None) -> int:
          f"{s['snapshot']:.1f} / {s['encode']:.1f} / {s['denoise']:.1f}", "GUI / worker / worker"),
         ("    decode / paint / other (ms)", f"{s['decode']:.1f} / {s['paint']:.1f} / {s['other']:.1f}",
          f"decoder {single['decoder']}, prompt cache {single['prompt_cache']}"),
+        ("    other: to worker / in worker / to canvas (ms)",
+         f"{s['to_worker']:.1f} / {s['in_worker']:.1f} / {s['to_canvas']:.1f}",
+         "stroke end->run() less snapshot; run() less modules; run() end->drawn less paint"),
         ("(a) bare diffusers img2img (ms)", f"{single['bare_s'] * 1000:.1f}",
          "encode {encode:.1f} / denoise {denoise:.1f} / decode {decode:.1f} / other {other:.1f}".format(
              **single["bare_split_ms"])),
