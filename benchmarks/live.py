@@ -458,6 +458,7 @@ def one_stroke(drv: Driver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[s
                 split["other"] = total - sum(split.values())
                 run0, run1 = tr.runs[-1]
                 split["to_worker"] = run0 - stroke_end - split["snapshot"]
+                split["to_plan"] = tr.plans[key][0] - stroke_end
                 split["in_worker"] = (run1 - run0) - sum(worker.get(k, 0.0) for k in (
                     "encode", "denoise", "decode"))
                 split["to_canvas"] = drawn - run1 - paint_s
@@ -479,7 +480,7 @@ def one_stroke(drv: Driver, timer: ModuleTimer, bare: Any, pairs: int) -> dict[s
     ratios = [o / b for o, b in zip(ours_s, bare_s, strict=True)]
     meta = tr.results[key].metadata
     med = {k: statistics.median(s[k] for s in splits)
-           for k in (*PHASES, "to_worker", "in_worker", "to_canvas")}
+           for k in (*PHASES, "to_plan", "to_worker", "in_worker", "to_canvas")}
     bare_med = {k: statistics.median(s.get(k, 0.0) for s in bare_splits)
                 for k in ("encode", "denoise", "decode", "other")}
     return {
@@ -656,7 +657,8 @@ def main(argv: list[str] | None = None) -> int:
          f"decoder {single['decoder']}, prompt cache {single['prompt_cache']}"),
         ("    other: to worker / in worker / to canvas (ms)",
          f"{s['to_worker']:.1f} / {s['in_worker']:.1f} / {s['to_canvas']:.1f}",
-         "stroke end->run() less snapshot; run() less modules; run() end->drawn less paint"),
+         f"stroke end->run() less snapshot (of which before planning {s['to_plan']:.1f}); "
+         "run() less modules; run() end->drawn less paint"),
         ("(a) bare diffusers img2img (ms)", f"{single['bare_s'] * 1000:.1f}",
          "encode {encode:.1f} / denoise {denoise:.1f} / decode {decode:.1f} / other {other:.1f}".format(
              **single["bare_split_ms"])),

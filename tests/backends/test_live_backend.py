@@ -191,3 +191,18 @@ def test_tuning_only_on_cuda(tiny_settings) -> None:
     backend = backend_for(_req(), tiny_settings)
     res = _run(backend, _req())
     assert backend.manager.device.device != "cuda" and "live_tuning" not in res.metadata
+
+
+def test_prompt_cache_follows_the_active_loras(tiny_models, tmp_path, text_encoder_calls) -> None:
+    from canvasai.backends.loras import LoraSpec
+    from tests.support.tiny_loras import save_unet_lora
+
+    backend, calls = text_encoder_calls
+    lora = save_unet_lora(tiny_models.sd1, tmp_path / "ink.safetensors", seed=3)
+    try:
+        caches = [_run(backend, _req(loras=(LoraSpec(str(lora), w),))).metadata["prompt_cache"]
+                  for w in (0.8, 0.8, 0.5)]
+        assert caches == ["miss", "hit", "miss"]  # a LoRA (or its weight) may change the encoder
+        assert _run(backend, _req()).metadata["prompt_cache"] == "miss"  # LoRAs off again
+    finally:
+        _run(backend, _req(live=False))  # leave the shared model without active LoRAs
