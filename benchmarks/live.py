@@ -1,6 +1,8 @@
 """Live painting benchmark (issue 13): stroke end -> live frame on the canvas, and a stroke stream.
 
     python benchmarks/live.py [--size 256] [--pairs 7] [--stream-s 30] [--hz 10] [--native]
+                              [--receiver window|minimal]
+    python benchmarks/live.py --fps [--fps-size 512] [--fps-frames 10] [--compile]   (GPU)
 
 Tiny random-weight SD 1.x model and tiny TAESD built in a temp folder
 (tests/support/tiny_models.py) and found by the registry like a person's models. The
@@ -29,6 +31,11 @@ model's native size is 64 px, so by default the live area runs at its own size
     stream: it must not grow with the stream's length, i.e. stay near (a)); each
     stroke's wait until a frame that includes it is on the canvas (first vs last third);
     and the gaps between the ticks of a 10 ms QTimer on the GUI thread (target < 50 ms).
+
+(c) `--fps` (for a GPU machine; runs on the CPU too, slowly): frames per second of live
+    img2img frames with a random-weight SD-Turbo-architecture model (SD 2.1 base sizes,
+    built and saved once, ~2.6 GB in half precision) at 512², 1 and 4 denoising steps,
+    CanvasAI's service vs bare diffusers on the same device and dtype.
 
 Prints a table, and as the last line `RESULT {json}`.
 """
@@ -578,6 +585,158 @@ def stream(drv: Driver, seconds: float, hz: float) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------- (c) GPU fps
+
+
+def build_turbo(root: Path) -> Path:
+    """A random-weight SD-Turbo-architecture model (SD 2.1 base: the 865 M-parameter UNet,
+    an OpenCLIP-H-sized text encoder, the SD VAE; Euler with trailing timesteps) and a
+    TAESD-architecture tiny autoencoder, saved in half precision as diffusers folders
+    under `root` (built once). The tokenizer is the bundled CLIP BPE one."""
+    folder = root / "sd-turbo-arch"
+    if (folder / "model_index.json").is_file():
+        return folder
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        AutoencoderTiny,
+        EulerDiscreteScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from canvasai.core.paths import resource
+
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20), use_linear_projection=True)
+    text = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+        num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu",
+        projection_dim=512))
+    vae = AutoencoderKL(
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=512)
+    sched = EulerDiscreteScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+        beta_schedule="scaled_linear", timestep_spacing="trailing", prediction_type="epsilon",
+        steps_offset=1)
+    tok = CLIPTokenizer.from_pretrained(resource("model_configs") / "tokenizer")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=tok, unet=unet,
+                                   scheduler=sched, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.to(torch.float16).save_pretrained(folder, safe_serialization=True)
+    AutoencoderTiny().to(torch.float16).save_pretrained(root / "taesd", safe_serialization=True)
+    return folder
+
+
+def gpu_fps(args: argparse.Namespace) -> dict[str, Any]:
+    """Frames per second of live img2img frames at `--fps-size`, 1 and 4 denoising steps
+    (steps 2 and 8 at strength 0.5, guidance 0 as SD-Turbo runs): through the service
+    (CanvasAI: kept embeddings, TAESD decode, channels_last on CUDA, compiled with
+    --compile) vs a bare diffusers StableDiffusionImg2ImgPipeline (full VAE) on the same
+    device and dtype; alternated, median frame times."""
+    import torch
+
+    from canvasai.backends import router
+    from canvasai.backends.api import GenerationRequest, Task
+    from canvasai.core import settings
+
+    root = Path(args.fps_dir or Path(tempfile.gettempdir()) / "canvasai-bench-sd-turbo-arch")
+    t = time.perf_counter()
+    folder = build_turbo(root)
+    build_s = time.perf_counter() - t
+    os.environ["CANVASAI_MODELS_DIR"] = str(root)
+    settings.reset(settings.MemoryStore())
+    if args.compile:
+        settings.update(**{"models/compile": True})
+    size = int(args.fps_size)
+    picture = np.random.default_rng(0).integers(0, 256, (size, size, 4), dtype=np.uint8)
+    picture[..., 3] = 255
+    svc = GenerationService()
+    done: dict[int, Any] = {}
+    failed: list[str] = []
+    loop_box: dict[str, QEventLoop | None] = {"loop": None}
+
+    def end(job: int, result: Any) -> None:
+        done[job] = result
+        if loop_box["loop"] is not None:
+            loop_box["loop"].quit()
+
+    def fail(job: int, message: str) -> None:
+        failed.append(message)
+        end(job, None)
+
+    svc.finished.connect(end)
+    svc.failed.connect(fail)
+
+    def ours(request: Any) -> tuple[float, Any]:
+        t0 = time.perf_counter()
+        job = svc.submit_live(request)
+        while job not in done:
+            loop_box["loop"] = QEventLoop()
+            loop_box["loop"].exec()
+        loop_box["loop"] = None
+        if failed:
+            raise RuntimeError(failed[-1])
+        return time.perf_counter() - t0, done[job]
+
+    out: dict[str, Any] = {"fps_size": size, "fps_build_s": round(build_s, 1)}
+    try:
+        req = {n: GenerationRequest(Task.IMG2IMG, image=picture, prompt=PROMPT, model=str(folder),
+                                    steps=2 * n, strength=0.5, guidance=0.0, seed=SEED,
+                                    scheduler="default", live=True, native_resolution=False)
+               for n in (1, 4)}
+        _, first = ours(req[1])  # loads the model
+        manager = router.diffusers_backend().manager
+        dev, dtype = manager.device.device, manager.device.dtype
+        from diffusers import StableDiffusionImg2ImgPipeline
+
+        from canvasai.backends.diffusion.pipelines import dtype_kwargs
+
+        bare = StableDiffusionImg2ImgPipeline.from_pretrained(
+            folder, local_files_only=True, use_safetensors=True, **dtype_kwargs(dtype),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False).to(dev)
+        bare.set_progress_bar_config(disable=True)
+        out |= {"fps_device": manager.device.describe(), "fps_decoder": first.metadata["decoder"],
+                "fps_tuning": first.metadata.get("live_tuning", [])}
+
+        def bare_frame(request: Any) -> float:
+            from PIL import Image
+
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                bare(prompt=request.prompt, image=Image.fromarray(picture[..., :3]),
+                     strength=request.strength, num_inference_steps=request.steps,
+                     guidance_scale=request.guidance,
+                     generator=torch.Generator("cpu").manual_seed(SEED), output_type="np")
+            return time.perf_counter() - t0
+
+        for n in (1, 4):
+            for _ in range(2):  # warm-up (and compiles)
+                ours(req[n])
+                bare_frame(req[n])
+            o, b = [], []
+            for i in range(int(args.fps_frames)):
+                first_ours = i % 2 == 0
+                if first_ours:
+                    o.append(ours(req[n])[0])
+                b.append(bare_frame(req[n]))
+                if not first_ours:
+                    o.append(ours(req[n])[0])
+            out[f"fps_{n}step_canvasai"] = round(1 / statistics.median(o), 2)
+            out[f"fps_{n}step_bare"] = round(1 / statistics.median(b), 2)
+    finally:
+        svc.shutdown(10_000)
+    return out
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -593,8 +752,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--native", action="store_true",
                     help="scale the live area to the model's native size as the app does "
                          "(64 px for the tiny model)")
+    ap.add_argument("--fps", action="store_true",
+                    help="(c) only: frames per second of a random SD-Turbo-architecture model, "
+                         "CanvasAI vs bare diffusers (meant for a GPU machine)")
+    ap.add_argument("--fps-size", type=int, default=512)
+    ap.add_argument("--fps-frames", type=int, default=10)
+    ap.add_argument("--fps-dir", default="", help="where the random model is built (kept)")
+    ap.add_argument("--compile", action="store_true", help="(c): the models/compile setting on")
     args = ap.parse_args(argv)
     args.pairs = max(5, args.pairs)
+    if args.fps:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication.instance() or QApplication([])
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.set_verbosity_error()
+        res = gpu_fps(args)
+        print(f"live fps ({res.get('fps_device')}): SD-Turbo architecture, random weights, "
+              f"{args.fps_size} px, build {res['fps_build_s']} s, decoder {res.get('fps_decoder')}, "
+              f"tuning {res.get('fps_tuning')}")
+        for n in (1, 4):
+            print(f"  {n} step(s): CanvasAI {res[f'fps_{n}step_canvasai']:.2f} fps, "
+                  f"bare diffusers {res[f'fps_{n}step_bare']:.2f} fps")
+        print("RESULT " + json.dumps(res))
+        del app
+        return 0
 
     from PySide6.QtWidgets import QApplication
 
