@@ -206,3 +206,22 @@ def test_prompt_cache_follows_the_active_loras(tiny_models, tmp_path, text_encod
         assert _run(backend, _req()).metadata["prompt_cache"] == "miss"  # LoRAs off again
     finally:
         _run(backend, _req(live=False))  # leave the shared model without active LoRAs
+
+
+def test_flux_prompt_embeddings_are_kept_and_give_the_same_frame(tmp_path_factory) -> None:
+    """Flux.1 (CLIP pooled + T5): the kept embeddings are the pipeline's own; without a
+    TAEF1 the VAE decodes, so the live frame equals the live=False result."""
+    tf = pytest.importorskip("tests.support.tiny_families")
+    root = tmp_path_factory.mktemp("flux-live")
+    tf.cached("flux", root)
+    backend = DiffusersBackend(ModelRegistry([root], include_hf_cache=False))
+    image = np.random.default_rng(1).integers(0, 256, (32, 48, 4), dtype=np.uint8)
+    request = _req(model="flux", image=image, negative_prompt="", steps=4, guidance=3.5,
+                   scheduler="default")
+    first = _run(backend, request)
+    again = _run(backend, request)
+    assert (first.metadata["prompt_cache"], again.metadata["prompt_cache"]) == ("miss", "hit")
+    assert again.metadata["decoder"] == live.VAE_DECODER
+    full = _run(backend, dataclasses.replace(request, live=False))
+    np.testing.assert_array_equal(again.images[0], full.images[0])
+    assert again.images[0].shape == (32, 48, 4)

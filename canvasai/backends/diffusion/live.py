@@ -6,7 +6,7 @@ runs, with the same seed and steps, for the full-quality result):
 - Text embeddings are kept while the prompt, negative prompt, guidance, model and
   active LoRAs are unchanged: a stroke changes only the picture, so the text encoder
   runs once per prompt, not once per frame. Families whose pipelines take embeddings
-  say how to make them (`Family.embed_prompt`: SD 1.x/2.x, SDXL); the others pass
+  say how to make them (`Family.embed_prompt`: SD 1.x/2.x, SDXL, Flux.1); the others pass
   their prompts as usual. The embeddings are exactly the ones the pipeline would make,
   so the frame is the same picture as without the cache.
 - The frame is decoded by the family's tiny autoencoder (TAESD, TAESDXL, TAEF1, ...)
@@ -168,12 +168,12 @@ def cached_prompt(
         return kwargs, "off"
     import torch
 
-    prompt, negative = kwargs["prompt"], kwargs.get("negative_prompt")
-    guidance = float(kwargs.get("guidance_scale", 0.0))
     encoder = getattr(pipe, "text_encoder", None)
     key = (
-        str(loaded.info.path), id(encoder), prompt, negative, guidance > 1.0, loaded.lora_state,
-        str(getattr(encoder, "device", "")), str(getattr(encoder, "dtype", "")),
+        str(loaded.info.path), id(encoder), kwargs["prompt"], kwargs.get("negative_prompt"),
+        float(kwargs.get("guidance_scale", 0.0)) > 1.0, kwargs.get("max_sequence_length"),
+        loaded.lora_state, str(getattr(encoder, "device", "")),
+        str(getattr(encoder, "dtype", "")),
     )
     st = state(manager)
     owner = st.prompt_owner() if st.prompt_owner is not None else None
@@ -182,13 +182,16 @@ def cached_prompt(
         embeds, cache = st.prompt_embeds, "hit"
     else:
         with torch.inference_mode():
-            made = loaded.family.embed_prompt(pipe, prompt, negative, guidance)
+            made = loaded.family.embed_prompt(pipe, kwargs)
         if made is None:
             return kwargs, "off"
         st.prompt_key, st.prompt_owner, st.prompt_embeds = key, weakref.ref(loaded.pipe), made
         st.misses += 1
         embeds, cache = made, "miss"
-    rest = {k: v for k, v in kwargs.items() if k not in ("prompt", "negative_prompt")}
+    # the negative prompt stays when its embeddings are not among them (no CFG, or a
+    # family whose pipeline encodes it itself)
+    dropped = ("prompt", "negative_prompt") if "negative_prompt_embeds" in embeds else ("prompt",)
+    rest = {k: v for k, v in kwargs.items() if k not in dropped}
     return rest | embeds, cache
 
 

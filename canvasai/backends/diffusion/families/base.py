@@ -247,11 +247,12 @@ class Family:
             kw["max_sequence_length"] = self.max_sequence_length
         return kw
 
-    def embed_prompt(self, pipe: Any, prompt: str, negative: str | None,
-                     guidance: float) -> dict[str, Any] | None:
-        """The text embeddings `pipe` would compute for these arguments of its call, as the
-        arguments that replace prompt / negative_prompt (live painting keeps them while the
-        prompt is unchanged); None: this family's pipelines take only prompts (default)."""
+    def embed_prompt(self, pipe: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The text embeddings `pipe` would compute from its call arguments `kwargs` (prompt,
+        negative_prompt, guidance, sequence length), as the arguments that replace the
+        prompt (and the negative prompt when ``negative_prompt_embeds`` is among them):
+        live painting keeps them while the prompt is unchanged. None: this family's
+        pipelines take only prompts (default)."""
         return None
 
     def control_kwargs(self, control: Any, inpaint: bool) -> dict[str, Any]:

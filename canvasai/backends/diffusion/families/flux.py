@@ -99,6 +99,21 @@ class Flux(Family):
         "FluxKontextInpaintPipeline": (EDIT, "kontext"),
     }
 
+    def embed_prompt(self, pipe: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
+        """CLIP pooled + T5 embeddings as `pipe.encode_prompt` makes them (the T5 encoder is
+        the costly part of a few-step frame). With a negative prompt (true CFG) the
+        pipeline encodes both itself."""
+        if not hasattr(pipe, "encode_prompt") or kwargs.get("negative_prompt"):
+            return None
+        enc = pipe.encode_prompt(
+            prompt=kwargs["prompt"],
+            prompt_2=None,
+            device=pipe._execution_device,
+            num_images_per_prompt=1,
+            max_sequence_length=int(kwargs.get("max_sequence_length") or 512),
+        )
+        return {"prompt_embeds": enc[0], "pooled_prompt_embeds": enc[1]}
+
     def detect_folder(self, class_name: str, index: Mapping[str, Any]) -> Detected | None:
         hit = super().detect_folder(class_name, index)
         if hit is None or hit.variant:

@@ -70,20 +70,20 @@ class _StableDiffusion(Family):
         # SD's ControlNet txt2img pipelines call the control map `image`
         return {"control_image": control} if inpaint else {"image": control}
 
-    def embed_prompt(self, pipe: Any, prompt: str, negative: str | None,
-                     guidance: float) -> dict[str, Any] | None:
+    def embed_prompt(self, pipe: Any, kwargs: Mapping[str, Any]) -> dict[str, Any] | None:
         """`pipe.encode_prompt` as the pipeline's own call runs it (CFG when guidance > 1 and
         the UNet takes no guidance embedding, e.g. LCM); SDXL adds the pooled embeddings."""
         unet = getattr(pipe, "unet", None)
         if unet is None or not hasattr(pipe, "encode_prompt"):
             return None
+        guidance = float(kwargs.get("guidance_scale", 0.0))
         cfg = guidance > 1.0 and getattr(unet.config, "time_cond_proj_dim", None) is None
         enc = pipe.encode_prompt(
-            prompt=prompt,
+            prompt=kwargs["prompt"],
             device=pipe._execution_device,
             num_images_per_prompt=1,
             do_classifier_free_guidance=cfg,
-            negative_prompt=negative or None,
+            negative_prompt=kwargs.get("negative_prompt") or None,
         )
         out = {"prompt_embeds": enc[0]}
         if cfg:
