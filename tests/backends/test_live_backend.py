@@ -225,3 +225,16 @@ def test_flux_prompt_embeddings_are_kept_and_give_the_same_frame(tmp_path_factor
     full = _run(backend, dataclasses.replace(request, live=False))
     np.testing.assert_array_equal(again.images[0], full.images[0])
     assert again.images[0].shape == (32, 48, 4)
+
+
+def test_live_frame_with_a_control_layer_says_the_vae_decoded_it(tiny_settings, tiny_models) -> None:
+    from canvasai.backends.api import ControlKind, ControlSettings
+
+    sketch = np.full((H, W, 3), 255, np.uint8)
+    sketch[20:24, 8:60] = 0
+    control = ControlSettings(ControlKind.SCRIBBLE, sketch, model=str(tiny_models.controlnet_scribble),
+                              preprocess=False)
+    backend = backend_for(_req(), tiny_settings)
+    res = _run(backend, _req(controls=(control,)))
+    assert res.metadata["live"] is True and res.metadata["decoder"] == live.VAE_DECODER
+    assert res.images[0].shape == (H, W, 4) and "ControlNet" in res.metadata["pipeline"]
