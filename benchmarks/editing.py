@@ -39,8 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
-
-GAP_TARGET_MS = 50.0
+from gui_gaps import GapProbe  # noqa: E402  (beside this script)
 
 _BUILD_TINY = """
 import json, sys
@@ -79,36 +78,6 @@ def _subprocess_model(code: str, *args: str) -> str:
     if out.returncode or not lines:
         sys.exit(f"building the model failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
     return lines[-1][6:]
-
-
-class GapProbe:
-    """A 10 ms QTimer on the GUI thread; `gaps` are the times between its ticks (ms)."""
-
-    def __init__(self) -> None:
-        from PySide6.QtCore import QTimer
-
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-        self.gaps: list[float] = []
-        self._last = 0.0
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.gaps.append((now - self._last) * 1000)
-        self._last = now
-
-    def start(self) -> None:
-        self.gaps = []
-        self._last = time.perf_counter()
-        self.timer.start()
-
-    def stop(self) -> dict:
-        self.timer.stop()
-        g = np.array(self.gaps[1:] or [0.0])
-        return {"gui_gap_ms_max": round(float(g.max()), 1),
-                "gui_gap_ms_p95": round(float(np.percentile(g, 95)), 1),
-                "gaps_over_50ms": int((g > GAP_TARGET_MS).sum())}
 
 
 def main() -> None:  # noqa: PLR0915 - one scenario, step by step

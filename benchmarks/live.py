@@ -67,6 +67,7 @@ os.environ["HF_HUB_CACHE"] = _EMPTY
 os.environ["CANVASAI_NO_PROMPTS"] = "1"  # closing the window asks nothing
 
 import numpy as np  # noqa: E402
+from gui_gaps import GAP_TARGET_MS, GapProbe  # noqa: E402  (beside this script)
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Slot  # noqa: E402
 from PySide6.QtGui import QColor, QImage, QPainter  # noqa: E402
 
@@ -76,7 +77,6 @@ from canvasai.generation.service import GenerationService  # noqa: E402
 SEED = 1234
 PROMPT = "a lighthouse on a cliff, oil painting"
 NEGATIVE = "blurry"
-GAP_TARGET_MS = 50.0
 RATIO_TARGET = 1.10
 PHASES = ("snapshot", "encode", "denoise", "decode", "paint", "other")
 
@@ -119,34 +119,6 @@ class ModuleTimer:
     def take(self) -> dict[str, float]:
         out, self.totals = self.totals, {}
         return out
-
-
-class GapProbe:
-    """A 10 ms QTimer on the GUI thread; `gaps` are the times between its ticks (ms)."""
-
-    def __init__(self) -> None:
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-        self.gaps: list[float] = []
-        self._last = 0.0
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.gaps.append((now - self._last) * 1000)
-        self._last = now
-
-    def start(self) -> None:
-        self.gaps = []
-        self._last = time.perf_counter()
-        self.timer.start()
-
-    def stop(self) -> dict[str, Any]:
-        self.timer.stop()
-        g = np.array(self.gaps[1:] or [0.0])
-        return {"gui_gap_ms_max": round(float(g.max()), 1),
-                "gui_gap_ms_p95": round(float(np.percentile(g, 95)), 1),
-                "gaps_over_50ms": int((g > GAP_TARGET_MS).sum()), "ticks": len(g)}
 
 
 # ---------------------------------------------------------------------------- the app side
