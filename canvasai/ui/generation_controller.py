@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import weakref
 from dataclasses import replace
 from typing import Any
 
@@ -317,7 +318,8 @@ class GenerationController(QObject):
         self._alpha: dict[int, Any] = {}  # job id -> where its result shows (None: everywhere)
         self._batch: list[int] = []  # this window's pending jobs: running first, then queued
         self._running: int | None = None
-        self._last_job: FlowJob | None = None
+        #: each document's last job (Re-run / New seed repeat the shown document's own)
+        self._last_jobs: weakref.WeakKeyDictionary[Document, FlowJob] = weakref.WeakKeyDictionary()
         self._accepting: _UpscaleAccept | None = None
         self._shown: int | None = None
         self.first_preview_at: float | None = None  # for measurements
@@ -505,7 +507,7 @@ class GenerationController(QObject):
         # The service chooses the seed (if the panel left it open): keep the job as it runs.
         job_id, request = self.service.submit_job(job.request)
         job = replace(job, request=request, params=replace(job.params, seed=request.seed))
-        self._last_job = job
+        self._last_jobs[doc] = job
         self._jobs[job_id] = job
         self._job_doc[job_id] = doc
         waiting = bool(self._batch)
@@ -562,9 +564,9 @@ class GenerationController(QObject):
 
     def rerun(self, same_seed: bool) -> None:
         doc = self.document()
-        if self._last_job is None or doc is None:
+        job = self._last_jobs.get(doc) if doc is not None else None
+        if job is None or doc is None:
             return
-        job = self._last_job
         try:
             # Re-plan from the document as it is now, with the same settings.
             fresh = flows.plan(doc, job.flow, job.params)

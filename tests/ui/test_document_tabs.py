@@ -376,3 +376,32 @@ def test_a_tabs_menu_closes_the_others_and_copies_its_path(qtbot, win, tmp_path)
     actions["Close other tabs"].trigger()
     assert [r.path for r in win.documents] == [str(b)] and win.document_path == str(b)
     assert not win.tab_menu(0).actions()[1].isEnabled()  # no others left
+
+
+def test_rerun_repeats_the_shown_documents_own_last_job(qtbot, gen_win, monkeypatch):
+    win, gen = gen_win, gen_win.generation
+    doc_a = win.document
+    paint(doc_a)
+    paint_mask(doc_a, 60, 45, 8)
+    gen.panel.set_flow("inpaint")
+    submitted = []
+    real_submit = gen.service.submit_job
+
+    def submit(request):  # record each request as it runs (seed chosen)
+        job_id, ran = real_submit(request)
+        submitted.append(ran)
+        return job_id, ran
+
+    monkeypatch.setattr(gen.service, "submit_job", submit)
+    gen.generate()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    win.add_document(Document(64, 48))
+    doc_b = win.document
+    gen.rerun(same_seed=True)
+    assert len(submitted) == 1  # B ran nothing yet: Re-run does not repeat A's job in B
+    assert not gen.has_jobs(doc_b)
+    win.switch_to(0)
+    gen.rerun(same_seed=True)
+    assert len(submitted) == 2 and gen.has_jobs(doc_a)
+    assert submitted[1].seed == submitted[0].seed and submitted[1].task == submitted[0].task
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
