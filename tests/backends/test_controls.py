@@ -195,9 +195,15 @@ def test_wrong_family_controlnet_is_refused_before_loading(backend, monkeypatch)
     monkeypatch.setattr(type(backend.manager), "controlnet",
                         lambda self, info: loads.append(info.name))
     wrong = ControlSettings(ControlKind.CANNY, _drawing(), model="controlnet/sdxl-tiny-control-canny")
+    backend.manager.unload()  # and the main model is not loaded either: refused first
+    main_loads: list[str] = []
+    real_load = type(backend.manager).load
+    monkeypatch.setattr(type(backend.manager), "load",
+                        lambda self, info, *a, **k: main_loads.append(info.name)
+                        or real_load(self, info, *a, **k))
     with pytest.raises(ModelError, match=r"is for SDXL models.*SD 1\.x model.*control layer 2"):
         _run(backend, _lineart(), wrong)
-    assert loads == []  # not even the first, fitting one
+    assert loads == [] and main_loads == []  # not even the first, fitting one
 
 
 def test_pose_without_a_model_says_what_to_install(backend, registry, monkeypatch) -> None:

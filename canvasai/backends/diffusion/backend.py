@@ -8,7 +8,7 @@ from typing import Any
 
 from canvasai.backends.api import GenerationRequest, GenerationResult, JobContext, Task
 from canvasai.backends.device import free_memory, is_out_of_memory
-from canvasai.backends.diffusion import references
+from canvasai.backends.diffusion import controls, references
 from canvasai.backends.diffusion.pipelines import LoadedModel, PipelineManager
 from canvasai.backends.loras import split_prompt
 from canvasai.backends.models import (
@@ -103,6 +103,7 @@ class DiffusersBackend:
         if module_name is None:
             raise GenerationError(f"unknown task {request.task!r}")
         info = self.resolve(request)
+        controls.check_before_load(self.registry, info, request)  # before any weights load
         ctx.check_cancelled()
         loaded = self._load(info, ctx)
         ctx.check_cancelled()

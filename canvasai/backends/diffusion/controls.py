@@ -40,6 +40,7 @@ from canvasai.backends.api import (
     GenerationRequest,
     GenerationResult,
     JobContext,
+    Task,
     request_seeds,
 )
 from canvasai.backends.diffusion import common, families
@@ -67,8 +68,13 @@ def resolve_controlnet(
 ) -> ModelInfo:
     """The ControlNet for `control` with `loaded`'s model; registry look-ups only, nothing
     is loaded. Raises `ModelError` for a missing one or one of another family."""
-    family = loaded.info.family
-    fam = loaded.family
+    return _resolve(registry, loaded.info, loaded.family.label, control, index)
+
+
+def _resolve(
+    registry: ModelRegistry, model: ModelInfo, label: str, control: ControlSettings, index: int
+) -> ModelInfo:
+    family = model.family
     kind = control.kind.value
     if control.model:
         info = registry.resolve(control.model)
@@ -78,7 +84,7 @@ def resolve_controlnet(
         found = registry.find(CONTROLNET, family=family, control_type=kind)
         if found is None:
             raise ModelError(
-                f"No {kind} ControlNet for {fam.label} models is installed. Put one (a diffusers "
+                f"No {kind} ControlNet for {label} models is installed. Put one (a diffusers "
                 f"folder or .safetensors with '{kind}' in its name) in the models folder, "
                 "or choose one explicitly."
             )
@@ -88,10 +94,42 @@ def resolve_controlnet(
     if info.family not in (family, UNKNOWN):
         raise ModelError(
             f"ControlNet {info.name} is for {_family_label(info.family)} models but "
-            f"{loaded.info.name} is a {fam.label} model: choose a {fam.label} {kind} ControlNet "
+            f"{model.name} is a {label} model: choose a {label} {kind} ControlNet "
             f"for control layer {index + 1}."
         )
     return info
+
+
+#: the tasks that apply control layers (outpaint, edit and upscale ignore them)
+CONTROL_TASKS = (Task.SKETCH, Task.TXT2IMG, Task.IMG2IMG, Task.INPAINT)
+
+
+def check_before_load(registry: ModelRegistry, model: ModelInfo, request: GenerationRequest) -> None:
+    """Refuse, before the main model loads, control layers its family cannot take and
+    ControlNets that are missing or of another family (registry look-ups only)."""
+    settings = tuple(request.controls)
+    if not settings or request.task not in CONTROL_TASKS:
+        return
+    fam = families.find(model.family)
+    if fam is None:
+        return  # an unknown family: the load says what it is
+    _check_family(fam, len(settings))
+    for i, c in enumerate(settings):
+        _resolve(registry, model, fam.label, c, i)
+
+
+def _check_family(fam: Any, count: int) -> None:
+    if not fam.controlnet_class:
+        raise GenerationError(
+            f"Control layers with a {fam.label} model are not supported yet: pick a model of "
+            "a family with ControlNets (SD 1.x, SDXL, Flux.1, SD 3.5, Z-Image, Qwen-Image), "
+            "or turn the control layers off."
+        )
+    if count > 1 and not fam.multi_controlnet_class:
+        raise GenerationError(
+            f"{fam.label} models take one control layer at a time here, and {count} "
+            "are on: turn all but one off."
+        )
 
 
 # ControlNets of the current set, per manager: the manager keeps one, a set needs all
@@ -220,18 +258,7 @@ def prepare(
     settings = tuple(request.controls)
     if not settings:
         return None
-    fam = loaded.family
-    if not fam.controlnet_class:
-        raise GenerationError(
-            f"Control layers with a {fam.label} model are not supported yet: pick a model of "
-            "a family with ControlNets (SD 1.x, SDXL, Flux.1, SD 3.5, Z-Image, Qwen-Image), "
-            "or turn the control layers off."
-        )
-    if len(settings) > 1 and not fam.multi_controlnet_class:
-        raise GenerationError(
-            f"{fam.label} models take one control layer at a time here, and {len(settings)} "
-            "are on: turn all but one off."
-        )
+    _check_family(loaded.family, len(settings))
     registry = manager.registry
     infos = tuple(resolve_controlnet(registry, loaded, c, i) for i, c in enumerate(settings))
     maps, notes = [], []
