@@ -328,7 +328,11 @@ class Compositor:
         if fine.shape[0] != 2 * h or fine.shape[1] != 2 * w:  # odd edge: repeat the last sample
             fine = np.pad(fine, ((0, 2 * h - fine.shape[0]), (0, 2 * w - fine.shape[1]), (0, 0)),
                           mode="edge")
-        avg = fine.reshape(h, 2, w, 2, 4).sum(axis=(1, 3))
+        # the 2 x 2 mean as four strided adds: several times faster than a reshape and a
+        # sum over two axes, which held the GUI thread ~30 ms on a big tile
+        avg = fine[0::2, 0::2] + fine[1::2, 0::2]
+        avg += fine[0::2, 1::2]
+        avg += fine[1::2, 1::2]
         avg *= np.float32(0.25)
         return to_display(avg)
 
