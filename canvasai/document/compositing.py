@@ -72,6 +72,29 @@ def composite_layers(layers: Sequence[Layer], rect: Rect, respect_visibility: bo
     return out
 
 
+def sampled_steps(layers: Sequence[Layer], rect: Rect, step: int
+                  ) -> Generator[None, None, np.ndarray]:
+    """Premultiplied float32 of the visible `layers` (bottom to top) at every `step`-th
+    pixel of `rect` (see `TiledSurface.sample`), yielding after each layer so a caller
+    can spread the work over several frames; the pixels in between are never read."""
+    acc = np.zeros((-(-rect.h // step), -(-rect.w // step), 4), np.float32)
+    if rect.is_empty():
+        return acc
+    for layer in layers:
+        if not layer.visible:
+            continue
+        px = layer.surface.sample(rect, step)
+        if px is not None:
+            composite_layer(acc, px, layer.opacity, layer.blend_mode)
+            yield None
+    return acc
+
+
+def composite_sampled(layers: Sequence[Layer], rect: Rect, step: int) -> np.ndarray:
+    """`sampled_steps` run to the end."""
+    return _run_steps(sampled_steps(layers, rect, step))
+
+
 def _run_steps(steps: Generator[None, None, np.ndarray]) -> np.ndarray:
     while True:
         try:
@@ -292,18 +315,7 @@ class Compositor:
         return _run_steps(self._sampled_steps(rect, step))
 
     def _sampled_steps(self, rect: Rect, step: int) -> Generator[None, None, np.ndarray]:
-        rect = rect.intersect(self.doc.rect)
-        acc = np.zeros((-(-rect.h // step), -(-rect.w // step), 4), np.float32)
-        if rect.is_empty():
-            return acc
-        for layer in list(self.doc.layers):
-            if not layer.visible:
-                continue
-            px = layer.surface.sample(rect, step)
-            if px is not None:
-                composite_layer(acc, px, layer.opacity, layer.blend_mode)
-                yield None
-        return acc
+        return sampled_steps(list(self.doc.layers), rect.intersect(self.doc.rect), step)
 
     def display_level(self, rect: Rect, level: int, supersample: bool = True) -> np.ndarray:
         """Premultiplied uint8 of `rect` at 1 / 2**level of full resolution (pixel i

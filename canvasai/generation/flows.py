@@ -97,9 +97,15 @@ ROLE_TASKS = (Task.TXT2IMG, Task.IMG2IMG, Task.INPAINT, Task.SKETCH, Task.EDIT)
 _GUIDE_ROLES = ("control", "reference")
 
 
+def picture_layers(doc: Document) -> list[Layer]:
+    """The layers whose pixels a job reads: every layer but the control and reference
+    layers (those guide the model instead)."""
+    return [la for la in doc.layers if la.role_type not in _GUIDE_ROLES]
+
+
 def _snapshot(doc: Document, rect: Rect) -> np.ndarray:
-    """The picture a job reads: every layer but the control and reference layers."""
-    return composite_layers([la for la in doc.layers if la.role_type not in _GUIDE_ROLES], rect)
+    """The picture a job reads over `rect` (straight uint8 RGBA)."""
+    return composite_layers(picture_layers(doc), rect)
 
 
 def role_layers(doc: Document, role_type: str) -> list[Layer]:
@@ -311,7 +317,7 @@ def _auto_task(doc: Document) -> tuple[str, str]:
         return "sketch", f"{len(controls)} control layers are visible"
     if doc.selection is not None:
         return "inpaint", "there is a selection"
-    if any(la.surface.tile_keys() for la in doc.layers if la.role_type not in _GUIDE_ROLES):
+    if any(la.surface.tile_keys() for la in picture_layers(doc)):
         return "refine", "something is painted and nothing is masked or selected"
     return "generate", "nothing is painted yet"
 

@@ -133,15 +133,10 @@ def picture(doc: Document, rect: Rect, size: tuple[int, int] | None) -> np.ndarr
         step *= 2
     if step == 1:
         return _resized(flows._snapshot(doc, rect), size)
-    from canvasai.document.blend import composite_layer, to_straight_uint8
+    from canvasai.document.blend import to_straight_uint8
+    from canvasai.document.compositing import composite_sampled
 
-    acc = np.zeros((-(-rect.h // step), -(-rect.w // step), 4), np.float32)
-    for layer in doc.layers:
-        if not layer.visible or layer.role_type in ("control", "reference"):
-            continue
-        px = layer.surface.sample(rect, step)
-        if px is not None:
-            composite_layer(acc, px, layer.opacity, layer.blend_mode)
+    acc = composite_sampled(flows.picture_layers(doc), rect, step)
     return _resized(to_straight_uint8(acc), size)
 
 
