@@ -249,14 +249,21 @@ class GenerationService(QObject):
             raise TypeError("submit() needs a GenerationRequest")
         request = with_seed(request)
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the generation service has been shut down")
-            job = _Job(next(self._ids), request)
-            self._queue.append(job)
-            # Post 'queued' before waking the worker so it is delivered before 'started'.
-            self._post("queued", job.id)
-            self._wake.emit()
+            self._check_open_locked()
+            job = self._enqueue_locked(request, live=False)
         return job.id, request
+
+    def _check_open_locked(self) -> None:
+        if self._closed:
+            raise RuntimeError("the generation service has been shut down")
+
+    def _enqueue_locked(self, request: GenerationRequest, live: bool) -> _Job:
+        job = _Job(next(self._ids), request, live=live)
+        self._queue.append(job)
+        # Post 'queued' before waking the worker so it is delivered before 'started'.
+        self._post("queued", job.id)
+        self._wake.emit()
+        return job
 
     def submit_live(self, request: GenerationRequest) -> int:
         """Queue a live-painting job that supersedes every earlier live job; returns its id.
@@ -270,18 +277,14 @@ class GenerationService(QObject):
             raise TypeError("submit_live() needs a GenerationRequest")
         request = with_seed(request)
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the generation service has been shut down")
+            self._check_open_locked()
             for old in [j for j in self._queue if j.live]:
                 self._queue.remove(old)
                 self._supersede_locked(old)
             running = self._running
             if running is not None and running.live:
                 self._supersede_locked(running)
-            job = _Job(next(self._ids), request, live=True)
-            self._queue.append(job)
-            self._post("queued", job.id)
-            self._wake.emit()
+            job = self._enqueue_locked(request, live=True)
         return job.id
 
     def cancel_live(self) -> list[int]:
