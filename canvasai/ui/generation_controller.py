@@ -84,8 +84,7 @@ class _ScanTask(QRunnable):
             if not info.usable:
                 refused += 1
                 continue
-            fam = families.find(info.family)
-            family = fam.label if fam is not None else info.family
+            family = families.label(info.family)
             if info.kind == registry.CONTROLNET:
                 controlnets.append((f"{info.name} ({info.control_type or '?'})", info.name))
             elif info.kind in registry.MAIN_KINDS:

@@ -58,11 +58,6 @@ _WHAT = {
 }
 
 
-def _family_label(name: str) -> str:
-    fam = families.find(name)
-    return fam.label if fam is not None else name
-
-
 def resolve_controlnet(
     registry: ModelRegistry, loaded: LoadedModel, control: ControlSettings, index: int = 0
 ) -> ModelInfo:
@@ -93,7 +88,7 @@ def _resolve(
         raise ModelError(describe(info))
     if info.family not in (family, UNKNOWN):
         raise ModelError(
-            f"ControlNet {info.name} is for {_family_label(info.family)} models but "
+            f"ControlNet {info.name} is for {families.label(info.family)} models but "
             f"{model.name} is a {label} model: choose a {label} {kind} ControlNet "
             f"for control layer {index + 1}."
         )

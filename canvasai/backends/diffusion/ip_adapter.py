@@ -15,7 +15,7 @@ Adapters and encoders are found in the models folders (ComfyUI ``ipadapter/``,
 
 `references` (the entry point) calls `_plan_ip_adapter` with its per-model state and
 the job's plan; the small helpers every reference method shares (`reference_rgb`,
-`_pil`, `_describe_ref`, `_models_dir`, `_family_label`) live here too, so neither this
+`_pil`, `_describe_ref`, `_models_dir`) live here too, so neither this
 module nor `redux` imports `references`. Torch/transformers are imported lazily.
 """
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from canvasai.backends import models
 from canvasai.backends.api import ReferenceImage, ReferenceKind
+from canvasai.backends.diffusion import families
 from canvasai.backends.models import (
     IMAGE_ENCODER,
     IPADAPTER,
@@ -151,7 +152,7 @@ def check_adapter_fits(info: ModelInfo, shapes: dict[str, tuple[int, ...]], load
     """Refuse an IP-Adapter of another family, or one whose layers do not fit the UNet."""
     fam = loaded.info.family
     if info.family not in (fam, UNKNOWN):
-        other = _family_label(info.family)
+        other = families.label(info.family)
         raise ModelError(
             f"IP-Adapter {info.name} is for {other} models; {loaded.info.name} is a "
             f"{loaded.family.label} model. Choose an IP-Adapter for {loaded.family.label}."
@@ -166,18 +167,11 @@ def check_adapter_fits(info: ModelInfo, shapes: dict[str, tuple[int, ...]], load
     if have != want:
         cross = have[0][1] if have else 0
         guess = models._IP_CROSS_FAMILY.get(cross)
-        made_for = f"{_family_label(guess)} models" if guess else f"a cross-attention width of {cross}"
+        made_for = f"{families.label(guess)} models" if guess else f"a cross-attention width of {cross}"
         raise ModelError(
             f"IP-Adapter {info.name} does not fit {loaded.info.name} ({loaded.family.label}, "
             f"cross-attention width {want[0][1] if want else '?'}): it was made for {made_for}."
         )
-
-
-def _family_label(name: str | None) -> str:
-    from canvasai.backends.diffusion import families
-
-    fam = families.find(name or "")
-    return fam.label if fam is not None else (name or "unknown")
 
 
 def _missing_adapter(loaded: LoadedModel, manager: PipelineManager) -> ModelError:

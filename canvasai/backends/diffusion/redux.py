@@ -18,10 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from canvasai.backends.api import ReferenceImage, ReferenceKind
+from canvasai.backends.diffusion import families
 from canvasai.backends.diffusion.ip_adapter import (
     AdapterFit,
     _describe_ref,
-    _family_label,
     _models_dir,
     _pil,
     find_encoder,
@@ -56,7 +56,7 @@ def resolve_redux(manager: PipelineManager, loaded: LoadedModel, refs: tuple[Ref
         info = manager.registry.resolve(chosen.pop())
         if info.kind == IPADAPTER:
             raise ModelError(
-                f"IP-Adapter {info.name} is for {_family_label(info.family)} models; "
+                f"IP-Adapter {info.name} is for {families.label(info.family)} models; "
                 f"{loaded.info.name} is a Flux.1 model, which takes Flux Redux."
             )
         if info.kind != REDUX:

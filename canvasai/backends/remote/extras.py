@@ -57,11 +57,6 @@ def reference_key(i: int) -> str:
     return f"reference{i}"
 
 
-def _label(family: str) -> str:
-    fam = families.find(family)
-    return fam.label if fam is not None else family
-
-
 def _some(files: list[str], n: int = 6) -> str:
     if not files:
         return "none"
@@ -90,7 +85,7 @@ def check_supported(request: GenerationRequest, model: catalog.ServerModel) -> N
     if needs_adapter and model.family not in catalog.IPADAPTER_FAMILIES:
         raise ModelError(
             f"Reference images on a server go through IP-Adapter, which works with SD 1.x and "
-            f"SDXL models; {model.filename} is a {_label(model.family)} model. Use a local "
+            f"SDXL models; {model.filename} is a {families.label(model.family)} model. Use a local "
             "model for its reference inputs, or remove the reference images."
         )
 
@@ -147,8 +142,8 @@ def _loras(server: ServerState, model: catalog.ServerModel,
         fam = _lora_family(found)
         if fam is not None and fam != model.family:
             raise ModelError(
-                f"LoRA {found} on {server.label} is for {_label(fam)} models (by its name); "
-                f"{model.filename} is a {_label(model.family)} model."
+                f"LoRA {found} on {server.label} is for {families.label(fam)} models (by its name); "
+                f"{model.filename} is a {families.label(model.family)} model."
             )
         uses.append(graphs.LoraUse(found, float(spec.weight)))
     if missing:
@@ -175,7 +170,7 @@ def _controls(server: ServerState, model: catalog.ServerModel,
             if found is None:
                 raise ModelError(
                     f"The server {server.label} has no {c.kind.value} ControlNet for "
-                    f"{_label(model.family)} (control layer {i + 1}; ComfyUI models/controlnet "
+                    f"{families.label(model.family)} (control layer {i + 1}; ComfyUI models/controlnet "
                     f"lists {_some(files)})."
                 )
         uses.append(graphs.ControlUse(found, control_key(i), float(c.scale), float(c.start),
@@ -204,7 +199,7 @@ def _references(server: ServerState, model: catalog.ServerModel,
         else:
             adapter = catalog.pick_ipadapter(adapters, model.family)
         if adapter is None:
-            wanted = ref.model or f"an IP-Adapter for {_label(model.family)}"
+            wanted = ref.model or f"an IP-Adapter for {families.label(model.family)}"
             raise ModelError(f"The server {server.label} has no {wanted} (reference image "
                              f"{i + 1}; ComfyUI models/ipadapter lists {_some(adapters)}).")
         encoder = catalog.pick_clip_vision(encoders, adapter, model.family)

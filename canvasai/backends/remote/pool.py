@@ -212,8 +212,7 @@ def picker_entries(
             down.append(f"{state.label} ({state.error})")
             continue
         for m in catalog.main_models(state.listing):
-            fam = families.find(m.family)
-            label = fam.label if fam is not None else m.family
+            label = families.label(m.family)
             found.append((f"{state.label} · {label} · {m.kind}", m.filename, m.id))
             kinds.setdefault(m.id, (m.family, m.kind, m.variant, 0, 0))
         for f in state.listing.get("controlnet") or ():

@@ -44,6 +44,13 @@ def find(name: str) -> Family | None:
     return _BY_NAME.get(name)
 
 
+def label(name: str | None) -> str:
+    """The family's name for people ("SDXL", "Flux.1"), or `name` itself when no family
+    module knows it ("unknown" for none)."""
+    fam = _BY_NAME.get(name or "")
+    return fam.label if fam is not None else (name or "unknown")
+
+
 def detect_folder(class_name: str, index: Mapping[str, Any]) -> Detected | None:
     """Which family (and kind, variant) a diffusers pipeline folder is, if any knows it."""
     for fam in ALL:
