@@ -156,14 +156,19 @@ def _controlnet_for(p: FlowParams, role: ControlRole, count: int) -> str | None:
     return None
 
 
+def _within(n: int, limit: int, what: str) -> None:
+    """FlowError when more role layers are in use than work together."""
+    if n > limit:
+        raise FlowError(f"{n} {what}; at most {limit} work together: hide the ones this "
+                        "picture does not need.")
+
+
 def control_inputs(doc: Document, rect: Rect, p: FlowParams) -> tuple[list[ControlSettings],
                                                                        list[str]]:
     """Every visible control layer as a ControlSettings over `rect` (the job's area), and
     notes on the ones left out."""
     layers = role_layers(doc, "control")
-    if len(layers) > MAX_CONTROLS:
-        raise FlowError(f"{len(layers)} control layers are visible; at most {MAX_CONTROLS} "
-                        "work together: hide the ones this picture does not need.")
+    _within(len(layers), MAX_CONTROLS, "control layers are visible")
     out, notes = [], []
     for layer in layers:
         role = layer.role
@@ -196,9 +201,7 @@ def reference_inputs(doc: Document, extra_ids: tuple[int, ...] = ()) -> tuple[
             continue
         out.append(ReferenceImage(image=_over_white(layer, bounds),
                                   strength=role.strength, kind=ReferenceKind(role.kind)))
-    if len(out) > MAX_REFERENCES:
-        raise FlowError(f"{len(out)} reference images are in use; at most {MAX_REFERENCES} "
-                        "work together: hide the ones this picture does not need.")
+    _within(len(out), MAX_REFERENCES, "reference images are in use")
     return out, notes
 
 
@@ -208,9 +211,7 @@ def region_inputs(doc: Document, rect: Rect, size: tuple[int, int]) -> tuple[
     output area) at `size` (width, height: the output's size); notes on the ones left out
     (nothing of the region inside this job's area)."""
     layers = role_layers(doc, "region")
-    if len(layers) > MAX_REGIONS:
-        raise FlowError(f"{len(layers)} region layers are visible; at most {MAX_REGIONS} "
-                        "work together: hide the ones this picture does not need.")
+    _within(len(layers), MAX_REGIONS, "region layers are visible")
     out, notes = [], []
     for layer in layers:
         role = layer.role
