@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 from canvasai.core.errors import CanvasAIError
 
@@ -122,3 +122,39 @@ class BackgroundRunner(QObject):
         h = self._finish(job_id)
         if h is not None:
             h.on_error(message)
+
+
+# ----------------------------------------------------------- one-off work on Qt's pool
+class _Relay(QObject):
+    """Lives on the caller's thread: a pool thread's outcome reaches the handlers there."""
+
+    done = Signal(object)
+    failed = Signal(object)  # the exception
+
+
+class _PoolJob(QRunnable):
+    def __init__(self, fn: Callable[[], Any], relay: _Relay) -> None:
+        super().__init__()
+        self.fn, self.relay = fn, relay
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost
+            self.relay.failed.emit(exc)
+        else:
+            self.relay.done.emit(result)
+
+
+def run_in_pool(owner: QObject, fn: Callable[[], Any], on_done: Callable[[Any], None],
+                on_failed: Callable[[BaseException], None]) -> None:
+    """Run `fn()` on Qt's global thread pool (CPU work that may run beside other jobs,
+    unlike the ordered file jobs of `BackgroundRunner`); `on_done(result)` or
+    `on_failed(exception)` then runs on the thread `owner` lives on."""
+    relay = _Relay(owner)
+    queued = Qt.ConnectionType.QueuedConnection
+    relay.done.connect(on_done, queued)
+    relay.failed.connect(on_failed, queued)
+    relay.done.connect(relay.deleteLater)
+    relay.failed.connect(relay.deleteLater)
+    QThreadPool.globalInstance().start(_PoolJob(fn, relay))

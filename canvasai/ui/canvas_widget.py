@@ -51,9 +51,10 @@ from canvasai.tools.transform import (
     TransformResult,
     TransformTool,
 )
+from canvasai.ui.background import run_in_pool
 from canvasai.ui.overlays import render_mask_tint, selection_outline
 from canvasai.ui.tile_cache import TileImageCache, image_with_array
-from canvasai.ui.transform_dialog import TransformBar, run_in_pool
+from canvasai.ui.transform_dialog import TransformBar
 from canvasai.ui.view import ViewTransform, clamp_zoom, detail_level, next_zoom_step
 
 BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
@@ -758,7 +759,8 @@ class CanvasWidget(QWidget):
             return
         self._transform_jobs[id(job)] = (tool, job)
         self._update_cursor_shape()
-        run_in_pool(self, lambda: (job, job.run()), self._transform_done, self._transform_failed)
+        run_in_pool(self, lambda: (job, job.run()), self._transform_done,
+                    lambda exc: self._transform_failed(f"{type(exc).__name__}: {exc}"))
 
     def apply_transform_now(self) -> None:
         """Apply a pending (or still resampling) transform before returning, so whatever

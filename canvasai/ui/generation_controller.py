@@ -38,6 +38,7 @@ from canvasai.generation import flows, results
 from canvasai.generation.flows import FlowJob
 from canvasai.generation.history import record
 from canvasai.tools.outpaint_frame import OutpaintFrame
+from canvasai.ui.background import run_in_pool
 from canvasai.ui.generation_history import GenerationHistoryPanel
 from canvasai.ui.generation_panel import GenerationPanel
 from canvasai.ui.images import qimage_from_rgba
@@ -110,23 +111,6 @@ class _ScanTask(QRunnable):
         self.signals.done.emit(found, controlnets, note, kinds)
 
 
-class _TaskDone(QObject):
-    done = Signal(object, object)  # the task, its result (or the exception it raised)
-
-
-class _Run(QRunnable):
-    def __init__(self, fn: Any, task: Any, signals: _TaskDone) -> None:
-        super().__init__()
-        self.fn, self.task, self.signals = fn, task, signals
-
-    def run(self) -> None:
-        try:
-            out = self.fn()
-        except Exception as exc:  # noqa: BLE001 - handed back to the GUI thread
-            out = exc
-        self.signals.done.emit(self.task, out)
-
-
 class _UpscaleAccept(QObject):
     """Accepting an upscale: the layers are resampled on a pool thread (from a
     copy-on-write snapshot), then installed on the GUI thread as one undo step. If the
@@ -141,8 +125,6 @@ class _UpscaleAccept(QObject):
         self.controller, self.candidate, self.doc = controller, candidate, doc
         self.tries = 0
         self.work_threads: list[int] = []  # where the slow part ran (for tests)
-        self._signals = _TaskDone(self)
-        self._signals.done.connect(self._done)
         self._scaled: Any = None
 
     def _job(self) -> Any:
@@ -178,7 +160,8 @@ class _UpscaleAccept(QObject):
                 out = exc
             self._done(self, out)
         else:
-            QThreadPool.globalInstance().start(_Run(fn, self, self._signals))
+            run_in_pool(self, fn, lambda out: self._done(self, out),
+                        lambda exc: self._done(self, exc))
 
     def _done(self, _task: Any, out: Any) -> None:
         if isinstance(out, (BaseException, Document)):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,6 +41,7 @@ from canvasai.document.layer import (
     RegionRole,
     RoleError,
 )
+from canvasai.ui.background import run_in_pool
 
 #: role type -> (menu text, marker colour)
 ROLE_TYPES = {
@@ -294,37 +295,6 @@ def control_map(kind: str, image: np.ndarray) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(out[..., :3], dtype=np.uint8), str(note or "")
 
 
-class _Job(QObject):
-    """Lives on the GUI thread: a worker's `finished` reaches `callback` there (queued)."""
-
-    finished = Signal(object, object)  # result array or None, error text or None
-
-    def __init__(self, callback: Callable[[Any, Any], None], parent: QObject) -> None:
-        super().__init__(parent)
-        self._callback = callback
-        self.finished.connect(self._deliver)
-
-    @Slot(object, object)
-    def _deliver(self, result: Any, error: Any) -> None:
-        self._callback(result, error)
-        self.deleteLater()
-
-
-class _Run(QRunnable):
-    def __init__(self, work: Callable[[], Any], job: _Job) -> None:
-        super().__init__()
-        self.work = work
-        self.job = job
-
-    def run(self) -> None:
-        try:
-            result = self.work()
-        except Exception as exc:  # noqa: BLE001 - reported to the person, never lost
-            self.job.finished.emit(None, str(exc) or type(exc).__name__)
-            return
-        self.job.finished.emit(result, None)
-
-
 def run_off_thread(work: Callable[[], Any], on_done: Callable[[Any, Any], None],
                    pixels: int, owner: QObject, *, always: bool = False) -> None:
     """Run `work` and call `on_done(result, error)` on the GUI thread: on the global thread
@@ -337,4 +307,5 @@ def run_off_thread(work: Callable[[], Any], on_done: Callable[[Any, Any], None],
             return
         on_done(result, None)
         return
-    QThreadPool.globalInstance().start(_Run(work, _Job(on_done, owner)))
+    run_in_pool(owner, work, lambda result: on_done(result, None),
+                lambda exc: on_done(None, str(exc) or type(exc).__name__))

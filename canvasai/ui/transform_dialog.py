@@ -10,10 +10,9 @@ pixels untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -164,35 +163,3 @@ class TransformBar(QFrame):
                 field.setValue(value)
                 field.blockSignals(False)
         self.adjustSize()
-
-
-class _Relay(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class _Job(QRunnable):
-    def __init__(self, fn: Callable[[], Any], relay: _Relay) -> None:
-        super().__init__()
-        self.fn, self.relay = fn, relay
-
-    def run(self) -> None:
-        try:
-            result = self.fn()
-        except Exception as exc:  # noqa: BLE001 - reported to the person, never lost
-            self.relay.failed.emit(f"{type(exc).__name__}: {exc}")
-        else:
-            self.relay.done.emit(result)
-
-
-def run_in_pool(owner: QObject, fn: Callable[[], Any], on_done: Callable[[Any], None],
-                on_failed: Callable[[str], None]) -> None:
-    """Run `fn()` on a pool thread; `on_done(result)` / `on_failed(message)` run on the
-    thread `owner` lives on (the relay belongs to it, so the signals are queued there)."""
-    relay = _Relay(owner)
-    queued = Qt.ConnectionType.QueuedConnection
-    relay.done.connect(on_done, queued)
-    relay.failed.connect(on_failed, queued)
-    relay.done.connect(relay.deleteLater)
-    relay.failed.connect(relay.deleteLater)
-    QThreadPool.globalInstance().start(_Job(fn, relay))
