@@ -507,3 +507,24 @@ def test_cancel_mid_denoise_stops_within_one_step_and_counts_the_steps_asked(
         pipelines.StepReporter.on_step = real
     assert rec.names(job)[-1] == "cancelled"
     assert len(calls) == 3  # no denoising step ran after the one Esc landed in
+
+
+def test_the_service_hands_the_gil_over_quickly(qapp):
+    """A waiting GUI thread gets the GIL back within 1 ms (CPython's 5 ms stalled repaints
+    while a job imports torch); the service only ever lowers the interval."""
+    import sys
+
+    from canvasai.generation.service import GIL_SWITCH_INTERVAL, GenerationService
+
+    old = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        service = GenerationService(lambda name: None)
+        assert sys.getswitchinterval() == GIL_SWITCH_INTERVAL
+        service.shutdown()
+        sys.setswitchinterval(0.0005)
+        service = GenerationService(lambda name: None)
+        assert sys.getswitchinterval() == 0.0005
+        service.shutdown()
+    finally:
+        sys.setswitchinterval(old)
