@@ -5,8 +5,11 @@ level, and the mask tint) that document events invalidate by rectangle; a
 document event repaints only the widget area it maps to. Zoomed out, the
 composite comes from the level that matches the zoom (2x2 supersampled from the
 layers at that resolution, never the full-resolution document); a tile not built
-yet shows a point-sampled picture two levels coarser, built at once, so every
-frame is a complete picture and the sharp tiles replace it frame by frame. Input (mouse, tablet, wheel, keys) becomes
+yet shows a point-sampled picture two levels coarser (built first, a flat
+placeholder until it is), and the sharp tiles replace it frame by frame. Missing
+tiles are built in short frames a few ms apart (the coarse, sharp and mask caches
+share one time budget per frame), mostly between paints, which then redraw just
+the new tiles; timers and input run in between. Input (mouse, tablet, wheel, keys) becomes
 `PointerEvent`s in document coordinates for the tool, or view changes (zoom
 around the cursor, space-drag and middle-button pan).
 """
@@ -53,11 +56,19 @@ from canvasai.tools.transform import (
 )
 from canvasai.ui.background import run_in_pool
 from canvasai.ui.overlays import render_mask_tint, selection_outline
-from canvasai.ui.tile_cache import TileImageCache, image_with_array
+from canvasai.ui.tile_cache import FrameBudget, TileImageCache, image_with_array
 from canvasai.ui.transform_dialog import TransformBar
 from canvasai.ui.view import ViewTransform, clamp_zoom, detail_level, next_zoom_step
 
-BUILD_SECONDS_PER_PAINT = 0.03  # time spent building missing tiles per frame
+# Time one frame (a paint, or a building frame between paints) may spend building
+# missing tiles, all caches together (coarse preview, sharp, mask), so no stretch of
+# the GUI thread passes ~15-20 ms (plus at most one compositing step, which cannot be
+# cut). At 30 ms per cache, and the coarse preview built without limit, a 4096^2
+# 10-layer document held the GUI thread 70-120 ms per paint after an upscale.
+BUILD_SECONDS_PER_PAINT = 0.012
+# Pause between two building frames, so timers and input get their turn (zero-delay
+# repaints ran the building frames back to back).
+BUILD_FRAME_INTERVAL_MS = 8
 MAX_LEVEL = 6  # 1/64 resolution: the coarsest cached level (ZOOM_MIN is 1/64)
 PREVIEW_LEVELS = 2  # a missing tile shows the picture this many levels coarser meanwhile
 WORKSPACE_COLOR = QColor(38, 39, 43)
@@ -145,7 +156,8 @@ class CanvasWidget(QWidget):
         self._overlay_rect = QRect()
         self._more_tiles = QTimer(self)
         self._more_tiles.setSingleShot(True)
-        self._more_tiles.timeout.connect(self.update)
+        self._more_tiles.timeout.connect(self._build_more)
+        self._tiles_missing = False  # the view has tiles left for later frames
         # The transform tool: its numeric bar, its preview image, resamples in flight.
         self._transform_bar: TransformBar | None = None
         self._transform_image: tuple[np.ndarray, QImage] | None = None
@@ -174,8 +186,13 @@ class CanvasWidget(QWidget):
 
     @property
     def refining(self) -> bool:
-        """Sharper tiles are still being built for the current view (idle-time work)."""
-        return self._more_tiles.isActive() or any(c.building for c in self._levels.values())
+        """Sharper tiles are still being built for the current view (idle-time work).
+
+        (A cache's part-way built tile does not count: after a zoom, the old level's
+        one is never finished.)"""
+        if not self.isVisible():
+            return False  # (no paint comes to build them)
+        return self._tiles_missing or self._more_tiles.isActive()
 
     def detail_level(self) -> int:
         """The resolution level drawn at the current zoom: 0 at 100 % and above, L when
@@ -200,7 +217,8 @@ class CanvasWidget(QWidget):
             assert comp is not None and doc is not None
             cache = TileImageCache(
                 lambda r, lv=level: comp.display_level(r, lv, supersample=False), doc.rect,
-                level=level)
+                level=level,
+                steps=lambda r, lv=level: comp.display_level_steps(r, lv, supersample=False))
             self._previews[level] = cache
         return cache
 
@@ -223,6 +241,7 @@ class CanvasWidget(QWidget):
         self._levels.clear()
         self._previews.clear()
         self.picture_complete = False
+        self._tiles_missing = doc is not None  # until a paint has built the tiles
         if doc is None or compositor is None:
             self._images = self._mask = None
             self._selection = []
@@ -446,6 +465,7 @@ class CanvasWidget(QWidget):
         for cache in self._all_image_caches():
             cache.clear(doc.rect)
         self._mask.clear(doc.rect)
+        self._tiles_missing = True  # until a paint has rebuilt them
         self._selection = selection_outline(doc)
         self.update()
 
@@ -459,12 +479,22 @@ class CanvasWidget(QWidget):
         if doc is not None and self._images is not None and self._mask is not None:
             self._opaque = self._compositor is not None and self._compositor.opaque
             visible = self.view.widget_rect_to_doc(exposed).intersect(doc.rect)
+            missing = False
             if not visible.is_empty():
-                missing = self._draw_picture(p, visible)
+                # A paint builds tiles only with the time its drawing leaves (the first
+                # picture after a change); while building frames are scheduled, it only
+                # draws. `_build_more` builds the rest, at least a step per frame.
+                building = self._more_tiles.isActive()
+                budget = FrameBudget(0.0 if building else BUILD_SECONDS_PER_PAINT,
+                                     progress=False)
+                missing = self._draw_picture(p, visible, budget)
                 if self._mask_visible and not doc.mask.is_blank:
-                    missing |= self._draw_tiles(p, self._mask, visible)
+                    missing |= self._draw_tiles(p, self._mask, visible, budget)
                 if missing and not self._more_tiles.isActive():
-                    self._more_tiles.start(0)
+                    self._more_tiles.start(BUILD_FRAME_INTERVAL_MS)
+            # (a paint of part of the widget says nothing about the rest)
+            whole = exposed.contains(self.rect())
+            self._tiles_missing = missing or (self._tiles_missing and not whole)
             self.picture_complete = True
             self._draw_preview(p)
             self._draw_live(p)
@@ -476,19 +506,54 @@ class CanvasWidget(QWidget):
         self._draw_brush_outline(p)
         p.end()
 
-    def _draw_picture(self, p: QPainter, visible: Rect) -> bool:
+    @Slot()
+    def _build_more(self) -> None:
+        """One building frame between paints: build missing tiles of the view (the coarse
+        picture first, then the sharp tiles, then the mask tint) under one frame budget,
+        and repaint just where tiles were built (a full repaint per frame would cost
+        about as much as the building)."""
+        doc = self._doc
+        if doc is None or self._mask is None or not self.isVisible():
+            self._tiles_missing = False
+            return
+        visible = self.view.widget_rect_to_doc(self.rect()).intersect(doc.rect)
+        if visible.is_empty():
+            self._tiles_missing = False
+            return
+        budget = FrameBudget(BUILD_SECONDS_PER_PAINT)
+        built: list[Rect] = []
+        sharp = self._level_cache(self.detail_level())
+        missing = sharp.missing(visible)
+        if missing:
+            coarse = self._preview_cache(sharp.level + PREVIEW_LEVELS)
+            for part in missing:
+                built += coarse.build(part, budget)[0]
+        more, done = sharp.build(visible, budget)
+        built += more
+        if self._mask_visible and not doc.mask.is_blank:
+            more, mask_done = self._mask.build(visible, budget)
+            built += more
+            done = done and mask_done
+        for rect in built:
+            self.update(self.view.rect_to_widget_aligned(rect.intersect(visible), 1))
+        self._tiles_missing = not done
+        if not done:
+            self._more_tiles.start(BUILD_FRAME_INTERVAL_MS)
+
+    def _draw_picture(self, p: QPainter, visible: Rect, budget: FrameBudget) -> bool:
         """Draw the composite over `visible` at the zoom's level; True if some tiles still
-        wait to be built (a coarser point-sampled picture stands in for them)."""
-        level = self.detail_level()
-        waiting: list[Rect] = []
-        self._draw_tiles(p, self._level_cache(level), visible, backdrop=True, waiting=waiting)
-        if not waiting:
-            return False
-        coarse = self._preview_cache(level + PREVIEW_LEVELS)
-        for part in waiting:
-            for rect, image, _ready in coarse.tiles(part):
-                self._draw_image(p, rect, image, rect.intersect(part), coarse.level, True)
-        return True
+        wait to be built (a coarser point-sampled picture stands in for them).
+
+        The coarse picture is built first, then the sharp tiles with the time left
+        (both under `budget`); sharp tiles ready by then are drawn over the coarse ones.
+        """
+        sharp = self._level_cache(self.detail_level())
+        missing = sharp.missing(visible)
+        if missing:
+            coarse = self._preview_cache(sharp.level + PREVIEW_LEVELS)
+            for part in missing:  # (inside one coarse tile: levels nest)
+                self._draw_tiles(p, coarse, part, budget, backdrop=True)
+        return self._draw_tiles(p, sharp, visible, budget, backdrop=True, waiting=True)
 
     def _draw_image(self, p: QPainter, rect: Rect, image: QImage | None, part: Rect,
                     level: int, backdrop: bool) -> None:
@@ -511,20 +576,20 @@ class CanvasWidget(QWidget):
         p.restore()
 
     def _draw_tiles(self, p: QPainter, cache: TileImageCache, visible: Rect,
-                    backdrop: bool = False, waiting: list[Rect] | None = None) -> bool:
-        """Draw the cached tiles over `visible`; True if some were not built yet.
+                    budget: FrameBudget, backdrop: bool = False, waiting: bool = False) -> bool:
+        """Draw the cached tiles over `visible`, building missing ones while `budget`
+        allows; True if some were not built yet.
 
         With `backdrop`, a transparency checkerboard goes under each tile, and a
-        flat placeholder stands in for a tile still waiting to be built.
+        flat placeholder stands in for a tile still waiting to be built (unless
+        `waiting`: something is drawn there already, the coarse picture).
         """
         missing = False
-        for rect, image, ready in cache.tiles(visible, BUILD_SECONDS_PER_PAINT):
+        for rect, image, ready in cache.tiles(visible, budget):
             part = rect.intersect(visible)
             if not ready:
                 missing = True
-                if waiting is not None:
-                    waiting.append(part)
-                elif backdrop:
+                if backdrop and not waiting:
                     p.fillRect(self.view.rect_to_widget(part), PENDING_COLOR)
                 continue
             self._draw_image(p, rect, image, part, cache.level, backdrop)

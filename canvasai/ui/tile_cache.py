@@ -3,14 +3,17 @@
 The canvas never composites the whole view per event: a document event marks
 the touched part of each cached tile dirty, and the next paint recomputes just
 that part (several pointer events between two frames coalesce into one
-refresh). Missing tiles are built under a time budget per paint so a huge
-document never freezes the GUI thread; the rest arrive on the next frames.
+refresh). Missing tiles are built under a time budget per paint (a `FrameBudget`,
+which every cache a paint draws from shares) so a huge document never freezes the
+GUI thread; the rest arrive on the next frames.
 
 A cache holds one resolution level: at level L a tile's QImage is `tile_size`
 pixels wide and shows `tile_size * 2**L` document pixels (the canvas keeps one
 cache per level it has shown, like a mipmap pyramid). A tile whose renderer
 works in steps (`steps`, a generator per tile) is built over several frames,
-so even an expensive tile never holds the GUI thread longer than the budget.
+so even an expensive tile never holds the GUI thread much longer than the budget:
+a step that would likely run past the deadline (judged by the cache's recent steps)
+waits for the next frame.
 """
 
 from __future__ import annotations
@@ -43,6 +46,30 @@ def image_with_array(w: int, h: int, fmt: QImage.Format) -> tuple[QImage, np.nda
     stride = image.bytesPerLine()
     view = np.frombuffer(image.bits(), np.uint8).reshape(h, stride // 4, 4)[:, :w]
     return image, view
+
+
+class FrameBudget:
+    """The time one frame may spend building tiles, shared by every cache it draws from.
+
+    At least one tile (or one step of one) is built per budget whatever the time, so
+    every picture finishes; after that, building stops at the deadline.
+    """
+
+    __slots__ = ("deadline", "worked")
+
+    def __init__(self, seconds: float, progress: bool = True) -> None:
+        self.deadline = time.perf_counter() + seconds
+        # something was built under this budget; without `progress`, nothing is
+        # built past the deadline even if nothing was built before it
+        self.worked = not progress
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative past it)."""
+        return self.deadline - time.perf_counter()
+
+    def allows(self, seconds: float = 0.0) -> bool:
+        """Whether work expected to take `seconds` may start now."""
+        return not self.worked or self.left() > seconds
 
 
 class _Tile:
@@ -84,6 +111,7 @@ class TileImageCache:
         self._tiles: OrderedDict[tuple[int, int], _Tile] = OrderedDict()
         self._nbytes = 0
         self._pending: tuple[tuple[int, int], Generator] | None = None
+        self._step_seconds = 0.0  # how long this cache's recent build steps took (a decaying max)
 
     # -- invalidation --------------------------------------------------------------
     def clear(self, bounds: Rect | None = None) -> None:
@@ -124,28 +152,51 @@ class TileImageCache:
         t = self.span
         return Rect(key[0] * t, key[1] * t, t, t).intersect(self.bounds)
 
-    def tiles(self, rect: Rect, build_seconds: float | None = None
+    def missing(self, rect: Rect) -> list[Rect]:
+        """The parts of `rect` whose tiles are not built yet (document pixels)."""
+        rect = rect.intersect(self.bounds)
+        return [self.tile_rect(key).intersect(rect) for key in rect.tiles(self.span)
+                if key not in self._tiles]
+
+    def build(self, rect: Rect, budget: FrameBudget) -> tuple[list[Rect], bool]:
+        """Build missing tiles overlapping `rect` while `budget` allows, without drawing
+        them: the rects of the tiles built, and whether none is missing any more."""
+        rect = rect.intersect(self.bounds)
+        built: list[Rect] = []
+        done = building = True
+        for key in rect.tiles(self.span):
+            if key in self._tiles:
+                continue
+            tile = self._build(key, budget) if building and budget.allows() else None
+            if tile is None:
+                done = building = False  # (the next tile would drop this one's steps)
+            else:
+                built.append(tile.rect)
+        return built, done
+
+    def tiles(self, rect: Rect, budget: FrameBudget | float | None = None
               ) -> Iterator[tuple[Rect, QImage | None, bool]]:
         """(tile rect in document pixels, image or None, ready) for every tile overlapping `rect`.
 
         Dirty parts of cached tiles are always refreshed (they are what the
-        person is painting). Missing tiles are built until `build_seconds` have
-        passed; after that they come back with ready=False for a later frame.
+        person is painting). Missing tiles are built while `budget` (a shared
+        `FrameBudget`, or seconds for this call alone; None: no limit) allows;
+        after that they come back with ready=False for a later frame.
         """
         rect = rect.intersect(self.bounds)
         self._refresh_together(rect)
-        deadline = None if build_seconds is None else time.perf_counter() + build_seconds
-        worked = False
+        if budget is not None and not isinstance(budget, FrameBudget):
+            budget = FrameBudget(budget)
+        building = True
         for key in rect.tiles(self.span):
             tile = self._tiles.get(key)
             if tile is None:
-                # at least one tile (or step) per call, so every frame makes progress
-                if deadline is not None and worked and time.perf_counter() > deadline:
+                if not building or (budget is not None and not budget.allows()):
                     yield self.tile_rect(key), None, False
                     continue
-                tile = self._build(key, deadline)
-                worked = True
+                tile = self._build(key, budget)
                 if tile is None:
+                    building = False  # (the next tile would drop this one's steps)
                     yield self.tile_rect(key), None, False
                     continue
             elif tile.dirty is not None:
@@ -181,28 +232,44 @@ class TileImageCache:
                 uy, ux = (part.y - union.y) >> lv, (part.x - union.x) >> lv
                 tile.pixels[y0:y0 + h, x0:x0 + w] = pixels[uy:uy + h, ux:ux + w]
 
-    def _build(self, key: tuple[int, int], deadline: float | None) -> _Tile | None:
+    def _build(self, key: tuple[int, int], budget: FrameBudget | None) -> _Tile | None:
         r = self.tile_rect(key)
         if self._steps is None:
             pixels = self._render(r)
+            if budget is not None:
+                budget.worked = True
         else:
+            # a step that would likely end past the deadline waits for the next frame
+            # (unless nothing was built in this frame yet: every frame makes progress)
+            if budget is not None and not budget.allows(self._step_seconds):
+                return None
             if self._pending is None or self._pending[0] != key:
                 self._pending = (key, self._steps(r))
             gen = self._pending[1]
             while True:
+                t0 = time.perf_counter()
                 try:
                     next(gen)
                 except StopIteration as done:
                     pixels = done.value
                     self._pending = None
                     break
-                if deadline is not None and time.perf_counter() > deadline:
-                    return None  # go on from here next frame
+                finally:
+                    self._note_step(time.perf_counter() - t0)
+                    if budget is not None:
+                        budget.worked = True
+                if budget is not None and not budget.allows(self._step_seconds):
+                    return None
         tile = _Tile(r, pixels)
         self._tiles[key] = tile
         self._nbytes += tile.nbytes
         self._trim()
         return tile
+
+    def _note_step(self, seconds: float) -> None:
+        """Remember how long build steps take here: the longest lately, slowly forgotten
+        (steps of one tile differ: the first layer, the last one with the finishing)."""
+        self._step_seconds = max(seconds, self._step_seconds * 0.75)
 
     def _aligned(self, part: Rect) -> Rect:
         """`part` grown to whole pixels of this level (never beyond the tile or bounds)."""

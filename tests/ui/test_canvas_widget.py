@@ -14,7 +14,7 @@ from canvasai.document.document import Document
 from canvasai.tools.base import BrushSettings, ToolContext
 from canvasai.tools.registry import make_tools
 from canvasai.ui.canvas_widget import CanvasWidget
-from canvasai.ui.tile_cache import TileImageCache
+from canvasai.ui.tile_cache import FrameBudget, TileImageCache
 from canvasai.ui.view import ViewTransform
 
 NO_MOD = Qt.KeyboardModifier.NoModifier
@@ -261,10 +261,41 @@ def test_document_events_repaint_only_dirty_tiles():
 def test_tile_building_is_time_budgeted():
     cache = TileImageCache(lambda r: np.zeros((r.h, r.w, 4), np.uint8), Rect(0, 0, 4096, 4096),
                            tile_size=256)
-    first = list(cache.tiles(Rect(0, 0, 4096, 4096), build_seconds=0.0))
+    first = list(cache.tiles(Rect(0, 0, 4096, 4096), 0.0))
     ready = [t for t in first if t[2]]
     assert 1 <= len(ready) < len(first)  # the rest is left for the next frames
     assert all(t[2] for t in cache.tiles(Rect(0, 0, 4096, 4096)))
+
+
+def test_one_frame_budget_is_shared_and_a_tile_built_in_steps_loses_none():
+    """Caches drawn in one paint share its budget: spent, the next cache waits (past the
+    one step every frame makes); a tile built over several frames goes on where it left."""
+    steps_run: list[Rect] = []
+
+    def steps(r: Rect):
+        for _ in range(3):  # three layers
+            steps_run.append(r)
+            yield
+        return np.full((r.h, r.w, 4), 7, np.uint8)
+
+    bounds = Rect(0, 0, 512, 256)
+    a, b = (TileImageCache(lambda r: None, bounds, tile_size=256, steps=steps) for _ in "ab")
+    frame = FrameBudget(0.0)
+    assert a.build(bounds, frame) == ([], False) and a.building
+    assert b.build(bounds, frame) == ([], False) and not b.building  # the frame's time is spent
+    assert len(steps_run) == 1
+    assert list(b.tiles(bounds, FrameBudget(0.0, progress=False))) == [
+        (Rect(0, 0, 256, 256), None, False), (Rect(256, 0, 256, 256), None, False)]
+    frames, built = 1, []
+    while True:
+        more, done = a.build(bounds, FrameBudget(0.0))
+        frames, built = frames + 1, built + more
+        if done:
+            break
+    assert built == [Rect(0, 0, 256, 256), Rect(256, 0, 256, 256)]
+    assert len(steps_run) == 6  # 2 tiles x 3 layers: no step was run twice
+    assert frames == 8  # one step per frame (the fourth returns the pixels)
+    assert all(ready for _r, _img, ready in a.tiles(bounds, 0.0)) and not a.building
 
 
 def test_selection_outline_follows_pixel_corners(qtbot):
@@ -342,6 +373,67 @@ def test_zoomed_out_views_come_from_reduced_levels_never_full_resolution(qtbot):
     shown = img.pixelColor(c)
     ref = comp.display(Rect(1016, 1016, 16, 16)).reshape(-1, 4).mean(axis=0)
     assert abs(shown.red() - ref[0]) < 40 and abs(shown.green() - ref[1]) < 40
+
+
+def _image_array(image) -> np.ndarray:
+    image = image.convertToFormat(image.Format.Format_RGBA8888_Premultiplied)
+    w, h = image.width(), image.height()
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(h, image.bytesPerLine() // 4, 4)
+    return rows[:, :w].copy()  # (the image, a temporary, goes away)
+
+
+def _settled_canvas(qtbot, doc: Document, comp: Compositor) -> CanvasWidget:
+    canvas = CanvasWidget()
+    qtbot.addWidget(canvas)
+    canvas.resize(400, 300)
+    canvas.set_document(doc, comp)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    return canvas
+
+
+def test_a_big_document_is_drawn_placeholder_then_coarse_then_sharp_a_step_per_frame(
+        qtbot, monkeypatch):
+    """After a big change (a new or upscaled document) no paint builds past its budget:
+    the first picture is the placeholder, building frames (one step each here) make the
+    coarse picture, then the sharp one, and the end result is the composite."""
+    import canvasai.ui.canvas_widget as cw
+
+    monkeypatch.setattr(cw, "BUILD_SECONDS_PER_PAINT", 0.0)  # every frame: one step
+    monkeypatch.setattr(cw, "BUILD_FRAME_INTERVAL_MS", 60_000)  # frames on demand, below
+    doc = _big_doc()
+    comp = Compositor(doc)
+    canvas = _settled_canvas(qtbot, doc, comp)
+    level = canvas.detail_level()
+    visible = canvas.view.widget_rect_to_doc(canvas.rect()).intersect(doc.rect)
+    centre = canvas.map_from_doc(1024, 1024).toPoint()
+
+    def shown():
+        return canvas.grab().toImage().pixelColor(centre)
+
+    assert shown() == cw.PENDING_COLOR  # a paint draws with the time its budget leaves
+    assert canvas.refining
+    sharp, coarse = canvas._levels[level], canvas._previews[level + cw.PREVIEW_LEVELS]
+    frames = 0
+    while coarse.missing(visible):
+        canvas._build_more()
+        frames += 1
+    assert frames >= len(doc.layers)  # one layer per frame
+    assert sharp.missing(visible)  # the coarse picture came first, and stands in
+    assert shown() != cw.PENDING_COLOR
+    monkeypatch.setattr(cw, "BUILD_FRAME_INTERVAL_MS", 8)
+    canvas._build_more()  # (the next frames come from the canvas's timer)
+    qtbot.waitUntil(lambda: not canvas.refining, timeout=30000)
+    assert not sharp.missing(visible)
+    for rect, image, ready in sharp.tiles(visible):
+        assert ready
+        assert np.array_equal(_image_array(image), comp.display_level(rect, level))
+    # the same picture as a canvas that built it with the usual budget
+    monkeypatch.setattr(cw, "BUILD_SECONDS_PER_PAINT", 0.012)
+    other = _settled_canvas(qtbot, doc, Compositor(doc))
+    qtbot.waitUntil(lambda: not other.refining, timeout=30000)
+    assert np.array_equal(_image_array(canvas.grab().toImage()),
+                          _image_array(other.grab().toImage()))
 
 
 def test_painting_while_zoomed_out_refreshes_the_reduced_level(qtbot):
