@@ -126,10 +126,41 @@ class BackgroundRunner(QObject):
 
 # ----------------------------------------------------------- one-off work on Qt's pool
 class _Relay(QObject):
-    """Lives on the caller's thread: a pool thread's outcome reaches the handlers there."""
+    """Lives on the caller's thread: a pool thread's outcome reaches the handlers there.
+
+    The handlers are this object's own slots, and it stays referenced (`_IN_FLIGHT`)
+    until one has run: a relay whose Python side was collected while its queued signal
+    was on the way (the pool job held the last reference) lost the outcome now and then.
+    """
 
     done = Signal(object)
     failed = Signal(object)  # the exception
+
+    def __init__(self, owner: QObject, on_done: Callable[[Any], None],
+                 on_failed: Callable[[BaseException], None]) -> None:
+        super().__init__(owner)
+        self._on_done, self._on_failed = on_done, on_failed
+        queued = Qt.ConnectionType.QueuedConnection
+        self.done.connect(self._deliver_done, queued)
+        self.failed.connect(self._deliver_failed, queued)
+        _IN_FLIGHT.add(self)
+
+    @Slot(object)
+    def _deliver_done(self, result: Any) -> None:
+        self._end()
+        self._on_done(result)
+
+    @Slot(object)
+    def _deliver_failed(self, exc: Any) -> None:
+        self._end()
+        self._on_failed(exc)
+
+    def _end(self) -> None:
+        _IN_FLIGHT.discard(self)
+        self.deleteLater()
+
+
+_IN_FLIGHT: set[_Relay] = set()
 
 
 class _PoolJob(QRunnable):
@@ -141,20 +172,19 @@ class _PoolJob(QRunnable):
         try:
             result = self.fn()
         except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost
-            self.relay.failed.emit(exc)
+            signal, value = self.relay.failed, exc
         else:
-            self.relay.done.emit(result)
+            signal, value = self.relay.done, result
+        try:
+            signal.emit(value)
+        except RuntimeError:  # the owner (and so the relay) was deleted: nobody waits
+            _IN_FLIGHT.discard(self.relay)
 
 
 def run_in_pool(owner: QObject, fn: Callable[[], Any], on_done: Callable[[Any], None],
                 on_failed: Callable[[BaseException], None]) -> None:
     """Run `fn()` on Qt's global thread pool (CPU work that may run beside other jobs,
     unlike the ordered file jobs of `BackgroundRunner`); `on_done(result)` or
-    `on_failed(exception)` then runs on the thread `owner` lives on."""
-    relay = _Relay(owner)
-    queued = Qt.ConnectionType.QueuedConnection
-    relay.done.connect(on_done, queued)
-    relay.failed.connect(on_failed, queued)
-    relay.done.connect(relay.deleteLater)
-    relay.failed.connect(relay.deleteLater)
-    QThreadPool.globalInstance().start(_PoolJob(fn, relay))
+    `on_failed(exception)` then runs on the thread `owner` lives on (not at all once
+    `owner` is deleted)."""
+    QThreadPool.globalInstance().start(_PoolJob(fn, _Relay(owner, on_done, on_failed)))
