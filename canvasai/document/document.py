@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -266,6 +267,30 @@ class Document:
 
 
 _PROP_LABELS = {"opacity": "opacity", "blend_mode": "blend mode", "role": "role"}
+
+
+def snapshot_document(doc: Document, metadata: bool = True) -> Document:
+    """A copy of `doc` (layers, mask, selection, and with `metadata` its metadata) that
+    later edits of `doc` cannot change, for work on another thread: saves, job planning.
+
+    Copy-on-write: each surface's `snapshot` freezes its tiles and shares them (O(tiles),
+    no pixel copies; a later stroke copies the tile it touches first). The layers keep
+    their ids, so what is planned on the copy names the live layers. Must run on the
+    thread that edits `doc` (the GUI thread).
+    """
+    snap = Document(doc.width, doc.height, background=None)
+    snap.layers = [
+        Layer(name=la.name, surface=la.surface.snapshot(), opacity=la.opacity,
+              visible=la.visible, blend_mode=la.blend_mode, locked=la.locked, role=la.role,
+              generation=copy.deepcopy(la.generation), id=la.id)
+        for la in doc.layers
+    ]
+    snap.active_index = doc.active_index if snap.layers else -1
+    snap.mask = doc.mask.snapshot()
+    snap.selection = doc.selection.snapshot() if doc.selection is not None else None
+    if metadata:
+        snap.metadata = copy.deepcopy(doc.metadata)
+    return snap
 
 
 def _describe(layer: Layer, props: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ it starts empty after a restore.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import time
@@ -29,11 +28,8 @@ from typing import Any
 
 from canvasai.core.errors import FileFormatError
 from canvasai.core.paths import data_dir
-from canvasai.document.document import Document
-from canvasai.document.layer import Layer
-from canvasai.document.tiles import TiledSurface
+from canvasai.document.document import Document, snapshot_document
 from canvasai.formats.atomic import atomic_write_bytes, pid_alive
-from canvasai.formats.image_io import document_from_layers
 from canvasai.formats.ora import Progress, load_ora, save_ora
 
 STALE_TMP_S = 3600
@@ -65,46 +61,6 @@ class RecoveryEntry:
         if self.original_path:
             return Path(self.original_path).name
         return self.title or "Untitled"
-
-
-def _copy_surface(surface: TiledSurface) -> TiledSurface:
-    """A copy that later edits of `surface` cannot change.
-
-    Uses `surface.snapshot()` when the tile store offers one (copy-on-write: O(tiles)
-    instead of a memcpy of every painted pixel); otherwise copies every tile.
-    """
-    cow = getattr(surface, "snapshot", None)
-    return cow() if callable(cow) else surface.copy()
-
-
-def snapshot_document(doc: Document) -> Document:
-    """An independent copy of what a save needs (layers, mask, selection, metadata).
-
-    Must run on the thread that edits `doc` (the GUI thread): strokes mutate tiles
-    in place, so every allocated tile is copied: 4.2 s here for the 2.3 GiB of tiles
-    of benchmarks/files.py's 8192² x 20 layers (page faults of fresh memory dominate).
-    """
-    layers = [
-        Layer(
-            name=la.name,
-            surface=_copy_surface(la.surface),
-            opacity=la.opacity,
-            visible=la.visible,
-            blend_mode=la.blend_mode,
-            locked=la.locked,
-            role=la.role,
-            generation=copy.deepcopy(la.generation),
-        )
-        for la in doc.layers
-    ]
-    snap = document_from_layers(doc.width, doc.height, layers, doc.active_index)
-    if not layers:
-        snap.layers = []
-        snap.active_index = -1
-    snap.mask = _copy_surface(doc.mask)
-    snap.selection = _copy_surface(doc.selection) if doc.selection is not None else None
-    snap.metadata = copy.deepcopy(doc.metadata)
-    return snap
 
 
 class RecoverySession:

@@ -234,6 +234,8 @@ def test_closing_a_tab_cancels_its_jobs_only(qtbot, gen_win, monkeypatch):
     gen.generate()  # B's job
     win.switch_to(0)
     gen.generate()  # A's job, queued after B's
+    # jobs are queued in the order pressed, once planned (B's may have ended by then)
+    qtbot.waitUntil(lambda: doc_a in gen._job_doc.values(), timeout=TIMEOUT_MS)
     jobs = {d: j for j, d in gen._job_doc.items()}
     cancelled = []
     real_cancel = gen.service.cancel
@@ -402,6 +404,7 @@ def test_rerun_repeats_the_shown_documents_own_last_job(qtbot, gen_win, monkeypa
     assert not gen.has_jobs(doc_b)
     win.switch_to(0)
     gen.rerun(same_seed=True)
-    assert len(submitted) == 2 and gen.has_jobs(doc_a)
+    assert gen.has_jobs(doc_a)
+    qtbot.waitUntil(lambda: len(submitted) == 2, timeout=TIMEOUT_MS)
     assert submitted[1].seed == submitted[0].seed and submitted[1].task == submitted[0].task
     qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)

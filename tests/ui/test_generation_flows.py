@@ -121,7 +121,8 @@ def test_inpaint_without_mask_explains_itself(qtbot, win):
     gen = win.generation
     gen.panel.set_flow("inpaint")
     qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
-    assert "mask" in gen.panel.message.text().lower() and not gen.busy
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)  # planned off the GUI thread
+    assert "mask" in gen.panel.message.text().lower()
 
 
 def test_batch_candidates_discard_and_accept_all(qtbot, win):
@@ -424,8 +425,9 @@ def test_generate_while_a_job_runs_queues_it_and_each_entry_can_be_moved_or_canc
     click(gen.panel.generate_button, Qt.MouseButton.LeftButton)
     gen.panel.prompt.setPlainText("third")
     click(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(qv.job_ids()) == 3, timeout=TIMEOUT_MS)  # once planned
     ids = qv.job_ids()
-    assert len(ids) == 3 and ids[0] == a and gen.busy
+    assert ids[0] == a and gen.busy
     b, c = ids[1:]
     assert qv.list.item(0).text().startswith("▶") and qv.list.item(2).text().startswith("2. ")
     assert "“third”" in qv.list.item(2).text() and qv.summary.text() == "1 running, 2 waiting"
@@ -584,3 +586,72 @@ def test_cancel_while_the_model_loads_shows_cancelled_at_once(qtbot, win, tiny_e
         gate.set()
     assert len(gen.strip.candidates) == 1, gen.panel.message.text()
     assert len(loads) == 1  # the one load, kept for the next job
+
+
+def test_generate_plans_off_the_gui_thread_on_a_snapshot_and_queues_in_order(
+        qtbot, win, monkeypatch):
+    """Planning composites what a job reads (a second on a big document): it runs on a pool
+    thread from a copy-on-write snapshot, so strokes painted meanwhile stay out of the
+    job, and jobs queue in the order Generate was pressed even when plans end out of order."""
+    from canvasai.generation import flows
+
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 14)
+    gates = [threading.Event(), threading.Event()]
+    threads, real_plan = [], flows.plan
+
+    def slow_plan(d, flow, p, style=None):
+        threads.append(threading.current_thread())
+        gates[len(threads) - 1].wait(30)
+        return real_plan(d, flow, p, style)
+
+    monkeypatch.setattr(flows, "plan", slow_plan)
+    before = doc.active_layer.surface.read(doc.rect).copy()
+    gen.panel.prompt.setPlainText("first")
+    gen.generate()
+    qtbot.waitUntil(lambda: len(threads) == 1, timeout=TIMEOUT_MS)
+    gen.panel.prompt.setPlainText("second")
+    gen.generate()
+    qtbot.waitUntil(lambda: len(threads) == 2, timeout=TIMEOUT_MS)
+    assert gen.busy and not gen._job_doc  # both still being prepared
+    assert threading.main_thread() not in threads
+    # a stroke painted while the jobs are prepared is not in what they read
+    doc.write_pixels(doc.active_layer, 80, 60, np.zeros((40, 40, 4), np.uint8))
+    submitted = []
+    real_submit = gen.service.submit_job
+    monkeypatch.setattr(gen.service, "submit_job",
+                        lambda r: submitted.append(r) or real_submit(r))
+    gates[1].set()  # the second plan ends first: it waits for the first
+    qtbot.wait(100)
+    assert not submitted
+    gates[0].set()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert [r.prompt for r in submitted] == ["first", "second"]
+    ctx = gen.strip.candidates[0].job.source_rect
+    assert np.array_equal(submitted[0].image, before[ctx.y:ctx.y1, ctx.x:ctx.x1])
+
+
+def test_esc_while_a_job_is_prepared_drops_it_and_a_planning_error_is_shown(
+        qtbot, win, monkeypatch):
+    from canvasai.generation import flows
+
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 96, 80, 14)
+    gate, real_plan = threading.Event(), flows.plan
+    monkeypatch.setattr(flows, "plan", lambda *a, **k: gate.wait(30) and real_plan(*a, **k))
+    submitted = []
+    monkeypatch.setattr(gen.service, "submit_job", lambda r: submitted.append(r))
+    gen.generate()
+    assert gen.busy and gen.panel.step_label.text() == "Preparing…"
+    qtbot.keyClick(win.canvas, Qt.Key.Key_Escape)
+    gate.set()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert not submitted and not gen.strip.candidates
+
+    def broken(*a, **k):
+        raise flows.FlowError("Paint a mask first.")
+
+    monkeypatch.setattr(flows, "plan", broken)
+    gen.generate()
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert gen.panel.message.text() == "Paint a mask first." and not submitted
