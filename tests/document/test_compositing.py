@@ -104,6 +104,33 @@ def test_reduced_resolution_is_the_full_composite_sampled():
         assert smooth.shape == (-(-200 // step), -(-300 // step), 4)
 
 
+def test_reduced_resolution_is_built_a_band_of_rows_at_a_time(monkeypatch):
+    """Each step composites one band of sample rows of one layer (a whole layer over a
+    4096² tile held the GUI thread up to 100 ms); the bands add up to the same picture."""
+    from canvasai.document import compositing
+
+    rng = np.random.default_rng(5)
+    doc = Document(300, 700)
+    layer = doc.add_layer()
+    doc.set_layer_properties(layer, blend_mode=BlendMode.MULTIPLY)
+    paint(doc, layer, rng)
+    comp = Compositor(doc)
+    whole = comp.composite_sampled(Rect(0, 0, 300, 700), 2)
+    monkeypatch.setattr(compositing, "SAMPLE_ROWS_PER_STEP", 32)  # bands of 64 rows
+    steps = compositing.sampled_steps(list(doc.layers), Rect(0, 0, 300, 700), 2)
+    yields = 0
+    while True:
+        try:
+            next(steps)
+            yields += 1
+        except StopIteration as done:
+            banded = done.value
+            break
+    # the background alone gives one step per band; empty bands of the others give none
+    assert -(-700 // 64) < yields < len(doc.layers) * -(-700 // 64)
+    assert np.allclose(banded, whole, atol=1e-6)
+
+
 def test_display_is_premultiplied():
     doc = Document(8, 8, background=None)
     doc.write_pixels(doc.active_layer, 0, 0, np.full((8, 8, 4), (200, 100, 0, 128), np.uint8))
