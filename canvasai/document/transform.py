@@ -111,8 +111,9 @@ def resample_rgba(pixels: np.ndarray, size: tuple[int, int], upscale: bool = Tru
     interp = cv2.INTER_LANCZOS4 if upscale else cv2.INTER_AREA
     b, g, r = (cv2.resize(cv2.multiply(c, a), size, interpolation=interp) for c in (b, g, r))
     a = cv2.resize(a, size, interpolation=interp)
-    inv = np.zeros_like(a)
-    np.divide(1.0, a, out=inv, where=a > 1e-6)  # the raw (unclipped) alpha
+    # 1 / the raw (unclipped) alpha; OpenCV gives 0 where it is 0, and wherever it is
+    # (near) 0 or negative the alpha below rounds to 0, so `painted` clears that colour
+    inv = cv2.divide(1.0, a)
     # max(.., 0) then a saturating, rounding cast: colour and alpha clipped to 0..255
     chans = [cv2.convertScaleAbs(cv2.max(cv2.multiply(c, inv), 0.0)) for c in (b, g, r)]
     alpha = cv2.convertScaleAbs(cv2.max(a, 0.0), alpha=255.0)
