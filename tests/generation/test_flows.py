@@ -244,9 +244,9 @@ def test_edit_plans_the_selection_or_the_whole_picture_with_reference_layers(mon
 def test_upscale_accept_status_says_what_accepting_does():
     doc = painted_doc(64, 48)
     job = flows.plan(doc, "upscale", FlowParams(upscale_factor=2))
-    assert flows.upscale_accept_status(job) == "Resampling every layer to 128×96…"
+    assert flows.upscale_accept_status(job) == "Resampling to 128×96…"
     job = flows.plan(doc, "upscale", FlowParams(upscale_factor=4, upscale_target="new_document"))
-    assert flows.upscale_accept_status(job) == "Opening the upscaled picture (256×192) as a new document…"
+    assert flows.upscale_accept_status(job) == "New document 256×192…"
 
 
 def test_upscaling_a_soft_edged_layer_keeps_its_edge_colour():

@@ -480,7 +480,7 @@ def test_accepting_an_upscale_shows_that_work_is_in_progress(qtbot, win, monkeyp
     # accept() returned with the work still under way: the GUI thread is free meanwhile
     qtbot.waitUntil(lambda: bool(seen), timeout=TIMEOUT_MS)
     assert gen.accepting and (doc.width, doc.height) == (192, 160)
-    assert gen.panel.step_label.text() == "Resampling every layer to 384×320…"
+    assert gen.panel.step_label.text() == "Resampling to 384×320…"
     assert gen.panel.progress.maximum() == 0  # the busy bar
     assert QApplication.overrideCursor().shape() == Qt.CursorShape.BusyCursor
     ticks = []
