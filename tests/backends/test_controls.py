@@ -193,7 +193,7 @@ def test_control_nets_are_kept_between_jobs(backend, monkeypatch) -> None:
 def test_wrong_family_controlnet_is_refused_before_loading(backend, monkeypatch) -> None:
     loads: list[str] = []
     monkeypatch.setattr(type(backend.manager), "controlnet",
-                        lambda self, info: loads.append(info.name))
+                        lambda self, info, ctx=None: loads.append(info.name))
     wrong = ControlSettings(ControlKind.CANNY, _drawing(), model="controlnet/sdxl-tiny-control-canny")
     backend.manager.unload()  # and the main model is not loaded either: refused first
     main_loads: list[str] = []
@@ -211,7 +211,7 @@ def test_pose_without_a_model_says_what_to_install(backend, registry, monkeypatc
         preprocessors.preprocess("pose", _photo(), registry)
     loads: list[str] = []
     monkeypatch.setattr(type(backend.manager), "controlnet",
-                        lambda self, info: loads.append(info.name))
+                        lambda self, info, ctx=None: loads.append(info.name))
     pose = ControlSettings(ControlKind.POSE, _photo(), model="controlnet/sd1-tiny-control-canny")
     with pytest.raises(GenerationError, match="pose-estimation model"):
         _run(backend, pose)
@@ -388,9 +388,44 @@ def test_a_cancelled_job_stops_before_its_controlnets_load(backend, monkeypatch)
     monkeypatch.setattr(preprocessors, "preprocess", cancel_after_first)
     loads: list[str] = []
     monkeypatch.setattr(type(backend.manager), "controlnet",
-                        lambda self, info: loads.append(info.name))
+                        lambda self, info, ctx=None: loads.append(info.name))
     req = GenerationRequest(task=Task.TXT2IMG, model="sd1-tiny", width=W, height=H, seed=1,
                             controls=(_canny(), _lineart()))
     with pytest.raises(JobCancelled):
         backend.run(req, ctx)
     assert len(maps) == 1 and loads == []
+
+
+def test_cancel_while_a_controlnet_loads_returns_at_once_and_the_next_job_takes_it(
+        registry, monkeypatch) -> None:
+    """A ControlNet is as big as a UNet: its load runs on its own thread like a main
+    model's, a cancelled job stops waiting at once, and the load is not repeated."""
+    import threading
+
+    from canvasai.backends.diffusion.pipelines import PipelineManager
+    from canvasai.backends.models import CONTROLNET
+    from canvasai.core.errors import JobCancelled
+
+    manager = PipelineManager(registry)
+    info = registry.find(CONTROLNET, family="sd1")
+    gate, builds = threading.Event(), []
+
+    def slow_build(self, info):  # noqa: ANN001
+        builds.append(threading.current_thread().name)
+        gate.wait(30)
+        return SimpleNamespace(name=info.name)
+
+    monkeypatch.setattr(PipelineManager, "_load_controlnet", slow_build)
+    ctx = RecordingContext()
+    ctx.cancelled.set()  # Esc while the ControlNet loads
+    with pytest.raises(JobCancelled):
+        manager.controlnet(info, ctx)
+    for _ in range(1000):  # the load thread may start after the job gave up waiting
+        if builds:
+            break
+        threading.Event().wait(0.01)
+    assert builds == ["canvasai-side-load"]  # still loading, in the background
+    gate.set()
+    net = manager.controlnet(info, RecordingContext())
+    assert net.name == info.name and len(builds) == 1  # the next job took that load
+    assert manager.controlnet(info) is net  # and it is kept

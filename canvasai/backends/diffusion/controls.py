@@ -131,15 +131,17 @@ def _check_family(fam: Any, count: int) -> None:
 _kept: weakref.WeakKeyDictionary[PipelineManager, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def load_controlnets(manager: PipelineManager, infos: tuple[ModelInfo, ...]) -> tuple[Any, ...]:
-    """The ControlNets of `infos`, loaded once and kept while the same ones are used."""
+def load_controlnets(manager: PipelineManager, infos: tuple[ModelInfo, ...],
+                     ctx: JobContext | None = None) -> tuple[Any, ...]:
+    """The ControlNets of `infos`, loaded once and kept while the same ones are used (a
+    cancel of the job `ctx` ends the wait for a load at once)."""
     kept = _kept.get(manager, {})
     now: dict[str, Any] = {}
     for info in infos:
         key = str(info.path)
         net = now.get(key) or kept.get(key)
         if net is None:
-            net = manager.controlnet(info)
+            net = manager.controlnet(info, ctx)
         now[key] = net
     _kept[manager] = now
     return tuple(now[str(i.path)] for i in infos)
@@ -269,7 +271,7 @@ def prepare(
             notes.append(note)
     if ctx is not None:
         ctx.check_cancelled()
-    nets = load_controlnets(manager, infos)
+    nets = load_controlnets(manager, infos, ctx)
     return ControlPlan(settings, infos, tuple(maps), nets, notes)
 
 

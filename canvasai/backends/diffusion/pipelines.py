@@ -330,7 +330,7 @@ class _PendingLoad:
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
     abandon: threading.Event = field(default_factory=threading.Event)
-    result: LoadedModel | None = None
+    result: Any = None  # a LoadedModel (main loads) or the loaded network (side loads)
     error: BaseException | None = None
 
     def checkpoint(self) -> None:
@@ -351,6 +351,7 @@ class PipelineManager:
         self._taesd: dict[str, Any] = {}
         self._placement: dict[str, str] = {}  # model path -> how it was placed (device.py)
         self._pending: _PendingLoad | None = None  # the main model load in progress
+        self._side_loads: dict[str, _PendingLoad] = {}  # ControlNet loads, by path
         self._lock = threading.RLock()
 
     @property
@@ -607,44 +608,80 @@ class PipelineManager:
             loaded.variants[vkey] = pipe
         return pipe
 
-    def controlnet(self, info: ModelInfo) -> Any:
+    def _side_load(self, info: ModelInfo, build: Callable[[], Any], ctx: JobContext | None) -> Any:
+        """`build()` on its own thread, waited for like a main model (`load`): a job
+        cancelled meanwhile returns at once (`JobCancelled`) while the load finishes in
+        the background; the next job that wants the same model takes its result."""
+        key = str(info.path)
+        with self._lock:
+            pending = self._side_loads.get(key)
+            if pending is None:
+                pending = self._side_loads[key] = _PendingLoad(info)
+
+                def run() -> None:
+                    try:
+                        with gc_paused():
+                            pending.result = build()
+                    except BaseException as exc:  # noqa: BLE001 - handed to the waiting job
+                        pending.error = exc
+                    finally:
+                        pending.done.set()
+
+                pending.thread = threading.Thread(target=run, name="canvasai-side-load",
+                                                  daemon=True)
+                pending.thread.start()
+        self._wait(pending, ctx)
+        with self._lock:
+            if self._side_loads.get(key) is pending:
+                del self._side_loads[key]
+        if pending.error is not None:
+            raise pending.error
+        return pending.result
+
+    def controlnet(self, info: ModelInfo, ctx: JobContext | None = None) -> Any:
+        """The ControlNet of `info`, loaded once (cancellably with `ctx`, see `_side_load`)."""
         key = str(info.path)
         net = self._controlnets.get(key)
         if net is None:
-            d = _diffusers()
-            try:
-                if info.format == "diffusers":
-                    fam = families.find(info.family)
-                    cn_cls = getattr(d, fam.controlnet_class if fam and fam.controlnet_class
-                                     else "ControlNetModel")
-                    net = cn_cls.from_pretrained(
-                        info.path,
-                        **dtype_kwargs(self.device.dtype),
-                        local_files_only=True,
-                        use_safetensors=True,
-                    )
-                else:
-                    net = d.ControlNetModel.from_single_file(
-                        str(info.path),
-                        config=str(config_folder_for(info)),
-                        **dtype_kwargs(self.device.dtype),
-                        local_files_only=True,
-                    )
-            except ModelError:
-                raise
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    raise
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                raise ModelError(f"Could not load ControlNet {info.name}: {first}") from exc
-            if self.device.device != "cpu":
-                net.to(self.device.device)
+            net = self._side_load(info, lambda: self._load_controlnet(info), ctx)
             # keep one: they are as big as a UNet. Task pipelines built around an
             # older ControlNet would keep it alive, so drop them too.
             self._controlnets = {key: net}
             if self._loaded is not None:
                 for vkey in [k for k in self._loaded.variants if k[1] not in ("", key)]:
                     del self._loaded.variants[vkey]
+        return net
+
+    def _load_controlnet(self, info: ModelInfo) -> Any:
+        """Build the ControlNet of `info` (any thread: it touches no manager state)."""
+        d = _diffusers()
+        try:
+            if info.format == "diffusers":
+                fam = families.find(info.family)
+                cn_cls = getattr(d, fam.controlnet_class if fam and fam.controlnet_class
+                                 else "ControlNetModel")
+                net = cn_cls.from_pretrained(
+                    info.path,
+                    **dtype_kwargs(self.device.dtype),
+                    local_files_only=True,
+                    use_safetensors=True,
+                )
+            else:
+                net = d.ControlNetModel.from_single_file(
+                    str(info.path),
+                    config=str(config_folder_for(info)),
+                    **dtype_kwargs(self.device.dtype),
+                    local_files_only=True,
+                )
+        except ModelError:
+            raise
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ModelError(f"Could not load ControlNet {info.name}: {first}") from exc
+        if self.device.device != "cpu":
+            net.to(self.device.device)
         return net
 
     def taesd(self, family: str) -> Any | None:
