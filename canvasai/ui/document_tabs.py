@@ -2,7 +2,8 @@
 
 `OpenDocument` is what the window keeps of each open document besides the document itself:
 its file path, its compositor (the display cache is dropped while the tab is hidden), the
-canvas view (zoom and position) and the outpaint frame it had when it was last shown. The
+canvas view (zoom and position), the outpaint frame and the result it had selected in the
+Results strip (drawn over the canvas again when the tab shows) when it was last shown. The
 undo history, the selection, the mask and the results live in the document, so they
 follow it by themselves.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtGui import QMouseEvent
@@ -50,6 +52,9 @@ class OpenDocument:
     compositor: Compositor | None = None
     view: tuple[float, float, float] | None = None  # zoom, offset x, offset y; None: fit
     frame: tuple[int, int, int, int] = (0, 0, 0, 0)  # outpaint margins
+    #: the stored result (canvasai.generation.results entry) selected in the Results strip
+    #: when another tab was shown; None: none was
+    shown_result: dict[str, Any] | None = None
     on_history: Callable[[], None] | None = None  # the window's hook on its history
 
     @property

@@ -5,8 +5,14 @@ What it uses from the window: `document`, `document_path` (read/write),
 `set_document(doc, path)`, `update_title()`, `maybe_save()` (optional),
 `menu_file`, `menu_edit` (optional), `statusBar()`. A window with several documents
 also offers `add_document(doc, path)` (Open, New from a paste, a restore add a tab),
-`open_documents()`, `index_of_path(path)`, `switch_to(index)`, `set_path_of(doc, path)`
-and `close_tab()`; it calls `document_closed(doc)` when a tab closes.
+`open_documents()`, `index_of_path(path)`, `switch_to(index)`, `set_path_of(doc, path)`,
+`close_tab(index, ask)` and `has_jobs(doc)` (and `canvasai.ui.main_window.prompts_enabled`
+decides whether to ask); it calls `document_closed(doc)` when a tab closes.
+
+Dropped files open in tabs of their own (as File ▸ Open); Shift+drop and Edit ▸ Paste of
+copied files add them as layers of the shown document. A file open in a tab is never open
+twice: Open switches to its tab, and Save As onto it closes that tab first (asking when
+it has unsaved changes or running jobs; with prompts off that save is refused instead).
 
 Each open document has its own recovery file, autosaved while it has changes that are
 not on disk, whether its tab is shown or not.
@@ -408,6 +414,11 @@ class FileController(QObject):
             self._opening.discard(os.path.abspath(path))
             doc, creds = result
             self._hide_progress()
+            index = find(path) if find is not None else -1
+            if index >= 0:  # saved there from another tab while it was being read
+                self.window.switch_to(index)
+                self._status(f"{Path(path).name} is open already.")
+                return
             is_project = Path(path).suffix.lower() == ".ora"
             self._adopt_document(doc, path if is_project else None)
             add_recent(path)
@@ -481,9 +492,54 @@ class FileController(QObject):
         remember_folder(path)
         return path if path.lower().endswith(".ora") else path + ".ora"
 
+    def _free_path_for(self, doc: Document, path: str) -> bool:
+        """Before `doc` is saved to `path`: another tab showing that file closes (it would
+        show what is no longer on disk, and two tabs would save to one file). Without
+        unsaved changes or jobs it closes at once (the file dialog asked about replacing the
+        file); otherwise the person is asked, and with prompts off the save is refused.
+        False: `doc` is not saved."""
+        find = getattr(self.window, "index_of_path", None)
+        if find is not None and os.path.abspath(path) in self._opening:
+            self._fail("Could not save", (
+                f"“{Path(path).name}” is being opened in a tab of its own. Wait until it "
+                "shows, or save this document under another name."))
+            return False
+        index = find(path) if find is not None else -1
+        docs = self._open_documents()
+        if not 0 <= index < len(docs) or docs[index][0] is doc:
+            return True
+        other = docs[index][0]
+        name = Path(path).name
+        has_jobs = getattr(self.window, "has_jobs", None)
+        busy = bool(has_jobs is not None and has_jobs(other))
+        if not other.history.is_clean or busy:
+            what = ("unsaved changes and generation jobs" if busy and not other.history.is_clean
+                    else "generation jobs" if busy else "unsaved changes")
+            from canvasai.ui.main_window import prompts_enabled
+
+            if not prompts_enabled():
+                self._fail("Could not save", (
+                    f"“{name}” is open in another tab with {what}. Save or close that tab "
+                    "first, or save this document under another name."))
+                return False
+            answer = QMessageBox.question(
+                self._parent_widget(), f"Replace “{name}”?",
+                f"“{name}” is open in another tab with {what}. Save this document as "
+                f"“{name}” and close that tab? Its {what} will be lost.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Yes:
+                self._status(f"Not saved: “{name}” stays open in its tab.")
+                return False
+        self.window.close_tab(index, ask=False)
+        self._status(f"Closed the other tab of “{name}”: this document is saved there now.")
+        return True
+
     def _start_save(
         self, doc: Document, path: str, on_finished: Callable[[bool], None] | None
     ) -> bool:
+        if not self._free_path_for(doc, path):
+            return False
         t0 = time.perf_counter()
         snap = snapshot_document(doc)
         revision = doc.history.revision
@@ -622,7 +678,7 @@ class FileController(QObject):
         if mime is not None and mime.hasUrls():
             paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
             if paths:
-                self.handle_drop(paths)
+                self.handle_drop(paths, as_layers=True)  # Paste adds layers, as its name says
                 return True
         self._status("The clipboard holds no image.")
         return False
@@ -651,11 +707,27 @@ class FileController(QObject):
         return True
 
     # -- drag and drop -------------------------------------------------------------------------
-    def handle_drop(self, paths: list[str]) -> None:
-        """Dropped files: open the first one if no document is open, add the rest as layers."""
+    def handle_drop(self, paths: list[str], as_layers: bool = False) -> None:
+        """Dropped (or pasted) image and .ora files, each read on the worker thread.
+
+        A drop opens each file in a tab of its own, as File ▸ Open does (a file open
+        already is switched to; the untouched blank document a start shows gives its tab
+        up). With `as_layers` (Shift held while dropping, or Edit ▸ Paste of copied files)
+        they become new layers of the shown document, each flattened and centred; with no
+        document open the first one is opened and the rest are added to it. A window
+        without tabs does the same as `as_layers`.
+        """
         paths = [p for p in paths if Path(p).suffix.lower() in IMAGE_SUFFIXES | {".ora"}]
         if not paths:
             self._status("Drop PNG, JPEG, WebP, TIFF, BMP or .ora files.")
+            return
+        if not as_layers and getattr(self.window, "add_document", None) is not None:
+            for p in paths:
+                self.open_path(p)
+            if self.busy:  # the Opening… progress shows; say how to get layers instead
+                n = len(paths)
+                self._status(f"Opening {n} file{'s' if n != 1 else ''} in new tabs (hold "
+                             "Shift while dropping to add them as layers)")
             return
         if self.document is None:
             first, rest = paths[0], paths[1:]

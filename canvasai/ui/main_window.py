@@ -33,6 +33,7 @@ from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDragEnterEvent,
+    QDragMoveEvent,
     QDropEvent,
     QKeySequence,
 )
@@ -76,6 +77,7 @@ BRUSH_STEP = 1.15  # [ and ] scale the brush size by this factor
 
 
 CLEAR_MASK_KEY = "Ctrl+Shift+X"
+DROP_HINT = "Drop to open in new tabs · hold Shift while dropping to add as layers"
 MIB = 1024 * 1024
 
 
@@ -419,7 +421,7 @@ class MainWindow(QMainWindow):
             self.switch_to(i)
             return
         if (replace_blank and self._current is not None and self._current.pristine
-                and not self._has_jobs(self._current.document)):
+                and not self.has_jobs(self._current.document)):
             self.set_document(doc, path)
             return
         record = self._record(doc, path)
@@ -448,14 +450,15 @@ class MainWindow(QMainWindow):
         if n > 1:
             self.switch_to((self.current_index + delta) % n)
 
-    def close_tab(self, index: int | None = None) -> bool:
+    def close_tab(self, index: int | None = None, ask: bool = True) -> bool:
         """Close tab `index` (default: the shown one), offering to save unsaved changes
-        first. False when the person cancelled."""
+        first (not with `ask` False: the caller asked already). False when the person
+        cancelled."""
         index = self.current_index if index is None else index
         if not 0 <= index < len(self.documents):
             return True
         record = self.documents[index]
-        if record.modified and prompts_enabled():
+        if ask and record.modified and prompts_enabled():
             self.switch_to(index)  # they see what they are asked about
             if not self.maybe_save():
                 return False
@@ -465,6 +468,8 @@ class MainWindow(QMainWindow):
     def close_all(self) -> bool:
         """Offer to save each modified document (the window closes); False if cancelled."""
         for record in list(self.documents):
+            if record not in self.documents:  # closed meanwhile (saved over by another)
+                continue
             if record.modified and prompts_enabled():
                 self.switch_to(self.documents.index(record))
                 if not self.maybe_save():
@@ -518,6 +523,10 @@ class MainWindow(QMainWindow):
         frame = getattr(gen, "frame", None)
         if frame is not None:
             record.frame = tuple(frame.margins)  # type: ignore[assignment]
+        strip = getattr(gen, "strip", None)
+        record.shown_result = None
+        if strip is not None and 0 <= strip.current_index() < len(strip.candidates):
+            record.shown_result = strip.candidates[strip.current_index()].entry
         if record.compositor is not None:
             record.compositor.invalidate()  # a hidden document keeps no composite tiles
 
@@ -558,11 +567,18 @@ class MainWindow(QMainWindow):
             self._restore_view(record)
 
     def _restore_view(self, record: OpenDocument) -> None:
-        """The outpaint frame and view `record` had when it was last shown."""
+        """The outpaint frame, view and selected result `record` had when it was last
+        shown (the selected result is drawn over the canvas again, as the strip shows it)."""
         gen = getattr(self, "generation", None)
         frame = getattr(gen, "frame", None)
         if frame is not None and any(record.frame):
             frame.set(*record.frame)
+        shown, record.shown_result = record.shown_result, None
+        strip = getattr(gen, "strip", None)
+        if shown is not None and strip is not None:
+            index = next((i for i, c in enumerate(strip.candidates) if c.entry is shown), -1)
+            if index >= 0:  # gone if it was accepted or discarded meanwhile
+                strip.select(index)  # the controller shows it (strip.selected)
         if record.view is not None and self.canvas.isVisible():
             zoom, x, y = record.view
             self.canvas.view.zoom = zoom
@@ -604,7 +620,8 @@ class MainWindow(QMainWindow):
         if 0 <= index < len(self.documents):
             self.tab_bar.show_document(index, self.documents[index])
 
-    def _has_jobs(self, doc: Document) -> bool:
+    def has_jobs(self, doc: Document) -> bool:
+        """Whether a generation job of `doc` is being prepared, running or waiting."""
         has_jobs = getattr(getattr(self, "generation", None), "has_jobs", None)
         return bool(has_jobs is not None and has_jobs(doc))
 
@@ -846,17 +863,32 @@ class MainWindow(QMainWindow):
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+            event.setDropAction(Qt.DropAction.CopyAction)  # never a move: the file stays
+            event.accept()
+            self.show_status(DROP_HINT)
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
         else:
             event.ignore()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        """Dropped image and .ora files open in tabs of their own, as File ▸ Open does (a
+        file open already is switched to); with Shift held they are added as layers of
+        the shown document instead, as Edit ▸ Paste does. Read in the background."""
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if not paths:
             event.ignore()
             return
-        event.acceptProposedAction()
-        self.files.handle_drop(paths)
+        # a copy, whatever the keys held: a move would let the file manager delete the file
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        as_layers = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self.files.handle_drop(paths, as_layers=as_layers)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if not self.close_all():

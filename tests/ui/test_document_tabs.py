@@ -1,6 +1,8 @@
 """Several open documents in tabs, through the real MainWindow (pytest-qt, offscreen):
-each tab keeps its own undo, results, jobs, view and frame; Open adds a tab (a file open
-already is switched to); closing a modified tab asks; Ctrl+W, Ctrl+Tab."""
+each tab keeps its own undo, results (and the one selected, drawn again when the tab
+shows), jobs, view and frame; Open and a drop add tabs (a file open already is switched to;
+Shift+drop adds layers); Save As onto a file open in another tab closes that tab (asking
+when it has unsaved changes); closing a modified tab asks; Ctrl+W, Ctrl+Tab."""
 
 from __future__ import annotations
 
@@ -223,6 +225,21 @@ def test_a_job_of_one_document_lands_in_it_while_another_is_shown(qtbot, gen_win
 
 
 def test_closing_a_tab_cancels_its_jobs_only(qtbot, gen_win, monkeypatch):
+    import threading
+    import time
+
+    from canvasai.generation import service as service_module
+
+    gate = threading.Event()  # jobs wait here (cancellable) until the tab is closed
+    real_execute = service_module.execute_job
+
+    def held_execute(request, ctx, get_backend):
+        while not gate.is_set():
+            ctx.check_cancelled()
+            time.sleep(0.002)
+        return real_execute(request, ctx, get_backend)
+
+    monkeypatch.setattr(service_module, "execute_job", held_execute)
     win, gen = gen_win, gen_win.generation
     doc_a = win.document
     paint(doc_a)
@@ -234,15 +251,20 @@ def test_closing_a_tab_cancels_its_jobs_only(qtbot, gen_win, monkeypatch):
     gen.generate()  # B's job
     win.switch_to(0)
     gen.generate()  # A's job, queued after B's
-    # jobs are queued in the order pressed, once planned (B's may have ended by then)
-    qtbot.waitUntil(lambda: doc_a in gen._job_doc.values(), timeout=TIMEOUT_MS)
-    jobs = {d: j for j, d in gen._job_doc.items()}
-    cancelled = []
-    real_cancel = gen.service.cancel
-    monkeypatch.setattr(gen.service, "cancel", lambda j: cancelled.append(j) or real_cancel(j))
-    win.close_tab(0)
-    assert cancelled == [jobs[doc_a]]
-    assert win.document is doc_b
+    try:
+        # jobs are queued in the order pressed, once planned (none can end before the gate)
+        qtbot.waitUntil(lambda: doc_a in gen._job_doc.values(), timeout=TIMEOUT_MS)
+        jobs = {d: j for j, d in gen._job_doc.items()}
+        assert set(jobs) == {doc_a, doc_b}
+        cancelled = []
+        real_cancel = gen.service.cancel
+        monkeypatch.setattr(gen.service, "cancel",
+                            lambda j: cancelled.append(j) or real_cancel(j))
+        win.close_tab(0)
+        assert cancelled == [jobs[doc_a]]
+        assert win.document is doc_b
+    finally:
+        gate.set()
     qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
     assert win.tab_bar.count() == 1 and len(results.entries(doc_b)) == 1
 
@@ -408,3 +430,192 @@ def test_rerun_repeats_the_shown_documents_own_last_job(qtbot, gen_win, monkeypa
     qtbot.waitUntil(lambda: len(submitted) == 2, timeout=TIMEOUT_MS)
     assert submitted[1].seed == submitted[0].seed and submitted[1].task == submitted[0].task
     qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+
+
+def preview_bytes(win) -> tuple[bytes, object] | None:
+    """What the canvas draws over the image: the preview's pixels and its rectangle."""
+    shown = win.canvas._preview
+    if shown is None:
+        return None
+    image, rect = shown
+    return bytes(image.constBits()), rect
+
+
+def test_switching_back_draws_the_result_selected_in_that_tab_again(qtbot, gen_win):
+    win, gen = gen_win, gen_win.generation
+    doc_a = win.document
+    px = np.random.default_rng(5).integers(0, 255, (90, 120, 4), dtype=np.uint8)
+    px[..., 3] = 255
+    doc_a.write_pixels(doc_a.active_layer, 0, 0, px)
+    paint_mask(doc_a, 60, 45, 10)
+    win.add_document(Document(64, 48))  # B: no results
+    bar = win.tab_bar
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tab_center(0))
+    assert win.document is doc_a
+    gen.panel.set_flow("inpaint")
+    gen.panel.batch.setValue(2)
+    qtbot.mouseClick(gen.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not gen.busy, timeout=TIMEOUT_MS)
+    assert len(gen.strip.candidates) == 2, gen.panel.message.text()
+    assert gen.strip.current_index() == 0 and preview_bytes(win) is not None
+    qtbot.mouseClick(gen.strip.next_button, Qt.MouseButton.LeftButton)  # the second result
+    assert gen.strip.current_index() == 1
+    second = preview_bytes(win)
+    assert second is not None
+
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tab_center(1))
+    assert win.document is not doc_a and gen.strip.candidates == []
+    assert preview_bytes(win) is None  # nothing of A's over B
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tab_center(0))
+    assert win.document is doc_a and len(gen.strip.candidates) == 2
+    assert gen.strip.current_index() == 1 and gen.strip.position.text() == "2 of 2"
+    assert preview_bytes(win) == second  # drawn again, the one that was selected
+    assert gen.strip.accept_button.isEnabled()
+
+    # Ctrl+Tab away and back: the same; after Discard of it, the tab shows none again
+    key(win, Qt.Key.Key_Tab, CTRL)
+    key(win, Qt.Key.Key_Tab, CTRL)
+    assert win.document is doc_a and preview_bytes(win) == second
+    qtbot.mouseClick(gen.strip.discard_button, Qt.MouseButton.LeftButton)
+    assert len(gen.strip.candidates) == 1
+    shown = preview_bytes(win)
+    key(win, Qt.Key.Key_Tab, CTRL)
+    key(win, Qt.Key.Key_Tab, CTRL)
+    assert gen.strip.current_index() == 0 and preview_bytes(win) == shown
+    gen.strip.list.setCurrentRow(-1)  # nothing selected: nothing drawn when it comes back
+    gen.canvas.set_preview(None)
+    key(win, Qt.Key.Key_Tab, CTRL)
+    key(win, Qt.Key.Key_Tab, CTRL)
+    assert gen.strip.current_index() == -1 and preview_bytes(win) is None
+
+
+def drop(win, paths, mods=Qt.KeyboardModifier.NoModifier):
+    """Drag `paths` over the window and drop them, as a file manager does."""
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = win.canvas.mapTo(win, win.canvas.rect().center())
+    actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    enter = QDragEnterEvent(pos, actions, mime, Qt.MouseButton.LeftButton, mods)
+    QApplication.sendEvent(win, enter)
+    assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+    event = QDropEvent(QPointF(pos), actions, mime, Qt.MouseButton.LeftButton, mods)
+    QApplication.sendEvent(win, event)
+    assert event.isAccepted() and event.dropAction() == Qt.DropAction.CopyAction
+    return event
+
+
+def test_dropped_files_open_in_tabs_and_shift_drop_adds_layers(qtbot, win, tmp_path):
+    from PIL import Image
+
+    a, b = two_files(tmp_path)
+    photo = tmp_path / "photo.png"
+    Image.new("RGBA", (40, 30), (200, 10, 10, 255)).save(photo)
+    first = win.document
+    paint(first)  # touched: it keeps its tab
+    layers = len(first.layers)
+
+    drop(win, [a, photo, tmp_path / "notes.txt"])
+    assert "Shift" in win.statusBar().currentMessage()  # how to get layers instead
+    qtbot.waitUntil(lambda: win.tab_bar.count() == 3, timeout=10_000)
+    qtbot.waitUntil(lambda: not win.files.busy, timeout=10_000)
+    assert len(first.layers) == layers  # nothing was added to the shown document
+    assert win.documents[1].path == str(a) and win.tab_bar.tabText(1) == "a.ora"
+    opened = win.documents[2].document
+    assert win.document is opened and (opened.width, opened.height) == (40, 30)
+
+    drop(win, [a])  # open already: its tab shows, no second one
+    assert win.tab_bar.count() == 3 and win.current_index == 1 and not win.files.busy
+    assert "open already" in win.statusBar().currentMessage()
+
+    win.switch_to(0)
+    drop(win, [photo, b], Qt.KeyboardModifier.ShiftModifier)  # Shift: layers of this one
+    qtbot.waitUntil(lambda: len(first.layers) == layers + 2, timeout=10_000)
+    assert [la.name for la in first.layers[-2:]] == ["photo", "b"]
+    assert win.tab_bar.count() == 3 and win.document is first
+
+    # Edit ▸ Paste of copied files keeps adding them as layers (its name says so)
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QGuiApplication
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo))])
+    QGuiApplication.clipboard().setMimeData(mime)
+    win.files.actions["paste"].trigger()
+    qtbot.waitUntil(lambda: len(first.layers) == layers + 3, timeout=10_000)
+    assert win.tab_bar.count() == 3
+
+
+def save_as(qtbot, win, monkeypatch, path) -> None:
+    monkeypatch.setattr("PySide6.QtWidgets.QFileDialog.getSaveFileName",
+                        lambda *args, **kwargs: (str(path), ""))
+    win.files.actions["save_as"].trigger()
+
+
+def test_save_as_onto_a_file_open_in_another_tab_never_leaves_two_tabs_of_it(
+        qtbot, win, tmp_path, monkeypatch):
+    from canvasai.formats.ora import load_ora
+
+    a, b = two_files(tmp_path)
+    open_file(qtbot, win, a)
+    open_file(qtbot, win, b)
+    doc_a, doc_b = (r.document for r in win.documents)
+    paint(doc_a)
+
+    # A has unsaved changes and prompts are off: refused, A and its file stay as they are
+    save_as(qtbot, win, monkeypatch, a)
+    assert "“a.ora” is open in another tab with unsaved changes" in win.files.last_error
+    assert win.tab_bar.count() == 2 and win.document is doc_b
+    assert win.documents[0].document is doc_a and win.document_path == str(b)
+    assert not win.files.busy and load_ora(a).width == 160
+    win.files.message_box.close()
+
+    # with prompts on, the question names the tab; Cancel keeps everything
+    monkeypatch.setattr(mw, "prompts_enabled", lambda: True)
+    asked: list[tuple[str, str]] = []
+    answer = [Button.Cancel]
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(
+        lambda parent, title, text, *rest: asked.append((title, text)) or answer[0]))
+    save_as(qtbot, win, monkeypatch, a)
+    assert len(asked) == 1 and asked[0][0] == "Replace “a.ora”?"
+    assert "“a.ora” is open in another tab with unsaved changes" in asked[0][1]
+    assert win.tab_bar.count() == 2 and not win.files.busy
+    assert "Not saved" in win.statusBar().currentMessage()
+
+    # Yes: A's tab closes, B is saved as a.ora, one tab for it
+    answer[0] = Button.Yes
+    with qtbot.waitSignal(win.files.saved, timeout=10_000):
+        save_as(qtbot, win, monkeypatch, a)
+    assert [r.document for r in win.documents] == [doc_b]
+    assert win.document_path == str(a) and win.tab_bar.tabText(0) == "a.ora"
+    assert win.index_of_path(a) == 0 and load_ora(a).width == 90
+    monkeypatch.setattr(mw, "prompts_enabled", lambda: False)
+
+    # an unchanged tab of the file closes without a question (the file dialog asked
+    # about replacing the file): Save As of a new document onto b.ora
+    open_file(qtbot, win, b)
+    assert win.tab_bar.count() == 2
+    win.add_document(Document(30, 20), replace_blank=False)
+    new = win.document
+    with qtbot.waitSignal(win.files.saved, timeout=10_000):
+        save_as(qtbot, win, monkeypatch, b)
+    assert len(asked) == 2  # not asked again
+    assert [r.document for r in win.documents][-1] is new and win.tab_bar.count() == 2
+    assert [r.path for r in win.documents] == [str(a), str(b)]
+    assert load_ora(b).width == 30
+
+
+def test_save_as_onto_a_file_being_opened_is_refused(qtbot, win, tmp_path, monkeypatch):
+    a, _b = two_files(tmp_path)
+    paint(win.document)
+    mine = win.document
+    win.files.open_path(a)  # read in the background: no tab for it yet
+    save_as(qtbot, win, monkeypatch, a)
+    assert "“a.ora” is being opened" in win.files.last_error
+    win.files.message_box.close()
+    qtbot.waitUntil(lambda: not win.files.busy, timeout=10_000)
+    assert [r.path for r in win.documents] == [None, str(a)]
+    assert win.documents[0].document is mine and not mine.history.is_clean
