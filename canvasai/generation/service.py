@@ -56,6 +56,7 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from canvasai.backends.api import GenerationRequest, with_seed
 from canvasai.core.errors import CanvasAIError, JobCancelled
+from canvasai.core.threads import background_priority
 from canvasai.generation.runner import BackendFactory, default_backend_factory, describe_error
 from canvasai.generation.runner import execute as execute_job
 
@@ -133,6 +134,7 @@ class _Worker(QObject):
 
     @Slot()
     def run_next(self) -> None:
+        background_priority()
         job = self._service._take_next()
         if job is None:
             return

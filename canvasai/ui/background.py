@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 
 from canvasai.core.errors import CanvasAIError
+from canvasai.core.threads import background_priority
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class _Job(QRunnable):
         self.signals = signals
 
     def run(self) -> None:  # worker thread: touches nothing but its own inputs
+        background_priority()
         jid = self.job_id
         try:
             result = self.fn(lambda done, total: self.signals.progress.emit(jid, done, total))
@@ -169,6 +171,7 @@ class _PoolJob(QRunnable):
         self.fn, self.relay = fn, relay
 
     def run(self) -> None:
+        background_priority()
         try:
             result = self.fn()
         except Exception as exc:  # noqa: BLE001 - handed to the caller, never lost

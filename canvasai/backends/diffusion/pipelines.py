@@ -78,6 +78,7 @@ from canvasai.backends.models import (
 from canvasai.backends.previews import Previewer
 from canvasai.core.errors import GenerationError, ModelError
 from canvasai.core.paths import resource
+from canvasai.core.threads import background_priority
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,7 @@ class PipelineManager:
 
     def _load_in_background(self, pending: _PendingLoad) -> None:
         """The loader thread: build the pipeline; install it unless abandoned."""
+        background_priority()
         try:
             pending.checkpoint()
             warm_imports()
@@ -619,6 +621,7 @@ class PipelineManager:
                 pending = self._side_loads[key] = _PendingLoad(info)
 
                 def run() -> None:
+                    background_priority()
                     try:
                         with gc_paused():
                             pending.result = build()
