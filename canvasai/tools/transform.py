@@ -433,6 +433,13 @@ class TransformTool(Tool):
         """A piece is lifted and waits to be applied or cancelled."""
         return self._float is not None
 
+    def unlifted(self) -> tuple[Layer, TiledSurface] | None:
+        """While a piece floats (or its commit runs): the layer and its pixels as they were
+        before the lift. An autosave made meanwhile writes these, not the layer with its
+        hole, so a crash before Enter loses nothing."""
+        f = self._float
+        return (f.layer, f.original) if f is not None else None
+
     @property
     def committing(self) -> bool:
         """The full-quality resample is running (input waits for it)."""

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QWidget
 from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
+from canvasai.document.tiles import TiledSurface
 from canvasai.tools.base import PointerEvent, Tool
 from canvasai.tools.transform import (
     MOVE,
@@ -708,6 +709,13 @@ class CanvasWidget(QWidget):
     # -- the transform tool ----------------------------------------------------------------
     def _transform_tool(self) -> TransformTool | None:
         return self._tool if isinstance(self._tool, TransformTool) else None
+
+    def unsettled_layers(self) -> dict[int, TiledSurface]:
+        """Layer id -> its pixels before a pending transform lifted a piece out of it (the
+        shown document only; see `TransformTool.unlifted`)."""
+        tool = self._transform_tool()
+        lifted = tool.unlifted() if tool is not None else None
+        return {lifted[0].id: lifted[1]} if lifted is not None else {}
 
     def _draw_transform_preview(self, p: QPainter) -> bool:
         """Draw the floating piece (low resolution) where the transform puts it; True while

@@ -768,6 +768,18 @@ class FileController(QObject):
             return False
         return self._files_of(doc).on_disk != doc.history.revision
 
+    def _recovery_snapshot(self, doc: Document) -> Document:
+        """What `doc`'s recovery file holds: the document as it is, except a layer that a
+        pending transform lifted a piece out of, which is written as it was before the
+        lift (the piece is not applied yet; a crash now must not leave a hole)."""
+        snap = snapshot_document(doc)
+        canvas = getattr(self.window, "canvas", None)
+        before = canvas.unsettled_layers() if doc is self.document and canvas is not None else {}
+        for layer in snap.layers:
+            if layer.id in before:
+                layer.surface = before[layer.id].snapshot()
+        return snap
+
     def autosave_now(self) -> bool:
         """Write the recovery file of every open document that changed since its last
         autosave or save (each tab's, shown or not), in one background job."""
@@ -780,7 +792,8 @@ class FileController(QObject):
         for doc, path in due:
             state = self._files_of(doc)
             title = Path(path).name if path else "Untitled"
-            jobs.append((state, snapshot_document(doc), path, doc.history.revision, title))
+            jobs.append((state, self._recovery_snapshot(doc), path, doc.history.revision,
+                         title))
         self._autosave_running = True
 
         def work(_progress: object) -> None:

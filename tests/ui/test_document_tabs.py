@@ -619,3 +619,26 @@ def test_save_as_onto_a_file_being_opened_is_refused(qtbot, win, tmp_path, monke
     qtbot.waitUntil(lambda: not win.files.busy, timeout=10_000)
     assert [r.path for r in win.documents] == [None, str(a)]
     assert win.documents[0].document is mine and not mine.history.is_clean
+
+
+def test_an_autosave_during_a_pending_transform_keeps_the_lifted_pixels(qtbot, win):
+    """The piece a pending transform lifted is not applied yet: the recovery file holds the
+    layer as it was before the lift, never the layer with its hole."""
+    from canvasai.formats.ora import load_ora
+
+    doc = win.document
+    px = np.zeros((30, 40, 4), np.uint8)
+    px[...] = (200, 30, 30, 255)
+    doc.write_pixels(doc.active_layer, 20, 20, px)
+    before = doc.active_layer.surface.read(doc.rect)
+    win.select_tool("transform")
+    tool = win.canvas._transform_tool()
+    assert tool is not None and tool.begin() and tool.pending
+    assert not doc.active_layer.surface.read(doc.rect).any()  # lifted: a hole now
+    files = win.files
+    with qtbot.waitSignal(files.autosaved, timeout=10_000):
+        assert files.autosave_now()
+    qtbot.waitUntil(lambda: not files.busy, timeout=10_000)
+    saved = load_ora(files._files_of(doc).recovery.ora_path)
+    assert np.array_equal(saved.layers[doc.active_index].surface.read(doc.rect), before)
+    assert tool.pending  # the autosave did not apply or drop the transform
