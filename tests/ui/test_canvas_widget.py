@@ -356,12 +356,7 @@ def test_zoomed_out_views_come_from_reduced_levels_never_full_resolution(qtbot):
     full_res: list[Rect] = []
     display = comp.display
     comp.display = lambda r: full_res.append(r) or display(r)
-    canvas = CanvasWidget()
-    qtbot.addWidget(canvas)
-    canvas.resize(400, 300)
-    canvas.set_document(doc, comp)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = _settled_canvas(qtbot, doc, comp)
     qtbot.waitUntil(lambda: canvas.picture_complete, timeout=5000)
     level = detail_level(canvas.zoom)
     assert level >= 2
@@ -382,10 +377,10 @@ def _image_array(image) -> np.ndarray:
     return rows[:, :w].copy()  # (the image, a temporary, goes away)
 
 
-def _settled_canvas(qtbot, doc: Document, comp: Compositor) -> CanvasWidget:
+def _settled_canvas(qtbot, doc: Document, comp: Compositor, size=(400, 300)) -> CanvasWidget:
     canvas = CanvasWidget()
     qtbot.addWidget(canvas)
-    canvas.resize(400, 300)
+    canvas.resize(*size)
     canvas.set_document(doc, comp)
     canvas.show()
     qtbot.waitExposed(canvas)
@@ -597,12 +592,7 @@ def test_the_transform_bar_never_covers_the_top_handles(qtbot):
     doc.active_layer.surface.write(0, 0, np.full((600, 300, 4), 200, np.uint8))
     comp = Compositor(doc)
     tools = make_tools(ToolContext(doc, comp))
-    canvas = CanvasWidget()
-    qtbot.addWidget(canvas)
-    canvas.resize(600, 400)
-    canvas.set_document(doc, comp)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = _settled_canvas(qtbot, doc, comp, size=(600, 400))
     canvas.fit_to_view()
     assert canvas.map_from_doc(0, 0).y() < 30
     canvas.set_tool(tools["transform"])

@@ -67,6 +67,14 @@ def paint(doc: Document, value: int = 255) -> None:
     doc.write_pixels(doc.active_layer, 3, 3, np.full((4, 4, 4), value, np.uint8))
 
 
+def noise_with_mask(doc: Document, seed: int, radius: int) -> None:
+    """Opaque noise over the 120 x 90 document and a round mask in its middle."""
+    px = np.random.default_rng(seed).integers(0, 255, (90, 120, 4), dtype=np.uint8)
+    px[..., 3] = 255
+    doc.write_pixels(doc.active_layer, 0, 0, px)
+    paint_mask(doc, 60, 45, radius)
+
+
 def key(win, k, mods=Qt.KeyboardModifier.NoModifier) -> None:
     QTest.keyClick(win.canvas, k, mods)
 
@@ -194,10 +202,7 @@ def test_closing_the_window_asks_for_each_modified_document(qtbot, win, tmp_path
 def test_a_job_of_one_document_lands_in_it_while_another_is_shown(qtbot, gen_win, tmp_path):
     win, gen = gen_win, gen_win.generation
     doc_a = win.document
-    px = np.random.default_rng(3).integers(0, 255, (90, 120, 4), dtype=np.uint8)
-    px[..., 3] = 255
-    doc_a.write_pixels(doc_a.active_layer, 0, 0, px)
-    paint_mask(doc_a, 60, 45, 8)
+    noise_with_mask(doc_a, seed=3, radius=8)
     gen.frame.set(0, 0, 16, 0)  # A's outpaint frame (kept with A)
     win.add_document(Document(64, 48))
     doc_b = win.document
@@ -444,10 +449,7 @@ def preview_bytes(win) -> tuple[bytes, object] | None:
 def test_switching_back_draws_the_result_selected_in_that_tab_again(qtbot, gen_win):
     win, gen = gen_win, gen_win.generation
     doc_a = win.document
-    px = np.random.default_rng(5).integers(0, 255, (90, 120, 4), dtype=np.uint8)
-    px[..., 3] = 255
-    doc_a.write_pixels(doc_a.active_layer, 0, 0, px)
-    paint_mask(doc_a, 60, 45, 10)
+    noise_with_mask(doc_a, seed=5, radius=10)
     win.add_document(Document(64, 48))  # B: no results
     bar = win.tab_bar
     qtbot.mouseClick(bar, Qt.MouseButton.LeftButton, pos=bar.tab_center(0))
