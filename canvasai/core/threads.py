@@ -25,17 +25,22 @@ _state = threading.local()  # per thread: lowered already (ids are reused, flags
 
 
 def background_priority() -> bool:
-    """Lower the calling thread's CPU priority (Linux: per-thread nice). Once per thread;
-    True if it is lowered now. Never call it on the GUI thread."""
+    """Lower the calling thread's CPU priority to `BACKGROUND_NICE` below the GUI (main)
+    thread's (Linux: per-thread nice). Once per thread; True if it is that low now. Does
+    nothing on the GUI thread."""
     if not sys.platform.startswith("linux") or threading.current_thread() is threading.main_thread():
         return False
     if getattr(_state, "lowered", False):
         return True
     tid = threading.get_native_id()
     try:
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + BACKGROUND_NICE))
-    except (OSError, AttributeError):
+        # relative to the GUI (main) thread: a thread started by a lowered one inherits
+        # its nice value already, and is not lowered a second time
+        target = min(19, os.getpriority(os.PRIO_PROCESS, threading.main_thread().native_id)
+                     + BACKGROUND_NICE)
+        if os.getpriority(os.PRIO_PROCESS, tid) < target:
+            os.setpriority(os.PRIO_PROCESS, tid, target)
+    except (OSError, AttributeError, TypeError):
         log.debug("could not lower this thread's priority", exc_info=True)
         return False
     _state.lowered = True

@@ -23,10 +23,20 @@ def test_a_background_thread_lowers_only_its_own_priority_once():
         seen["second"] = background_priority()  # once per thread: not lowered twice
         seen["delta"] = os.getpriority(os.PRIO_PROCESS, tid) - before
 
-    t = threading.Thread(target=work)
-    t.start()
-    t.join()
+    def nested():  # a thread a lowered thread starts is not lowered twice
+        inner = threading.Thread(target=lambda: seen.update(
+            inner=(background_priority(), os.getpriority(os.PRIO_PROCESS,
+                                                         threading.get_native_id()))))
+        background_priority()
+        inner.start()
+        inner.join()
+
+    for target in (work, nested):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
     assert seen["first"] and seen["second"]
     assert seen["delta"] == min(BACKGROUND_NICE, 19 - main_before)
+    assert seen["inner"] == (True, min(19, main_before + BACKGROUND_NICE))
     assert not background_priority()  # never the GUI (main) thread
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
