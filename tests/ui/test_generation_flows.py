@@ -22,24 +22,32 @@ from canvasai.ui.main_window import MainWindow
 TIMEOUT_MS = 60_000
 
 
-@pytest.fixture
-def win(qtbot):
+def noise_into(doc: Document, seed: int = 0) -> Document:
+    """Opaque noise over `doc`'s active layer: a picture every flow can read."""
+    px = np.random.default_rng(seed).integers(0, 255, (doc.height, doc.width, 4), dtype=np.uint8)
+    px[..., 3] = 255
+    doc.active_layer.surface.write(0, 0, px)
+    return doc
+
+
+def generation_window(qtbot, doc: Document) -> MainWindow:
+    """The main window with generation attached as the app wires it, showing `doc`."""
     from canvasai.app import _attach_generation
 
     w = MainWindow()
     qtbot.addWidget(w)
-    _attach_generation(w)  # as the app wires it
-    gen = w.generation
-    doc = Document(192, 160)
-    rng = np.random.default_rng(0)
-    px = rng.integers(0, 255, (160, 192, 4), dtype=np.uint8)
-    px[..., 3] = 255
-    doc.active_layer.surface.write(0, 0, px)
+    _attach_generation(w)
     w.set_document(doc)
-    gen.document_replaced(doc)
+    w.generation.document_replaced(doc)
+    return w
+
+
+@pytest.fixture
+def win(qtbot):
+    w = generation_window(qtbot, noise_into(Document(192, 160)))
     w.show()
     yield w
-    gen.shutdown()
+    w.generation.shutdown()
 
 
 def paint_mask(doc, cx, cy, r):

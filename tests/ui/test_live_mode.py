@@ -19,7 +19,7 @@ from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.generation import live
-from canvasai.ui.main_window import MainWindow
+from tests.ui.test_generation_flows import generation_window, noise_into
 
 TIMEOUT_MS = 60_000
 LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
@@ -27,17 +27,7 @@ LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
 
 @pytest.fixture
 def win(qtbot):
-    from canvasai.app import _attach_generation
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    _attach_generation(w)
-    doc = Document(128, 96)
-    rng = np.random.default_rng(0)
-    px = rng.integers(0, 255, (96, 128, 4), dtype=np.uint8)
-    px[..., 3] = 255
-    doc.active_layer.surface.write(0, 0, px)
-    w.set_document(doc)
+    w = generation_window(qtbot, noise_into(Document(128, 96)))
     w.resize(1000, 760)
     w.show()
     qtbot.waitExposed(w)

@@ -11,22 +11,18 @@ from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.generation import results
 from canvasai.ui.generation_controller import shown_steps
-from canvasai.ui.main_window import MainWindow
-from tests.ui.test_generation_flows import TIMEOUT_MS, paint_mask, press_generate
+from tests.ui.test_generation_flows import (
+    TIMEOUT_MS,
+    generation_window,
+    noise_into,
+    paint_mask,
+    press_generate,
+)
 
 
 @pytest.fixture
 def win(qtbot):
-    from canvasai.app import _attach_generation
-
-    w = MainWindow()
-    qtbot.addWidget(w)
-    _attach_generation(w)
-    doc = Document(128, 96)
-    px = np.random.default_rng(1).integers(0, 255, (96, 128, 4), dtype=np.uint8)
-    px[..., 3] = 255
-    doc.active_layer.surface.write(0, 0, px)
-    w.set_document(doc)
+    w = generation_window(qtbot, noise_into(Document(128, 96), seed=1))
     w.show()
     yield w
     w.generation.shutdown()
