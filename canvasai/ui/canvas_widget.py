@@ -104,6 +104,20 @@ def _buttons(buttons: Qt.MouseButton) -> int:
     return int(buttons.value) & 7
 
 
+def _overlay(rgba: np.ndarray | None, rect: Rect | None, what: str
+             ) -> tuple[QImage, Rect] | None:
+    """A straight RGBA (h, w, 4 uint8) array as a QImage to draw scaled into doc rect
+    `rect`; None when there is nothing to draw."""
+    if rgba is None or rect is None or rect.is_empty():
+        return None
+    arr = np.ascontiguousarray(rgba, dtype=np.uint8)
+    if arr.ndim != 3 or arr.shape[2] != 4:
+        raise ValueError(f"{what} must be (h, w, 4) RGBA, got shape {arr.shape}")
+    image, view = image_with_array(arr.shape[1], arr.shape[0], QImage.Format.Format_RGBA8888)
+    view[:] = arr
+    return image, rect
+
+
 class CanvasWidget(QWidget):
     """Shows a document and forwards pointer input to the active tool.
 
@@ -309,26 +323,13 @@ class CanvasWidget(QWidget):
         Used for live generation previews; None removes it. The document is not touched.
         """
         old = self._preview[1] if self._preview else None
-        if rgba is None or rect is None or rect.is_empty():
-            self._preview = None
-        else:
-            arr = np.ascontiguousarray(rgba, dtype=np.uint8)
-            if arr.ndim != 3 or arr.shape[2] != 4:
-                raise ValueError(f"preview must be (h, w, 4) RGBA, got shape {arr.shape}")
-            h, w = arr.shape[:2]
-            image, view = image_with_array(w, h, QImage.Format.Format_RGBA8888)
-            view[:] = arr
-            self._preview = (image, rect)
-        for r in (old, rect):
-            if r is not None:
-                self.update(self.view.rect_to_widget_aligned(r, 2))
+        self._preview = _overlay(rgba, rect, "preview")
+        self._update_doc_rects((old, rect), 2)
 
     def set_frame_rect(self, rect: Rect | None) -> None:
         """Show a dashed frame (e.g. the outpaint target) around doc rect `rect`; None hides it."""
         old, self._frame = self._frame, rect
-        for r in (old, rect):
-            if r is not None:
-                self.update(self.view.rect_to_widget_aligned(r, 4))
+        self._update_doc_rects((old, rect), 4)
 
     @property
     def frame_rect(self) -> Rect | None:
@@ -339,26 +340,19 @@ class CanvasWidget(QWidget):
         """Draw the live frame `rgba` (h, w, 4 straight uint8, any size) scaled into doc
         rect `rect`, above the picture and any generation preview; None removes it."""
         old = self._live[1] if self._live else None
-        if rgba is None or rect is None or rect.is_empty():
-            self._live = None
-        else:
-            arr = np.ascontiguousarray(rgba, dtype=np.uint8)
-            if arr.ndim != 3 or arr.shape[2] != 4:
-                raise ValueError(f"live frame must be (h, w, 4) RGBA, got shape {arr.shape}")
-            image, view = image_with_array(arr.shape[1], arr.shape[0],
-                                           QImage.Format.Format_RGBA8888)
-            view[:] = arr
-            self._live = (image, rect)
-        for r in (old, rect):
-            if r is not None:
-                self.update(self.view.rect_to_widget_aligned(r, 4))
+        self._live = _overlay(rgba, rect, "live frame")
+        self._update_doc_rects((old, rect), 4)
 
     def set_live_area(self, rect: Rect | None) -> None:
         """Outline the live area (a thin dashed line); None hides it."""
         old, self._live_area = self._live_area, rect
-        for r in (old, rect):
+        self._update_doc_rects((old, rect), 4)
+
+    def _update_doc_rects(self, rects: tuple[Rect | None, ...], margin: int) -> None:
+        """Repaint the widget over each document rect (None: nothing), `margin` px wider."""
+        for r in rects:
             if r is not None:
-                self.update(self.view.rect_to_widget_aligned(r, 4))
+                self.update(self.view.rect_to_widget_aligned(r, margin))
 
     def set_live_opacity(self, opacity: float) -> None:
         self._live_opacity = max(0.0, min(1.0, float(opacity)))
