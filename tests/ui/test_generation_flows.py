@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, QTimer
 from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
+from canvasai.document.layer import Layer
 from canvasai.document.stroke import Stroke
 from canvasai.ui.main_window import MainWindow
 
@@ -48,6 +49,16 @@ def win(qtbot):
     w.show()
     yield w
     w.generation.shutdown()
+
+
+def sketch_line(doc: Document, xs: range, y: float, radius: float) -> Layer:
+    """A new layer "Sketch" with a black line of dabs at `xs` along row `y`."""
+    sketch = doc.add_layer("Sketch")
+    s = Stroke(sketch.surface, doc.rect, color=(0, 0, 0))
+    for x in xs:
+        s.dab(x, y, radius)
+    s.finish()
+    return sketch
 
 
 def paint_mask(doc, cx, cy, r):
@@ -201,11 +212,7 @@ def test_cancel_mid_job_leaves_the_document_exactly_as_before(qtbot, win, tiny_e
 
 def test_sketch_render_lands_above_the_sketch_layer(qtbot, win, tiny_env):
     gen, doc = win.generation, win.document
-    sketch = doc.add_layer("Sketch")
-    s = Stroke(sketch.surface, doc.rect, color=(0, 0, 0))
-    for x in range(40, 150, 6):
-        s.dab(x, 80, 4)
-    s.finish()
+    sketch = sketch_line(doc, range(40, 150, 6), 80, 4)
     top = doc.add_layer("Top")
     doc.set_active(sketch)
     gen.mark_active_as_sketch()

@@ -19,7 +19,7 @@ from canvasai.core.geometry import Rect
 from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.generation import live
-from tests.ui.test_generation_flows import generation_window, noise_into
+from tests.ui.test_generation_flows import generation_window, noise_into, sketch_line
 
 TIMEOUT_MS = 60_000
 LEFT, NO_MOD = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
@@ -276,14 +276,9 @@ def test_apply_into_a_locked_layer_makes_a_new_layer_instead(qtbot, win, held):
 
 def test_tiny_model_control_layer_goes_live_and_its_strokes_start_jobs(qtbot, win, tiny):
     from canvasai.document.layer import ControlRole
-    from canvasai.document.stroke import Stroke
 
     doc, mode = win.document, win.live
-    sketch = doc.add_layer("Sketch")
-    s = Stroke(sketch.surface, doc.rect, color=(0, 0, 0))
-    for x in range(20, 110, 6):
-        s.dab(x, 48, 3)
-    s.finish()
+    sketch = sketch_line(doc, range(20, 110, 6), 48, 3)
     doc.set_layer_properties(sketch, role=ControlRole(kind="scribble",
                                                       model=str(tiny.controlnet_scribble)))
     mode.set_on(True)
