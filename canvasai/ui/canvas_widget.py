@@ -529,8 +529,7 @@ class CanvasWidget(QWidget):
             more, mask_done = self._mask.build(visible, budget)
             built += more
             done = done and mask_done
-        for rect in built:
-            self.update(self.view.rect_to_widget_aligned(rect.intersect(visible), 1))
+        self._update_doc_rects(tuple(r.intersect(visible) for r in built), 1)
         self._tiles_missing = not done
         if not done:
             self._more_tiles.start(BUILD_FRAME_INTERVAL_MS)

@@ -520,8 +520,6 @@ class GenerationController(QObject):
             if e.cancelled:
                 continue
             if e.error is not None or e.job is None:
-                if not self._batch and not self._planning:
-                    self._set_idle()
                 if not isinstance(e.error, (CanvasAIError, ValueError)):
                     log.error("planning a job failed", exc_info=e.error)
                 self.panel.show_error(str(e.error) or "Preparing the job failed.")
