@@ -16,7 +16,8 @@
   GIL in dlopen and in full garbage-collection passes over the freshly imported
   objects). `warm_imports` maps torch's shared libraries with the GIL released, pauses
   the cyclic garbage collector during the imports and freezes what they created;
-  model loads run with the collector paused (see `gc_paused`).
+  model loads run with the collector paused (see `gc_paused`), after their weight files
+  were read into the OS cache with the GIL released (see `read_ahead`).
 - Schedulers are rebuilt for every job from the pipeline's *original* scheduler
   config: ``X.from_config(pipe.scheduler.config)`` would carry options of an
   earlier swap over (e.g. Karras sigmas).
@@ -59,6 +60,7 @@ from canvasai.backends.device import (
 )
 from canvasai.backends.diffusion import families
 from canvasai.backends.diffusion.families.base import Family, Route
+from canvasai.backends.diffusion.read_ahead import read_ahead, weight_files
 from canvasai.backends.loras import LoraSpec
 from canvasai.backends.models import (
     BASE,
@@ -472,6 +474,7 @@ class PipelineManager:
         elif info.family in (SD1, SD2):
             extra = {"safety_checker": None, "feature_extractor": None}
             extra["requires_safety_checker"] = False
+        read_ahead(weight_files(info), checkpoint)  # see read_ahead: no disk reads under the GIL
         try:
             if info.parts:
                 from canvasai.backends.diffusion.assembly import load_split
@@ -658,6 +661,7 @@ class PipelineManager:
     def _load_controlnet(self, info: ModelInfo) -> Any:
         """Build the ControlNet of `info` (any thread: it touches no manager state)."""
         d = _diffusers()
+        read_ahead(weight_files(info))
         try:
             if info.format == "diffusers":
                 fam = families.find(info.family)
