@@ -23,12 +23,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QImage, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QApplication,
-    QLineEdit,
     QMainWindow,
-    QPlainTextEdit,
-    QTextEdit,
 )
 
 from canvasai.backends import masking
@@ -203,9 +199,6 @@ class _ServerList(threading.Thread):
         return self.entries
 
 
-_TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)  # C is typed there
-
-
 def _bounds(nonzero: np.ndarray) -> Rect | None:
     rows = np.flatnonzero(nonzero.any(axis=1))
     cols = np.flatnonzero(nonzero.any(axis=0))
@@ -369,9 +362,16 @@ class GenerationController(QObject):
         self.generate_action.setShortcut(QKeySequence("Ctrl+Return"))
         self.generate_action.triggered.connect(self.generate)
         window.addAction(self.generate_action)
-        app = QApplication.instance()
-        if app is not None:
-            app.installEventFilter(self)  # hold C: compare (a press and a release)
+        # hold C: compare. A shortcut sees the press (text inputs keep their C: they claim
+        # it as typing); the release is watched only while C is held. Not an app-wide
+        # event filter: that ran Python for every Qt event, so the GUI thread took the GIL
+        # about 1,400 times a second, each time waiting behind a busy model load.
+        self.compare_action = QAction("Compare with the canvas (hold)", window)
+        self.compare_action.setShortcut(QKeySequence(Qt.Key.Key_C))
+        self.compare_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.compare_action.setAutoRepeat(False)
+        self.compare_action.triggered.connect(self._compare_key_pressed)
+        window.addAction(self.compare_action)
 
         self._scan_signals = _ModelScan()
         self._scan_signals.done.connect(self._models_scanned)
@@ -750,22 +750,27 @@ class GenerationController(QObject):
         elif self._shown is not None:
             self.show_candidate(self._shown)
 
+    def _compare_key_pressed(self) -> None:
+        if self._shown is None or self._comparing or not self.window.isActiveWindow():
+            return
+        self.compare(True)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)  # for the release, wherever the focus went
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        """Installed only while C is held: its release (or the window losing the focus)
+        ends the comparison."""
         t = event.type()
-        if (t not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease)
-                or not isinstance(event, QKeyEvent) or event.key() != Qt.Key.Key_C
-                or event.isAutoRepeat()):
-            return False
-        if t == QEvent.Type.KeyRelease:
-            if self._comparing:  # wherever the focus went meanwhile
+        released = (t == QEvent.Type.KeyRelease and isinstance(event, QKeyEvent)
+                    and event.key() == Qt.Key.Key_C and not event.isAutoRepeat())
+        if released or t == QEvent.Type.ApplicationDeactivate:
+            app = QApplication.instance()
+            if app is not None:
+                app.removeEventFilter(self)
+            if self._comparing:
                 self.compare(False)
-                return True
-            return False
-        if (event.modifiers() == Qt.KeyboardModifier.NoModifier and self._shown is not None
-                and self.window.isActiveWindow()
-                and not isinstance(QApplication.focusWidget(), _TEXT_INPUTS)):
-            self.compare(True)
-            return True
+            return released
         return False
 
     def accept(self, index: int, *, wait: bool = False) -> bool:

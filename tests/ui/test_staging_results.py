@@ -114,6 +114,56 @@ def test_hold_to_compare_shows_the_canvas_without_the_candidate(qtbot, win):
     assert win.canvas._preview is not None and "c" in gen.panel.prompt.toPlainText().lower()
 
 
+def test_hold_to_compare_watches_events_only_while_c_is_held(qtbot, monkeypatch):
+    """No app-wide event filter runs Python for every Qt event (each one took the GIL,
+    waiting behind a model load): the release of C is watched only while C is held, and
+    it ends the comparison wherever the focus went, as does leaving the window."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from canvasai.ui.generation_controller import GenerationController
+
+    seen: list[QEvent.Type] = []
+    real = GenerationController.eventFilter
+
+    def counting(self, obj, event):  # noqa: ANN001, ANN202
+        seen.append(event.type())
+        return real(self, obj, event)
+
+    # before the window is built: PySide looks a Python override up once
+    monkeypatch.setattr(GenerationController, "eventFilter", counting)
+    win = generation_window(qtbot, noise_into(Document(128, 96), seed=1))
+    win.show()
+    gen, doc = win.generation, win.document
+    paint_mask(doc, 40, 40, 8)
+    press_generate(qtbot, gen)
+    seen.clear()
+    win.activateWindow()
+    win.canvas.setFocus()
+    win.resize(win.width() + 10, win.height())
+    qtbot.mouseMove(win.canvas)
+    qtbot.wait(50)
+    assert seen == []  # idle: nothing filtered
+    qtbot.keyPress(win.canvas, Qt.Key.Key_C)
+    assert win.canvas._preview is None
+    gen.panel.prompt.setFocus()  # the focus moves while C is held
+    qtbot.keyRelease(gen.panel.prompt, Qt.Key.Key_C)
+    assert win.canvas._preview is not None and seen
+    seen.clear()
+    win.resize(win.width() - 10, win.height())
+    qtbot.wait(50)
+    assert seen == []  # released: watching stopped
+    win.canvas.setFocus()
+    qtbot.keyPress(win.canvas, Qt.Key.Key_C)
+    assert win.canvas._preview is None
+    QApplication.sendEvent(QApplication.instance(), QEvent(QEvent.Type.ApplicationDeactivate))
+    assert win.canvas._preview is not None  # leaving the window ends it too
+    seen.clear()
+    qtbot.wait(50)
+    assert seen == []
+    gen.shutdown()
+
+
 @pytest.mark.parametrize(("step", "total", "items", "asked", "shown"), [
     (1, 61, 1, 60, (1, 60, 1)),  # PNDM: N + 1 callbacks
     (61, 61, 1, 60, (60, 60, 1)),
