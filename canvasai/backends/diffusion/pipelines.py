@@ -34,6 +34,7 @@ import ctypes
 import gc
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -129,6 +130,50 @@ def config_folder_for(info: ModelInfo) -> Path:
 
 
 _tokenizers: dict[tuple[str, str], Any] = {}
+_folder_tokenizers: dict[tuple[str, tuple], Any] = {}
+TOKENIZERS_KEPT = 8
+
+
+def folder_tokenizers(folder: Path) -> dict[str, Any]:
+    """The tokenizers of a diffusers folder (as ``model_index.json`` names them), each
+    built once per process while its files are unchanged; pass them to ``from_pretrained``.
+
+    Why: building a tokenizer holds the GIL for 60-170 ms in one piece (transformers'
+    JSON decoding of the vocabulary, the Rust BPE built from it) and nothing here can
+    split that; the GUI thread waits meanwhile. Keeping them makes every later load of
+    the model (switching back to it, the load after a cancelled one, a reload after an
+    out-of-memory step-down) skip it. They are small next to the model, and pipelines
+    only read them.
+    """
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, Any] = {}
+    for name, spec in index.items() if isinstance(index, dict) else ():
+        sub = folder / name
+        if (not name.startswith("tokenizer") or not isinstance(spec, list) or len(spec) != 2
+                or spec[0] != "transformers" or not sub.is_dir()):
+            continue
+        try:
+            stamp = tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size)
+                                 for f in sub.iterdir() if f.is_file()))
+        except OSError:
+            continue
+        key = (str(sub.resolve()), stamp)
+        tok = _folder_tokenizers.pop(key, None)
+        if tok is None:
+            import transformers
+
+            cls = getattr(transformers, str(spec[1]), None)
+            if cls is None:
+                continue  # diffusers says what is wrong
+            tok = cls.from_pretrained(sub, local_files_only=True)
+        _folder_tokenizers[key] = tok  # the most recently used last
+        while len(_folder_tokenizers) > TOKENIZERS_KEPT:
+            del _folder_tokenizers[next(iter(_folder_tokenizers))]
+        out[name] = tok
+    return out
 
 
 def shared_tokenizers(config: Path, family: str) -> dict[str, Any]:
@@ -488,6 +533,7 @@ class PipelineManager:
             elif info.format == "diffusers":
                 if not is_sd and info.kind != UPSCALER:
                     extra |= families.get(info.family).load_kwargs(info.path)
+                extra = folder_tokenizers(info.path) | extra
                 pipe = cls.from_pretrained(
                     info.path,
                     **dtype_kwargs(dev.dtype),
