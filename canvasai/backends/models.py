@@ -449,6 +449,18 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def pipeline_components(folder: Path) -> dict[str, tuple[str, str]]:
+    """What a diffusers folder's ``model_index.json`` names: component -> (library, class),
+    the ones set to null (a missing safety checker) left out; {} when there is none."""
+    try:
+        index = _read_json(folder / "model_index.json")
+    except ModelError:
+        return {}
+    return {k: (str(v[0]), str(v[1])) for k, v in index.items()
+            if not k.startswith("_") and isinstance(v, list) and len(v) == 2
+            and v[0] is not None and v[1] is not None}
+
+
 def _folder_size(folder: Path) -> int:
     total = 0
     for root, _dirs, files in os.walk(folder):

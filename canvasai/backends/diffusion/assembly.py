@@ -20,7 +20,6 @@ registry found (e.g. in the Hugging Face cache). Nothing is downloaded.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 from canvasai.backends.device import DeviceChoice
 from canvasai.backends.diffusion import families
-from canvasai.backends.models import ModelInfo, ModelRegistry
+from canvasai.backends.models import ModelInfo, ModelRegistry, pipeline_components
 from canvasai.core.errors import ModelError
 
 
@@ -65,11 +64,10 @@ def config_source(info: ModelInfo, registry: ModelRegistry | None) -> Path:
 
 
 def _component_class(config: Path, role: str) -> tuple[str, str]:
-    index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
-    entry = index.get(role)
-    if not isinstance(entry, list) or len(entry) != 2:
+    entry = pipeline_components(config).get(role)
+    if entry is None:
         raise ModelError(f"{config}: model_index.json has no {role}.")
-    return str(entry[0]), str(entry[1])
+    return entry
 
 
 def load_text_encoder(cls_name: str, config_dir: Path, file: Path, dtype: Any) -> Any:

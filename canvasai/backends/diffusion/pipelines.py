@@ -34,7 +34,6 @@ import ctypes
 import gc
 import hashlib
 import importlib.util
-import json
 import logging
 import os
 import sys
@@ -145,15 +144,10 @@ def folder_tokenizers(folder: Path) -> dict[str, Any]:
     out-of-memory step-down) skip it. They are small next to the model, and pipelines
     only read them.
     """
-    try:
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
     out: dict[str, Any] = {}
-    for name, spec in index.items() if isinstance(index, dict) else ():
+    for name, (library, class_name) in models.pipeline_components(folder).items():
         sub = folder / name
-        if (not name.startswith("tokenizer") or not isinstance(spec, list) or len(spec) != 2
-                or spec[0] != "transformers" or not sub.is_dir()):
+        if not name.startswith("tokenizer") or library != "transformers" or not sub.is_dir():
             continue
         try:
             stamp = tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size)
@@ -165,7 +159,7 @@ def folder_tokenizers(folder: Path) -> dict[str, Any]:
         if tok is None:
             import transformers
 
-            cls = getattr(transformers, str(spec[1]), None)
+            cls = getattr(transformers, class_name, None)
             if cls is None:
                 continue  # diffusers says what is wrong
             tok = cls.from_pretrained(sub, local_files_only=True)

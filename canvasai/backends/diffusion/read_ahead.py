@@ -15,13 +15,12 @@ would be evicted by its last ones before the load reached them.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from canvasai.backends.models import ModelInfo
+from canvasai.backends.models import ModelInfo, pipeline_components
 from canvasai.formats.budget import available_memory
 
 log = logging.getLogger(__name__)
@@ -46,15 +45,9 @@ def _folder_weights(folder: Path) -> list[Path]:
     """The weights of a diffusers folder: a component folder's files without a variant
     infix (``diffusion_pytorch_model.fp16.safetensors`` is loaded only when asked for),
     unless it has nothing else; only the components ``model_index.json`` names."""
-    try:
-        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        index = None
-    if isinstance(index, dict):
-        subs = [folder / k for k, v in index.items()
-                if not k.startswith("_") and isinstance(v, list) and v and v[0] is not None]
-    else:  # a single component folder (a ControlNet, a VAE)
-        subs = [folder]
+    components = pipeline_components(folder)
+    # else a single component folder (a ControlNet, a VAE)
+    subs = [folder / k for k in components] if components else [folder]
     files: list[Path] = []
     for sub in subs:
         if not sub.is_dir():
