@@ -42,7 +42,17 @@ def test_a_folder_reads_the_named_components_plain_files_before_variants(tmp_pat
     assert sorted(ra.weight_files(_info(root))) == sorted([unet, vae16, *shards])
 
 
-def test_a_file_and_its_parts_are_read_and_every_byte_once(tmp_path: Path) -> None:
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ra, "CHUNK_BYTES", 1 << 16)
+
+
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "readinto"])
+def test_a_file_and_its_parts_are_read_and_every_byte_once(
+        tmp_path: Path, sendfile: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sendfile and not ra._sendfile_works[0]:
+        pytest.skip("no sendfile to /dev/null here")
+    monkeypatch.setattr(ra, "_sendfile_works", [sendfile])
     main = _write(tmp_path / "flux.safetensors", 3 * ra.CHUNK_BYTES // 2)
     te = _write(tmp_path / "t5.safetensors", 1234)
     ckpt = _write(tmp_path / "old.ckpt", 50)  # pickles are never mapped: nothing to read
@@ -98,3 +108,18 @@ def test_loading_a_model_reads_its_weights_ahead_first(
     assert seen == [ra.weight_files(info)]
     names = {p.parent.name for p in seen[0]}
     assert names == {"unet", "vae", "text_encoder"}
+
+
+def test_where_sendfile_cannot_write_to_devnull_readinto_takes_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    def refuse(*_a: object) -> int:
+        raise OSError(errno.ENOTSOCK, "Socket operation on non-socket")  # macOS
+
+    monkeypatch.setattr(ra, "_sendfile_works", [True])
+    monkeypatch.setattr(os, "sendfile", refuse, raising=False)
+    f = _write(tmp_path / "m.safetensors", 5 * ra.CHUNK_BYTES + 7)
+    assert ra.read_ahead([f, f], available=1 << 40) == 2 * f.stat().st_size
+    assert ra._sendfile_works == [False]  # asked once, not for every file

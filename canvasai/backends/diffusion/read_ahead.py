@@ -4,9 +4,9 @@ Why: safetensors maps a weight file and, for every tensor, touches its first pag
 inside one call that holds the GIL. When the file is not in the page cache yet (the first
 load after a boot, or a model not used for a while), each touch is a disk read done with
 the GIL held, and the GUI thread waited 50-100 ms at a time behind it
-(``benchmarks/editing.py`` with a full-size model). Reading the files first with plain
-``readinto`` calls, which release the GIL, turns those touches into page-cache hits; the
-bytes are read once either way. Nothing is kept in this process: the pages belong to the
+(``benchmarks/editing.py`` with a full-size model). Reading the files first with calls
+that release the GIL (``sendfile`` to /dev/null, else ``readinto``) turns those touches
+into page-cache hits; the bytes are read from disk once either way. Nothing is kept in this process: the pages belong to the
 OS cache, which the load then maps.
 
 A model larger than half the memory available now is not read ahead: its first files
@@ -16,6 +16,7 @@ would be evicted by its last ones before the load reached them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ from canvasai.formats.budget import available_memory
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 8 << 20  # one readinto call: short enough to check for cancel often
+CHUNK_BYTES = 32 << 20  # one read: short enough (~30 ms from disk) to check for cancel often
 MEMORY_FRACTION = 0.5
 
 
@@ -76,18 +77,46 @@ def read_ahead(paths: Sequence[Path], checkpoint: Callable[[], None] = lambda: N
                  total / 1e9, limit / MEMORY_FRACTION / 1e9)
         return 0
     started = time.perf_counter()
-    buf = memoryview(bytearray(CHUNK_BYTES))
     done = 0
     for path in _existing(paths, sizes):
         try:
-            with open(path, "rb", buffering=0) as fh:
-                while n := fh.readinto(buf):
-                    done += n
-                    checkpoint()
+            done += _read_once(path, checkpoint)
         except OSError:
             log.debug("reading %s ahead failed", path, exc_info=True)
     log.info("read %.2f GB of weights ahead in %.1f s", done / 1e9,
              time.perf_counter() - started)
+    return done
+
+
+_sendfile_works = [hasattr(os, "sendfile")]
+
+
+def _read_once(path: Path, checkpoint: Callable[[], None]) -> int:
+    """Read `path` into the page cache, calling `checkpoint` after each chunk.
+
+    Linux's ``sendfile`` to /dev/null reads the file into the cache without copying it
+    out (0.05 s instead of 0.25 s for 1.7 GB already cached; both release the GIL);
+    where it cannot write to /dev/null (macOS wants a socket) ``readinto`` does it.
+    """
+    done = 0
+    with open(path, "rb", buffering=0) as fh:
+        if _sendfile_works[0]:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                while n := os.sendfile(null, fh.fileno(), done, CHUNK_BYTES):
+                    done += n
+                    checkpoint()
+                return done
+            except OSError:
+                if done:
+                    raise
+                _sendfile_works[0] = False
+            finally:
+                os.close(null)
+        buf = memoryview(bytearray(CHUNK_BYTES))
+        while n := fh.readinto(buf):
+            done += n
+            checkpoint()
     return done
 
 
