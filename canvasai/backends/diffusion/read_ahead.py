@@ -6,8 +6,8 @@ load after a boot, or a model not used for a while), each touch is a disk read d
 the GIL held, and the GUI thread waited 50-100 ms at a time behind it
 (``benchmarks/editing.py`` with a full-size model). Reading the files first with calls
 that release the GIL (``sendfile`` to /dev/null, else ``readinto``) turns those touches
-into page-cache hits; the bytes are read from disk once either way. Nothing is kept in this process: the pages belong to the
-OS cache, which the load then maps.
+into page-cache hits; the bytes are read from disk once either way. Nothing is kept in
+this process: the pages belong to the OS cache, which the load then maps.
 
 A model larger than half the memory available now is not read ahead: its first files
 would be evicted by its last ones before the load reached them.
