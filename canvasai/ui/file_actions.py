@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEventLoop, QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
@@ -68,6 +68,7 @@ from canvasai.formats.recovery import (
 )
 from canvasai.ui.background import BackgroundRunner
 from canvasai.ui.export_dialog import ExportDialog
+from canvasai.ui.images import qimage_from_rgba, rgba_from_qimage
 
 log = logging.getLogger(__name__)
 
@@ -145,19 +146,6 @@ def model_path(name: str) -> Path | None:
 
     info = registry().get(name)
     return info.path if info is not None else None
-
-
-def qimage_from_rgba(pixels: np.ndarray) -> QImage:
-    h, w = pixels.shape[:2]
-    data = np.ascontiguousarray(pixels)
-    return QImage(data.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
-
-
-def rgba_from_qimage(image: QImage) -> np.ndarray:
-    img = image.convertToFormat(QImage.Format.Format_RGBA8888)
-    w, h = img.width(), img.height()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
-    return buf.reshape(h, img.bytesPerLine())[:, : w * 4].reshape(h, w, 4).copy()
 
 
 class _DocFiles:

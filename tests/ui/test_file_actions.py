@@ -16,7 +16,8 @@ from canvasai.document.compositing import Compositor
 from canvasai.document.document import Document
 from canvasai.formats.ora import load_ora, save_ora
 from canvasai.formats.recovery import RecoverySession, snapshot_document
-from canvasai.ui.file_actions import FileController, qimage_from_rgba, rgba_from_qimage
+from canvasai.ui.file_actions import FileController
+from canvasai.ui.images import qimage_from_rgba, rgba_from_qimage
 from tests.formats.files_helpers import flat, painted_document
 
 
