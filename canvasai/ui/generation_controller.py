@@ -199,6 +199,17 @@ class _ServerList(threading.Thread):
         return self.entries
 
 
+def _window_action(window: QMainWindow, text: str, key: QKeySequence,
+                   slot: Callable[[], object]) -> QAction:
+    """An action of `window` with a shortcut that works anywhere in it."""
+    action = QAction(text, window)
+    action.setShortcut(key)
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    action.triggered.connect(slot)
+    window.addAction(action)
+    return action
+
+
 def _bounds(nonzero: np.ndarray) -> Rect | None:
     rows = np.flatnonzero(nonzero.any(axis=1))
     cols = np.flatnonzero(nonzero.any(axis=0))
@@ -352,26 +363,19 @@ class GenerationController(QObject):
         self._comparing = False
         self.history_panel.reuse_requested.connect(self.panel.set_params)
 
-        self.cancel_action = QAction("Cancel generation", window)
-        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
-        self.cancel_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.cancel_action = _window_action(window, "Cancel generation",
+                                            QKeySequence(Qt.Key.Key_Escape), self.cancel)
         self.cancel_action.setEnabled(False)
-        self.cancel_action.triggered.connect(self.cancel)
-        window.addAction(self.cancel_action)
-        self.generate_action = QAction("Generate", window)
-        self.generate_action.setShortcut(QKeySequence("Ctrl+Return"))
-        self.generate_action.triggered.connect(self.generate)
-        window.addAction(self.generate_action)
+        self.generate_action = _window_action(window, "Generate", QKeySequence("Ctrl+Return"),
+                                              self.generate)
         # hold C: compare. A shortcut sees the press (text inputs keep their C: they claim
         # it as typing); the release is watched only while C is held. Not an app-wide
         # event filter: that ran Python for every Qt event (4,000 in the editing
         # benchmark's 3 idle seconds), each one taking the GIL, so waiting behind a load.
-        self.compare_action = QAction("Compare with the canvas (hold)", window)
-        self.compare_action.setShortcut(QKeySequence(Qt.Key.Key_C))
-        self.compare_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.compare_action = _window_action(window, "Compare with the canvas (hold)",
+                                             QKeySequence(Qt.Key.Key_C),
+                                             self._compare_key_pressed)
         self.compare_action.setAutoRepeat(False)
-        self.compare_action.triggered.connect(self._compare_key_pressed)
-        window.addAction(self.compare_action)
 
         self._scan_signals = _ModelScan()
         self._scan_signals.done.connect(self._models_scanned)
