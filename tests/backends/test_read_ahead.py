@@ -24,7 +24,7 @@ def _write(path: Path, size: int) -> Path:
 
 def test_a_folder_reads_the_named_components_plain_files_before_variants(tmp_path: Path) -> None:
     root = tmp_path / "model"
-    (root).mkdir()
+    root.mkdir()
     (root / "model_index.json").write_text(json.dumps({
         "_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.30.0",
         "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
