@@ -28,6 +28,7 @@ pastes with.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import replace
 from typing import Any
@@ -43,7 +44,7 @@ from canvasai.backends.api import (
     Task,
 )
 from canvasai.core.geometry import Rect
-from canvasai.document.document import Document
+from canvasai.document.document import Document, snapshot_document
 from canvasai.document.selection import selection_bounds
 from canvasai.generation import flows
 from canvasai.generation.flows import FlowError, FlowJob
@@ -160,6 +161,17 @@ def live_seed(doc: Document, params: FlowParams) -> int:
     return seed
 
 
+def live_snapshot(doc: Document, params: FlowParams) -> Document:
+    """A copy-on-write copy of `doc` to plan its live job from on another thread
+    (`snapshot_document`), with the metadata live planning reads: the pinned frame and
+    the live seed, which is made here first, on `doc`, so that it is kept."""
+    live_seed(doc, params)
+    snap = snapshot_document(doc, metadata=False)
+    snap.metadata = {k: copy.deepcopy(doc.metadata[k]) for k in (FRAME_KEY, SEED_KEY)
+                     if k in doc.metadata}
+    return snap
+
+
 # --------------------------------------------------------------------------- the request
 def _style(params: FlowParams, style: Any) -> Any:
     if style is None and params.style:
@@ -180,6 +192,16 @@ def live_settings(params: FlowParams, style: Any = None) -> Any:
     return style.live if style is not None else LiveSettings()
 
 
+def check_live(doc: Document, params: FlowParams) -> None:
+    """Raise FlowError with a sentence for the person when live painting cannot run on
+    `doc` with `params` (no diffusion model, nothing to paint); cheap, unlike `plan_live`."""
+    if not params.model or params.model == CLASSIC_MODEL:
+        raise FlowError("Live painting needs a diffusion model: choose one in the model "
+                        "list (Classic cannot paint live).")
+    if live_area(doc)[0].is_empty():
+        raise FlowError("The canvas is empty: there is nothing to paint live.")
+
+
 def plan_live(doc: Document, params: FlowParams, style: Any = None, *,
               strength: float | None = None) -> FlowJob:
     """The live job for `doc` as it is now: an img2img request (txt2img when nothing is
@@ -187,14 +209,10 @@ def plan_live(doc: Document, params: FlowParams, style: Any = None, *,
     `strength` (None: the style's live strength), a fixed seed, and the document's
     visible control layers, references and regions. Raises FlowError with a sentence for
     the person when live painting cannot run (no diffusion model)."""
-    if not params.model or params.model == CLASSIC_MODEL:
-        raise FlowError("Live painting needs a diffusion model: choose one in the model "
-                        "list (Classic cannot paint live).")
+    check_live(doc, params)
     style = _style(params, style)
     live = live_settings(params, style)
     rect, _source = live_area(doc)
-    if rect.is_empty():
-        raise FlowError("The canvas is empty: there is nothing to paint live.")
     size = work_size(rect, native_side(params.model))
     seed = live_seed(doc, params)
     p = replace(params, steps=int(live.steps), guidance=float(live.guidance),

@@ -3,8 +3,10 @@
 While Live is on (the toggle in the Generate panel's Live bar, Tools ▸ Live painting,
 Ctrl+L), every stroke end that touches the live area, and every change of the prompt,
 model, style, live strength, seed, layers (a control layer's pixels or role, visibility)
-or of the live area itself (debounced), plans a live job (`canvasai.generation.live`)
-and hands it to `GenerationService.submit_live`, which drops the older live jobs. Only
+or of the live area itself (debounced), plans a live job (`canvasai.generation.live`,
+on a pool thread from a copy-on-write snapshot: one plan at a time, the changes made
+meanwhile go into the next) and hands it to `GenerationService.submit_live`, which drops
+the older live jobs. Only
 the newest job's previews and frame are shown (over the live area, with the opacity and
 the Show box of the Live bar); results of superseded jobs are ignored. The latency of
 the last frame (from the stroke end or change to the frame on the canvas) is shown in
@@ -24,6 +26,7 @@ jobs are cancelled).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -47,6 +50,9 @@ from canvasai.core.geometry import Rect
 from canvasai.document.document import Document
 from canvasai.generation import flows, live
 from canvasai.generation.flows import FlowJob
+from canvasai.ui.background import run_in_pool
+
+log = logging.getLogger(__name__)
 
 SHORTCUT = "Ctrl+L"
 STROKE_DELAY_MS = 0  # a stroke end with no live job in flight: at once
@@ -183,6 +189,9 @@ class LiveMode(QObject):
         self._dirty = Rect(0, 0, 0, 0)  # pixels changed since the last live job
         self._changed = False  # settings or layers changed since the last live job
         self._trigger_at: float | None = None
+        self._planning = False  # a live job is being planned on a pool thread
+        self._replan = False  # ... and something changed meanwhile: plan again after it
+        self._plans = 0  # bumped when Live stops: plans of an earlier session are dropped
         self._area: Rect | None = None
         self._wired = False
         self.jobs_submitted = 0
@@ -229,7 +238,7 @@ class LiveMode(QObject):
             panel.show_error("Open or create a document first.")
             return False
         try:
-            job = live.plan_live(doc, panel.params(), strength=self.bar.strength.value())
+            live.check_live(doc, panel.params())
         except (CanvasAIError, ValueError) as exc:
             panel.show_error(str(exc))
             return False
@@ -247,7 +256,8 @@ class LiveMode(QObject):
         canvas.set_live_visible(self.bar.show_box.isChecked())
         canvas.set_live_opacity(self.bar.opacity.value() / 100)
         self._trigger_at = time.perf_counter()
-        self._submit(job)
+        self._changed = True
+        self._fire()
         return True
 
     def _stop(self, why: str) -> None:
@@ -258,6 +268,8 @@ class LiveMode(QObject):
             doc.selection_changed.disconnect(self._on_selection)
             doc.size_changed.disconnect(self._settings_changed)
         self._timer.stop()
+        self._plans += 1  # a plan still being made is for a session that is over
+        self._planning = self._replan = False
         self._cancel_live()
         self._jobs.clear()
         self._latest = None
@@ -371,14 +383,33 @@ class LiveMode(QObject):
             return
         if self._apply is not None:  # after the applied result lands
             return
-        self._dirty, self._changed = Rect(0, 0, 0, 0), False
-        try:
-            job = live.plan_live(doc, self.controller.panel.params(),
-                                 strength=self.bar.strength.value())
-        except (CanvasAIError, ValueError) as exc:
-            self.bar.info.setText(str(exc))
+        if self._planning:  # the next plan starts when this one lands
+            self._replan = True
             return
-        self._submit(job)
+        self._dirty, self._changed = Rect(0, 0, 0, 0), False
+        # Planning composites the live area (0.1-0.5 s for a big document of many
+        # layers): on a pool thread, from a copy-on-write snapshot taken here.
+        params, strength = self.controller.panel.params(), self.bar.strength.value()
+        snap = live.live_snapshot(doc, params)
+        self._planning, token = True, self._plans
+        run_in_pool(self, lambda: live.plan_live(snap, params, strength=strength),
+                    lambda job: self._planned(token, job, None),
+                    lambda exc: self._planned(token, None, exc))
+
+    def _planned(self, token: int, job: FlowJob | None, error: BaseException | None) -> None:
+        if token != self._plans:  # Live went off (or on again) meanwhile
+            return
+        self._planning = False
+        if job is not None:
+            self._submit(job)
+        elif isinstance(error, (CanvasAIError, ValueError)):
+            self.bar.info.setText(str(error))
+        else:
+            log.error("planning a live job failed", exc_info=error)
+            self.bar.info.setText(f"The live job could not be prepared: {error}")
+        if self._replan:
+            self._replan = False
+            self._fire()
 
     def _submit(self, job: FlowJob) -> None:
         try:
@@ -459,6 +490,8 @@ class LiveMode(QObject):
             return False
         job, _image = self.frame
         self._timer.stop()
+        self._plans += 1  # a plan still being made is for a session that is over
+        self._planning = self._replan = False
         self._cancel_live()
         self._jobs.clear()
         self._latest = None

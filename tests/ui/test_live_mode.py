@@ -134,6 +134,49 @@ def test_strokes_while_a_frame_is_made_go_when_it_lands(qtbot, win, held, monkey
     assert len(held.runs) <= 2
 
 
+def test_live_jobs_are_planned_off_the_gui_thread_one_at_a_time(qtbot, win, held,
+                                                                 monkeypatch):
+    """Planning composites the live area (0.1-0.5 s for a big document of many layers):
+    it runs on a pool thread from a snapshot, one plan at a time; what changes meanwhile
+    goes into the next plan, and a plan still running when Live goes off is dropped."""
+    from canvasai.ui import live_mode
+
+    real_plan = live.plan_live
+    gates: list[threading.Event] = []
+    planned: list[tuple[str, Document]] = []
+
+    def slow_plan(doc, params, style=None, **kw):  # noqa: ANN001, ANN202
+        gate = threading.Event()
+        gates.append(gate)
+        planned.append((threading.current_thread().name, doc))
+        gate.wait(30)
+        return real_plan(doc, params, style, **kw)
+
+    monkeypatch.setattr(live, "plan_live", slow_plan)
+    monkeypatch.setattr(live_mode, "STROKE_DELAY_MS", 0)
+    mode, doc = win.live, win.document
+    mode.set_on(True)
+    qtbot.waitUntil(lambda: len(gates) == 1, timeout=TIMEOUT_MS)
+    thread, snap = planned[0]
+    assert thread != threading.current_thread().name and snap is not doc
+    assert mode.on and mode.jobs_submitted == 0  # the window went on meanwhile
+    dab(qtbot, win, 30, 30)  # painted while the plan runs: not in its snapshot ...
+    assert not np.array_equal(snap.layers[-1].surface.read(doc.rect),
+                              doc.layers[-1].surface.read(doc.rect))
+    qtbot.wait(100)
+    assert len(gates) == 1  # ... and no second plan beside it
+    gates[0].set()
+    qtbot.waitUntil(lambda: len(gates) == 2, timeout=TIMEOUT_MS)  # the next plan has it
+    assert mode.jobs_submitted == 1
+    assert np.array_equal(planned[1][1].layers[-1].surface.read(doc.rect),
+                          doc.layers[-1].surface.read(doc.rect))
+    mode.set_on(False)  # off while the second plan runs: its job is never submitted
+    gates[1].set()
+    qtbot.wait(300)
+    assert mode.jobs_submitted == 1 and not mode.on
+    assert not win.generation.service.pending_jobs()
+
+
 def test_live_off_leaves_no_job_running(qtbot, win, held):
     mode, svc = win.live, win.generation.service
     win.activateWindow()
