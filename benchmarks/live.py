@@ -15,9 +15,10 @@ model's native size is 64 px, so by default the live area runs at its own size
 (`native_resolution=False`); `--native` keeps the app's scaling to the native size.
 
 (a) One stroke: time from the stroke's end to the frame painted on the canvas, split into
-    snapshot (planning: composite + request, GUI thread), encode (text encoder + VAE
-    encoder), denoise (UNet), decode (TAESD or VAE decoder), paint (frame to QImage to
-    canvas, GUI thread) and other (scheduler, pre/post-processing, thread hops), with
+    snapshot (planning: composite + request; a pool thread in the window, the GUI
+    thread in the minimal receiver), encode (text encoder + VAE encoder), denoise
+    (UNet), decode (TAESD or VAE decoder), paint (frame to QImage to canvas, GUI
+    thread) and other (scheduler, pre/post-processing, thread hops), with
     module forward hooks. Divided by a bare diffusers `StableDiffusionImg2ImgPipeline`
     loaded from the same folder doing the same size, steps, strength, guidance and seed
     (it encodes the prompt and decodes with the full VAE every time, as bare diffusers
@@ -809,7 +810,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("(a) stroke end -> frame painted (ms)", f"{single['live_s'] * 1000:.1f}", ""),
         ("    snapshot / encode / denoise (ms)",
-         f"{s['snapshot']:.1f} / {s['encode']:.1f} / {s['denoise']:.1f}", "GUI / worker / worker"),
+         f"{s['snapshot']:.1f} / {s['encode']:.1f} / {s['denoise']:.1f}",
+         ("pool" if args.receiver == "window" else "GUI") + " / worker / worker"),
         ("    decode / paint / other (ms)", f"{s['decode']:.1f} / {s['paint']:.1f} / {s['other']:.1f}",
          f"decoder {single['decoder']}, prompt cache {single['prompt_cache']}"),
         ("    other: to worker / in worker / to canvas (ms)",
