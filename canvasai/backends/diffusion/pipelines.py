@@ -150,10 +150,10 @@ def folder_tokenizers(folder: Path) -> dict[str, Any]:
         if not name.startswith("tokenizer") or library != "transformers" or not sub.is_dir():
             continue
         try:
-            stamp = tuple(sorted((f.name, f.stat().st_mtime_ns, f.stat().st_size)
-                                 for f in sub.iterdir() if f.is_file()))
+            stats = [(f.name, f.stat()) for f in sub.iterdir() if f.is_file()]
         except OSError:
             continue
+        stamp = tuple(sorted((fname, st.st_mtime_ns, st.st_size) for fname, st in stats))
         key = (str(sub.resolve()), stamp)
         tok = _folder_tokenizers.pop(key, None)
         if tok is None:

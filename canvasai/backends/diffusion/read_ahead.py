@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from canvasai.backends.models import ModelInfo, pipeline_components
@@ -78,7 +78,7 @@ def read_ahead(paths: Sequence[Path], checkpoint: Callable[[], None] = lambda: N
         return 0
     started = time.perf_counter()
     done = 0
-    for path in _existing(paths, sizes):
+    for path in (p for p, size in zip(paths, sizes, strict=True) if size):
         try:
             done += _read_once(path, checkpoint)
         except OSError:
@@ -125,7 +125,3 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0
-
-
-def _existing(paths: Iterable[Path], sizes: Iterable[int]) -> list[Path]:
-    return [p for p, s in zip(paths, sizes, strict=True) if s]
