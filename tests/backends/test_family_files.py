@@ -59,7 +59,11 @@ def test_split_files_run_like_the_diffusers_folder(folders, tmp_path, kind) -> N
     split = _txt2img(backend, info.name, kind)
     whole = _txt2img(DiffusersBackend(ModelRegistry([folders], include_hf_cache=False)),
                      str(folder), kind)
-    np.testing.assert_array_equal(split, whole)
+    # Same weights, but not at the same memory alignment (the split files' tensors sit at
+    # the file's offsets), and CPU kernels round differently at unaligned edges: on some
+    # CPUs (this AMD EPYC without AVX-512) one value in thousands ends one level apart.
+    diff = np.abs(split.astype(int) - whole.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.005, (diff.max(), (diff > 0).sum())
 
 
 def test_split_files_take_their_configuration_from_an_installed_diffusers_folder(folders, tmp_path):
