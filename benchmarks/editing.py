@@ -66,6 +66,10 @@ pipe = StableDiffusionInpaintPipeline(vae=vae, text_encoder=te, tokenizer=tok, u
     scheduler=sched, safety_checker=None, feature_extractor=None,
     requires_safety_checker=False)
 pipe.to(torch.float16).save_pretrained(out, safe_serialization=True)
+# the tokenizer as the published SD 1.5 folders have it (vocab.json + merges.txt), not
+# the tokenizer.json that transformers' save_pretrained writes
+shutil.rmtree(out / "tokenizer")
+shutil.copytree(cfg.parent / "tokenizer", out / "tokenizer")
 print("MODEL " + str(out))
 """
 

@@ -39,7 +39,7 @@ SCRIPT = textwrap.dedent(
     import canvasai
     from canvasai.backends import models, router
     from canvasai.backends.api import GenerationRequest, Task
-    from canvasai.backends.diffusion import pipelines
+    from canvasai.backends.diffusion import pipelines, tokenizer_loading
     from canvasai.backends.models import BASE, SD1, ModelInfo
 
     class Ctx:
@@ -66,7 +66,7 @@ SCRIPT = textwrap.dedent(
         "configs_root": str(pipelines.configs_root()),
         "bundled_sd1": str(bundled),
         "bundled_unet_config": (bundled / "unet" / "config.json").is_file(),
-        "tokenizers": [k[0] for k in pipelines._tokenizers],
+        "tokenizers": [k[2] for k in tokenizer_loading._kept],
         "kind": [info.family, info.kind, info.format],
         "shape": list(result.images[0].shape),
         "steps": ctx.steps,
@@ -172,6 +172,6 @@ def test_wheel_runs_a_single_file_model_outside_the_checkout(tmp_path_factory) -
     assert out["configs_root"] == str(wheel_dir / "canvasai" / "resources" / "model_configs")
     assert out["bundled_sd1"].startswith(out["configs_root"]) and out["bundled_unet_config"]
     # the checkpoint's sidecar has no tokenizer: the one shipped in the wheel was used
-    assert out["tokenizers"] == [out["configs_root"] + "/tokenizer"]
+    assert out["tokenizers"] == [str(Path(out["configs_root"], "tokenizer").resolve())]
     assert out["kind"] == ["sd1", "base", "single_file"]
     assert out["shape"] == [64, 64, 4] and out["steps"][-1][0] == out["steps"][-1][1]

@@ -27,6 +27,7 @@ from typing import Any
 
 from canvasai.backends.device import DeviceChoice
 from canvasai.backends.diffusion import families
+from canvasai.backends.diffusion.tokenizer_loading import folder_tokenizers
 from canvasai.backends.models import ModelInfo, ModelRegistry, pipeline_components
 from canvasai.core.errors import ModelError
 
@@ -183,5 +184,5 @@ def load_split(cls: Any, info: ModelInfo, dev: DeviceChoice, registry: ModelRegi
             parts[role] = _load_vae(getattr(diffusers, name), config, role, Path(path), dk)
         else:
             parts[role] = load_text_encoder(name, config / role, Path(path), dev.dtype)
-    extra = families.get(info.family).load_kwargs(config)
+    extra = folder_tokenizers(config) | families.get(info.family).load_kwargs(config)
     return cls.from_pretrained(config, local_files_only=True, **dk, **parts, **extra)

@@ -17,7 +17,8 @@
   objects). `warm_imports` maps torch's shared libraries with the GIL released, pauses
   the cyclic garbage collector during the imports and freezes what they created;
   model loads run with the collector paused (see `gc_paused`), after their weight files
-  were read into the OS cache with the GIL released (see `read_ahead`).
+  were read into the OS cache with the GIL released (see `read_ahead`); tokenizers are
+  built in short GIL holds and kept (see `tokenizer_loading`).
 - Schedulers are rebuilt for every job from the pipeline's *original* scheduler
   config: ``X.from_config(pipe.scheduler.config)`` would carry options of an
   earlier swap over (e.g. Karras sigmas).
@@ -61,6 +62,7 @@ from canvasai.backends.device import (
 from canvasai.backends.diffusion import families
 from canvasai.backends.diffusion.families.base import Family, Route
 from canvasai.backends.diffusion.read_ahead import read_ahead, weight_files
+from canvasai.backends.diffusion.tokenizer_loading import folder_tokenizers, load_tokenizer
 from canvasai.backends.loras import LoraSpec
 from canvasai.backends.models import (
     BASE,
@@ -128,71 +130,24 @@ def config_folder_for(info: ModelInfo) -> Path:
     return folder
 
 
-_tokenizers: dict[tuple[str, str], Any] = {}
-_folder_tokenizers: dict[tuple[str, tuple], Any] = {}
-TOKENIZERS_KEPT = 8
-
-
-def folder_tokenizers(folder: Path) -> dict[str, Any]:
-    """The tokenizers of a diffusers folder (as ``model_index.json`` names them), each
-    built once per process while its files are unchanged; pass them to ``from_pretrained``.
-
-    Why: building a tokenizer holds the GIL for 60-170 ms in one piece (transformers'
-    JSON decoding of the vocabulary, the Rust BPE built from it) and nothing here can
-    split that; the GUI thread waits meanwhile. Keeping them makes every later load of
-    the model (switching back to it, the load after a cancelled one, a reload after an
-    out-of-memory step-down) skip it. They are small next to the model, and pipelines
-    only read them.
-    """
-    out: dict[str, Any] = {}
-    for name, (library, class_name) in models.pipeline_components(folder).items():
-        sub = folder / name
-        if not name.startswith("tokenizer") or library != "transformers" or not sub.is_dir():
-            continue
-        try:
-            stats = [(f.name, f.stat()) for f in sub.iterdir() if f.is_file()]
-        except OSError:
-            continue
-        stamp = tuple(sorted((fname, st.st_mtime_ns, st.st_size) for fname, st in stats))
-        key = (str(sub.resolve()), stamp)
-        tok = _folder_tokenizers.pop(key, None)
-        if tok is None:
-            import transformers
-
-            cls = getattr(transformers, class_name, None)
-            if cls is None:
-                continue  # diffusers says what is wrong
-            tok = cls.from_pretrained(sub, local_files_only=True)
-        _folder_tokenizers[key] = tok  # the most recently used last
-        while len(_folder_tokenizers) > TOKENIZERS_KEPT:
-            del _folder_tokenizers[next(iter(_folder_tokenizers))]
-        out[name] = tok
-    return out
-
-
 def shared_tokenizers(config: Path, family: str) -> dict[str, Any]:
-    """Tokenizers to pass to `from_single_file` when `config` has no tokenizer folder.
+    """Tokenizers to pass to `from_single_file` with the config folder `config`.
 
     The bundled config folders share one CLIP BPE tokenizer (``<configs>/tokenizer``)
     instead of carrying a copy each; SDXL's second tokenizer is the same vocabulary
-    padded with "!" (as in the published SDXL repos).
+    padded with "!" (as in the published SDXL repos). A config folder with tokenizers
+    of its own (a ``<checkpoint>.config`` beside the file) gives those.
     """
     if (config / "tokenizer").is_dir():
-        return {}
+        return folder_tokenizers(config)
     folder = configs_root() / "tokenizer"
     if not folder.is_dir():
         raise ModelError(f"The CLIP tokenizer files are missing from {folder.parent}.")
     from transformers import CLIPTokenizer
 
-    def load(pad: str) -> Any:
-        key = (str(folder), pad)
-        if key not in _tokenizers:
-            _tokenizers[key] = CLIPTokenizer.from_pretrained(folder, pad_token=pad)
-        return _tokenizers[key]
-
-    out = {"tokenizer": load("<|endoftext|>")}
+    out = {"tokenizer": load_tokenizer(CLIPTokenizer, folder, pad_token="<|endoftext|>")}
     if family == SDXL:
-        out["tokenizer_2"] = load("!")
+        out["tokenizer_2"] = load_tokenizer(CLIPTokenizer, folder, pad_token="!")
     return out
 
 

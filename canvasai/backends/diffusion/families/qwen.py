@@ -141,7 +141,10 @@ def qwen_vl_processor(folder):  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer, Qwen2VLProcessor
     from transformers.models.qwen2_vl import Qwen2VLImageProcessorPil
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    # (imported here: the family modules are imported by the registry this one uses)
+    from canvasai.backends.diffusion.tokenizer_loading import load_tokenizer
+
+    tokenizer = load_tokenizer(AutoTokenizer, folder)
     images = Qwen2VLImageProcessorPil.from_pretrained(folder, local_files_only=True)
     proc = Qwen2VLProcessor.__new__(Qwen2VLProcessor)
     template = getattr(tokenizer, "chat_template", None)
