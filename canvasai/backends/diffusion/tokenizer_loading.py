@@ -14,8 +14,10 @@ model loads). Two things keep that off the GUI:
   bundled for single files), the vocabulary and merges are read here and handed to
   ``from_pretrained`` (see `_ItemByItem` for the form the merges take), where
   transformers would have the Rust side parse both files in one call. Measured on the
-  bundled CLIP tokenizer: the longest hold 85-94 ms -> 21-31 ms, the whole build
-  90 -> 130-145 ms. The tokenizer is the same (a test compares them).
+  bundled CLIP tokenizer alone: the longest hold 66-94 ms -> 21-31 ms, the whole build
+  70-90 -> 130-145 ms; in a full-size SD 1.5 cold job (benchmarks/editing.py) the
+  longest GUI stall went 78-114 -> 51-54 ms. The tokenizer is the same (a test
+  compares them).
 
 A folder with a ``tokenizer.json`` goes through transformers' own path (it reads that
 file, whatever else is passed), and still holds the GIL while ``json`` parses it.
